@@ -1,0 +1,279 @@
+"""The DyT layer spec: everything the hardware needs, as one JSON object.
+
+A spec is what ``hw`` reads and nothing else: channels ``C``, lanes ``P``,
+the input format and its real scale, the integer tanh (table or segments),
+optional per-channel power-of-two alpha shifts, and the affine mode.
+
+>>> from hardyt.quant.tanh import build_lut
+>>> spec = DyTSpec(channels=4, lanes=2, in_bits=6, in_scale=0.05, alpha=2.0,
+...                tanh=build_lut(6, 8, 0.1))
+>>> DyTSpec.from_json(spec.to_json()) == spec
+True
+>>> spec.out_bits, spec.affine.mode
+(8, 'folded')
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HardytError, SpecError
+from .files import save_json_atomic
+from .fixed import signed_range
+from .tanh import MAX_IN_BITS, Tanh, TanhLUT, TanhPWL, full_scale
+
+__all__ = ["SPEC_VERSION", "FoldedAffine", "ChannelAffine", "Affine", "DyTSpec", "spec_from_dict", "load_spec"]
+
+SPEC_VERSION = 1
+_MAX_SHIFT = 8
+
+
+def _check_int(name, v, lo, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise SpecError(name, f"must be an integer {rng}, got {v!r}")
+
+
+def _check_real(name, v, positive=True):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or (positive and v <= 0):
+        kind = "a positive finite number" if positive else "a finite number"
+        raise SpecError(name, f"must be {kind}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class FoldedAffine:
+    """gamma/beta folded into the next Linear: the core outputs the tanh code.
+
+    The output is signed ``tanh.out_bits`` wide with real scale ``1/T``.
+    """
+
+    mode: str = field(default="folded", init=False)
+
+
+@dataclass(frozen=True)
+class ChannelAffine:
+    """Per-channel ``y = sat(round_shift(gamma[c] * t + beta[c], shift))``.
+
+    ``t`` is the tanh code; ``gamma`` and ``beta`` are signed integers of
+    ``gamma_bits`` and ``beta_bits``; the output is signed ``out_bits`` wide
+    with real scale ``out_scale`` (so ``gamma[c] ~ gamma_c * 2**shift /
+    (T * out_scale)`` and ``beta[c] ~ beta_c * 2**shift / out_scale``).
+    """
+
+    gamma: tuple[int, ...]
+    beta: tuple[int, ...]
+    gamma_bits: int
+    beta_bits: int
+    shift: int
+    out_bits: int
+    out_scale: float
+    mode: str = field(default="channel", init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "gamma", tuple(self.gamma))
+        object.__setattr__(self, "beta", tuple(self.beta))
+        _check_int("affine.gamma_bits", self.gamma_bits, 2, 32)
+        _check_int("affine.beta_bits", self.beta_bits, 2, 48)
+        _check_int("affine.shift", self.shift, 0, 40)
+        _check_int("affine.out_bits", self.out_bits, 2, 32)
+        _check_real("affine.out_scale", self.out_scale)
+        for name, values, bits in (("gamma", self.gamma, self.gamma_bits), ("beta", self.beta, self.beta_bits)):
+            lo, hi = signed_range(bits)
+            for i, v in enumerate(values):
+                _check_int(f"affine.{name}[{i}]", v, lo, hi)
+
+
+Affine = FoldedAffine | ChannelAffine
+
+
+@dataclass(frozen=True)
+class DyTSpec:
+    """One DyT layer for the hardware.
+
+    Parameters
+    ----------
+    channels : int
+        Channels per token ``C``.
+    lanes : int
+        Channels per beat ``P``; ``C % P == 0``.
+    in_bits : int
+        Signed input code width.
+    in_scale : float
+        Real value of one input code.
+    alpha : float
+        The layer's (smallest) alpha; ``tanh.alpha_scale == alpha * in_scale``.
+    tanh : TanhLUT or TanhPWL
+        The integer tanh; its ``in_bits`` is ``in_bits + max(alpha_shift)``.
+    affine : FoldedAffine or ChannelAffine
+    alpha_shift : tuple of int or None
+        Per-channel alpha as powers of two: channel ``c`` computes
+        ``tanh(x << alpha_shift[c])`` (alpha_c = alpha * 2**shift).
+    name : str
+        Layer name in the source model (for reports and file names).
+    """
+
+    channels: int
+    lanes: int
+    in_bits: int
+    in_scale: float
+    alpha: float
+    tanh: Tanh
+    affine: Affine = FoldedAffine()
+    alpha_shift: tuple[int, ...] | None = None
+    name: str = "dyt"
+
+    def __post_init__(self):
+        _check_int("channels", self.channels, 1, 1 << 16)
+        _check_int("lanes", self.lanes, 1, 256)
+        if self.channels % self.lanes:
+            raise SpecError("lanes", f"channels ({self.channels}) must be a multiple of lanes ({self.lanes})")
+        _check_int("in_bits", self.in_bits, 2, MAX_IN_BITS)
+        _check_real("in_scale", self.in_scale)
+        _check_real("alpha", self.alpha)
+        if not isinstance(self.tanh, (TanhLUT, TanhPWL)):
+            raise SpecError("tanh", f"must be a TanhLUT or TanhPWL, got {type(self.tanh).__name__}")
+        if not isinstance(self.affine, (FoldedAffine, ChannelAffine)):
+            raise SpecError("affine", f"must be FoldedAffine or ChannelAffine, got {type(self.affine).__name__}")
+        extra = 0
+        if self.alpha_shift is not None:
+            object.__setattr__(self, "alpha_shift", tuple(self.alpha_shift))
+            if len(self.alpha_shift) != self.channels:
+                raise SpecError("alpha_shift", f"must have {self.channels} entries (channels), got {len(self.alpha_shift)}")
+            for i, k in enumerate(self.alpha_shift):
+                _check_int(f"alpha_shift[{i}]", k, 0, _MAX_SHIFT)
+            extra = max(self.alpha_shift)
+        if self.tanh.in_bits != self.in_bits + extra:
+            raise SpecError("tanh.in_bits", f"must be in_bits + max(alpha_shift) = {self.in_bits + extra}, got {self.tanh.in_bits}")
+        expect = self.alpha * self.in_scale
+        if not math.isclose(self.tanh.alpha_scale, expect, rel_tol=1e-9):
+            raise SpecError("tanh.alpha_scale", f"must equal alpha * in_scale = {expect!r}, got {self.tanh.alpha_scale!r}")
+        if isinstance(self.affine, ChannelAffine):
+            for name in ("gamma", "beta"):
+                n = len(getattr(self.affine, name))
+                if n != self.channels:
+                    raise SpecError(f"affine.{name}", f"must have {self.channels} entries (channels), got {n}")
+
+    @property
+    def out_bits(self) -> int:
+        """Width of one output lane."""
+        return self.affine.out_bits if isinstance(self.affine, ChannelAffine) else self.tanh.out_bits
+
+    @property
+    def out_scale(self) -> float:
+        """Real value of one output code."""
+        return self.affine.out_scale if isinstance(self.affine, ChannelAffine) else 1.0 / full_scale(self.tanh.out_bits)
+
+    # -- JSON ------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        t = self.tanh
+        tanh = {"kind": t.kind, "in_bits": t.in_bits, "out_bits": t.out_bits, "alpha_scale": t.alpha_scale}
+        if t.kind == "lut":
+            tanh |= {"drop_bits": t.drop_bits, "table": list(t.table)}
+        else:
+            tanh |= {"seg_shift": t.seg_shift, "frac": t.frac, "slope": list(t.slope), "intercept": list(t.intercept)}
+        a = self.affine
+        affine = {"mode": a.mode}
+        if a.mode == "channel":
+            affine |= {k: getattr(a, k) for k in ("gamma_bits", "beta_bits", "shift", "out_bits", "out_scale")}
+            affine |= {"gamma": list(a.gamma), "beta": list(a.beta)}
+        return {
+            "hardyt": "dyt", "version": SPEC_VERSION, "name": self.name,
+            "channels": self.channels, "lanes": self.lanes,
+            "in_bits": self.in_bits, "in_scale": self.in_scale, "alpha": self.alpha,
+            "alpha_shift": None if self.alpha_shift is None else list(self.alpha_shift),
+            "tanh": tanh, "affine": affine,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DyTSpec":
+        if not isinstance(d, dict):
+            raise SpecError("spec", f"must be a JSON object, got {type(d).__name__}")
+        if d.get("hardyt") != "dyt":
+            raise SpecError("hardyt", f"not a DyT layer spec (expected \"hardyt\": \"dyt\", got {d.get('hardyt')!r})")
+        version = d.get("version")
+        _check_int("version", version, 1)
+        if version > SPEC_VERSION:
+            raise SpecError("version", f"spec version {version} is newer than this hardyt supports ({SPEC_VERSION}); upgrade hardyt")
+        try:
+            t = d["tanh"]
+            common = (t["in_bits"], t["out_bits"], t["alpha_scale"])
+            if t["kind"] == "lut":
+                tanh = TanhLUT(*common, t["drop_bits"], t["table"])
+            elif t["kind"] == "pwl":
+                tanh = TanhPWL(*common, t["seg_shift"], t["frac"], t["slope"], t["intercept"])
+            else:
+                raise SpecError("tanh.kind", f"must be 'lut' or 'pwl', got {t['kind']!r}")
+            a = d["affine"]
+            if a["mode"] == "folded":
+                affine = FoldedAffine()
+            elif a["mode"] == "channel":
+                affine = ChannelAffine(a["gamma"], a["beta"], a["gamma_bits"], a["beta_bits"], a["shift"],
+                                       a["out_bits"], a["out_scale"])
+            else:
+                raise SpecError("affine.mode", f"must be 'folded' or 'channel', got {a['mode']!r}")
+            return cls(d["channels"], d["lanes"], d["in_bits"], d["in_scale"], d["alpha"], tanh, affine,
+                       d.get("alpha_shift"), d.get("name", "dyt"))
+        except KeyError as e:
+            raise SpecError(str(e.args[0]), "missing from the spec") from None
+        except TypeError as e:
+            raise SpecError("spec", f"malformed field: {e}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "DyTSpec":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError("spec", f"not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+    def save(self, path) -> Path:
+        return save_json_atomic(path, self.to_dict())
+
+    def reference(self, x) -> np.ndarray:
+        """The golden model on ``(..., C)`` codes (every core spec has one)."""
+        from .golden_model import golden
+        return golden(x, self)
+
+    def reference_stream(self, x_beats, last) -> np.ndarray:
+        """The golden model on a stream: ``x_beats`` is ``(beats, P)``, ``last`` ``(beats,)``.
+
+        Every core spec has this; it is what testbenches compare beats with.
+        """
+        from .golden_model import check_input, dyt_elements
+        from .stream import lane_channels
+        x = check_input(x_beats, self.lanes, self.in_bits)
+        return dyt_elements(x, lane_channels(last, self.lanes, self.channels), self)
+
+
+def spec_from_dict(d: dict):
+    """A core spec of any kind from its JSON object (dispatch on ``"hardyt"``)."""
+    kind = d.get("hardyt") if isinstance(d, dict) else None
+    if kind == "layernorm":
+        from .layernorm import LayerNormSpec
+        return LayerNormSpec.from_dict(d)
+    return DyTSpec.from_dict(d)
+
+
+def load_spec(path):
+    """Read a core spec JSON file (DyT or LayerNorm); errors name the file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise HardytError(f"{path}: cannot read spec: {e.strerror or e}") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError("spec", f"not valid JSON: {e}", source=path) from None
+    try:
+        return spec_from_dict(d)
+    except SpecError as e:
+        raise SpecError(e.field, e.message, source=path) from None

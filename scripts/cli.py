@@ -1,0 +1,72 @@
+"""The ``hardyt`` command line: one subcommand per module ``cmd_<name>.py``.
+
+Each subcommand module defines ``add_parser(subparsers)`` which registers its
+parser and sets ``func`` to a ``run(args) -> int`` function. Bad input raises
+:class:`hardyt.quant.HardytError`; ``main`` prints it as one line and exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from hardyt.quant.errors import HardytError
+
+# Subcommands, in the order --help lists them.
+COMMANDS = ("tanh",)
+
+
+def hardyt_version() -> str:
+    try:
+        return version("hardyt")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="hardyt", description="LayerNorm → Dynamic Tanh for ViTs on FPGAs: "
+                    "calibrate, quantize, generate RTL, prove it bit-exact.")
+    parser.add_argument("--version", action="version", version=f"hardyt {hardyt_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"hardyt.scripts.cmd_{name}").add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except HardytError as e:
+        print(f"hardyt {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hardyt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"hardyt {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - last resort: one line unless debugging
+        if os.environ.get("HARDYT_DEBUG"):
+            raise
+        print(f"hardyt {args.command}: internal error: {type(e).__name__}: {e} "
+              "(set HARDYT_DEBUG=1 for a traceback and please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

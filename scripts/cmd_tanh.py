@@ -1,0 +1,43 @@
+"""``hardyt tanh``: the error report of one fixed-point tanh configuration."""
+from __future__ import annotations
+
+import json
+
+from hardyt.quant.tanh import build_tanh, error_report
+
+from .plots import plot_tanh
+
+
+def add_parser(sub):
+    p = sub.add_parser("tanh", help="error report of one fixed-point tanh (lut or pwl)",
+                       description="Build a fixed-point tanh and measure its error over every input code.")
+    p.add_argument("--kind", choices=("lut", "pwl"), required=True)
+    p.add_argument("--in-bits", type=int, required=True, help="signed input width")
+    p.add_argument("--out-bits", type=int, required=True, help="signed output width (full scale = 1.0)")
+    p.add_argument("--alpha-scale", type=float, required=True,
+                   help="alpha times the input LSB: the tanh argument per input code")
+    p.add_argument("--segments", type=int, default=16, help="pwl: number of segments (power of two)")
+    p.add_argument("--drop-bits", type=int, default=0, help="lut: low bits of |x| dropped from the index")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="FILE.png", help="draw approximation and error over the input range")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    t = build_tanh(args.kind, args.in_bits, args.out_bits, args.alpha_scale,
+                   segments=args.segments, drop_bits=args.drop_bits)
+    report = error_report(t)
+    if args.plot:
+        plot_tanh(t, args.plot)
+    d = report.as_dict()
+    if args.kind == "lut":
+        d |= {"drop_bits": t.drop_bits, "index_bits": t.index_bits}
+    else:
+        d |= {"segments": t.segments, "seg_shift": t.seg_shift, "frac": t.frac,
+              "slope_bits": t.slope_bits, "intercept_bits": t.intercept_bits}
+    if args.json:
+        print(json.dumps(d))
+    else:
+        for k, v in d.items():
+            print(f"{k:>16}: {v:.4f}" if isinstance(v, float) and k != "alpha_scale" else f"{k:>16}: {v}")
+    return 0

@@ -1,0 +1,45 @@
+"""PNG figures for reports (matplotlib, headless), written atomically."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from hardyt.quant.files import atomic_write_bytes
+from hardyt.quant.tanh import Tanh, full_scale, tanh_int
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path) -> None:
+    """Render ``fig`` to PNG in memory, then write it atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_tanh(t: Tanh, path) -> None:
+    """Approximation against exact tanh, and its error in ULPs, over every code."""
+    plt = _pyplot()
+    half = 1 << (t.in_bits - 1)
+    x = np.arange(-half, half, dtype=np.int64)
+    exact = full_scale(t.out_bits) * np.tanh(t.alpha_scale * x.astype(np.float64))
+    approx = tanh_int(x, t)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    ax1.plot(x, exact, lw=1, label="T·tanh(a·x) exact")
+    ax1.step(x, approx, lw=0.8, where="mid", label=f"{t.kind} ({t.out_bits}-bit)")
+    ax1.set_ylabel("output code")
+    ax1.legend(loc="upper left")
+    ax1.set_title(f"{t.kind}: in {t.in_bits} bits, out {t.out_bits} bits, alpha·lsb = {t.alpha_scale:.4g}")
+    ax2.plot(x, approx - exact, lw=0.6)
+    ax2.axhline(0.5, color="k", ls=":", lw=0.8)
+    ax2.axhline(-0.5, color="k", ls=":", lw=0.8)
+    ax2.set_ylabel("error (ULP)")
+    ax2.set_xlabel("input code")
+    save_figure(fig, path)

@@ -43,3 +43,24 @@ def plot_tanh(t: Tanh, path) -> None:
     ax2.set_ylabel("error (ULP)")
     ax2.set_xlabel("input code")
     save_figure(fig, path)
+
+
+def plot_resources(cores: dict[str, dict], path, title: str = "") -> None:
+    """Grouped bars of LUT, FF, DSP and BRAM per core (log scale: DyT's zeros stay visible as gaps)."""
+    plt = _pyplot()
+    keys = ("lut", "ff", "dsp", "bram")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(cores)
+    for j, (label, r) in enumerate(cores.items()):
+        xs = np.arange(len(keys)) + j * width
+        vals = [max(r[k], 0) for k in keys]
+        bars = ax.bar(xs, [v if v else 0.8 for v in vals], width, label=label)
+        for b, v in zip(bars, vals):
+            ax.annotate(str(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                        fontsize=8)
+    ax.set_xticks(np.arange(len(keys)) + width * (len(cores) - 1) / 2, [k.upper() for k in keys])
+    ax.set_yscale("log")
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend()
+    save_figure(fig, path)

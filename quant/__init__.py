@@ -14,10 +14,11 @@ __all__ = [
     "HardytError", "SpecError", "FixedFormat", "Rounding", "dequantize", "narrow", "quantize", "round_shift",
     "saturate", "golden", "SPEC_VERSION", "ChannelAffine", "DyTSpec", "FoldedAffine", "load_spec",
     "TanhLUT", "TanhPWL", "build_lut", "build_pwl", "build_tanh", "error_report", "full_scale", "tanh_int",
-    "DyT",
+    "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
 ]
 
-_LAZY = {"DyT": ".dyt"}
+_LAZY = {"DyT": ".dyt", "convert": ".convert", "to_float": ".convert", "partial_convert": ".partial",
+         "FixedDyT": ".fixed_dyt", "accuracy": ".evaluate"}
 
 
 def __getattr__(name):

@@ -142,6 +142,12 @@ def capture(model: nn.Module, names: list[str], batches: list, *, rows_per_batch
     return {n: (torch.cat(xs), torch.cat(ys) if ys else None) for n, (xs, ys) in got.items()}
 
 
+# Callers that read a LayerNorm's ``eps`` (nn.TransformerEncoderLayer's fused fast
+# path requires norm1.eps == norm2.eps) must take their generic path, which calls
+# the DyT module: NaN never compares equal.
+NOT_LAYERNORM_EPS = float("nan")
+
+
 # -- DyT with per-channel power-of-two alpha ------------------------------
 
 class ShiftDyT(DyT):
@@ -192,6 +198,7 @@ class FitResult:
         with torch.no_grad():
             m.weight.copy_(self.gamma)
             m.bias.copy_(self.beta)
+        m.eps = NOT_LAYERNORM_EPS
         return m
 
 
@@ -331,7 +338,7 @@ def reconstruct(model: nn.Module, dyts: dict, batches: list, teacher_logits: lis
                 with torch.no_grad():
                     for m in dyts.values():
                         m.alpha.clamp_(min=1e-6)
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 if progress is not None:
                     progress.update(1)
     finally:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
+import types
 
 import torch
 from torch import nn
@@ -33,7 +35,7 @@ from .errors import HardytError
 from .fixed_dyt import FixedDyT, formats_from, make_spec
 from .fold import fold_all
 
-__all__ = ["METHODS", "OPTION_DEFAULTS", "convert", "calibration_batches"]
+__all__ = ["METHODS", "OPTION_DEFAULTS", "convert", "calibration_batches", "to_float", "dyt_layers"]
 
 METHODS = ("naive", "lstsq", "sequential", "reconstruct")
 
@@ -241,7 +243,7 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         })
     if fixed_point is not False and fixed_point is not None:
         for name in names:
-            set_module(student, name, FixedDyT(specs[name]))
+            set_module(student, name, FixedDyT(specs[name], student.get_submodule(name)))
     with torch.no_grad():
         kl = sum(float(kl_to(t, model_logits(student, b))) * len(t) for t, b in zip(teacher_logits, batches))
     kl /= sum(len(t) for t in teacher_logits)
@@ -256,3 +258,29 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         "seconds": time.perf_counter() - t0,
     }
     return student, report
+
+
+def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The DyT layers (float or fixed point) of a converted model, by name."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
+
+
+def to_float(model: nn.Module) -> nn.Module:
+    """A copy of a fixed-point converted model with float DyT layers (same calibration)."""
+    out = copy.deepcopy(model)
+    for name, m in dyt_layers(out).items():
+        if isinstance(m, FixedDyT):
+            set_module(out, name, m.float_module[0])
+    return out
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module makes ``hardyt.quant.convert`` name the module, not the
+    function (the import system sets the package attribute); calling it calls
+    :func:`convert`, so ``from hardyt.quant import convert`` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .calibrate import NOT_LAYERNORM_EPS
 from .errors import HardytError
 from .fixed import signed_range
 from .golden_model import dyt_elements
@@ -98,9 +99,12 @@ def make_spec(name: str, alpha: float, in_scale: float, formats: dict, *, channe
 
 
 def quantize_codes(x: torch.Tensor, in_scale: float, in_bits: int) -> torch.Tensor:
-    """Input codes as :func:`hardyt.quant.fixed.quantize` makes them (half up, saturated)."""
+    """Input codes as :func:`hardyt.quant.fixed.quantize` makes them (half up, saturated).
+
+    Computed in float64 like the NumPy function, so both give the same codes.
+    """
     lo, hi = signed_range(in_bits)
-    return torch.floor(x / in_scale + 0.5).clamp_(lo, hi).to(torch.int64)
+    return torch.floor(x.double() / in_scale + 0.5).nan_to_num_(0.0).clamp_(lo, hi).to(torch.int64)
 
 
 class FixedDyT(nn.Module):
@@ -111,6 +115,9 @@ class FixedDyT(nn.Module):
     spec : DyTSpec
         The layer; its ``in_scale`` quantizes the input, its ``out_scale``
         dequantizes the output.
+    float_module : nn.Module or None
+        The float DyT it was made from (kept out of the state dict; see
+        :func:`hardyt.quant.convert.to_float`).
 
     Members
     -------
@@ -118,10 +125,12 @@ class FixedDyT(nn.Module):
         When a list, each forward appends the ``(tokens, C)`` int64 input codes.
     """
 
-    def __init__(self, spec: DyTSpec):
+    def __init__(self, spec: DyTSpec, float_module: nn.Module | None = None):
         super().__init__()
         self.spec = spec
         self.record = None
+        self.float_module = (float_module,)  # a tuple: not a submodule, not in the state dict
+        self.eps = NOT_LAYERNORM_EPS
         lo, hi = signed_range(spec.in_bits)
         self._lo = lo
         self._n_codes = hi - lo + 1

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from hardyt.quant.errors import HardytError
 
 # Subcommands, in the order --help lists them.
-COMMANDS = ("tanh", "demo")
+COMMANDS = ("tanh", "convert", "demo")
 
 
 def hardyt_version() -> str:

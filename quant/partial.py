@@ -1,0 +1,83 @@
+"""Hardware-aware partial replacement: keep the fewest LayerNorms under an accuracy budget.
+
+1. convert every LayerNorm once (no folding, so each layer stands alone);
+2. **rank** the LayerNorms by the cost of converting each one alone: the KL
+   divergence of the logits to the LayerNorm model's on the calibration set;
+3. **curve**: accuracy on the evaluation set with the k cheapest converted,
+   k = 0..L;
+4. **select** the largest k whose accuracy drop is within ``max_drop``
+   points; the others stay LayerNorm (served by the LayerNorm core);
+5. convert again with those LayerNorms kept, so that the calibration
+   reconstructs the model as it will run.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .calibrate import kl_to, model_logits, set_module
+from .convert import calibration_batches, convert, dyt_layers
+from .errors import HardytError
+from .evaluate import accuracy
+
+__all__ = ["layer_costs", "accuracy_curve", "select_kept", "partial_convert"]
+
+
+def _with_layers(model: nn.Module, modules: dict, names) -> nn.Module:
+    out = copy.deepcopy(model)
+    for n in names:
+        set_module(out, n, copy.deepcopy(modules[n]))
+    return out.eval()
+
+
+def layer_costs(model: nn.Module, modules: dict, batches: list) -> dict[str, float]:
+    """KL on ``batches`` of the model with only one LayerNorm replaced, per layer."""
+    with torch.no_grad():
+        teacher = [model_logits(model, b) for b in batches]
+        costs = {}
+        for name in modules:
+            m = _with_layers(model, modules, [name])
+            costs[name] = sum(float(kl_to(t, model_logits(m, b))) * len(t) for t, b in zip(teacher, batches))
+            costs[name] /= sum(len(t) for t in teacher)
+    return costs
+
+
+def accuracy_curve(model: nn.Module, modules: dict, order: list[str], x, y, **kw) -> list[float]:
+    """Accuracy with the ``k`` first layers of ``order`` replaced, for k = 0..len(order)."""
+    return [accuracy(_with_layers(model, modules, order[:k]), x, y, **kw) for k in range(len(order) + 1)]
+
+
+def select_kept(order: list[str], curve: list[float], max_drop_pt: float) -> list[str]:
+    """The LayerNorms to keep: those after the largest k within ``max_drop_pt`` of ``curve[0]``.
+
+    >>> select_kept(["a", "b", "c"], [0.90, 0.899, 0.897, 0.85], 0.5)
+    ['c']
+    """
+    best = max(k for k, acc in enumerate(curve) if 100 * (curve[0] - acc) <= max_drop_pt)
+    return list(order[best:])
+
+
+def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float, fixed_point=False,
+                    progress: bool = False, **options):
+    """Convert all but the fewest LayerNorms such that top-1 drops by at most ``max_drop`` points.
+
+    Returns ``(converted, report)`` like :func:`hardyt.quant.convert`, with
+    ``report["partial"]``: ``costs``, ``order`` (cheapest first), ``curve``
+    (accuracy on ``x_eval`` vs number converted), ``kept`` and ``max_drop``.
+    """
+    if not max_drop >= 0:
+        raise HardytError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
+    batches = calibration_batches(calib)
+    alone, _ = convert(model, batches, fixed_point=fixed_point, progress=progress, **(options | {"fold": False}))
+    modules = dyt_layers(alone)
+    teacher = copy.deepcopy(model).eval()
+    costs = layer_costs(teacher, modules, batches)
+    order = sorted(costs, key=costs.__getitem__)
+    curve = accuracy_curve(teacher, modules, order, x_eval, y_eval, progress=progress)
+    kept = select_kept(order, curve, max_drop)
+    converted, report = convert(model, batches, fixed_point=fixed_point, progress=progress,
+                                **(options | {"keep": tuple(kept)}))
+    report["partial"] = {"max_drop": max_drop, "costs": costs, "order": order, "curve": curve, "kept": kept}
+    return converted, report

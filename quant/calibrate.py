@@ -28,7 +28,7 @@ from .tanh import full_scale
 
 __all__ = [
     "model_logits", "run_model", "get_module", "set_module", "layer_norm_names", "capture",
-    "ShiftDyT", "FitResult", "fit_dyt", "reconstruct", "choose_clip", "kl_to",
+    "ShiftDyT", "FitResult", "fit_dyt", "augment", "reconstruct", "choose_clip", "kl_to",
 ]
 
 
@@ -252,11 +252,12 @@ def fit_dyt(x: torch.Tensor, y: torch.Tensor, *, shifts: int = 0, keep_affine=No
 
 # -- reconstruction ----------------------------------------------------------
 
-def kl_to(teacher_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) of the softmax distributions, mean over samples."""
-    return F.kl_div(F.log_softmax(logits.float(), -1).reshape(-1, logits.shape[-1]),
-                    F.log_softmax(teacher_logits.float(), -1).reshape(-1, logits.shape[-1]),
-                    log_target=True, reduction="batchmean")
+def kl_to(teacher_logits: torch.Tensor, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """KL(teacher || student) of the softmax distributions at ``temperature``, mean over samples."""
+    c = logits.shape[-1]
+    return F.kl_div(F.log_softmax(logits.float() / temperature, -1).reshape(-1, c),
+                    F.log_softmax(teacher_logits.float() / temperature, -1).reshape(-1, c),
+                    log_target=True, reduction="batchmean") * temperature ** 2
 
 
 class _FakeQuant(torch.autograd.Function):
@@ -294,18 +295,72 @@ def quantized_forward(dyts: dict, scales: dict, in_bits: int, out_bits: int):
             del m.forward
 
 
-def reconstruct(model: nn.Module, dyts: dict, batches: list, teacher_logits: list, *, steps: int,
-                lr: float = 2e-3, alpha_lr: float = 2e-3, quant=None, progress=None) -> list[float]:
+def augment(batch, mode: str, gen: torch.Generator):
+    """A label-free variant of an image batch: ``flip`` (horizontal, half the
+    samples) and/or ``mixup`` (each sample blended with another, weight
+    U(0.5, 1)); ``+``-separated. Non-image batches are returned unchanged."""
+    def one(x):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
+            return x
+        n = x.shape[0]
+        if "flip" in mode:
+            x = torch.where((torch.rand(n, generator=gen) < 0.5)[:, None, None, None], x.flip(-1), x)
+        if "mixup" in mode:
+            lam = 0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=gen)
+            x = lam * x + (1 - lam) * x[torch.randperm(n, generator=gen)]
+        return x
+    if isinstance(batch, dict):
+        return {k: one(v) for k, v in batch.items()}
+    return one(batch)
+
+
+def reconstruct(model: nn.Module, dyts: dict, batches: list, teacher: nn.Module, *, steps: int,
+                lr: float = 2e-3, alpha_lr: float = 2e-3, quant=None, augment_mode: str = "",
+                temperature: float = 1.0, feature_weight: float = 0.0, other_lr: float = 0.0, seed: int = 0,
+                progress=None) -> list[float]:
     """Adam on the DyT parameters only: KL of the logits to the LayerNorm model's.
 
     ``dyts`` maps names to DyT modules inside ``model``; every other
-    parameter is frozen for the duration. ``alpha_lr`` is relative to each
-    layer's starting alpha. Cosine learning-rate decay. ``quant`` =
-    ``(scales, in_bits, out_bits)`` trains through the fixed-point
-    quantization (straight-through estimator). Returns the loss per step.
+    parameter is frozen for the duration. ``teacher`` is the LayerNorm
+    model. ``alpha_lr`` is relative to each layer's starting alpha. Cosine
+    learning-rate decay. ``quant`` = ``(scales, in_bits, out_bits)`` trains
+    through the fixed-point quantization (straight-through estimator);
+    ``augment_mode`` varies the batches (:func:`augment`).
+    ``feature_weight > 0`` adds that times the mean over layers of each DyT
+    output's MSE to the LayerNorm output at the same place in the teacher
+    (normalized by its variance). ``other_lr > 0``
+    also trains every other weight at that rate (label-free
+    self-distillation: not post-training any more, never the default).
+    Returns the loss per step.
     """
     if steps <= 0:
         return []
+    gen = torch.Generator().manual_seed(seed)
+    cache = {}
+    feats = {"teacher": {}, "student": {}}
+
+    def keep(kind, name):
+        def f(_m, _i, out):
+            feats[kind][name] = out
+        return f
+
+    def pair(step):
+        b = step % len(batches)
+        batch = augment(batches[b], augment_mode, gen) if augment_mode else batches[b]
+        if augment_mode or feature_weight or b not in cache:
+            with torch.no_grad():
+                cache[b] = model_logits(teacher, batch)
+        return batch, cache[b]
+
+    def feature_loss():
+        t, s = feats["teacher"], feats["student"]
+        return sum(F.mse_loss(s[n], t[n]) / t[n].var().clamp_min(1e-12) for n in dyts) / len(dyts)
+
+    hooks = contextlib.ExitStack()
+    if feature_weight:
+        hooks.enter_context(_hooks([(n, teacher.get_submodule(n)) for n in dyts], lambda n: keep("teacher", n)))
+        hooks.enter_context(_hooks(list(dyts.items()), lambda n: keep("student", n)))
+
     frozen = {p: p.requires_grad for p in model.parameters()}
     for p in frozen:
         p.requires_grad_(False)
@@ -317,6 +372,12 @@ def reconstruct(model: nn.Module, dyts: dict, batches: list, teacher_logits: lis
             m.weight.requires_grad_(True)
             m.bias.requires_grad_(True)
             groups.append({"params": [m.weight, m.bias], "lr": lr})
+    if other_lr > 0:
+        mine = {id(p) for g in groups for p in g["params"]}
+        others = [p for p in frozen if id(p) not in mine]
+        for p in others:
+            p.requires_grad_(True)
+        groups.append({"params": others, "lr": other_lr})
     opt = torch.optim.Adam(groups)
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]
@@ -325,10 +386,12 @@ def reconstruct(model: nn.Module, dyts: dict, batches: list, teacher_logits: lis
     was_training = model.training
     model.eval()
     try:
-        with ctx, torch.enable_grad():
+        with hooks, ctx, torch.enable_grad():
             for step in range(steps):
-                b = step % len(batches)
-                loss = kl_to(teacher_logits[b], model_logits(model, batches[b]))
+                batch, target = pair(step)
+                loss = kl_to(target, model_logits(model, batch), temperature)
+                if feature_weight:
+                    loss = loss + feature_weight * feature_loss()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -42,9 +42,13 @@ METHODS = ("naive", "lstsq", "sequential", "reconstruct")
 OPTION_DEFAULTS = {
     "method": "reconstruct",  # one of METHODS
     "steps": 300,             # reconstruction: Adam steps (one calibration batch each)
-    "lr": 2e-3,               # reconstruction: gamma/beta learning rate
-    "alpha_lr": 2e-3,         # reconstruction: alpha learning rate, relative to each alpha
+    "lr": 2e-2,               # reconstruction: gamma/beta learning rate
+    "alpha_lr": 2e-2,         # reconstruction: alpha learning rate, relative to each alpha
+    "temperature": 1.0,       # reconstruction: softmax temperature of the KL
+    "feature_weight": 0.0,    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
+    "self_distill_lr": 0.0,   # > 0: also tune every other weight (label-free self-distillation; not default)
     "quant_aware": False,     # reconstruction through the fixed-point quantization (STE)
+    "augment": "",            # reconstruction on label-free variants of image batches: "flip", "mixup", "flip+mixup"
     "alpha_shift": 0,         # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
     "fold": True,             # fold gamma/beta into following Linear layers when exact
     "keep": (),               # LayerNorm names to keep as LayerNorm
@@ -218,8 +222,11 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
             if opts["quant_aware"]:
                 scales = {n: c[0] for n, c in _clips(student, names, batches, formats, opts).items()}
                 quant = (scales, formats["in_bits"], formats["out_bits"])
-            losses = reconstruct(student, dyts, batches, teacher_logits, steps=steps, lr=opts["lr"],
-                                 alpha_lr=opts["alpha_lr"], quant=quant, progress=bar)
+            losses = reconstruct(student, dyts, batches, teacher, steps=steps, lr=opts["lr"],
+                                 alpha_lr=opts["alpha_lr"], quant=quant, augment_mode=opts["augment"],
+                                 temperature=opts["temperature"], feature_weight=opts["feature_weight"],
+                                 other_lr=opts["self_distill_lr"],
+                                 seed=opts["seed"], progress=bar)
         clips = _clips(student, names, batches, formats, opts) if names else {}
         bar.update(len(names))
     folded = fold_all(student, names, batches[0]) if opts["fold"] and names else {}

@@ -211,7 +211,7 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
     if not all(torch.isfinite(t).all() for t in teacher_logits):
         raise HardytError("model output on the calibration set is not finite")
 
-    steps = opts["steps"] if opts["method"] == "reconstruct" else 0
+    steps = opts["steps"] if opts["method"] == "reconstruct" and names else 0
     total = len(names) * 2 + steps
     with tqdm(total=total, desc="convert", unit="step", disable=not opts["progress"], leave=False) as bar:
         fits = _fit_layers(teacher, student, names, batches, opts, bar)

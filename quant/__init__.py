@@ -15,10 +15,12 @@ __all__ = [
     "saturate", "golden", "SPEC_VERSION", "ChannelAffine", "DyTSpec", "FoldedAffine", "load_spec",
     "TanhLUT", "TanhPWL", "build_lut", "build_pwl", "build_tanh", "error_report", "full_scale", "tanh_int",
     "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
+    "VisionTransformer", "load_vit", "load_hf", "load_dataset",
 ]
 
 _LAZY = {"DyT": ".dyt", "convert": ".convert", "to_float": ".convert", "partial_convert": ".partial",
-         "FixedDyT": ".fixed_dyt", "accuracy": ".evaluate"}
+         "FixedDyT": ".fixed_dyt", "accuracy": ".evaluate",
+         "VisionTransformer": ".vit", "load_vit": ".load", "load_hf": ".load", "load_dataset": ".data"}
 
 
 def __getattr__(name):

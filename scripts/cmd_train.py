@@ -1,0 +1,60 @@
+"""``hardyt train``: train the small timm-layout ViT on Fashion-MNIST (the bundled model)."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+from hardyt.quant.errors import HardytError
+
+
+def add_parser(sub):
+    from hardyt.quant.train import BUNDLED_CONFIG, TrainOptions
+
+    d = TrainOptions()
+    p = sub.add_parser("train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
+                       description="Train a timm-layout VisionTransformer on Fashion-MNIST (Debian's "
+                                   "dataset-fashion-mnist), seeded, with AdamW and a cosine schedule; write "
+                                   "FILE.safetensors and FILE.json (config, normalization, command, accuracy).")
+    p.add_argument("--out", default="vit_fmnist.safetensors", help="output .safetensors (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="default: %(default)s")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="default: %(default)s")
+    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="torch threads (default: %(default)s; more threads slow down on a shared, busy CPU)")
+    for key in ("patch_size", "embed_dim", "depth", "num_heads"):
+        p.add_argument(f"--{key.replace('_', '-')}", type=int, default=BUNDLED_CONFIG[key], help="default: %(default)s")
+    p.add_argument("--mlp-ratio", type=float, default=BUNDLED_CONFIG["mlp_ratio"], help="default: %(default)s")
+    p.add_argument("--global-pool", choices=("token", "avg"), default=BUNDLED_CONFIG["global_pool"],
+                   help="default: %(default)s")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from hardyt.quant.train import BUNDLED_CONFIG, TrainOptions, save_model, train
+
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise HardytError(f"--out {out}: must end in .safetensors")
+    if not out.parent.is_dir():
+        raise HardytError(f"--out {out}: directory {out.parent} does not exist")
+    config = dict(BUNDLED_CONFIG, patch_size=args.patch_size, embed_dim=args.embed_dim, depth=args.depth,
+                  num_heads=args.num_heads, mlp_ratio=args.mlp_ratio, global_pool=args.global_pool,
+                  class_token=True)
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                           augment=not args.no_augment, seed=args.seed, threads=args.threads, config=config)
+    from hardyt.quant.vit import VisionTransformer
+    VisionTransformer(**config)  # bad architecture arguments fail here, before loading data
+    model, record = train(options)
+    argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else []
+    command = " ".join(["hardyt", "train", *map(shlex.quote, argv)])
+    path, meta = save_model(model, out, config, {"command": command, **record})
+    print(f"test top-1 {100 * record['test_accuracy']:.2f} % on {record['test_samples']} images, "
+          f"{record['train_seconds']:.0f} s; wrote {path} and {meta}")
+    return 0

@@ -10,6 +10,8 @@ MODULES = [
     "hardyt.quant.spec",
     "hardyt.quant.golden_model",
     "hardyt.quant.stream",
+    "hardyt.quant.evaluate",
+    "hardyt.quant.partial",
 ]
 
 

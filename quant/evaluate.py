@@ -35,4 +35,4 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> float:
     """
     if len(x) == 0:
         return float("nan")
-    return float((predictions(model, x, **kw) == y).float().mean())
+    return int((predictions(model, x, **kw) == y).sum()) / len(y)

@@ -47,9 +47,11 @@ def load_vit(path, config: dict | None = None):
         source = "config"
     config = _check_keys(dict(config), source)
     config = {**infer_config(state, path), **config}
-    if "num_heads" not in config:
-        raise HardytError(f"{path}: num_heads cannot be inferred from the weights; give it in "
-                          f"{path.with_suffix('.json')} or the config (e.g. {{\"num_heads\": 4}})")
+    for key, example in (("num_heads", 4), ("global_pool", '"avg"')):
+        if key not in config:
+            why = " (the weights hold a class token and fc_norm)" if key == "global_pool" else ""
+            raise HardytError(f"{path}: {key} cannot be inferred from the weights{why}; give it in "
+                              f"{path.with_suffix('.json')} or the config (e.g. {{\"{key}\": {example}}})")
     try:
         model = VisionTransformer(**config)
     except HardytError as e:
@@ -168,9 +170,14 @@ def infer_config(state: dict, path="checkpoint") -> dict:
         side = math.isqrt(max(0, pos.shape[1] - int(config["class_token"])))
         if side * side == pos.shape[1] - int(config["class_token"]) and ph == pw:
             config["img_size"] = side * ph
-    # timm's default pairs: avg pooling with fc_norm, token pooling with a final per-token norm
     config["fc_norm"] = "fc_norm.weight" in state
-    config["global_pool"] = "avg" if config["fc_norm"] or not config["class_token"] else "token"
+    # Pooling leaves no trace in the weights, except: no class token means average pooling, and
+    # a class token without fc_norm is timm's default token pooling. A class token *and* fc_norm
+    # (timm's default for avg pooling, but allowed with token pooling) stays undetermined.
+    if not config["class_token"]:
+        config["global_pool"] = "avg"
+    elif not config["fc_norm"]:
+        config["global_pool"] = "token"
     return config
 
 

@@ -120,8 +120,8 @@ def train(options: TrainOptions, progress: bool = True):
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss) * len(idx)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            loss_sum += loss.item() * len(idx)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         acc = evaluate(model, x_test, y_test)
         history.append({"epoch": epoch + 1, "train_loss": round(loss_sum / len(x_train), 4),
                         "test_accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})

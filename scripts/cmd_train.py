@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 
 from hardyt.quant.errors import HardytError
 
@@ -33,6 +32,18 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "threads", "patch_size",
+           "embed_dim", "depth", "num_heads", "mlp_ratio", "global_pool")
+
+
+def command(args) -> str:
+    """The command with every option explicit, so the record does not depend on today's defaults."""
+    parts = ["hardyt", "train", "--out", str(args.out)]
+    for name in OPTIONS:
+        parts += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return shlex.join(parts + (["--no-augment"] if args.no_augment else []))
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -52,9 +63,7 @@ def run(args) -> int:
     from hardyt.quant.vit import VisionTransformer
     VisionTransformer(**config)  # bad architecture arguments fail here, before loading data
     model, record = train(options)
-    argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else []
-    command = " ".join(["hardyt", "train", *map(shlex.quote, argv)])
-    path, meta = save_model(model, out, config, {"command": command, **record})
+    path, meta = save_model(model, out, config, {"command": command(args), **record})
     print(f"test top-1 {100 * record['test_accuracy']:.2f} % on {record['test_samples']} images, "
           f"{record['train_seconds']:.0f} s; wrote {path} and {meta}")
     return 0

@@ -166,3 +166,29 @@ def test_fashion_mnist_installed():
     x, y = load_dataset("fashion-mnist", "test", 200)
     assert x.shape == (200, 1, 28, 28) and set(y.tolist()) == set(range(10))
     assert abs(float(x.mean())) < 0.2 and 0.8 < float(x.std()) < 1.2  # normalized as trained
+
+
+def test_train_on_tiny_idx(tmp_path, monkeypatch):
+    """``hardyt train`` end to end on a 64-image IDX set: weights + record that load_vit reads back."""
+    import json
+
+    from hardyt.quant import load_vit
+    from hardyt.scripts.cli import main
+
+    rng = _rng()
+    for split, n in (("train", 64), ("t10k", 32)):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    monkeypatch.setenv("HARDYT_FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--out", str(out), "--epochs", "1", "--batch-size", "16", "--patch-size", "7",
+            "--embed-dim", "8", "--depth", "1", "--num-heads", "2"]
+    assert main(args) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["test_samples"] == 32 and 0 <= meta["test_accuracy"] <= 1
+    assert meta["config"]["embed_dim"] == 8 and meta["normalization"] == NORMALIZATION
+    assert meta["command"].startswith(f"hardyt train --out {out} --epochs 1 --batch-size 16")
+    model = load_vit(out)
+    assert model.blocks[0].attn.num_heads == 2
+    assert main(["train", "--out", str(tmp_path / "m.pth")]) == 1  # not .safetensors: one-line error

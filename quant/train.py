@@ -1,8 +1,8 @@
 """Train a small timm-layout ViT on Fashion-MNIST (the bundled model).
 
 Seeded end to end (weights, data order, augmentation), AdamW with a linear
-warm-up then cosine decay, light augmentation (random crop with 2-pixel zero
-padding, horizontal flip). ``save_model`` writes ``NAME.safetensors`` and the
+warm-up then cosine decay, optional label smoothing and light augmentation
+(horizontal flip, optionally a random crop of the 2-pixel zero-padded image). ``save_model`` writes ``NAME.safetensors`` and the
 config JSON ``NAME.json`` beside it (timm keyword arguments, input
 normalization, the command, seed, accuracy, time) atomically.
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 from .errors import HardytError
 from .files import atomic_write_bytes, save_json_atomic
 
-__all__ = ["TrainOptions", "BUNDLED_CONFIG", "train", "evaluate", "save_model", "augment"]
+__all__ = ["AUGMENTATIONS", "TrainOptions", "BUNDLED_CONFIG", "train", "evaluate", "save_model", "augment"]
 
+AUGMENTATIONS = ("none", "flip", "crop-flip")
 # The bundled model's architecture (timm VisionTransformer keyword arguments).
 BUNDLED_CONFIG = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4,
                       num_heads=4, mlp_ratio=2.0, qkv_bias=True, class_token=True, global_pool="token",
@@ -31,7 +32,8 @@ class TrainOptions:
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    augment: bool = True
+    augment: str = "flip"
+    label_smoothing: float = 0.1
     seed: int = 0
     threads: int = 1
     config: dict = field(default_factory=lambda: dict(BUNDLED_CONFIG))
@@ -42,16 +44,23 @@ class TrainOptions:
                 raise HardytError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise HardytError(f"--lr must be > 0, got {self.lr}")
+        if self.augment not in AUGMENTATIONS:
+            raise HardytError(f"--augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise HardytError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
             raise HardytError("--weight-decay and --warmup-epochs must be >= 0")
 
 
-def augment(x, generator, fill: float = 0.0):
-    """Random crop of the image padded by 2 pixels of ``fill``, and a random horizontal flip, per image."""
+def augment(x, generator, fill: float = 0.0, crop: bool = True):
+    """Random horizontal flip and (``crop``) a random crop of the image padded by 2 pixels of ``fill``."""
     import torch
     import torch.nn.functional as F
 
     n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    if not crop:
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
     pad = 2
     padded = F.pad(x, (pad, pad, pad, pad), value=fill)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -59,7 +68,6 @@ def augment(x, generator, fill: float = 0.0):
     rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
     out = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
 
@@ -114,8 +122,9 @@ def train(options: TrainOptions, progress: bool = True):
                    disable=not progress, leave=False)
         loss_sum = 0.0
         for idx in bar:
-            xb = augment(x_train[idx], g, black) if options.augment else x_train[idx]
-            loss = F.cross_entropy(model(xb), y_train[idx])
+            xb = x_train[idx] if options.augment == "none" else augment(x_train[idx], g, black,
+                                                                         crop=options.augment == "crop-flip")
+            loss = F.cross_entropy(model(xb), y_train[idx], label_smoothing=options.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -7,7 +7,7 @@ from hardyt.quant.errors import HardytError
 
 
 def add_parser(sub):
-    from hardyt.quant.train import BUNDLED_CONFIG, TrainOptions
+    from hardyt.quant.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
 
     d = TrainOptions()
     p = sub.add_parser("train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
@@ -20,7 +20,9 @@ def add_parser(sub):
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="default: %(default)s")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="default: %(default)s")
-    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--augment", choices=AUGMENTATIONS, default=d.augment,
+                   help="horizontal flip, plus random 2-pixel shifts with crop-flip (default: %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help="default: %(default)s")
     p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="torch threads (default: %(default)s; more threads slow down on a shared, busy CPU)")
@@ -32,8 +34,8 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "threads", "patch_size",
-           "embed_dim", "depth", "num_heads", "mlp_ratio", "global_pool")
+OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "augment", "label_smoothing", "seed",
+           "threads", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "global_pool")
 
 
 def command(args) -> str:
@@ -41,7 +43,7 @@ def command(args) -> str:
     parts = ["hardyt", "train", "--out", str(args.out)]
     for name in OPTIONS:
         parts += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    return shlex.join(parts + (["--no-augment"] if args.no_augment else []))
+    return shlex.join(parts)
 
 
 def run(args) -> int:
@@ -59,7 +61,7 @@ def run(args) -> int:
                   class_token=True)
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                           augment=not args.no_augment, seed=args.seed, threads=args.threads, config=config)
+                           augment=args.augment, label_smoothing=args.label_smoothing, seed=args.seed, threads=args.threads, config=config)
     from hardyt.quant.vit import VisionTransformer
     VisionTransformer(**config)  # bad architecture arguments fail here, before loading data
     model, record = train(options)

@@ -1,0 +1,60 @@
+"""Which core implements a spec, and random specs for exploring hardware."""
+from __future__ import annotations
+
+import numpy as np
+
+from hardyt.quant.errors import SpecError
+from hardyt.quant.spec import ChannelAffine, DyTSpec, FoldedAffine
+from hardyt.quant.tanh import build_tanh, full_scale
+
+from .dyt_core import DyTCore
+
+__all__ = ["build_core", "random_dyt_spec"]
+
+
+def build_core(spec):
+    """The streaming core for ``spec``: :class:`DyTCore` or the LayerNorm core."""
+    if isinstance(spec, DyTSpec):
+        return DyTCore(spec)
+    from hardyt.quant.layernorm import LayerNormSpec
+    if isinstance(spec, LayerNormSpec):
+        from .layernorm_core import LayerNormCore
+        return LayerNormCore(spec)
+    raise SpecError("spec", f"no core for a {type(spec).__name__}")
+
+
+def random_dyt_spec(channels: int, lanes: int, in_bits: int, out_bits: int, *, tanh: str = "lut",
+                    affine: str = "folded", alpha: float | None = None, segments: int = 16,
+                    drop_bits: int = 0, seed: int = 0, alpha_shift: bool = False,
+                    name: str = "dyt") -> DyTSpec:
+    """A DyT spec for exploring hardware without a model.
+
+    ``alpha`` is per input LSB (the tanh argument per code, as in ``hardyt
+    tanh``; default: tanh reaches ~1 at 3/4 of the input range); the input
+    scale is 1. ``channel`` affine draws integer gamma in ``[-127, 127]``
+    (8 bits, shift 6) and beta spanning the output range, from ``seed``;
+    ``alpha_shift`` draws per-channel shifts in 0..2.
+
+    >>> s = random_dyt_spec(8, 2, 8, 8, affine="channel", seed=1)
+    >>> s.affine.gamma_bits, len(s.affine.beta), s.tanh.in_bits
+    (8, 8, 8)
+    """
+    if affine not in ("folded", "channel"):
+        raise SpecError("affine.mode", f"must be 'folded' or 'channel', got {affine!r}")
+    if not isinstance(in_bits, int) or in_bits < 2:
+        raise SpecError("in_bits", f"must be an integer >= 2, got {in_bits!r}")
+    rng = np.random.default_rng(seed)
+    if alpha is None:
+        alpha = 2.0 / (1 << (in_bits - 1))
+    shifts = tuple(int(k) for k in rng.integers(0, 3, channels)) if alpha_shift else None
+    extra = max(shifts) if shifts else 0
+    t = build_tanh(tanh, in_bits + extra, out_bits, float(alpha), segments=segments, drop_bits=drop_bits)
+    aff = FoldedAffine()
+    if affine == "channel":
+        shift = 6
+        gamma = rng.integers(-127, 128, channels)
+        top = full_scale(out_bits) << shift
+        beta = rng.integers(-top // 2, top // 2 + 1, channels)
+        aff = ChannelAffine(tuple(int(g) for g in gamma), tuple(int(b) for b in beta), 8, out_bits + shift + 1,
+                            shift, out_bits, 1.0 / full_scale(out_bits))
+    return DyTSpec(channels, lanes, in_bits, 1.0, float(alpha), t, aff, shifts, name)

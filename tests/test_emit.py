@@ -77,7 +77,9 @@ def test_verilator_lint_clean(emitted):
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
 
 
-def _tb(name, n, wi, wo):
+def _tb(name, n, wi, wo, pause):
+    """Icarus testbench: prints "I cycle" per input and "O cycle data" per output handshake."""
+    valid, ready = ("($random & 1)", "($random & 3) != 0") if pause else ("1", "1")
     return f"""
 module tb;
 reg aclk = 0, aresetn = 0; always #5 aclk = ~aclk;
@@ -93,11 +95,13 @@ initial begin
   repeat (3) @(posedge aclk); aresetn <= 1;
   while (o < {n} && cyc < 20000) begin
     @(posedge aclk); cyc = cyc + 1;
-    if (m_axis_tvalid && m_axis_tready) begin $display("%h", {{m_axis_tlast, m_axis_tdata}}); o = o + 1; end
-    if (s_axis_tvalid && s_axis_tready) i = i + 1;
-    s_axis_tvalid <= (i < {n}) && ($random & 1);
+    if (m_axis_tvalid && m_axis_tready) begin
+      $display("O %0d %h", cyc, {{m_axis_tlast, m_axis_tdata}}); o = o + 1;
+    end
+    if (s_axis_tvalid && s_axis_tready) begin $display("I %0d", cyc); i = i + 1; end
+    s_axis_tvalid <= (i < {n}) && {valid};
     {{s_axis_tlast, s_axis_tdata}} <= inm[i < {n} ? i : 0];
-    m_axis_tready <= ($random & 3) != 0;
+    m_axis_tready <= {ready};
   end
   $finish;
 end
@@ -110,8 +114,13 @@ def _pack(rows, bits, last):
             for r, l in zip(rows, last)]
 
 
-def test_icarus_runs_emitted_verilog_bit_exact(emitted, tmp_path):
-    """The emitted top in Icarus, ROMs read by $readmemh from the .mem files, random valid/ready."""
+@pytest.mark.parametrize("pause", [True, False], ids=["random_valid_ready", "full_rate"])
+def test_icarus_runs_emitted_verilog_bit_exact(emitted, tmp_path, pause):
+    """The emitted top in Icarus, ROMs read by $readmemh from copies of the .mem files.
+
+    With random valid/ready: every beat equals the golden model. At full rate:
+    also one beat per cycle and the manifest's latency.
+    """
     spec, d, path = emitted
     m = load_manifest(d)
     for f in [m["verilog"], *m["mems"]]:
@@ -121,11 +130,17 @@ def test_icarus_runs_emitted_verilog_bit_exact(emitted, tmp_path):
     x = rng.integers(-128, 128, (n, spec.lanes))
     last = (rng.random(n) < 0.2).astype(int)
     (tmp_path / "tb_in.hex").write_text("".join(f"{w:x}\n" for w in _pack(x, spec.in_bits, last)))
-    (tmp_path / "tb.v").write_text(_tb(spec.name, n, m["s_axis_tdata_width"], m["m_axis_tdata_width"]))
+    (tmp_path / "tb.v").write_text(_tb(spec.name, n, m["s_axis_tdata_width"], m["m_axis_tdata_width"], pause))
     subprocess.run([*iverilog_cmd(), "-g2012", "-o", "tb.vvp", "tb.v", m["verilog"]], cwd=tmp_path, check=True)
     r = subprocess.run(["vvp", "-n", "tb.vvp"], cwd=tmp_path, capture_output=True, text=True, check=True)
-    got = [int(w, 16) for w in r.stdout.split() if not w.startswith("VCD")][:n]
+    lines = [ln.split() for ln in r.stdout.splitlines()]
+    t_in = [int(ln[1]) for ln in lines if ln[0] == "I"]
+    t_out = [int(ln[1]) for ln in lines if ln[0] == "O"]
+    got = [int(ln[2], 16) for ln in lines if ln[0] == "O"]
     assert got == _pack(spec.reference_stream(x, last), spec.out_bits, last)
+    if not pause:
+        assert np.all(np.diff(t_in) == 1) and np.all(np.diff(t_out) == 1)
+        assert t_out[0] - t_in[0] == m["latency"]
 
 
 def test_load_manifest_errors(tmp_path, emitted):

@@ -94,7 +94,7 @@ def _summary(manifest_path: Path) -> str:
 
 
 def run(args) -> int:
-    from hardyt.hw.emit import emit
+    from hardyt.hw.emit import emit, verilog_name
 
     out = Path(args.out)
     flags = [k for k in _FLAG_DEFAULTS if getattr(args, k) is not None] + (["channels"] if args.channels else [])
@@ -109,7 +109,8 @@ def run(args) -> int:
         if source.is_dir():
             if args.name:
                 raise HardytError("--name names one core; a converted directory emits one per layer")
-            manifests = [emit(spec, out / spec.name) for spec in _converted_specs(source, args.layers)]
+            # verilog_name keeps a layer's directory inside --out whatever its spec's name holds.
+            manifests = [emit(spec, out / verilog_name(spec.name)) for spec in _converted_specs(source, args.layers)]
         elif source.is_file():
             if args.layers:
                 raise HardytError("--layers selects layers of a converted directory, not of one spec file")

@@ -27,7 +27,7 @@ file on emission (:mod:`hardyt.hw.emit`).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -236,7 +236,8 @@ class DyTCore(wiring.Component):
                 inside = reg(seg < s, f"inside{j}")
                 addr = Mux(seg < s, seg, 0)
                 slope, icpt = read(slopes, addr), read(icpts, addr)
-                off = reg(mags[j][:t.seg_shift], f"off{j}", unsigned(t.seg_shift))
+                # One-code segments have no offset bits (a 0-bit signal would emit as [-1:0]).
+                off = reg(mags[j][:t.seg_shift], f"off{j}") if t.seg_shift else Const(0, 1)
                 sgn = reg(neg[j], f"neg{j}")
                 acc = reg(icpt + slope * off, f"pwl_acc{j}")
                 inside, sgn = reg(inside, f"inside_b{j}"), reg(sgn, f"neg_b{j}")

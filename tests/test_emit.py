@@ -16,6 +16,8 @@ from hardyt.quant.spec import load_spec
 SPECS = {
     "lut_folded_p1": dict(channels=4, lanes=1, tanh="lut", affine="folded"),
     "pwl_channel_shift_p4": dict(channels=8, lanes=4, tanh="pwl", affine="channel", alpha_shift=True, segments=8),
+    # One input code per segment (seg_shift 0) and C == P: no 0-bit signals may reach the Verilog.
+    "pwl_seg0_one_beat": dict(channels=2, lanes=2, tanh="pwl", affine="folded", segments=128, alpha=0.05),
 }
 
 

@@ -63,6 +63,8 @@ def pack_lanes(values, bits: int) -> int:
 def rom(name: str, width: int, words) -> Memory:
     """A ROM whose contents are emitted as ``NAME_<name>.mem`` (see :mod:`hardyt.hw.emit`)."""
     words = [int(w) for w in words]
+    # A one-word memory has a 0-bit address, which Verilog cannot declare: pad to two words.
+    words += [0] * (2 - len(words))
     return Memory(shape=unsigned(width), depth=len(words), init=words, attrs={"hardyt_rom": name})
 
 

@@ -164,3 +164,17 @@ def test_emit_refuses_file_as_out_dir(tmp_path):
     f.write_text("x")
     with pytest.raises(HardytError, match="not a directory"):
         emit(make("lut_folded_p1"), f)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(channels=2, lanes=1, in_bits=6, out_bits=2, tanh="lut", affine="channel", alpha=5.0),   # 1-entry table
+    dict(channels=3, lanes=3, in_bits=10, out_bits=4, tanh="lut", affine="channel"),             # C == P
+    dict(channels=4, lanes=2, in_bits=2, out_bits=2, tanh="pwl", affine="folded", segments=16),  # 2-bit codes
+    dict(channels=6, lanes=3, in_bits=8, out_bits=10, tanh="pwl", affine="channel", segments=1),
+    dict(channels=4, lanes=2, in_bits=9, out_bits=6, tanh="lut", affine="folded", drop_bits=8),
+], ids=["one_entry", "c_eq_p", "two_bit", "one_segment", "max_drop"])
+def test_lint_clean_on_corner_shapes(kw, tmp_path):
+    emit(random_dyt_spec(seed=1, alpha_shift=True, **kw), tmp_path)
+    r = subprocess.run([*verilator_cmd(), "--lint-only", "-Wall", "dyt.v"], cwd=tmp_path,
+                       env=verilator_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr

@@ -8,7 +8,8 @@ Datapath (one lane; every register is enabled by the pipeline's ``ce``)::
       pwl: acc = intercept + slope*off ─► [reg] ─► t = sign(min(T, round(acc)))
                                                                        │
       folded:  y = t                                                   │
-      channel: [t, gamma/beta ROM] ─► [acc = gamma*t + beta] ─► y = sat(round(acc))
+      channel: [t, gamma/beta] ─► [acc = gamma*t + beta] ─► y = sat(round(acc))
+               (gamma/beta ROMs read by the channel counter with the tanh ROMs)
                                                                        ▼
                                                        output buffer (2 entries) ─► o
 
@@ -216,6 +217,7 @@ class DyTCore(wiring.Component):
             x = [(x[j] << shifts[j])[:t.in_bits].as_signed() for j in range(P)]
 
         # -- tanh -----------------------------------------------------------------
+        tanh_src = ctrl
         mags = [abs(v) for v in x]
         neg = [v < 0 for v in x]
         tcode = []
@@ -255,8 +257,12 @@ class DyTCore(wiring.Component):
             b_words = [pack_lanes(a.beta[b * P:(b + 1) * P], a.beta_bits) for b in range(beats)]
             m.submodules.gamma_rom = g_rom = rom("gamma", P * a.gamma_bits, g_words)
             m.submodules.beta_rom = b_rom = rom("beta", P * a.beta_bits, b_words)
-            gamma = lanes_of(read(g_rom, ctrl[2]), a.gamma_bits, True)
-            beta = lanes_of(read(b_rom, ctrl[2]), a.beta_bits, True)
+            # Read gamma/beta alongside the tanh ROMs and register the words until t is
+            # registered: block RAM outputs are slow, and this costs no latency.
+            g_word, b_word = read(g_rom, tanh_src[2]), read(b_rom, tanh_src[2])
+            for k in range(1 if t.kind == "lut" else 2):
+                g_word, b_word = reg(g_word, f"gamma_w{k}"), reg(b_word, f"beta_w{k}")
+            gamma, beta = lanes_of(g_word, a.gamma_bits, True), lanes_of(b_word, a.beta_bits, True)
             tcode = [reg(tcode[j], f"tcode{j}", signed(t.out_bits)) for j in range(P)]
             ctrl = advance(ctrl, "g")
             accs = [reg(gamma[j] * tcode[j] + beta[j], f"aff_acc{j}") for j in range(P)]

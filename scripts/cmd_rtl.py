@@ -40,7 +40,7 @@ def add_parser(sub):
     g.add_argument("--segments", type=int, help="pwl segments, a power of two (default 16)")
     g.add_argument("--drop-bits", type=int, help="lut: low bits of |x| dropped from the index (default 0)")
     g.add_argument("--affine", choices=("folded", "channel"), help="affine mode (default folded)")
-    g.add_argument("--alpha", type=float, help="alpha per input LSB (default: tanh ~1 at 3/4 of the range)")
+    g.add_argument("--alpha", type=float, help="alpha per input LSB (default 2 / 2**(in_bits-1): tanh(2) at full-scale input)")
     g.add_argument("--seed", type=int, help="seed of the random gamma/beta (default 0)")
     p.set_defaults(func=run)
 

@@ -33,7 +33,7 @@ def random_dyt_spec(channels: int, lanes: int, in_bits: int, out_bits: int, *, t
     """A DyT spec for exploring hardware without a model.
 
     ``alpha`` is per input LSB (the tanh argument per code, as in ``hardyt
-    tanh``; default: tanh reaches ~1 at 3/4 of the input range); the input
+    tanh``; default ``2 / 2**(in_bits-1)``: tanh(2) at full-scale input); the input
     scale is 1. ``channel`` affine draws integer gamma in ``[-127, 127]``
     (8 bits, shift 6) and beta spanning the output range, from ``seed``;
     ``alpha_shift`` draws per-channel shifts in 0..2.

@@ -1,0 +1,203 @@
+"""Run the cocotb tests on an emitted directory with Icarus or Verilator.
+
+:func:`run_sim` simulates the files in the directory as they are: the Verilog
+is compiled by content (a byte-identical copy keyed by its SHA-256 in a build
+cache outside the directory, so builds are shared) and the ``.mem`` files are
+symlinked, never copied or regenerated, into a fresh run directory that is
+the simulator's working directory (``$readmemh`` paths are relative). Nothing
+is written into the emitted directory.
+
+Two modes: ``cocotb`` runs :mod:`hardyt.sim.test_dyt` (Python drivers,
+monitor and scoreboard); ``bulk`` runs :mod:`hardyt.sim.test_bulk` around
+``bulk_harness.v``, which reads stimulus and expected values from memory files
+and checks in HDL.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+
+from hardyt.hw.emit import load_manifest
+from hardyt.hw.toolchain import iverilog_cmd, verilator_env
+from hardyt.quant.errors import HardytError
+from hardyt.quant.files import atomic_write_text
+from hardyt.quant.spec import spec_from_dict
+from hardyt.quant.stream import lane_channels
+
+from .stimulus import exhaustive_tokens, extreme_tokens, random_tokens, tokens_to_beats
+
+__all__ = ["run_sim", "bulk_stream", "SIMULATORS", "MODES", "default_cache"]
+
+SIMULATORS = ("icarus", "verilator")
+MODES = ("cocotb", "bulk")
+HARNESS = Path(__file__).with_name("bulk_harness.v")
+
+
+def default_cache() -> Path:
+    """Build cache: ``$HARDYT_SIM_CACHE``, else ``~/.cache/hardyt/sim``."""
+    if os.environ.get("HARDYT_SIM_CACHE"):
+        return Path(os.environ["HARDYT_SIM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardyt" / "sim"
+
+
+def bulk_stream(spec, vectors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bulk stimulus: saturation corners, every code on every channel (inputs of at
+    most 10 bits), then random tokens up to ``vectors`` elements."""
+    rng = np.random.default_rng([seed, 99])
+    parts = [extreme_tokens(spec.in_bits, spec.channels)]
+    if spec.in_bits <= 10:
+        parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
+    have = sum(p.size for p in parts)
+    if vectors > have:
+        parts.append(random_tokens(rng, vectors - have, spec.channels, spec.in_bits))
+    return tokens_to_beats(np.concatenate(parts), spec.lanes)
+
+
+def _hex_lines(values, bits: int, depth: int) -> str:
+    digits = -(-bits // 4)
+    v = np.asarray(values, dtype=np.int64).reshape(-1) & ((1 << bits) - 1)
+    v = np.concatenate([v, np.zeros(depth - len(v), dtype=np.int64)])
+    return "\n".join(np.char.zfill(np.char.mod("%x", v), digits).tolist()) + "\n"
+
+
+def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int) -> tuple[int, int]:
+    x, last = bulk_stream(spec, vectors, seed)
+    y = spec.reference_stream(x, last)
+    beats, lanes = len(x), spec.lanes
+    depth = max(256, 1 << (beats - 1).bit_length())
+    atomic_write_text(run_dir / "bulk_x.mem", _hex_lines(x, manifest["in_bits"], depth * lanes))
+    atomic_write_text(run_dir / "bulk_y.mem", _hex_lines(y, manifest["out_bits"], depth * lanes))
+    atomic_write_text(run_dir / "bulk_last.mem", _hex_lines(last, 1, depth))
+    np.savez(run_dir / "bulk_stream.npz", x=x, y=y, channels=lane_channels(last, lanes, spec.channels))
+    return beats, depth
+
+
+def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
+    """The Verilog under a path keyed by its content (shared, incremental builds)."""
+    src = Path(manifest["dir"]) / manifest["verilog"]
+    text = src.read_bytes()
+    digest = hashlib.sha256(text).hexdigest()[:16]
+    dst = cache / "src" / digest / manifest["verilog"]
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(".tmp")
+        tmp.write_bytes(text)
+        tmp.replace(dst)
+    return dst, digest
+
+
+def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: bool = False,
+            mode: str = "cocotb", seed: int = 1, npz=None, cache=None, testcase=None,
+            pause: bool = True, quiet: bool = True) -> dict:
+    """Simulate an emitted directory; returns the numbers (see ``hardyt sim``).
+
+    Keys: ``ok``, ``elements``, ``mismatches``, ``cycles``, ``beats_per_cycle``,
+    ``latency``, ``manifest_latency``, ``failed``, ``tests`` (per-test numbers),
+    ``report`` (mismatch lines), ``build_seconds``, ``sim_seconds``, ``run_dir``.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    if simulator not in SIMULATORS:
+        raise HardytError(f"simulator: must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    if mode not in MODES:
+        raise HardytError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    if not isinstance(vectors, int) or vectors < 1:
+        raise HardytError(f"vectors: must be a positive integer, got {vectors!r}")
+    manifest = load_manifest(directory)
+    spec = spec_from_dict(manifest["spec"])
+    cache = Path(cache) if cache else default_cache()
+    src, digest = _source_copy(manifest, cache)
+    if simulator == "icarus":
+        iverilog_cmd()  # clear error when Icarus is missing
+        env = dict(os.environ)
+    else:
+        env = verilator_env()
+
+    run_dir = Path(tempfile.mkdtemp(prefix=f"run-{simulator}-{mode}-", dir=cache))
+    for mem in manifest["mems"]:
+        (run_dir / mem).symlink_to(Path(manifest["dir"]) / mem)
+    results = run_dir / "results.json"
+    extra_env = {"HARDYT_SIM_DIR": manifest["dir"], "HARDYT_SIM_SEED": str(seed),
+                 "HARDYT_SIM_VECTORS": str(vectors), "HARDYT_SIM_RESULTS": str(results)}
+    if npz is not None:
+        extra_env["HARDYT_SIM_NPZ"] = str(Path(npz).resolve())
+    sources, parameters, defines, plusargs = [src], {}, {}, []
+    if mode == "bulk":
+        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed)
+        top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
+        sources.append(HARNESS)
+        parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
+                      "DEPTH": depth}
+        defines = {"HARDYT_TOP": manifest["top"]}
+        plusargs = [f"+beats={beats}", f"+pause={int(pause)}"]
+        extra_env |= {"HARDYT_BULK_BEATS": str(beats), "HARDYT_BULK_PAUSE": str(int(pause))}
+        key = f"{digest}-{simulator}-bulk-p{manifest['lanes']}-{manifest['in_bits']}-{manifest['out_bits']}-d{depth}"
+    else:
+        top, module = manifest["top"], "hardyt.sim.test_dyt"
+        key = f"{digest}-{simulator}-cocotb"
+    build_dir = cache / "build" / (key + ("-waves" if waves else ""))
+
+    saved_environ = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    log = open(run_dir / "sim.log", "w") if quiet else None
+    try:
+        runner = get_runner(simulator)
+        t0 = time.perf_counter()
+        build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
+        with redirect_stdout(log or sys.stdout):
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, parameters=parameters,
+                         defines=defines, build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                         log_file=run_dir / "build.log" if quiet else None)
+            t1 = time.perf_counter()
+            xml = run_dir / "results.xml"
+            try:
+                runner.test(test_module=module, hdl_toplevel=top, test_dir=run_dir, build_dir=build_dir,
+                            extra_env=extra_env, waves=waves, plusargs=plusargs, results_xml=str(xml),
+                            testcase=testcase, seed=seed, log_file=run_dir / "sim.log" if quiet else None)
+            except SystemExit:
+                pass  # under pytest the runner exits on failures; the results files tell us which
+        t2 = time.perf_counter()
+    except Exception as e:  # the simulator or compiler failed: one clear line, log kept
+        raise HardytError(f"{manifest['dir']}: {simulator} failed ({type(e).__name__}: {e}); "
+                          f"see {run_dir}") from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        if log:
+            log.close()
+    try:
+        total, failed = get_results(xml)
+    except (RuntimeError, OSError):
+        raise HardytError(f"{manifest['dir']}: simulation produced no results; see {run_dir}/sim.log") from None
+    tests = json.loads(results.read_text()) if results.exists() else {}
+    thr = tests.get("throughput") or tests.get("bulk") or {}
+    out = {
+        "dir": manifest["dir"], "simulator": simulator, "mode": mode, "seed": seed,
+        "tests_run": total, "failed": failed,
+        "elements": sum(t.get("elements", 0) for t in tests.values()),
+        "mismatches": sum(t.get("mismatches", 0) for t in tests.values()),
+        "cycles": sum(t.get("cycles", 0) for t in tests.values()),
+        "beats_per_cycle": thr.get("beats_per_cycle"), "latency": thr.get("latency"),
+        "manifest_latency": manifest["latency"],
+        "report": [line for t in tests.values() for line in t.get("report", [])],
+        "tests": tests, "build_seconds": round(t1 - t0, 3), "sim_seconds": round(t2 - t1, 3),
+        "run_dir": str(run_dir),
+    }
+    out["ok"] = failed == 0 and total > 0 and out["mismatches"] == 0
+    if waves:
+        out["waves"] = [str(p) for p in run_dir.iterdir() if p.suffix in (".vcd", ".fst")] + \
+                       [str(p) for p in build_dir.iterdir() if p.suffix in (".vcd", ".fst")]
+    elif out["ok"]:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        out["run_dir"] = None
+    return out

@@ -9,7 +9,7 @@ demo: $(STAMP)
 	.venv/bin/hardyt demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) -q tests
+	$(PY) -m pytest -n $(JOBS) -q -m "not slow" tests
 
 install: $(STAMP)
 

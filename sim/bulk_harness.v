@@ -6,8 +6,9 @@
 //   bulk_x.mem     DEPTH*P input codes, WIN bits each (lane i of beat k at k*P+i)
 //   bulk_y.mem     DEPTH*P expected output codes, WOUT bits each
 //   bulk_last.mem  DEPTH tlast flags
-// Plusargs: +beats=N (beats to send), +pause=0|1 (random idle on tvalid and
-// random backpressure on tready from two LFSRs; 0 = full rate).
+// Inputs driven by cocotb (held while aresetn is high): `beats` (beats to send
+// and check, a prefix of the files) and `pause` (1: random idle on tvalid and
+// random backpressure on tready from two xorshift generators; 0: full rate).
 // `HARDYT_TOP is the emitted top module's name.
 `timescale 1ns/1ps
 module hardyt_bulk #(
@@ -18,14 +19,16 @@ module hardyt_bulk #(
 ) (
     input wire aclk,
     input wire aresetn,
+    input wire [31:0] beats,
+    input wire pause,
     output reg done,
     output reg [63:0] checked,      // elements compared
     output reg [63:0] mismatches,   // elements (and tlast flags) that differ
     output reg [63:0] extra,        // beats after the last expected one
     output reg [63:0] protocol,     // AXI4-Stream rule violations on m_axis
-    output reg [63:0] cycles,       // cycles out of reset until done
-    output reg [63:0] first_cycle_in,
-    output reg [63:0] first_cycle_out,
+    output reg [63:0] cycles,       // cycles out of reset up to and including the last output beat
+    output reg [63:0] first_cycle_in,   // cycle of the first s_axis handshake
+    output reg [63:0] first_cycle_out,  // cycle of the first m_axis handshake
     output reg [63:0] first_bad,    // beat index of the first mismatch (all ones: none)
     output reg [31:0] first_bad_lane,
     output reg [WOUT-1:0] first_bad_got
@@ -33,10 +36,7 @@ module hardyt_bulk #(
     reg [WIN-1:0] xmem [0:DEPTH*P-1];
     reg [WOUT-1:0] ymem [0:DEPTH*P-1];
     reg lastmem [0:DEPTH-1];
-    integer beats, pause;
     initial begin
-        if (!$value$plusargs("beats=%d", beats)) beats = 0;
-        if (!$value$plusargs("pause=%d", pause)) pause = 1;
         $readmemh("bulk_x.mem", xmem);
         $readmemh("bulk_y.mem", ymem);
         $readmemh("bulk_last.mem", lastmem);
@@ -95,10 +95,10 @@ module hardyt_bulk #(
             if (!s_valid || s_fire) begin
                 next_in = s_fire ? in_idx + 1 : in_idx;
                 in_idx <= next_in;
-                s_valid <= (next_in < beats) && !(pause != 0 && rs[1:0] == 2'b00);
+                s_valid <= (next_in < beats) && !(pause && rs[1:0] == 2'b00);
             end
             // sink
-            m_ready <= !(pause != 0 && rk[1:0] == 2'b00);
+            m_ready <= !(pause && rk[1:0] == 2'b00);
             // protocol: held data must not change, tvalid must not drop before the handshake
             if (stalled && (!m_valid || m_data != stalled_data || m_last != stalled_last))
                 protocol <= protocol + 1;

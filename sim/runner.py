@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -23,6 +24,7 @@ import tempfile
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -40,6 +42,7 @@ __all__ = ["run_sim", "bulk_stream", "SIMULATORS", "MODES", "default_cache"]
 SIMULATORS = ("icarus", "verilator")
 MODES = ("cocotb", "bulk")
 HARNESS = Path(__file__).with_name("bulk_harness.v")
+OBJCACHE = Path(__file__).with_name("objcache.py")
 
 
 def default_cache() -> Path:
@@ -95,10 +98,27 @@ def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
     return dst, digest
 
 
+def _failures(xml: Path) -> list[str]:
+    """``test: message`` for every failed cocotb test in a JUnit results file."""
+    out = []
+    for case in ElementTree.parse(xml).getroot().iter("testcase"):
+        for bad in [*case.iter("failure"), *case.iter("error")]:
+            msg = (bad.get("message") or bad.text or "").strip().splitlines()
+            out.append(f"{case.get('name')}: {msg[0] if msg else 'failed'}")
+    return out
+
+
 def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: bool = False,
-            mode: str = "cocotb", seed: int = 1, npz=None, cache=None, testcase=None,
+            mode: str = "cocotb", seed: int = 1, activations=None, cache=None, testcase=None,
             pause: bool = True, quiet: bool = True) -> dict:
     """Simulate an emitted directory; returns the numbers (see ``hardyt sim``).
+
+    ``activations`` is a ``<layer>.inputs.npz`` (key ``x``: input codes, one
+    token per row) for the cocotb ``activations`` test; ``pause=False`` runs
+    bulk mode's main test at full rate (the cocotb mode always pauses, except
+    in its throughput test); ``testcase`` picks cocotb tests by name.
+    ``beats_per_cycle`` and ``latency`` come from the full-rate
+    ``throughput`` test of either mode (see :mod:`hardyt.sim.test_bulk`).
 
     Keys: ``ok``, ``elements``, ``mismatches``, ``cycles``, ``beats_per_cycle``,
     ``latency``, ``manifest_latency``, ``failed``, ``tests`` (per-test numbers),
@@ -120,17 +140,20 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         iverilog_cmd()  # clear error when Icarus is missing
         env = dict(os.environ)
     else:
-        env = verilator_env()
+        # Verilator's runtime objects are the same for every design: compile them once.
+        env = verilator_env() | {"OBJCACHE": f"{sys.executable} {OBJCACHE} {cache / 'objcache'}"}
 
+    if activations is not None and not Path(activations).is_file():
+        raise HardytError(f"{activations}: no such activations file")
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-{simulator}-{mode}-", dir=cache))
     for mem in manifest["mems"]:
         (run_dir / mem).symlink_to(Path(manifest["dir"]) / mem)
     results = run_dir / "results.json"
     extra_env = {"HARDYT_SIM_DIR": manifest["dir"], "HARDYT_SIM_SEED": str(seed),
                  "HARDYT_SIM_VECTORS": str(vectors), "HARDYT_SIM_RESULTS": str(results)}
-    if npz is not None:
-        extra_env["HARDYT_SIM_NPZ"] = str(Path(npz).resolve())
-    sources, parameters, defines, plusargs = [src], {}, {}, []
+    if activations is not None:
+        extra_env["HARDYT_SIM_NPZ"] = str(Path(activations).resolve())
+    sources, parameters, defines = [src], {}, {}
     if mode == "bulk":
         beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed)
         top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
@@ -138,7 +161,6 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
                       "DEPTH": depth}
         defines = {"HARDYT_TOP": manifest["top"]}
-        plusargs = [f"+beats={beats}", f"+pause={int(pause)}"]
         extra_env |= {"HARDYT_BULK_BEATS": str(beats), "HARDYT_BULK_PAUSE": str(int(pause))}
         key = f"{digest}-{simulator}-bulk-p{manifest['lanes']}-{manifest['in_bits']}-{manifest['out_bits']}-d{depth}"
     else:
@@ -152,6 +174,8 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     log = open(run_dir / "sim.log", "w") if quiet else None
     try:
         runner = get_runner(simulator)
+        if quiet:  # e.g. "Skipping compilation": the build cache is the normal case
+            runner.log.setLevel(logging.ERROR)
         t0 = time.perf_counter()
         build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
         with redirect_stdout(log or sys.stdout):
@@ -162,7 +186,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
             xml = run_dir / "results.xml"
             try:
                 runner.test(test_module=module, hdl_toplevel=top, test_dir=run_dir, build_dir=build_dir,
-                            extra_env=extra_env, waves=waves, plusargs=plusargs, results_xml=str(xml),
+                            extra_env=extra_env, waves=waves, results_xml=str(xml),
                             testcase=testcase, seed=seed, log_file=run_dir / "sim.log" if quiet else None)
             except SystemExit:
                 pass  # under pytest the runner exits on failures; the results files tell us which
@@ -180,7 +204,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     except (RuntimeError, OSError):
         raise HardytError(f"{manifest['dir']}: simulation produced no results; see {run_dir}/sim.log") from None
     tests = json.loads(results.read_text()) if results.exists() else {}
-    thr = tests.get("throughput") or tests.get("bulk") or {}
+    thr = tests.get("throughput") or {}
     out = {
         "dir": manifest["dir"], "simulator": simulator, "mode": mode, "seed": seed,
         "tests_run": total, "failed": failed,
@@ -190,6 +214,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         "beats_per_cycle": thr.get("beats_per_cycle"), "latency": thr.get("latency"),
         "manifest_latency": manifest["latency"],
         "report": [line for t in tests.values() for line in t.get("report", [])],
+        "failures": _failures(xml),
         "tests": tests, "build_seconds": round(t1 - t0, 3), "sim_seconds": round(t2 - t1, 3),
         "run_dir": str(run_dir),
     }

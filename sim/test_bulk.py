@@ -1,8 +1,19 @@
-"""cocotb entry point of bulk mode: clock and reset from Python, checking in HDL.
+"""cocotb entry point of bulk mode: clock, reset and counters from Python, checking in HDL.
 
 The harness (``sim/bulk_harness.v``) reads stimulus and expected outputs that
-:func:`hardyt.sim.runner.run_sim` wrote as memory files; this test only waits
-for ``done`` and reads the counters, so Python costs nothing per cycle.
+:func:`hardyt.sim.runner.run_sim` wrote as memory files; these tests only set
+the harness's ``beats``/``pause`` inputs, wait for ``done`` and read the
+counters, so Python costs nothing per cycle.
+
+Two tests, so that bulk mode reports the same numbers as the cocotb mode:
+``bulk`` checks every beat under random idle/backpressure (unless the runner
+asked for ``pause=False``); ``throughput`` replays a prefix of the stream at
+full rate (source always valid, sink always ready) and measures beats per
+cycle and latency exactly as :func:`hardyt.sim.test_dyt.test_throughput`
+does: ``latency`` = cycles from the first input handshake to the first output
+handshake, ``beats_per_cycle`` = beats / cycles from the first to the last
+output handshake (inclusive). Under pauses those two numbers measure the
+random backpressure, not the core, so ``bulk`` leaves them out.
 """
 from __future__ import annotations
 
@@ -16,13 +27,13 @@ from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from .testbench import CLOCK_NS, SimConfig, record_result
 
 NONE = (1 << 64) - 1
+THROUGHPUT_TOKENS = 64  # beats of the full-rate run: this many tokens (or the whole stream if shorter)
 
 
-@cocotb.test()
-async def test_bulk(dut):
-    cfg = SimConfig()
-    beats = int(os.environ["HARDYT_BULK_BEATS"])
-    pause = os.environ.get("HARDYT_BULK_PAUSE", "1") != "0"
+async def _run(dut, cfg: SimConfig, beats: int, pause: bool) -> dict:
+    """Reset, stream ``beats`` beats, wait for the last output; the harness's counters and a report."""
+    dut.beats.value = beats
+    dut.pause.value = int(pause)
     Clock(dut.aclk, CLOCK_NS, unit="ns").start()
     dut.aresetn.value = 0
     await ClockCycles(dut.aclk, 3)
@@ -30,27 +41,56 @@ async def test_bulk(dut):
     # With pauses each side idles ~1/4 of cycles; 8x the beats is a generous bound.
     limit = (8 * beats + 20 * cfg.manifest["latency"] + 1000) * CLOCK_NS
     await First(RisingEdge(dut.done), Timer(limit, unit="ns"))
-    finished = bool(int(dut.done.value))
     # Let any duplicated beat drain out so `extra` sees it.
     await ClockCycles(dut.aclk, cfg.manifest["latency"] + 4)
-    n = {k: int(getattr(dut, k).value) for k in ("checked", "mismatches", "extra", "protocol", "cycles",
+    n = {k: int(getattr(dut, k).value) for k in ("done", "checked", "mismatches", "extra", "protocol", "cycles",
                                                   "first_cycle_in", "first_cycle_out", "first_bad")}
-    report = []
+    n["report"] = []
     if n["first_bad"] != NONE:
         with np.load("bulk_stream.npz") as f:
             x, y, ch = f["x"], f["y"], f["channels"]
         k, lane = n["first_bad"], int(dut.first_bad_lane.value)
-        got = int(dut.first_bad_got.value)
         w = cfg.manifest["out_bits"]
+        got = int(dut.first_bad_got.value)
         got = got - (1 << w) if got >> (w - 1) else got
-        report.append(f"beat {k} lane {lane} channel {ch[k, lane]}: input {x[k, lane]} "
-                      f"expected {y[k, lane]} got {got} (first mismatch)")
-    rate = None if pause or not finished else beats / (n["cycles"] - n["first_cycle_out"])
-    latency = None if n["first_cycle_out"] == NONE else n["first_cycle_out"] - n["first_cycle_in"]
-    mismatches = n["mismatches"] + n["extra"] + (beats - n["checked"] // cfg.manifest["lanes"])
-    record_result(cfg, "bulk", elements=n["checked"], mismatches=mismatches, cycles=n["cycles"],
-                  protocol_errors=n["protocol"], beats=beats, finished=finished, pause=pause,
-                  beats_per_cycle=rate, latency=latency, report=report)
-    assert finished, f"bulk: timed out after {n['checked']} of {beats * cfg.manifest['lanes']} elements"
-    assert n["protocol"] == 0, f"bulk: {n['protocol']} AXI4-Stream rule violations on m_axis"
-    assert mismatches == 0, f"bulk: {mismatches} mismatches; " + "; ".join(report)
+        n["report"].append(f"beat {k} lane {lane} channel {ch[k, lane]}: input {x[k, lane]} "
+                           f"expected {y[k, lane]} got {got} (first mismatch)")
+    # Every expected beat that never came out counts as a mismatch too.
+    n["errors"] = n["mismatches"] + n["extra"] + (beats - n["checked"] // cfg.manifest["lanes"])
+    return n
+
+
+def _assert_clean(name: str, n: dict, beats: int, lanes: int) -> None:
+    assert n["done"], f"{name}: timed out after {n['checked']} of {beats * lanes} elements"
+    assert n["protocol"] == 0, f"{name}: {n['protocol']} AXI4-Stream rule violations on m_axis"
+    assert n["errors"] == 0, f"{name}: {n['errors']} mismatches; " + "; ".join(n["report"])
+
+
+@cocotb.test()
+async def test_bulk(dut):
+    """Every beat of the bulk files, under random idle/backpressure (HARDYT_BULK_PAUSE=1, the default)."""
+    cfg = SimConfig()
+    beats = int(os.environ["HARDYT_BULK_BEATS"])
+    pause = os.environ.get("HARDYT_BULK_PAUSE", "1") != "0"
+    n = await _run(dut, cfg, beats, pause)
+    record_result(cfg, "bulk", elements=n["checked"], mismatches=n["errors"], cycles=n["cycles"],
+                  protocol_errors=n["protocol"], beats=beats, finished=bool(n["done"]), pause=pause,
+                  report=n["report"])
+    _assert_clean("bulk", n, beats, cfg.manifest["lanes"])
+
+
+@cocotb.test()
+async def test_throughput(dut):
+    """Full rate on a prefix of the stream: 1 beat/cycle, latency as in the manifest."""
+    cfg = SimConfig()
+    beats = min(int(os.environ["HARDYT_BULK_BEATS"]), THROUGHPUT_TOKENS * cfg.spec.channels // cfg.spec.lanes)
+    n = await _run(dut, cfg, beats, pause=False)
+    found = n["first_cycle_out"] != NONE and n["done"]
+    rate = beats / (n["cycles"] - n["first_cycle_out"]) if found else 0.0
+    latency = n["first_cycle_out"] - n["first_cycle_in"] if found else None
+    record_result(cfg, "throughput", elements=n["checked"], mismatches=n["errors"], cycles=n["cycles"],
+                  protocol_errors=n["protocol"], beats=beats, beats_per_cycle=rate, latency=latency,
+                  manifest_latency=cfg.manifest["latency"], report=n["report"])
+    _assert_clean("throughput", n, beats, cfg.manifest["lanes"])
+    assert rate == 1.0, f"throughput {rate:.3f} beats/cycle, expected 1"
+    assert latency == cfg.manifest["latency"], f"latency {latency} cycles, manifest says {cfg.manifest['latency']}"

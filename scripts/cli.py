@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from hardyt.quant.errors import HardytError
 
 # Subcommands, in the order --help lists them.
-COMMANDS = ("tanh", "convert", "demo", "train", "rtl", "synth")
+COMMANDS = ("tanh", "convert", "demo", "train", "rtl", "sim", "synth")
 
 
 def hardyt_version() -> str:

@@ -31,13 +31,14 @@ import numpy as np
 from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_text
+from hardyt.quant.files import atomic_write_text, save_json_atomic
+from hardyt.quant.fixed import signed_range
 from hardyt.quant.spec import spec_from_dict
 from hardyt.quant.stream import lane_channels
 
 from .stimulus import exhaustive_tokens, extreme_tokens, random_tokens, tokens_to_beats
 
-__all__ = ["run_sim", "bulk_stream", "SIMULATORS", "MODES", "default_cache"]
+__all__ = ["run_sim", "bulk_stream", "check_activations", "SIMULATORS", "MODES", "default_cache"]
 
 SIMULATORS = ("icarus", "verilator")
 MODES = ("cocotb", "bulk")
@@ -52,13 +53,17 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardyt" / "sim"
 
 
-def bulk_stream(spec, vectors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def bulk_stream(spec, vectors: int, seed: int, activations=None) -> tuple[np.ndarray, np.ndarray]:
     """Bulk stimulus: saturation corners, every code on every channel (inputs of at
-    most 10 bits), then random tokens up to ``vectors`` elements."""
+    most 10 bits), the tokens of an activations file if given, then random tokens
+    up to ``vectors`` elements."""
     rng = np.random.default_rng([seed, 99])
     parts = [extreme_tokens(spec.in_bits, spec.channels)]
     if spec.in_bits <= 10:
         parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
+    if activations is not None:
+        with np.load(activations, allow_pickle=False) as f:
+            parts.append(np.asarray(f["x"], dtype=np.int64).reshape(-1, spec.channels))
     have = sum(p.size for p in parts)
     if vectors > have:
         parts.append(random_tokens(rng, vectors - have, spec.channels, spec.in_bits))
@@ -72,8 +77,8 @@ def _hex_lines(values, bits: int, depth: int) -> str:
     return "\n".join(np.char.zfill(np.char.mod("%x", v), digits).tolist()) + "\n"
 
 
-def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int) -> tuple[int, int]:
-    x, last = bulk_stream(spec, vectors, seed)
+def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int, activations) -> tuple[int, int]:
+    x, last = bulk_stream(spec, vectors, seed, activations)
     y = spec.reference_stream(x, last)
     beats, lanes = len(x), spec.lanes
     depth = max(256, 1 << (beats - 1).bit_length())
@@ -98,6 +103,24 @@ def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
     return dst, digest
 
 
+def check_activations(path, spec) -> int:
+    """Tokens in an activations file (``x``: integer codes, one token of C channels
+    per row, within the input width); a :class:`HardytError` naming the file otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f:
+                raise HardytError(f"{path}: no array 'x' (the input codes); keys are {', '.join(f.files) or 'none'}")
+            x = f["x"]
+    except (OSError, ValueError) as e:
+        raise HardytError(f"{path}: not a readable .npz file ({e})") from None
+    lo, hi = signed_range(spec.in_bits)
+    if x.ndim < 1 or x.shape[-1] != spec.channels or x.size == 0:
+        raise HardytError(f"{path}: x has shape {x.shape}; expected (tokens, {spec.channels}) for C={spec.channels}")
+    if not np.issubdtype(x.dtype, np.integer) or x.min() < lo or x.max() > hi:
+        raise HardytError(f"{path}: x must hold {spec.in_bits}-bit input codes in [{lo}, {hi}]")
+    return x.size // spec.channels
+
+
 def _failures(xml: Path) -> list[str]:
     """``test: message`` for every failed cocotb test in a JUnit results file."""
     out = []
@@ -114,7 +137,8 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     """Simulate an emitted directory; returns the numbers (see ``hardyt sim``).
 
     ``activations`` is a ``<layer>.inputs.npz`` (key ``x``: input codes, one
-    token per row) for the cocotb ``activations`` test; ``pause=False`` runs
+    token per row): the cocotb ``activations`` test sends its first
+    ``vectors`` elements, bulk mode sends all of it; ``pause=False`` runs
     bulk mode's main test at full rate (the cocotb mode always pauses, except
     in its throughput test); ``testcase`` picks cocotb tests by name.
     ``beats_per_cycle`` and ``latency`` come from the full-rate
@@ -143,19 +167,20 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         # Verilator's runtime objects are the same for every design: compile them once.
         env = verilator_env() | {"OBJCACHE": f"{sys.executable} {OBJCACHE} {cache / 'objcache'}"}
 
-    if activations is not None and not Path(activations).is_file():
-        raise HardytError(f"{activations}: no such activations file")
+    if activations is not None:
+        check_activations(activations, spec)
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-{simulator}-{mode}-", dir=cache))
     for mem in manifest["mems"]:
         (run_dir / mem).symlink_to(Path(manifest["dir"]) / mem)
     results = run_dir / "results.json"
-    extra_env = {"HARDYT_SIM_DIR": manifest["dir"], "HARDYT_SIM_SEED": str(seed),
+    save_json_atomic(run_dir / "manifest.json", manifest)
+    extra_env = {"HARDYT_SIM_DIR": manifest["dir"], "HARDYT_SIM_MANIFEST": str(run_dir / "manifest.json"), "HARDYT_SIM_SEED": str(seed),
                  "HARDYT_SIM_VECTORS": str(vectors), "HARDYT_SIM_RESULTS": str(results)}
     if activations is not None:
         extra_env["HARDYT_SIM_NPZ"] = str(Path(activations).resolve())
     sources, parameters, defines = [src], {}, {}
     if mode == "bulk":
-        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed)
+        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations)
         top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
         sources.append(HARNESS)
         parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],

@@ -3,7 +3,9 @@
 The runner (:mod:`hardyt.sim.runner`) passes everything through environment
 variables, so the cocotb test modules need no arguments:
 
-``HARDYT_SIM_DIR``      the emitted directory (manifest, spec)
+``HARDYT_SIM_DIR``      the emitted directory
+``HARDYT_SIM_MANIFEST`` its manifest, as checked by :func:`hardyt.hw.emit.load_manifest`
+                        (a JSON copy: the simulator process need not import amaranth)
 ``HARDYT_SIM_SEED``     seed for stimulus and pause generators
 ``HARDYT_SIM_VECTORS``  elements for the random test
 ``HARDYT_SIM_RESULTS``  JSON file the tests write their numbers into
@@ -20,7 +22,6 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hardyt.hw.emit import load_manifest
 from hardyt.quant.files import save_json_atomic
 from hardyt.quant.spec import spec_from_dict
 
@@ -42,7 +43,7 @@ class SimConfig:
         self.vectors = int(env.get("HARDYT_SIM_VECTORS", "256"))
         self.results = Path(env["HARDYT_SIM_RESULTS"]) if env.get("HARDYT_SIM_RESULTS") else None
         self.npz = Path(env["HARDYT_SIM_NPZ"]) if env.get("HARDYT_SIM_NPZ") else None
-        self.manifest = load_manifest(self.dir)
+        self.manifest = json.loads(Path(env["HARDYT_SIM_MANIFEST"]).read_text())
         self.spec = spec_from_dict(self.manifest["spec"])
 
     def rng(self, salt: int = 0) -> np.random.Generator:

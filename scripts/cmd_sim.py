@@ -1,0 +1,135 @@
+"""``hardyt sim``: prove an emitted core bit-exact against the golden model.
+
+::
+
+    hardyt sim DIR [--simulator icarus|verilator] [--vectors N] [--waves]
+                   [--mode cocotb|bulk] [--seed K] [--activations FILE.npz|CONVERTED_DIR]
+
+DIR is one directory written by ``hardyt rtl`` or a ``hardyt rtl`` output of
+a converted model (one subdirectory per layer: each is simulated). The
+Verilog and ``.mem`` files are simulated as they are in DIR; expected values
+come from the spec in DIR's manifest. Activations (the inputs a LayerNorm saw
+in the model) are used when given, or when a layer directory or DIR holds
+``<layer>.inputs.npz`` as ``hardyt convert`` writes it; ``--activations
+CONVERTED_DIR`` picks each layer's file from a converted model's directory.
+Exits 1 on any mismatch, protocol violation, throughput or latency miss.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hardyt.quant.errors import HardytError
+
+_VECTORS = {"cocotb": 1000, "bulk": 100_000}
+
+
+def add_parser(sub):
+    p = sub.add_parser("sim", help="simulate emitted RTL (Icarus/Verilator, cocotb) and check it bit-exact",
+                       description="Simulate the Verilog and .mem files of an emitted core (or of every layer "
+                                   "of a `hardyt rtl` output) and compare every output with the golden model.")
+    p.add_argument("dir", metavar="DIR", help="a `hardyt rtl` output: one core, or one subdirectory per layer")
+    p.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus", help="default icarus")
+    p.add_argument("--vectors", type=int, metavar="N",
+                   help=f"cocotb: random elements, on top of the exhaustive and corner tests (default "
+                        f"{_VECTORS['cocotb']}); bulk: elements in all, at least (default {_VECTORS['bulk']})")
+    p.add_argument("--waves", action="store_true", help="dump waveforms (paths printed)")
+    p.add_argument("--mode", choices=("cocotb", "bulk"), default="cocotb",
+                   help="cocotb: Python drivers and scoreboard, every test (default); "
+                        "bulk: stimulus and expected values from memory files, checked in HDL (fast)")
+    p.add_argument("--seed", type=int, default=1, help="stimulus and pause seed (default 1)")
+    p.add_argument("--activations", metavar="FILE.npz|CONVERTED_DIR",
+                   help="real input codes (a <layer>.inputs.npz, or the `hardyt convert` directory holding "
+                        "one per layer): cocotb mode sends the first N elements, bulk mode all of them")
+    p.set_defaults(func=run)
+
+
+def _has_manifest(d: Path) -> bool:
+    from hardyt.hw.emit import load_manifest
+    try:
+        load_manifest(d)
+        return True
+    except HardytError:
+        return False
+
+
+def core_dirs(directory: Path) -> list[Path]:
+    """DIR itself if it holds a core (or looks like one: any non-spec JSON), else its layer subdirectories."""
+    if not directory.is_dir():
+        raise HardytError(f"{directory}: no such directory")
+    own_json = [p for p in directory.glob("*.json") if not p.name.endswith(".spec.json")]
+    layers = [] if own_json else sorted(d for d in directory.iterdir() if d.is_dir() and _has_manifest(d))
+    return layers or [directory]  # load_manifest then says what is wrong with DIR
+
+
+def _activations_for(core: Path, root: Path, given: Path | None, spec_name: str) -> Path | None:
+    if given is not None and given.is_file():
+        return given
+    from hardyt.hw.emit import verilog_name
+    names = {f"{spec_name}.inputs.npz", f"{verilog_name(spec_name)}.inputs.npz"}
+    places = [given] if given is not None else [core, root]
+    found = [d / n for d in places for n in sorted(names) if (d / n).is_file()]
+    return found[0] if found else None
+
+
+def _fmt_rate(r: dict) -> str:
+    bpc, lat = r["beats_per_cycle"], r["latency"]
+    rate = "not measured" if bpc is None else f"{bpc:.3f} beats/cycle (sink always ready)"
+    latency = "not measured" if lat is None else f"{lat} cycles"
+    return f"throughput {rate}, latency {latency} (manifest {r['manifest_latency']})"
+
+
+def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
+    """What ``hardyt sim`` prints for one core."""
+    verdict = "PASS" if r["ok"] else "FAIL"
+    lines = [f"{name}: {verdict} ({r['simulator']}, {r['mode']}): {r['elements']} elements checked, "
+             f"{r['mismatches']} mismatches, {r['cycles']} cycles; {_fmt_rate(r)}"]
+    tests = ", ".join(f"{t} {v.get('elements', 0)}" for t, v in r["tests"].items() if v.get("elements"))
+    if tests:
+        lines.append(f"  elements per test: {tests}")
+    lines += [f"  failed: {f}" for f in r["failures"][:limit]]
+    lines += [f"  mismatch: {m}" for m in r["report"][:limit]]
+    if r.get("waves"):
+        lines.append(f"  waves: {', '.join(r['waves'])}")
+    if r.get("run_dir"):
+        lines.append(f"  logs: {r['run_dir']}")
+    return lines
+
+
+def run(args) -> int:
+    from hardyt.hw.emit import load_manifest
+    from hardyt.sim.runner import run_sim
+
+    if args.vectors is not None and args.vectors < 1:
+        raise HardytError(f"--vectors: must be a positive integer, got {args.vectors}")
+    root = Path(args.dir)
+    cores = core_dirs(root)
+    given = Path(args.activations) if args.activations else None
+    if given is not None and not given.exists():
+        raise HardytError(f"--activations: {given}: no such file or directory")
+    if given is not None and given.is_file() and len(cores) > 1:
+        raise HardytError(f"--activations {given}: one file for {len(cores)} layers; give the converted directory")
+    vectors = args.vectors or _VECTORS[args.mode]
+    failed = []
+    for core in cores:
+        name = str(core)
+        try:
+            manifest = load_manifest(core)
+            npz = _activations_for(core, root, given, manifest["spec"]["name"])
+            r = run_sim(core, simulator=args.simulator, vectors=vectors, waves=args.waves, mode=args.mode,
+                        seed=args.seed, activations=npz)
+        except HardytError as e:
+            if len(cores) == 1:
+                raise
+            print(f"{name}: ERROR: {e}", flush=True)
+            failed.append(core.name)
+            continue
+        for line in report_lines(name, r):
+            print(line, flush=True)
+        if not r["ok"]:
+            failed.append(core.name)
+    if len(cores) > 1 and failed:
+        raise HardytError(f"{root}: {len(failed)} of {len(cores)} cores not bit-exact or failed a check: "
+                          f"{', '.join(failed)}")
+    if failed:
+        raise HardytError(f"{root}: not bit-exact or failed a check (see above)")
+    return 0

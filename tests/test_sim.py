@@ -1,0 +1,211 @@
+"""cocotb verification of emitted cores on Icarus and Verilator, bit-exact against the golden model.
+
+What runs where, and why (Verilator builds cost ~6 s of CPU per design plus
+~19 s once for its runtime library; Icarus builds cost well under a second):
+
+- Icarus, cocotb mode: the full matrix, tanh {lut, pwl} x affine {folded,
+  channel} x P {1, 4} (C=16, 8-bit in/out). Every cocotb test runs on each:
+  random, exhaustive (every code on every channel), saturation, reset
+  mid-stream, mixed-length tokens, throughput (1 beat/cycle, latency as in
+  the manifest).
+- Verilator: two designs in one test (one worker builds the runtime library
+  once): cocotb mode on pwl/channel/P=4 and bulk mode on lut/folded/P=1,
+  so that both tanh kinds, both affine modes and both P classes run on
+  Verilator too, and bulk mode runs on both simulators.
+- Icarus, bulk mode on pwl/channel/P=4.
+- Mutations (Icarus, both modes): one tanh ROM entry that every stimulus set
+  reaches (|x| = 1) changed in the ``.mem``; the rounding constant (half an
+  LSB) of lane 0's affine accumulator changed in the Verilog. Each must fail
+  with mismatches reported.
+- ``hardyt sim``: exit 0 on a good layer tree (activations picked up from
+  ``<layer>.inputs.npz``), exit 1 on a mutated core.
+
+Every run uses a build cache in this module's temporary directory (a clean
+start each session; the CLI test gets it through ``HARDYT_SIM_CACHE``).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardyt.hw.cores import random_dyt_spec
+from hardyt.hw.emit import emit, load_manifest
+from hardyt.sim.runner import run_sim
+
+C, IN_BITS, OUT_BITS = 16, 8, 8
+MATRIX = list(itertools.product(("lut", "pwl"), ("folded", "channel"), (1, 4)))
+COCOTB_TESTS = 7  # random, exhaustive, saturation, reset_mid_stream, mixed_tokens, activations, throughput
+
+
+@pytest.fixture(scope="module")
+def sim_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sim-cache")
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory):
+    """``core(tanh, affine, lanes)``: an emitted directory, made once per module."""
+    root = tmp_path_factory.mktemp("cores")
+    made = {}
+
+    def get(tanh: str, affine: str, lanes: int) -> Path:
+        key = (tanh, affine, lanes)
+        if key not in made:
+            spec = random_dyt_spec(C, lanes, IN_BITS, OUT_BITS, tanh=tanh, affine=affine, seed=5)
+            made[key] = emit(spec, root / f"{tanh}_{affine}_p{lanes}", "dyt").parent
+        return made[key]
+
+    return get
+
+
+def _assert_exact(r: dict, mode: str) -> None:
+    detail = "\n".join(r["failures"] + r["report"][:10])
+    assert r["ok"], f"{r['dir']} ({r['simulator']}, {mode}) not bit-exact:\n{detail}"
+    assert r["mismatches"] == 0 and r["failed"] == 0
+    assert r["beats_per_cycle"] == 1.0
+    assert r["latency"] == r["manifest_latency"]
+
+
+def _assert_cocotb_complete(r: dict) -> None:
+    assert r["tests_run"] == COCOTB_TESTS
+    assert r["tests"]["exhaustive"]["elements"] == C << IN_BITS  # every code on every channel
+    for name in ("random", "saturation", "reset_mid_stream", "mixed_tokens", "throughput"):
+        assert r["tests"][name]["elements"] > 0, name
+
+
+@pytest.mark.parametrize("tanh,affine,lanes", MATRIX, ids=lambda v: str(v))
+def test_icarus_cocotb_matrix(core, sim_cache, tanh, affine, lanes):
+    r = run_sim(core(tanh, affine, lanes), simulator="icarus", vectors=256, cache=sim_cache)
+    _assert_exact(r, "cocotb")
+    _assert_cocotb_complete(r)
+
+
+def test_icarus_bulk(core, sim_cache):
+    r = run_sim(core("pwl", "channel", 4), simulator="icarus", mode="bulk", vectors=8192, cache=sim_cache)
+    _assert_exact(r, "bulk")
+    # corners + exhaustive (4096) + random up to 8192, all under pauses, then the full-rate prefix
+    assert r["tests"]["bulk"]["elements"] >= 8192 and r["tests"]["bulk"]["pause"]
+    assert r["tests"]["bulk"]["protocol_errors"] == 0
+
+
+def test_verilator_cocotb_and_bulk(core, sim_cache):
+    r = run_sim(core("pwl", "channel", 4), simulator="verilator", vectors=256, cache=sim_cache)
+    _assert_exact(r, "cocotb")
+    _assert_cocotb_complete(r)
+    r = run_sim(core("lut", "folded", 1), simulator="verilator", mode="bulk", vectors=20_000, cache=sim_cache)
+    _assert_exact(r, "bulk")
+    assert r["tests"]["bulk"]["elements"] >= 20_000
+
+
+# --- mutations: the checker must be able to fail ----------------------------------------------
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def perturb_mem(path: Path, index: int) -> tuple[int, int]:
+    """Add one to entry ``index`` of a ``$readmemh`` file (wrapping in its width); old and new value."""
+    lines = path.read_text().split()
+    digits = len(lines[index])
+    old = int(lines[index], 16)
+    new = (old + 1) % (16 ** digits)
+    lines[index] = f"{new:0{digits}x}"
+    path.write_text("\n".join(lines) + "\n")
+    return old, new
+
+
+# `$signed(aff_acc0) + $signed(7'h20)`: lane 0's affine accumulator plus half an LSB before the shift.
+ROUNDING = re.compile(r"(\$signed\(aff_acc0\) \+ \$signed\(\d+'h)([0-9a-f]+)(\))")
+
+
+def perturb_rounding(path: Path) -> int:
+    """Replace lane 0's round-half-up constant by 0 (truncation); the number of places changed."""
+    text = path.read_text()
+    constants = {int(m.group(2), 16) for m in ROUNDING.finditer(text)}
+    assert len(constants) == 1, f"no single rounding constant found in {path}: {constants}"
+    half = constants.pop()
+    assert half & (half - 1) == 0, f"{half:#x} is not half an LSB (a power of two)"
+    text, n = ROUNDING.subn(lambda m: m.group(1) + "0" + m.group(3), text)
+    path.write_text(text)
+    return n
+
+
+@pytest.fixture(scope="module")
+def mutated_rom(core, tmp_path_factory) -> Path:
+    """lut/folded/P=1 with tanh ROM entry 1 (|x| = 1: in the saturation, exhaustive and random sets) off by one."""
+    d = _copy(core("lut", "folded", 1), tmp_path_factory.mktemp("mut-rom") / "core")
+    m = load_manifest(d)
+    (mem,) = [f for f, rom in m["roms"].items() if rom["rom"] == "tanh"]
+    assert m["spec"]["tanh"].get("drop_bits", 0) == 0  # entry 1 is |x| = 1
+    perturb_mem(d / mem, 1)
+    return d
+
+
+@pytest.fixture(scope="module")
+def mutated_rounding(core, tmp_path_factory) -> Path:
+    """pwl/channel/P=4 with lane 0's affine rounding constant set to 0 in the Verilog."""
+    d = _copy(core("pwl", "channel", 4), tmp_path_factory.mktemp("mut-round") / "core")
+    assert perturb_rounding(d / load_manifest(d)["verilog"]) >= 1
+    return d
+
+
+def _assert_caught(r: dict, lanes: set[int] | None = None) -> None:
+    assert not r["ok"], f"mutation not detected in {r['dir']} ({r['mode']})"
+    assert r["mismatches"] > 0 and r["failed"] > 0
+    lines = [ln for ln in r["report"] if " expected " in ln]
+    assert lines, r["report"]
+    if lanes is not None:  # the mismatches point at the mutated lane
+        assert {int(re.search(r"lane (\d+)", ln).group(1)) for ln in lines} <= lanes, lines
+
+
+@pytest.mark.parametrize("mode", ("cocotb", "bulk"))
+def test_mutated_rom_fails(mutated_rom, sim_cache, mode):
+    r = run_sim(mutated_rom, simulator="icarus", mode=mode, vectors=256, cache=sim_cache)
+    _assert_caught(r)
+    assert all(re.search(r"input -?1 ", ln) for ln in r["report"] if " expected " in ln), r["report"]
+
+
+@pytest.mark.parametrize("mode", ("cocotb", "bulk"))
+def test_mutated_rounding_fails(mutated_rounding, sim_cache, mode):
+    r = run_sim(mutated_rounding, simulator="icarus", mode=mode, vectors=256, cache=sim_cache)
+    _assert_caught(r, lanes={0})
+
+
+# --- hardyt sim -------------------------------------------------------------------------------
+
+
+def _hardyt_sim(args, cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HARDYT_SIM_CACHE=str(cache))
+    env.pop("HARDYT_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "hardyt.scripts.cli", "sim", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_cli_good_tree_and_mutated_core(core, sim_cache, mutated_rom, tmp_path):
+    tree = tmp_path / "rtl"
+    layer = _copy(core("lut", "channel", 4), tree / "blocks_0_norm1")
+    name = load_manifest(layer)["spec"]["name"]
+    x = np.random.default_rng(0).integers(-128, 128, (8, C))
+    np.savez(tree / f"{name}.inputs.npz", x=x)
+    r = _hardyt_sim([tree, "--vectors", "64"], sim_cache)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"blocks_0_norm1: PASS \(icarus, cocotb\): \d+ elements checked, 0 mismatches, \d+ cycles; "
+                     r"throughput 1\.000 beats/cycle \(sink always ready\), latency (\d+) cycles \(manifest \1\)",
+                     r.stdout), r.stdout
+    assert "activations 64" in r.stdout, r.stdout
+
+    r = _hardyt_sim([mutated_rom, "--mode", "bulk", "--vectors", "64"], sim_cache)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAIL (icarus, bulk)" in r.stdout and "mismatch: beat" in r.stdout, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not bit-exact" in lines[0], r.stderr

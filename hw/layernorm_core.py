@@ -3,15 +3,16 @@
 Three parts, decoupled so that the core takes one beat per cycle while it
 still outputs the previous token (II = 1 in steady state)::
 
-   i ─┬─► token buffer (RAM, N beats, circular) ───────────────────────┐
-      │                                                                │ read when the head token's
-      └─► [x] ─► [x, x^2] ─► adder trees ─► [S1, S2 accumulators]      │ statistics are ready
-                                      │ token end                      ▼
-                                      ▼                    [x, S1, r1, s] ─► [D = C*x - S1]
-          [S1^2, C*S2] ─► [W = C*S2 - S1^2 + eps_q] ─► [e, lead]        ─► [p = D * r1] ─► [p >>> (s - 1)]
-           ─► [u = leading bits of W] ─► [r0 = rsqrt ROM(u)]            ─► [z = sat((q + 1) >>> 1)]
-           ─► [a = r0^2] ─► [b = u*a] ─► [r1 = r0 (3 - b) / 2]          ─► [acc = gamma*z + beta]
-           ─► stats FIFO (S1, r1, s - 1) ─────────────────────────────► y = sat(round(acc, A)) ─► output buffer ─► o
+   i ─┬─► token buffer (RAM, N beats, circular) ──────────────────────┐
+      │                                                               │ read when the head token's
+      └─► [x] ─► [x, x^2] ─► adder trees ─► [S1, S2 accumulators]     │ statistics are ready
+                                      │ token end                     ▼
+                                      ▼               [x, S1, r1, s] ─► [x] ─► [C*x] ─► [D = C*x - S1]
+          [S1, S2] ─► [S1^2, C*S2] ─► [W = C*S2 - S1^2 + eps_q]       ─► [D*r1 partials] ─► [p]
+           ─► [e, lead] ─► [u = leading bits of W] ─► [r0 = ROM(u)]   ─► [q = p >>> (s - 1)]
+           ─► [r0^2] ─► [a] ─► [u*a] ─► [c = 3 - round(u*a)]           ─► [z = sat((q + 1) >>> 1)]
+           ─► [r0*c] ─► [r1 = round(r0*c / 2)]                        ─► [gamma*z partials] ─► [acc = gamma*z + beta]
+           ─► stats FIFO (S1, r1, s - 1) ────────────────────────────► y = sat(round(acc, A)) ─► output buffer ─► o
 
 * **Input side** (free running, no stall inside): an accepted beat is written
   into the token buffer and, in parallel, squared and summed over the lanes
@@ -29,7 +30,7 @@ still outputs the previous token (II = 1 in steady state)::
 Tokens are framed by count (``C/P`` beats); ``last`` is stored with each beat
 and carried through. The token buffer holds one token plus the beats that
 arrive while that token's statistics are computed (``N``, the next power of
-two of ``C/P + d_r + 1``), so a stream of back-to-back tokens never stalls;
+two above ``C/P + d_r``), so a stream of back-to-back tokens never stalls;
 ``i.ready`` is "buffer not full", a register compare, and every output stage
 enable is a register (the buffer's count), so no combinational path runs
 from ``o.ready`` to ``i.ready``.

@@ -266,9 +266,11 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         "run_dir": str(run_dir),
     }
     out["ok"] = failed == 0 and total > 0 and out["mismatches"] == 0
-    if waves:
-        out["waves"] = [str(p) for p in run_dir.iterdir() if p.suffix in (".vcd", ".fst")] + \
-                       [str(p) for p in build_dir.iterdir() if p.suffix in (".vcd", ".fst")]
+    if waves:  # Icarus dumps into the (shared) build directory: keep this run's waves with its logs
+        for p in build_dir.iterdir():
+            if p.suffix in (".vcd", ".fst"):
+                shutil.move(p, run_dir / p.name)
+        out["waves"] = [str(p) for p in run_dir.iterdir() if p.suffix in (".vcd", ".fst")]
     elif out["ok"]:
         shutil.rmtree(run_dir, ignore_errors=True)
         out["run_dir"] = None

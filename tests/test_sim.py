@@ -25,6 +25,8 @@ start each session; the CLI test gets it through ``HARDYT_SIM_CACHE``).
 """
 from __future__ import annotations
 
+import doctest
+import importlib
 import itertools
 import os
 import re
@@ -64,6 +66,12 @@ def core(tmp_path_factory):
         return made[key]
 
     return get
+
+
+@pytest.mark.parametrize("name", ["hardyt.sim.scoreboard", "hardyt.sim.stimulus"])
+def test_doctests(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
 
 
 def _assert_exact(r: dict, mode: str) -> None:

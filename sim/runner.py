@@ -10,7 +10,8 @@ is written into the emitted directory.
 Two modes: ``cocotb`` runs :mod:`hardyt.sim.test_dyt` (Python drivers,
 monitor and scoreboard); ``bulk`` runs :mod:`hardyt.sim.test_bulk` around
 ``bulk_harness.v``, which reads stimulus and expected values from memory files
-and checks in HDL.
+and checks in HDL. Verilator's runtime library is compiled once per cache
+(:mod:`hardyt.sim.objcache`).
 """
 from __future__ import annotations
 
@@ -103,9 +104,9 @@ def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
     return dst, digest
 
 
-def check_activations(path, spec) -> int:
-    """Tokens in an activations file (``x``: integer codes, one token of C channels
-    per row, within the input width); a :class:`HardytError` naming the file otherwise."""
+def check_activations(path, spec) -> None:
+    """An activations file holds ``x``: integer codes within the input width, one token of C
+    channels per row; a :class:`HardytError` naming the file otherwise."""
     try:
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f:
@@ -118,7 +119,6 @@ def check_activations(path, spec) -> int:
         raise HardytError(f"{path}: x has shape {x.shape}; expected (tokens, {spec.channels}) for C={spec.channels}")
     if not np.issubdtype(x.dtype, np.integer) or x.min() < lo or x.max() > hi:
         raise HardytError(f"{path}: x must hold {spec.in_bits}-bit input codes in [{lo}, {hi}]")
-    return x.size // spec.channels
 
 
 def _pch_fix(root: Path) -> dict:
@@ -164,8 +164,10 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     ``throughput`` test of either mode (see :mod:`hardyt.sim.test_bulk`).
 
     Keys: ``ok``, ``elements``, ``mismatches``, ``cycles``, ``beats_per_cycle``,
-    ``latency``, ``manifest_latency``, ``failed``, ``tests`` (per-test numbers),
-    ``report`` (mismatch lines), ``build_seconds``, ``sim_seconds``, ``run_dir``.
+    ``latency``, ``manifest_latency``, ``tests_run``, ``failed``, ``failures``
+    (``test: message`` lines), ``tests`` (per-test numbers), ``report``
+    (mismatch lines), ``build_seconds``, ``sim_seconds``, ``run_dir`` (kept,
+    with logs, when a run fails or dumps waves; ``waves`` then lists the files).
     """
     from cocotb_tools.runner import get_results, get_runner
 

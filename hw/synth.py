@@ -129,7 +129,7 @@ def wrapper_verilog(top: str, in_width: int, out_width: int) -> tuple[str, str]:
         f"    reg [{out_width - 1}:0] x0 = 0;",
     ]
     body = [
-        f"    always @(posedge aclk) begin",
+        "    always @(posedge aclk) begin",
         "        rst_sync <= {rst_sync[0], aresetn_pin};",
         f"        tdata_i <= {shift};",
         "        tvalid_i <= tvalid_pin; tlast_i <= tlast_pin; tready_i <= tready_pin;",

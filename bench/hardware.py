@@ -15,7 +15,7 @@ core is included when ``hardyt.quant.layernorm`` is importable.
 Throughput is P·Fmax elements per second (II = 1). The ratio column is
 (LUT + FF) of the core over the LayerNorm core's at the same C and P.
 ``--work DIR`` keeps the emitted cores and their reports; a rerun reuses
-a core's ``synth-<target>.json`` when its spec is unchanged.
+a core's ``synth-<target>.json`` only when the re-emitted files are byte-identical.
 """
 from __future__ import annotations
 
@@ -80,15 +80,19 @@ def jobs_for(args) -> list[dict]:
 
 
 def prepare(job: dict, work: Path) -> Path:
-    """Emit the job's core into its work directory (kept when the spec is unchanged)."""
+    """Emit the job's core into its work directory; earlier reports are kept only when the
+    emitted files are byte-identical (same spec *and* same generator)."""
     spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"])
     d = work / f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
-    manifest = d / f"{spec.name}.json"
-    if manifest.is_file() and json.loads(manifest.read_text())["spec"] == spec.to_dict():
-        return d
+
+    def files():
+        return {p.name: p.read_bytes() for p in sorted(d.glob(f"{spec.name}*")) if p.suffix in (".v", ".mem", ".json")}
+
+    before = files() if d.is_dir() else {}
     emit(spec, d, spec.name)
-    for stale in d.glob("synth-*"):
-        stale.unlink()
+    if files() != before:
+        for stale in d.glob("synth-*"):
+            stale.unlink()
     return d
 
 

@@ -34,11 +34,12 @@ METHOD_ROWS = [(f"{m}{'' if fold else ', no folding'}", {"method": m, "fold": fo
 
 # Ideas measured on top of the default (reconstruct, folded); see docs/conversion.md.
 IDEA_ROWS = [
-    ("reconstruct, 2x steps", {"steps": 2 * OPTION_DEFAULTS["steps"]}),
+    ("reconstruct, logit KL only (feature_weight 0)", {"feature_weight": 0.0}),
+    ("reconstruct, 3x steps", {"steps": 3 * OPTION_DEFAULTS["steps"]}),
     ("reconstruct, per-channel alpha shifts 0..3", {"alpha_shift": 3}),
     ("reconstruct, quantization-aware (STE)", {"quant_aware": True}),
     ("reconstruct, flip augmentation", {"augment": "flip"}),
-    ("reconstruct, lr 2e-3 (issue's setting)", {"lr": 2e-3, "alpha_lr": 2e-3}),
+    ("option: label-free self-distillation, lr 1e-4 (not post-training)", {"self_distill_lr": 1e-4}),
 ]
 
 
@@ -47,8 +48,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="2000 test images and the method rows only")
     ap.add_argument("--calib-size", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine: spin-waits)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     model = load_vit(default_model_path()).eval()
     x_train, _ = load_dataset("fashion-mnist", "train", None)
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
         print(f"{label:48s} float {100 * row['dyt_float']:.2f}  fixed8 {100 * row['dyt_fixed8']:.2f}  "
               f"fixed6 {100 * row['dyt_fixed6']:.2f}  ({seconds:.1f} s)", flush=True)
 
-    cmd = "python bench/accuracy.py" + (" --quick" if args.quick else "")
+    cmd = "python bench/accuracy.py" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
     table = ["| method | DyT float | DyT fixed 8-bit in | DyT fixed 6-bit in | Δ fixed 8 vs LN | calib time (s) "
              "| calib images |", "|---|---|---|---|---|---|---|",
              f"| LayerNorm (float) | {100 * ln:.2f} % | | | | | |"]
@@ -85,13 +87,13 @@ def main(argv=None) -> int:
     print(text)
     meta = {"command": cmd, "model": str(default_model_path()), "test_samples": len(x_test),
             "calib_size": args.calib_size, "seed": args.seed, "defaults": OPTION_DEFAULTS,
-            "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
+            "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": sys.version.split()[0],
             "machine": platform.machine()}
     OUT.mkdir(exist_ok=True)
     name = "accuracy_quick" if args.quick else "accuracy"
     atomic_write_text(OUT / f"{name}.json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
     atomic_write_text(OUT / f"{name}.md", "# LayerNorm → DyT accuracy (bundled ViT, Fashion-MNIST test set, "
-                      f"{len(x_test)} images)\n\nCommand: `{cmd}` (2 CPU threads). Top-1; fixed point = the "
+                      f"{len(x_test)} images)\n\nCommand: `{cmd}` ({torch.get_num_threads()} torch thread(s)). Top-1; fixed point = the "
                       "golden model's integer DyT (LUT tanh, 8-bit output), rest of the model float.\n\n"
                       + text + "\n")
     return 0

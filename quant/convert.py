@@ -45,7 +45,7 @@ OPTION_DEFAULTS = {
     "lr": 2e-2,               # reconstruction: gamma/beta learning rate
     "alpha_lr": 2e-2,         # reconstruction: alpha learning rate, relative to each alpha
     "temperature": 1.0,       # reconstruction: softmax temperature of the KL
-    "feature_weight": 0.0,    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
+    "feature_weight": 1.0,    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
     "self_distill_lr": 0.0,   # > 0: also tune every other weight (label-free self-distillation; not default)
     "quant_aware": False,     # reconstruction through the fixed-point quantization (STE)
     "augment": "",            # reconstruction on label-free variants of image batches: "flip", "mixup", "flip+mixup"

@@ -89,7 +89,7 @@ def run(args) -> int:
     text = render_report(out, convert_report, layer_dirs, sims, synth_results, times)
     atomic_write_text(out / "report.md", text)
     print(text)
-    bad = [name for name, r in sims.items() if r["mismatches"] or not r["elements"]]
+    bad = [name for name, r in sims.items() if not r["ok"] or not r["elements"]]
     if bad:
         raise HardytError(f"bit-exact check failed on layer(s): {', '.join(bad)} (see {out / 'report.md'})")
     return 0

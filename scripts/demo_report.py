@@ -27,15 +27,20 @@ def _accuracy(acc: dict) -> list[str]:
     return rows
 
 
+def _rate(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
 def _layers(layer_dirs, sims: dict, manifests: dict) -> list[str]:
-    rows = ["| layer | C | P | in/out bits | tanh | affine | latency | elements checked | mismatches "
-            "| beats/cycle |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| layer | C | P | in/out bits | tanh | affine | latency (manifest / measured) | elements checked "
+            "| mismatches | beats/cycle | result |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in layer_dirs:
         m, r = manifests[d.name], sims[d.name]
         spec = m["spec"]
         rows.append(f"| {d.name} | {m['channels']} | {m['lanes']} | {m['in_bits']}/{m['out_bits']} "
-                    f"| {spec['tanh']['kind']} | {spec['affine']['mode']} | {m['latency']} "
-                    f"| {r['elements']:,} | {r['mismatches']} | {r.get('throughput', float('nan')):.3f} |")
+                    f"| {spec['tanh']['kind']} | {spec['affine']['mode']} | {m['latency']} / {r['latency']} "
+                    f"| {r['elements']:,} | {r['mismatches']} | {_rate(r['beats_per_cycle'])} "
+                    f"| {'PASS' if r['ok'] else 'FAIL'} |")
     return rows
 
 

@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 
 bench: $(STAMP)
 	$(PY) bench/tanh_error.py
+	$(PY) bench/accuracy.py
+	$(PY) bench/verify_speed.py
+	$(PY) bench/hardware.py --jobs $(JOBS)
 
 clean:
 	rm -rf .venv out sim_build

@@ -27,7 +27,7 @@ def add_parser(sub):
                                    "bit-exact on Icarus, synthesize one DyT core and the LayerNorm core, "
                                    "and write OUT/report.md.")
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
-    p.add_argument("--calib-size", type=int, default=512, help="calibration images (default: 512)")
+    p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default: 1024, as hardyt convert)")
     p.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus")
     p.add_argument("--vectors", type=int, default=256, help="random beats per layer on top of the real "
                    "activations and the exhaustive sweep (default: 256)")

@@ -8,7 +8,8 @@ The pipeline (labels never used, the input model never modified):
    inputs it sees once the layers before it are DyT, against the *original*
    model's LayerNorm output (alpha by search, gamma/beta by least squares);
 3. **reconstruction**: Adam on the DyT parameters only, minimizing the KL
-   divergence of the logits to the LayerNorm model's;
+   divergence of the logits to the LayerNorm model's plus the error of each
+   DyT output to the LayerNorm output it replaces;
 4. the fixed-point input scale of each layer is chosen by its output error;
 5. gamma/beta are folded into the following Linear layers where that is
    exact; the others keep a per-channel affine;

@@ -39,15 +39,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .errors import HardytError, SpecError
-from .files import save_json_atomic
 from .fixed import FixedFormat, Rounding, bits_for_signed, round_shift, saturate, signed_range
 from .golden_model import check_input
-from .spec import _check_int, _check_real
+from .spec import SpecFile, _check_int, _check_real, check_header, reading_fields
 
 __all__ = ["LN_SPEC_VERSION", "LayerNormSpec", "golden", "layernorm_float", "rsqrt_int", "build_rsqrt_table",
            "rsqrt_error", "random_layernorm_spec"]
@@ -89,7 +87,7 @@ def _bit_length(v: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LayerNormSpec:
+class LayerNormSpec(SpecFile):
     """One LayerNorm layer for the baseline core.
 
     Parameters
@@ -243,36 +241,13 @@ class LayerNormSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayerNormSpec":
-        if not isinstance(d, dict):
-            raise SpecError("spec", f"must be a JSON object, got {type(d).__name__}")
-        if d.get("hardyt") != "layernorm":
-            raise SpecError("hardyt", f"not a LayerNorm spec (expected \"hardyt\": \"layernorm\", got {d.get('hardyt')!r})")
-        version = d.get("version")
-        _check_int("version", version, 1)
-        if version > LN_SPEC_VERSION:
-            raise SpecError("version", f"spec version {version} is newer than this hardyt supports "
-                                       f"({LN_SPEC_VERSION}); upgrade hardyt")
-        try:
+        check_header(d, "layernorm", "LayerNorm spec", LN_SPEC_VERSION)
+        with reading_fields():
             r, a = d["rsqrt"], d["affine"]
             return cls(d["channels"], d["lanes"], d["in_bits"], d["out_bits"], d["in_scale"], d["out_scale"],
                        d["eps_q"], r["index_bits"], r["frac"], r["table"], d["norm_frac"],
                        a["gamma"], a["beta"], a["gamma_bits"], a["beta_bits"], a["shift"],
                        d.get("name", "layernorm"))
-        except KeyError as e:
-            raise SpecError(str(e.args[0]), "missing from the spec") from None
-        except TypeError as e:
-            raise SpecError("spec", f"malformed field: {e}") from None
-
-    @classmethod
-    def from_json(cls, text: str) -> "LayerNormSpec":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError("spec", f"not valid JSON: {e}") from None
-        return cls.from_dict(d)
-
-    def save(self, path) -> Path:
-        return save_json_atomic(path, self.to_dict())
 
     # -- golden model entry points (every core spec has these) -----------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,46 @@ class ChannelAffine:
 Affine = FoldedAffine | ChannelAffine
 
 
+def check_header(d, kind: str, label: str, version: int) -> None:
+    """The part every core spec's JSON shares: an object, ``"hardyt": kind``, a version we read."""
+    if not isinstance(d, dict):
+        raise SpecError("spec", f"must be a JSON object, got {type(d).__name__}")
+    if d.get("hardyt") != kind:
+        raise SpecError("hardyt", f"not a {label} (expected \"hardyt\": \"{kind}\", got {d.get('hardyt')!r})")
+    _check_int("version", d.get("version"), 1)
+    if d["version"] > version:
+        raise SpecError("version", f"spec version {d['version']} is newer than this hardyt supports ({version}); "
+                                   "upgrade hardyt")
+
+
+@contextmanager
+def reading_fields():
+    """Missing keys and wrongly typed values of a spec's JSON as :class:`SpecError`."""
+    try:
+        yield
+    except KeyError as e:
+        raise SpecError(str(e.args[0]), "missing from the spec") from None
+    except TypeError as e:
+        raise SpecError("spec", f"malformed field: {e}") from None
+
+
+class SpecFile:
+    """JSON text and files for a core spec class with ``from_dict``/``to_dict``."""
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError("spec", f"not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+    def save(self, path) -> Path:
+        return save_json_atomic(path, self.to_dict())
+
+
 @dataclass(frozen=True)
-class DyTSpec:
+class DyTSpec(SpecFile):
     """One DyT layer for the hardware.
 
     Parameters
@@ -194,15 +233,8 @@ class DyTSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DyTSpec":
-        if not isinstance(d, dict):
-            raise SpecError("spec", f"must be a JSON object, got {type(d).__name__}")
-        if d.get("hardyt") != "dyt":
-            raise SpecError("hardyt", f"not a DyT layer spec (expected \"hardyt\": \"dyt\", got {d.get('hardyt')!r})")
-        version = d.get("version")
-        _check_int("version", version, 1)
-        if version > SPEC_VERSION:
-            raise SpecError("version", f"spec version {version} is newer than this hardyt supports ({SPEC_VERSION}); upgrade hardyt")
-        try:
+        check_header(d, "dyt", "DyT layer spec", SPEC_VERSION)
+        with reading_fields():
             t = d["tanh"]
             common = (t["in_bits"], t["out_bits"], t["alpha_scale"])
             if t["kind"] == "lut":
@@ -221,21 +253,6 @@ class DyTSpec:
                 raise SpecError("affine.mode", f"must be 'folded' or 'channel', got {a['mode']!r}")
             return cls(d["channels"], d["lanes"], d["in_bits"], d["in_scale"], d["alpha"], tanh, affine,
                        d.get("alpha_shift"), d.get("name", "dyt"))
-        except KeyError as e:
-            raise SpecError(str(e.args[0]), "missing from the spec") from None
-        except TypeError as e:
-            raise SpecError("spec", f"malformed field: {e}") from None
-
-    @classmethod
-    def from_json(cls, text: str) -> "DyTSpec":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError("spec", f"not valid JSON: {e}") from None
-        return cls.from_dict(d)
-
-    def save(self, path) -> Path:
-        return save_json_atomic(path, self.to_dict())
 
     def reference(self, x) -> np.ndarray:
         """The golden model on ``(..., C)`` codes (every core spec has one)."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-__all__ = ["random_pause", "no_pause", "pack_lanes", "unpack_lanes", "AxisSource", "AxisSink",
+__all__ = ["random_pause", "no_pause", "pack_lanes", "unpack_lanes", "AxisPorts", "AxisSource", "AxisSink",
            "AxisMonitor", "AxisProtocolError"]
 
 
@@ -55,16 +55,23 @@ def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
     return out
 
 
-class AxisSource:
-    """Drives ``s_axis_*``: beats queued with :meth:`send`, ``tvalid`` paused by ``pause``."""
+class AxisPorts:
+    """The clock, reset and one AXI4-Stream port (``<prefix>_tdata/tvalid/tready/tlast``) of the DUT."""
 
-    def __init__(self, dut, width: int, pause: Iterator[bool], prefix: str = "s_axis"):
+    def __init__(self, dut, prefix: str):
         self.clk = dut.aclk
         self.resetn = dut.aresetn
         self.tdata = getattr(dut, f"{prefix}_tdata")
         self.tvalid = getattr(dut, f"{prefix}_tvalid")
         self.tready = getattr(dut, f"{prefix}_tready")
         self.tlast = getattr(dut, f"{prefix}_tlast")
+
+
+class AxisSource(AxisPorts):
+    """Drives ``s_axis_*``: beats queued with :meth:`send`, ``tvalid`` paused by ``pause``."""
+
+    def __init__(self, dut, width: int, pause: Iterator[bool], prefix: str = "s_axis"):
+        super().__init__(dut, prefix)
         self.width = width
         self.pause = pause
         self.queue: deque[tuple[list[int], bool]] = deque()
@@ -129,7 +136,7 @@ class AxisSink:
             self.tready.value = int(not next(self.pause))
 
 
-class AxisMonitor:
+class AxisMonitor(AxisPorts):
     """Records every ``m_axis`` handshake and asserts the AXI4-Stream rules.
 
     Rules checked on every cycle out of reset: while ``tvalid`` is high and
@@ -139,12 +146,7 @@ class AxisMonitor:
     """
 
     def __init__(self, dut, lanes: int, width: int, prefix: str = "m_axis"):
-        self.clk = dut.aclk
-        self.resetn = dut.aresetn
-        self.tdata = getattr(dut, f"{prefix}_tdata")
-        self.tvalid = getattr(dut, f"{prefix}_tvalid")
-        self.tready = getattr(dut, f"{prefix}_tready")
-        self.tlast = getattr(dut, f"{prefix}_tlast")
+        super().__init__(dut, prefix)
         self.lanes, self.width = lanes, width
         self.words: list[int] = []
         self.lasts: list[bool] = []

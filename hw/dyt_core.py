@@ -28,6 +28,8 @@ file on emission (:mod:`hardyt.hw.emit`).
 """
 from __future__ import annotations
 
+from functools import partial
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -38,7 +40,7 @@ from hardyt.quant.fixed import bits_for_unsigned, signed_range
 from hardyt.quant.spec import ChannelAffine, DyTSpec
 from hardyt.quant.tanh import full_scale
 
-__all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes"]
+__all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes", "pipeline_reg"]
 
 
 def lane_stream(width: int, lanes: int) -> stream.Signature:
@@ -67,6 +69,17 @@ def rom(name: str, width: int, words) -> Memory:
     # A one-word memory has a 0-bit address, which Verilog cannot declare: pad to two words.
     words += [0] * (2 - len(words))
     return Memory(shape=unsigned(width), depth=len(words), init=words, attrs={"hardyt_rom": name})
+
+
+def pipeline_reg(m: Module, value, name: str, shape=None, *, enable=None) -> Signal:
+    """``value`` registered in ``m`` (one pipeline stage), loaded only when ``enable`` is high if given."""
+    r = Signal(shape if shape is not None else value.shape(), name=name)
+    if enable is None:
+        m.d.sync += r.eq(value)
+    else:
+        with m.If(enable):
+            m.d.sync += r.eq(value)
+    return r
 
 
 class OutputBuffer(wiring.Component):
@@ -181,12 +194,7 @@ class DyTCore(wiring.Component):
         with m.If(accept):
             m.d.sync += beat.eq(Mux(self.i.payload.last | (beat == beats - 1), 0, beat + 1))
 
-        def reg(value, name, shape=None):
-            """``value`` one pipeline stage later."""
-            r = Signal(shape if shape is not None else value.shape(), name=name)
-            with m.If(ce):
-                m.d.sync += r.eq(value)
-            return r
+        reg = partial(pipeline_reg, m, enable=ce)      # one pipeline stage later
 
         def read(memory, addr):
             """A synchronous read of ``memory`` at ``addr`` (data one stage later)."""

@@ -37,6 +37,8 @@ from ``o.ready`` to ``i.ready``.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -47,7 +49,7 @@ from hardyt.quant.errors import SpecError
 from hardyt.quant.fixed import bits_for_signed, bits_for_unsigned, signed_range
 from hardyt.quant.layernorm import LayerNormSpec
 
-from .dyt_core import OutputBuffer, lane_stream, pack_lanes, rom
+from .dyt_core import OutputBuffer, lane_stream, pack_lanes, rom, pipeline_reg
 
 __all__ = ["LayerNormCore", "tree_registers"]
 
@@ -134,18 +136,7 @@ class LayerNormCore(wiring.Component):
         acc1, acc2 = Signal(s1_shape), Signal(s2_shape)
         lead, e = Signal(range(nw // 2)), Signal(range(nw // 2))
 
-        def sreg(value, name, shape=None):
-            """``value`` one cycle later (input side and statistics: never stalled)."""
-            r = Signal(shape if shape is not None else value.shape(), name=name)
-            m.d.sync += r.eq(value)
-            return r
-
-        def creg(value, name, shape=None):
-            """``value`` one output stage later (enabled by ``ce``)."""
-            r = Signal(shape if shape is not None else value.shape(), name=name)
-            with m.If(ce):
-                m.d.sync += r.eq(value)
-            return r
+        sreg = partial(pipeline_reg, m)                # one cycle later (input side and statistics: never stalled)
 
         def round_shift(v, s):
             return (v + (1 << (s - 1))) >> s if s else v
@@ -201,6 +192,7 @@ class LayerNormCore(wiring.Component):
         # -- submodules ---------------------------------------------------------------
         m.submodules.obuf = obuf = OutputBuffer(self.o.payload.shape())
         ce = obuf.ce
+        creg = partial(pipeline_reg, m, enable=ce)     # one output stage later
         m.submodules.buffer = buf = Memory(shape=unsigned(P * spec.in_bits + 1), depth=N, init=[])
         wport, rport = buf.write_port(), buf.read_port(domain="sync")
         m.submodules.rsqrt_rom = rsqrt_rom = rom("rsqrt", bits_for_unsigned(max(spec.rsqrt_table)), spec.rsqrt_table)

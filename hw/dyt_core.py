@@ -5,11 +5,11 @@ Datapath (one lane; every register is enabled by the pipeline's ``ce``)::
     i.payload ─► [A: x, alpha_shift ROM]* ─► |x|, sign ─► tanh ROM(s) ─┐
                                                                        │
       lut: t = sign(sat ? T : rom)                                     │
-      pwl: acc = intercept + slope*off ─► [reg] ─► t = sign(min(T, round(acc)))
-                                                                       │
+      pwl: acc = (intercept + half) + slope*off ─► [reg] ─► t = sign(min(T, acc >> frac))
+           (slope*off by adders when off has <= 4 bits: no DSP block)   │
       folded:  y = t                                                   │
-      channel: [t, gamma/beta] ─► [acc = gamma*t + beta] ─► y = sat(round(acc))
-               (gamma/beta ROMs read by the channel counter with the tanh ROMs)
+      channel: [t, gamma] ─► [prod = gamma*t, beta'] ─► y = sat((prod + beta') >> shift)
+               (gamma ROM read with the tanh ROMs, beta' = beta + half one stage later)
                                                                        ▼
                                                        output buffer (2 entries) ─► o
 
@@ -30,15 +30,17 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hardyt.quant.errors import SpecError
-from hardyt.quant.fixed import bits_for_unsigned, signed_range
+from hardyt.quant.fixed import bits_for_signed, bits_for_unsigned, signed_range
 from hardyt.quant.spec import ChannelAffine, DyTSpec
-from hardyt.quant.tanh import full_scale
+from hardyt.quant.tanh import full_scale, tanh_int
 
 __all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes", "pipeline_reg"]
 
@@ -80,6 +82,28 @@ def pipeline_reg(m: Module, value, name: str, shape=None, *, enable=None) -> Sig
         with m.If(enable):
             m.d.sync += r.eq(value)
     return r
+
+
+#: A LUT tanh of at most this many input bits is one ROM over every signed
+#: code, read with x itself: no |x|, saturation or negation logic. A 256-word
+#: ROM is 32 LUT6s on Xilinx, fewer than that logic.
+SIGNED_ROM_MAX_BITS = 8
+
+#: PWL offsets of at most this many bits are multiplied by a tree of adders
+#: rather than a DSP block: a 4-bit factor costs three adders, less than a
+#: multiplier and faster than a DSP's output path.
+ADDER_MULTIPLY_MAX_BITS = 4
+
+
+def pwl_product(slope, off):
+    """``slope * off``: a balanced tree of shifted, gated ``slope`` copies when
+    ``off`` is narrow (see :data:`ADDER_MULTIPLY_MAX_BITS`), else a multiplier."""
+    if len(off) > ADDER_MULTIPLY_MAX_BITS:
+        return slope * off
+    terms = [Mux(off[k], slope << k, 0) for k in range(len(off))]
+    while len(terms) > 1:
+        terms = [sum(terms[i:i + 2]) for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 class OutputBuffer(wiring.Component):
@@ -229,7 +253,14 @@ class DyTCore(wiring.Component):
         mags = [abs(v) for v in x]
         neg = [v < 0 for v in x]
         tcode = []
-        if t.kind == "lut":
+        if t.kind == "lut" and t.in_bits <= SIGNED_ROM_MAX_BITS:
+            codes = np.arange(1 << t.in_bits, dtype=np.int64)
+            codes[codes >= 1 << (t.in_bits - 1)] -= 1 << t.in_bits     # address = x's two's complement bits
+            words = tanh_int(codes, t) & ((1 << t.out_bits) - 1)
+            m.submodules.tanh_rom = table = rom("tanh", t.out_bits, words)
+            tcode = [read(table, x[j].as_unsigned()).as_signed() for j in range(P)]
+            ctrl = advance(ctrl, "t")
+        elif t.kind == "lut":
             n = len(t.table)
             m.submodules.tanh_rom = table = rom("tanh", t.out_bits - 1, t.table)
             for j in range(P):
@@ -242,7 +273,8 @@ class DyTCore(wiring.Component):
         else:
             s = t.segments
             m.submodules.slope_rom = slopes = rom("slope", t.slope_bits, t.slope)
-            m.submodules.intercept_rom = icpts = rom("intercept", t.intercept_bits, t.intercept)
+            icpt_r = [c + ((1 << t.frac) >> 1) for c in t.intercept]
+            m.submodules.intercept_rom = icpts = rom("intercept", bits_for_unsigned(max(icpt_r)), icpt_r)
             for j in range(P):
                 seg = mags[j] >> t.seg_shift
                 inside = reg(seg < s, f"inside{j}")
@@ -251,34 +283,42 @@ class DyTCore(wiring.Component):
                 # One-code segments have no offset bits (a 0-bit signal would emit as [-1:0]).
                 off = reg(mags[j][:t.seg_shift], f"off{j}") if t.seg_shift else Const(0, 1)
                 sgn = reg(neg[j], f"neg{j}")
-                acc = reg(icpt + slope * off, f"pwl_acc{j}")
+                acc = reg(icpt + pwl_product(slope, off), f"pwl_acc{j}")
                 inside, sgn = reg(inside, f"inside_b{j}"), reg(sgn, f"neg_b{j}")
-                r = (acc + (1 << (t.frac - 1))) >> t.frac if t.frac else acc
-                mag = Mux(inside & (r < T), r, T)
+                # The intercepts hold the rounding half, so round(acc) < T is acc < T << frac.
+                mag = Mux(inside & (acc < (T << t.frac)), acc >> t.frac, T)
                 tcode.append(Mux(sgn, -mag, mag))
             ctrl = advance(advance(ctrl, "t"), "pwl")
 
         # -- affine ---------------------------------------------------------------
         if isinstance(spec.affine, ChannelAffine):
             a = spec.affine
+            # The ROM holds beta plus the rounding half, so the last stage is one add:
+            # round_shift(g*t + beta) = (g*t + (beta + half)) >> shift.
+            half = (1 << (a.shift - 1)) if a.shift else 0
+            beta_r = [b + half for b in a.beta]
+            bbits = bits_for_signed(min(beta_r), max(beta_r))
             g_words = [pack_lanes(a.gamma[b * P:(b + 1) * P], a.gamma_bits) for b in range(beats)]
-            b_words = [pack_lanes(a.beta[b * P:(b + 1) * P], a.beta_bits) for b in range(beats)]
+            b_words = [pack_lanes(beta_r[b * P:(b + 1) * P], bbits) for b in range(beats)]
             m.submodules.gamma_rom = g_rom = rom("gamma", P * a.gamma_bits, g_words)
-            m.submodules.beta_rom = b_rom = rom("beta", P * a.beta_bits, b_words)
-            # Read gamma/beta alongside the tanh ROMs and register the words until t is
-            # registered: block RAM outputs are slow, and this costs no latency.
-            g_word, b_word = read(g_rom, tanh_src[2]), read(b_rom, tanh_src[2])
+            m.submodules.beta_rom = b_rom = rom("beta", P * bbits, b_words)
+            # gamma is read alongside the tanh ROMs and beta one stage before it is used;
+            # both words are registered once more: block RAM outputs are slow.
+            g_word = read(g_rom, tanh_src[2])
             for k in range(1 if t.kind == "lut" else 2):
-                g_word, b_word = reg(g_word, f"gamma_w{k}"), reg(b_word, f"beta_w{k}")
-            gamma, beta = lanes_of(g_word, a.gamma_bits, True), lanes_of(b_word, a.beta_bits, True)
+                g_word = reg(g_word, f"gamma_w{k}")
+            b_word = reg(read(b_rom, ctrl[2]), "beta_w")
+            gamma, beta = lanes_of(g_word, a.gamma_bits, True), lanes_of(b_word, bbits, True)
             tcode = [reg(tcode[j], f"tcode{j}", signed(t.out_bits)) for j in range(P)]
             ctrl = advance(ctrl, "g")
-            accs = [reg(gamma[j] * tcode[j] + beta[j], f"aff_acc{j}") for j in range(P)]
+            # The product is registered alone: a DSP's output is slow, and adding
+            # beta behind it would put a carry chain on the same path.
+            prods = [reg(gamma[j] * tcode[j], f"aff_prod{j}") for j in range(P)]
             ctrl = advance(ctrl, "acc")
             lo, hi = signed_range(a.out_bits)
             out = []
             for j in range(P):
-                r = (accs[j] + (1 << (a.shift - 1))) >> a.shift if a.shift else accs[j]
+                r = (prods[j] + beta[j]) >> a.shift
                 out.append(Mux(r > hi, hi, Mux(r < lo, lo, r)))
         else:
             out = tcode

@@ -7,14 +7,18 @@ import numpy as np
 import pytest
 
 from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.dyt_core import DyTCore
+from hardyt.hw.dyt_core import SIGNED_ROM_MAX_BITS, DyTCore
 from hardyt.hw.emit import MANIFEST_KEYS, emit, load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_cmd, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.spec import load_spec
+from hardyt.quant.tanh import tanh_int
 
 SPECS = {
+    # 8-bit tanh input: one ROM over every signed code. With alpha shifts the
+    # tanh input is wider: a table on |x|.
     "lut_folded_p1": dict(channels=4, lanes=1, tanh="lut", affine="folded"),
+    "lut_channel_shift_p2": dict(channels=4, lanes=2, tanh="lut", affine="channel", alpha_shift=True),
     "pwl_channel_shift_p4": dict(channels=8, lanes=4, tanh="pwl", affine="channel", alpha_shift=True, segments=8),
     # One input code per segment (seg_shift 0) and C == P: no 0-bit signals may reach the Verilog.
     "pwl_seg0_one_beat": dict(channels=2, lanes=2, tanh="pwl", affine="folded", segments=128, alpha=0.05),
@@ -56,10 +60,16 @@ def test_files_and_manifest(emitted):
 def test_tanh_rom_file_holds_the_table(emitted):
     spec, d, _ = emitted
     t = spec.tanh
-    if t.kind == "lut":
-        assert [int(w, 16) for w in (d / f"{spec.name}_tanh.mem").read_text().split()] == list(t.table)
+    words = [int(w, 16) for w in (d / f"{spec.name}_{'slope' if t.kind == 'pwl' else 'tanh'}.mem").read_text().split()]
+    if t.kind == "lut" and t.in_bits <= SIGNED_ROM_MAX_BITS:
+        # Word u is tanh of the code whose two's complement bits are u.
+        codes = np.arange(1 << t.in_bits)
+        codes = np.where(codes >= 1 << (t.in_bits - 1), codes - (1 << t.in_bits), codes)
+        assert words == list(tanh_int(codes, t) & ((1 << t.out_bits) - 1))
+    elif t.kind == "lut":
+        assert words == list(t.table)
     else:
-        assert [int(w, 16) for w in (d / f"{spec.name}_slope.mem").read_text().split()] == list(t.slope)
+        assert words == list(t.slope)
 
 
 def test_reemission_is_byte_identical(emitted, tmp_path):

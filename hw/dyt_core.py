@@ -226,6 +226,15 @@ class DyTCore(wiring.Component):
             m.d.comb += [port.addr.eq(addr), port.en.eq(ce)]
             return port.data
 
+        def lane_roms(name, width, words):
+            """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair."""
+            # Two read ports is what block RAM has; Yosys 0.70 fails on ROMs with more
+            # (memory_libmap or, built as logic, ABC9 at P = 16).
+            copies = [rom(name, width, words) for _ in range((P + 1) // 2)]
+            for k, copy in enumerate(copies):
+                m.submodules[f"{name}_rom{k}"] = copy
+            return [copies[j // 2] for j in range(P)]
+
         def lanes_of(word, bits, sign):
             return [word[j * bits:(j + 1) * bits].as_signed() if sign else word[j * bits:(j + 1) * bits]
                     for j in range(P)]
@@ -257,29 +266,29 @@ class DyTCore(wiring.Component):
             codes = np.arange(1 << t.in_bits, dtype=np.int64)
             codes[codes >= 1 << (t.in_bits - 1)] -= 1 << t.in_bits     # address = x's two's complement bits
             words = tanh_int(codes, t) & ((1 << t.out_bits) - 1)
-            m.submodules.tanh_rom = table = rom("tanh", t.out_bits, words)
-            tcode = [read(table, x[j].as_unsigned()).as_signed() for j in range(P)]
+            table = lane_roms("tanh", t.out_bits, words)
+            tcode = [read(table[j], x[j].as_unsigned()).as_signed() for j in range(P)]
             ctrl = advance(ctrl, "t")
         elif t.kind == "lut":
             n = len(t.table)
-            m.submodules.tanh_rom = table = rom("tanh", t.out_bits - 1, t.table)
+            table = lane_roms("tanh", t.out_bits - 1, t.table)
             for j in range(P):
                 idx = mags[j] >> t.drop_bits
                 sat = reg(idx >= n, f"sat{j}")
-                entry = read(table, Mux(idx >= n, 0, idx))
+                entry = read(table[j], Mux(idx >= n, 0, idx))
                 tmag = Mux(sat, T, entry)
                 tcode.append(Mux(reg(neg[j], f"neg{j}"), -tmag, tmag))
             ctrl = advance(ctrl, "t")
         else:
             s = t.segments
-            m.submodules.slope_rom = slopes = rom("slope", t.slope_bits, t.slope)
+            slopes = lane_roms("slope", t.slope_bits, t.slope)
             icpt_r = [c + ((1 << t.frac) >> 1) for c in t.intercept]
-            m.submodules.intercept_rom = icpts = rom("intercept", bits_for_unsigned(max(icpt_r)), icpt_r)
+            icpts = lane_roms("intercept", bits_for_unsigned(max(icpt_r)), icpt_r)
             for j in range(P):
                 seg = mags[j] >> t.seg_shift
                 inside = reg(seg < s, f"inside{j}")
                 addr = Mux(seg < s, seg, 0)
-                slope, icpt = read(slopes, addr), read(icpts, addr)
+                slope, icpt = read(slopes[j], addr), read(icpts[j], addr)
                 # One-code segments have no offset bits (a 0-bit signal would emit as [-1:0]).
                 off = reg(mags[j][:t.seg_shift], f"off{j}") if t.seg_shift else Const(0, 1)
                 sgn = reg(neg[j], f"neg{j}")

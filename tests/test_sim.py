@@ -129,25 +129,29 @@ def perturb_mem(path: Path, index: int) -> tuple[int, int]:
     return old, new
 
 
-# `$signed(aff_acc0) + $signed(7'h20)`: lane 0's affine accumulator plus half an LSB before the shift.
-ROUNDING = re.compile(r"(\$signed\(aff_acc0\) \+ \$signed\(\d+'h)([0-9a-f]+)(\))")
+def perturb_rounding(directory: Path) -> int:
+    """Make lane 0 truncate instead of round: subtract the rounding half from its beta fields.
 
-
-def perturb_rounding(path: Path) -> int:
-    """Replace lane 0's round-half-up constant by 0 (truncation); the number of places changed."""
-    text = path.read_text()
-    constants = {int(m.group(2), 16) for m in ROUNDING.finditer(text)}
-    assert len(constants) == 1, f"no single rounding constant found in {path}: {constants}"
-    half = constants.pop()
-    assert half & (half - 1) == 0, f"{half:#x} is not half an LSB (a power of two)"
-    text, n = ROUNDING.subn(lambda m: m.group(1) + "0" + m.group(3), text)
-    path.write_text(text)
-    return n
+    The core adds ``beta + 2**(shift-1)`` from the beta ROM (the golden model
+    rounds half up); the mutation leaves only beta. Returns the words changed.
+    """
+    m = load_manifest(directory)
+    (mem,) = [f for f, rom in m["roms"].items() if rom["rom"] == "beta"]
+    half = 1 << (m["spec"]["affine"]["shift"] - 1)
+    bits = m["roms"][mem]["width"] // m["lanes"]
+    mask = (1 << bits) - 1
+    path = directory / mem
+    lines = path.read_text().split()
+    digits = len(lines[0])
+    words = [int(w, 16) for w in lines]
+    words = [(w & ~mask) | (((w & mask) - half) & mask) for w in words]
+    path.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+    return len(words)
 
 
 @pytest.fixture(scope="module")
 def mutated_rom(core, tmp_path_factory) -> Path:
-    """lut/folded/P=1 with tanh ROM entry 1 (|x| = 1: in the saturation, exhaustive and random sets) off by one."""
+    """lut/folded/P=1 with tanh ROM entry 1 (x = 1: in the exhaustive and random sets) off by one."""
     d = _copy(core("lut", "folded", 1), tmp_path_factory.mktemp("mut-rom") / "core")
     m = load_manifest(d)
     (mem,) = [f for f, rom in m["roms"].items() if rom["rom"] == "tanh"]
@@ -158,9 +162,9 @@ def mutated_rom(core, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mutated_rounding(core, tmp_path_factory) -> Path:
-    """pwl/channel/P=4 with lane 0's affine rounding constant set to 0 in the Verilog."""
+    """pwl/channel/P=4 whose lane 0 truncates instead of rounding half up (beta ROM changed)."""
     d = _copy(core("pwl", "channel", 4), tmp_path_factory.mktemp("mut-round") / "core")
-    assert perturb_rounding(d / load_manifest(d)["verilog"]) >= 1
+    assert perturb_rounding(d) >= 1
     return d
 
 

@@ -105,7 +105,7 @@ def run_job(job: dict, d: Path, seed: int) -> dict:
             r, reused = synth(d, job["target"], progress=False, seed=seed), False
         except HardytError as e:   # one failed tool run is reported, the others still run
             return job | {"error": str(e)}
-    keep = ("lut", "ff", "dsp", "bram", "carry", "fmax_mhz", "latency", "cells", "seconds", "part", "logic_roms")
+    keep = ("lut", "ff", "dsp", "bram", "carry", "fmax_mhz", "latency", "cells", "seconds", "part")
     row = job | {k: r[k] for k in keep if k in r} | {"reused": reused}
     if "fmax_mhz" in r:
         row["throughput_eps"] = job["lanes"] * r["fmax_mhz"] * 1e6
@@ -127,7 +127,7 @@ def ecp5_table(rows: list[dict]) -> str:
     lines = ["| core | C | P | LUT | FF | DSP | BRAM | carry | Fmax (MHz) | latency (cycles) | "
              "throughput (Melem/s) | (LUT+FF) / LN |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['core']}{' †' if r.get('logic_roms') else ''} | {r['channels']} | {r['lanes']} | "
+        lines.append(f"| {r['core']} | {r['channels']} | {r['lanes']} | "
                      f"{r['lut']} | {r['ff']} | {r['dsp']} | "
                      f"{r['bram']} | {r['carry']} | {r['fmax_mhz']:.1f} | {r['latency']} | "
                      f"{r['throughput_eps'] / 1e6:.0f} | {_fmt(r['ratio_lut_ff'], '.3f')} |")
@@ -249,9 +249,6 @@ def main(argv=None) -> int:
             f"{args.seed}; Fmax of aclk on a port-registering wrapper)", "",
             "LUT = LUT4 + 2 per CCU2C carry cell + 4 per TRELLIS_DPR16X4; BRAM = 18 Kbit EBR (DP16KD); "
             "DSP = MULT18X18D. Throughput = P·Fmax.", "", ecp5_table(ecp5)]
-    if any(r.get("logic_roms") for r in rows):
-        text += ["† Yosys 0.70's memory_libmap aborts on this core's ROMs (read by 16 lanes); `hardyt synth` "
-                 "reran Yosys with ROMs of more than 2 read ports built as logic.", ""]
     if xilinx:
         text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; not placed), hls4ml reference point",
                  "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units.", "", xilinx_table(xilinx)]

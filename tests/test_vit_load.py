@@ -240,8 +240,8 @@ def test_bundled_model():
     path = default_model_path()
     assert path.stat().st_size <= 5 * 2**20
     meta = json.loads(path.with_suffix(".json").read_text())
-    # The target is 0.90; the bundled run reached 0.8992 (recorded, and re-measured below).
-    assert meta["test_accuracy"] >= 0.895 and meta["test_samples"] == 10000
+    # The target (recorded, and re-measured below).
+    assert meta["test_accuracy"] >= 0.90 and meta["test_samples"] == 10000
     assert meta["command"].startswith("hardyt train") and meta["normalization"]["std"]
     model = load_vit(path)
     assert sum(isinstance(m, torch.nn.LayerNorm) for m in model.modules()) == 2 * meta["config"]["depth"] + 1

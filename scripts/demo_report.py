@@ -58,6 +58,12 @@ def _resources(synth: dict, manifests: dict) -> list[str]:
     return rows
 
 
+def _rom_shape(manifest: dict, rom: str) -> str:
+    """``"tanh ROM: 256 words x 8 bits"`` from an emitted core's manifest (one copy per lane pair)."""
+    (entry,) = {(r["depth"], r["width"]) for r in manifest["roms"].values() if r["rom"] == rom}
+    return f"{rom} ROM: {entry[0]} words × {entry[1]} bits, one per lane pair"
+
+
 def render_report(out: Path, convert_report: dict, layer_dirs, sims: dict, synth, times: dict) -> str:
     """Write the plots into ``out`` and return the markdown text of the report."""
     from hardyt.hw.emit import load_manifest
@@ -76,7 +82,8 @@ def render_report(out: Path, convert_report: dict, layer_dirs, sims: dict, synth
     lines += ["## tanh", "",
               f"Layer `{layer_dirs[0].name}`: {t.kind}, {t.in_bits}-bit in, {t.out_bits}-bit out: "
               f"worst error {rep.worst_ulp:.3f} ULP, mean {rep.mean_ulp:.3f} ULP over every input code, "
-              f"{rep.rom_bits} ROM bits.", "", "![tanh error](tanh_error.png)", ""]
+              f"{rep.rom_bits} table bits; in the core, {_rom_shape(manifests[layer_dirs[0].name], 'tanh')}.",
+              "", "![tanh error](tanh_error.png)", ""]
 
     lines += ["## Bit-exact simulation (every layer)", ""] + _layers(layer_dirs, sims, manifests) + [""]
     total = sum(r["elements"] for r in sims.values())

@@ -42,7 +42,8 @@ from hardyt.quant.fixed import bits_for_signed, bits_for_unsigned, signed_range
 from hardyt.quant.spec import ChannelAffine, DyTSpec
 from hardyt.quant.tanh import full_scale, tanh_int
 
-__all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes", "pipeline_reg"]
+__all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes", "pipeline_reg", "pwl_product",
+           "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]
 
 
 def lane_stream(width: int, lanes: int) -> stream.Signature:

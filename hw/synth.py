@@ -41,7 +41,6 @@ How cells are counted (``COUNTING``; every raw cell count is kept under
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import tempfile

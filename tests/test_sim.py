@@ -118,15 +118,23 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def read_mem(path: Path) -> tuple[list[int], int]:
+    """The words of a ``$readmemh`` file and its hex digits per word."""
+    lines = path.read_text().split()
+    return [int(w, 16) for w in lines], len(lines[0])
+
+
+def write_mem(path: Path, words: list[int], digits: int) -> None:
+    path.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+
+
 def perturb_mem(path: Path, index: int) -> tuple[int, int]:
     """Add one to entry ``index`` of a ``$readmemh`` file (wrapping in its width); old and new value."""
-    lines = path.read_text().split()
-    digits = len(lines[index])
-    old = int(lines[index], 16)
-    new = (old + 1) % (16 ** digits)
-    lines[index] = f"{new:0{digits}x}"
-    path.write_text("\n".join(lines) + "\n")
-    return old, new
+    words, digits = read_mem(path)
+    old = words[index]
+    words[index] = (old + 1) % (16 ** digits)
+    write_mem(path, words, digits)
+    return old, words[index]
 
 
 def perturb_rounding(directory: Path) -> int:
@@ -138,14 +146,9 @@ def perturb_rounding(directory: Path) -> int:
     m = load_manifest(directory)
     (mem,) = [f for f, rom in m["roms"].items() if rom["rom"] == "beta"]
     half = 1 << (m["spec"]["affine"]["shift"] - 1)
-    bits = m["roms"][mem]["width"] // m["lanes"]
-    mask = (1 << bits) - 1
-    path = directory / mem
-    lines = path.read_text().split()
-    digits = len(lines[0])
-    words = [int(w, 16) for w in lines]
-    words = [(w & ~mask) | (((w & mask) - half) & mask) for w in words]
-    path.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+    mask = (1 << (m["roms"][mem]["width"] // m["lanes"])) - 1
+    words, digits = read_mem(directory / mem)
+    write_mem(directory / mem, [(w & ~mask) | (((w & mask) - half) & mask) for w in words], digits)
     return len(words)
 
 

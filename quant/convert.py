@@ -54,6 +54,7 @@ OPTION_DEFAULTS = {
     "fold": True,             # fold gamma/beta into following Linear layers when exact
     "keep": (),               # LayerNorm names to keep as LayerNorm
     "rows_per_batch": 512,    # token rows per batch used by the closed-form fits and the clip search
+    "fit_samples": 1024,      # the closed-form fits and the clip search use the first batches up to this many samples
     "seed": 0,
     "progress": False,        # tqdm progress bars
 }
@@ -66,6 +67,8 @@ def _options(options: dict) -> dict:
     opts = dict(OPTION_DEFAULTS) | options
     if opts["method"] not in METHODS:
         raise HardytError(f"convert: method must be one of {', '.join(METHODS)}, got {opts['method']!r}")
+    if not isinstance(opts["fit_samples"], int) or opts["fit_samples"] < 1:
+        raise HardytError(f"convert: fit_samples must be an integer >= 1, got {opts['fit_samples']!r}")
     if not isinstance(opts["alpha_shift"], int) or not 0 <= opts["alpha_shift"] <= 8:
         raise HardytError(f"convert: alpha_shift must be an integer 0..8, got {opts['alpha_shift']!r}")
     return opts
@@ -114,6 +117,16 @@ def _samples(batches) -> int:
         ts = _tensors(b)
         n += ts[0].shape[0] if ts and ts[0].ndim else 1
     return n
+
+
+def _first_samples(batches, n: int) -> list:
+    """The leading batches that hold at least ``n`` samples (all of them if fewer)."""
+    total = 0
+    for i, b in enumerate(batches):
+        total += _samples([b])
+        if total >= n:
+            return batches[:i + 1]
+    return batches
 
 
 def _check_layer_norms(model: nn.Module, names: list[str]) -> None:
@@ -215,20 +228,23 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
     steps = opts["steps"] if opts["method"] == "reconstruct" and names else 0
     total = len(names) * 2 + steps
     with tqdm(total=total, desc="convert", unit="step", disable=not opts["progress"], leave=False) as bar:
-        fits = _fit_layers(teacher, student, names, batches, opts, bar)
+        # Closed-form stages on a bounded subset: their memory grows with the rows they
+        # hold, and a larger calibration set pays off in the reconstruction, not here.
+        fit_batches = _first_samples(batches, opts["fit_samples"])
+        fits = _fit_layers(teacher, student, names, fit_batches, opts, bar)
         dyts = {n: student.get_submodule(n) for n in names}
         losses = []
         if steps:
             quant = None
             if opts["quant_aware"]:
-                scales = {n: c[0] for n, c in _clips(student, names, batches, formats, opts).items()}
+                scales = {n: c[0] for n, c in _clips(student, names, fit_batches, formats, opts).items()}
                 quant = (scales, formats["in_bits"], formats["out_bits"])
             losses = reconstruct(student, dyts, batches, teacher, steps=steps, lr=opts["lr"],
                                  alpha_lr=opts["alpha_lr"], quant=quant, augment_mode=opts["augment"],
                                  temperature=opts["temperature"], feature_weight=opts["feature_weight"],
                                  other_lr=opts["self_distill_lr"],
                                  seed=opts["seed"], progress=bar)
-        clips = _clips(student, names, batches, formats, opts) if names else {}
+        clips = _clips(student, names, fit_batches, formats, opts) if names else {}
         bar.update(len(names))
     folded = fold_all(student, names, batches[0]) if opts["fold"] and names else {}
 

@@ -47,6 +47,9 @@ def add_parser(sub):
     p.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
     p.add_argument("--alpha-shift", type=int, default=0, metavar="K",
                    help="per-channel alpha as shifts 0..K (default 0: one alpha per layer)")
+    p.add_argument("--self-distill-lr", type=float, default=0.0, metavar="LR",
+                   help="> 0: also tune every other weight toward the LayerNorm model (label-free "
+                        "self-distillation; changes weights besides DyT, default 0: off)")
     p.add_argument("--eval-size", type=int, help="test images to evaluate on (default: all)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
@@ -84,6 +87,8 @@ def _check_args(args):
                               f"got {v}")
     if args.steps is not None and args.steps < 0:
         raise HardytError(f"--steps must be >= 0, got {args.steps}")
+    if not args.self_distill_lr >= 0:
+        raise HardytError(f"--self-distill-lr must be >= 0, got {args.self_distill_lr}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
 
@@ -109,7 +114,8 @@ def run(args) -> int:
     batches = list(x_train[pick].split(64))
 
     formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
-    options = {"method": args.method, "alpha_shift": args.alpha_shift, "seed": args.seed, "progress": True}
+    options = {"method": args.method, "alpha_shift": args.alpha_shift, "self_distill_lr": args.self_distill_lr,
+               "seed": args.seed, "progress": True}
     if args.steps is not None:
         options["steps"] = args.steps
     if args.max_drop is not None:

@@ -144,6 +144,8 @@ CASES = [
                                       str(_npz_only_y(t))], r"calib\.npz.*\bx\b|\bx\b.*calib\.npz"),
     Case("bad config JSON", "convert", lambda t: ["convert", str(_tiny_vit_files(t)), "--config", str(_write(t / "c.json", "{nope"))],
          r"c\.json"),
+    Case("negative self-distillation rate", "convert",
+         lambda t: ["convert", str(_tiny_vit_files(t)), "--self-distill-lr", "-1"], r"--self-distill-lr"),
     Case("impossible bit width (rtl)", "rtl", lambda t: RTL[:6] + ["0"] + RTL[7:], r"in.bits"),
     Case("output narrower than 2 bits (tanh)", "tanh",
          lambda t: ["tanh", "--kind", "lut", "--in-bits", "8", "--out-bits", "1", "--alpha-scale", "0.02"],

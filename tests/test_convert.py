@@ -224,6 +224,21 @@ def test_post_ln_model_converts():
         assert torch.isfinite(conv(**calib[0])).all()
 
 
+def test_closed_form_fits_use_the_first_fit_samples():
+    # A large calibration set feeds the reconstruction; the closed-form fits and
+    # the clip search see only the leading batches, so they match a run on those.
+    model, calib = _model(), _calib(4)
+    _, subset = convert(model, calib[:2], method="sequential", rows_per_batch=64)
+    _, bounded = convert(model, calib, method="sequential", rows_per_batch=64, fit_samples=20)
+    _, full = convert(model, calib, method="sequential", rows_per_batch=64)
+    key = [(layer["alpha"], layer["in_scale"]) for layer in subset["layers"]]
+    assert [(layer["alpha"], layer["in_scale"]) for layer in bounded["layers"]] == key
+    assert [(layer["alpha"], layer["in_scale"]) for layer in full["layers"]] != key
+    assert bounded["calib_samples"] == 64
+    with pytest.raises(HardytError, match="fit_samples"):
+        convert(model, calib, fit_samples=0)
+
+
 def test_empty_and_constant_calibration_rejected():
     model = _model()
     with pytest.raises(HardytError, match="empty"):

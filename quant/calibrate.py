@@ -297,14 +297,20 @@ def quantized_forward(dyts: dict, scales: dict, in_bits: int, out_bits: int):
 
 def augment(batch, mode: str, gen: torch.Generator):
     """A label-free variant of an image batch: ``flip`` (horizontal, half the
-    samples) and/or ``mixup`` (each sample blended with another, weight
-    U(0.5, 1)); ``+``-separated. Non-image batches are returned unchanged."""
+    samples), ``shift`` (each sample translated by up to 2 pixels each way,
+    edges replicated) and/or ``mixup`` (each sample blended with another,
+    weight U(0.5, 1)); ``+``-separated. Non-image batches are returned unchanged."""
     def one(x):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
             return x
         n = x.shape[0]
         if "flip" in mode:
             x = torch.where((torch.rand(n, generator=gen) < 0.5)[:, None, None, None], x.flip(-1), x)
+        if "shift" in mode:
+            h, w = x.shape[-2:]
+            padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
+            dy, dx = torch.randint(0, 5, (2, n), generator=gen).tolist()
+            x = torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(dy, dx))])
         if "mixup" in mode:
             lam = 0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=gen)
             x = lam * x + (1 - lam) * x[torch.randperm(n, generator=gen)]

@@ -39,6 +39,7 @@ from .fold import fold_all
 __all__ = ["METHODS", "OPTION_DEFAULTS", "convert", "calibration_batches", "to_float", "dyt_layers"]
 
 METHODS = ("naive", "lstsq", "sequential", "reconstruct")
+AUGMENTS = ("flip", "shift", "mixup")
 
 OPTION_DEFAULTS = {
     "method": "reconstruct",  # one of METHODS
@@ -49,7 +50,7 @@ OPTION_DEFAULTS = {
     "feature_weight": 1.0,    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
     "self_distill_lr": 0.0,   # > 0: also tune every other weight (label-free self-distillation; not default)
     "quant_aware": False,     # reconstruction through the fixed-point quantization (STE)
-    "augment": "",            # reconstruction on label-free variants of image batches: "flip", "mixup", "flip+mixup"
+    "augment": "",            # reconstruction on label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
     "alpha_shift": 0,         # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
     "fold": True,             # fold gamma/beta into following Linear layers when exact
     "keep": (),               # LayerNorm names to keep as LayerNorm
@@ -67,6 +68,9 @@ def _options(options: dict) -> dict:
     opts = dict(OPTION_DEFAULTS) | options
     if opts["method"] not in METHODS:
         raise HardytError(f"convert: method must be one of {', '.join(METHODS)}, got {opts['method']!r}")
+    parts = set(opts["augment"].split("+")) - {""} if isinstance(opts["augment"], str) else {None}
+    if not parts <= set(AUGMENTS):
+        raise HardytError(f"convert: augment must be '+'-joined {', '.join(AUGMENTS)}, got {opts['augment']!r}")
     if not isinstance(opts["fit_samples"], int) or opts["fit_samples"] < 1:
         raise HardytError(f"convert: fit_samples must be an integer >= 1, got {opts['fit_samples']!r}")
     if not isinstance(opts["alpha_shift"], int) or not 0 <= opts["alpha_shift"] <= 8:

@@ -251,6 +251,8 @@ def test_empty_and_constant_calibration_rejected():
         convert(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)), _calib(1))
     with pytest.raises(HardytError, match="method"):
         convert(model, _calib(1), method="magic")
+    with pytest.raises(HardytError, match="augment.*rotate"):
+        convert(model, _calib(1), augment="flip+rotate")
 
 
 def test_fit_recovers_a_dyt():

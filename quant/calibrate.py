@@ -295,10 +295,19 @@ def quantized_forward(dyts: dict, scales: dict, in_bits: int, out_bits: int):
             del m.forward
 
 
+def shift_radius(h: int, w: int) -> int:
+    """Largest translation of the ``shift`` augmentation: 1/14 of the shorter side, at least 1.
+
+    >>> shift_radius(28, 28), shift_radius(224, 224), shift_radius(8, 8)
+    (2, 16, 1)
+    """
+    return max(1, round(min(h, w) / 14))
+
+
 def augment(batch, mode: str, gen: torch.Generator):
     """A label-free variant of an image batch: ``flip`` (horizontal, half the
-    samples), ``shift`` (each sample translated by up to 2 pixels each way,
-    edges replicated) and/or ``mixup`` (each sample blended with another,
+    samples), ``shift`` (each sample translated by up to
+    :func:`shift_radius` pixels each way, edges replicated) and/or ``mixup`` (each sample blended with another,
     weight U(0.5, 1)); ``+``-separated. Non-image batches are returned unchanged."""
     def one(x):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
@@ -308,8 +317,9 @@ def augment(batch, mode: str, gen: torch.Generator):
             x = torch.where((torch.rand(n, generator=gen) < 0.5)[:, None, None, None], x.flip(-1), x)
         if "shift" in mode:
             h, w = x.shape[-2:]
-            padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
-            dy, dx = torch.randint(0, 5, (2, n), generator=gen).tolist()
+            r = shift_radius(h, w)
+            padded = F.pad(x, (r, r, r, r), mode="replicate")
+            dy, dx = torch.randint(0, 2 * r + 1, (2, n), generator=gen).tolist()
             x = torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(dy, dx))])
         if "mixup" in mode:
             lam = 0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=gen)

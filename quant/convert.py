@@ -43,14 +43,14 @@ AUGMENTS = ("flip", "shift", "mixup")
 
 OPTION_DEFAULTS = {
     "method": "reconstruct",  # one of METHODS
-    "steps": 300,             # reconstruction: Adam steps (one calibration batch each)
+    "steps": 600,             # reconstruction: Adam steps (one calibration batch each)
     "lr": 2e-2,               # reconstruction: gamma/beta learning rate
     "alpha_lr": 2e-2,         # reconstruction: alpha learning rate, relative to each alpha
     "temperature": 1.0,       # reconstruction: softmax temperature of the KL
     "feature_weight": 1.0,    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
     "self_distill_lr": 0.0,   # > 0: also tune every other weight (label-free self-distillation; not default)
     "quant_aware": False,     # reconstruction through the fixed-point quantization (STE)
-    "augment": "",            # reconstruction on label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
+    "augment": "shift",       # reconstruction on label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
     "alpha_shift": 0,         # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
     "fold": True,             # fold gamma/beta into following Linear layers when exact
     "keep": (),               # LayerNorm names to keep as LayerNorm

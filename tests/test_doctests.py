@@ -12,6 +12,7 @@ MODULES = [
     "hardyt.quant.stream",
     "hardyt.quant.evaluate",
     "hardyt.quant.partial",
+    "hardyt.quant.calibrate",
     "hardyt.hw.dyt_core",
     "hardyt.hw.emit",
     "hardyt.hw.cores",

@@ -306,9 +306,10 @@ def shift_radius(h: int, w: int) -> int:
 
 def augment(batch, mode: str, gen: torch.Generator):
     """A label-free variant of an image batch: ``flip`` (horizontal, half the
-    samples), ``shift`` (each sample translated by up to
-    :func:`shift_radius` pixels each way, edges replicated) and/or ``mixup`` (each sample blended with another,
-    weight U(0.5, 1)); ``+``-separated. Non-image batches are returned unchanged."""
+    samples), ``shift`` (each sample translated by up to :func:`shift_radius`
+    pixels each way, edges replicated) and/or ``mixup`` (each sample blended
+    with another, weight U(0.5, 1)); ``+``-separated. Non-image batches are
+    returned unchanged."""
     def one(x):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
             return x

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hardyt.quant import HardytError, convert, golden
-from hardyt.quant.calibrate import fit_dyt
+from hardyt.quant.calibrate import augment, fit_dyt, shift_radius
 from hardyt.quant.convert import dyt_layers, to_float
 from hardyt.quant.fixed import FixedFormat, quantize
 from hardyt.quant.fixed_dyt import FixedDyT
@@ -237,6 +237,17 @@ def test_closed_form_fits_use_the_first_fit_samples():
     assert bounded["calib_samples"] == 64
     with pytest.raises(HardytError, match="fit_samples"):
         convert(model, calib, fit_samples=0)
+
+
+def test_shift_augmentation_translates_each_image():
+    x = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = augment(x, "shift", torch.Generator().manual_seed(1))
+    r = shift_radius(28, 28)
+    padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
+    offsets = [next((a, b) for a in range(2 * r + 1) for b in range(2 * r + 1)
+                    if torch.equal(padded[i, :, a:a + 28, b:b + 28], y[i])) for i in range(6)]
+    assert len(set(offsets)) > 1  # drawn per image, not once per batch
+    assert augment([1, 2], "shift", torch.Generator()) == [1, 2]  # not an image batch: unchanged
 
 
 def test_empty_and_constant_calibration_rejected():

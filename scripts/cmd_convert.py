@@ -50,6 +50,9 @@ def add_parser(sub):
     p.add_argument("--self-distill-lr", type=float, default=0.0, metavar="LR",
                    help="> 0: also tune every other weight toward the LayerNorm model (label-free "
                         "self-distillation; changes weights besides DyT, default 0: off)")
+    p.add_argument("--augment", metavar="KINDS",
+                   help="reconstruction batches varied by flip, shift, mixup ('+'-joined) or '' for none "
+                        "(default: the library's, shift)")
     p.add_argument("--eval-size", type=int, help="test images to evaluate on (default: all)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
@@ -118,6 +121,8 @@ def run(args) -> int:
                "seed": args.seed, "progress": True}
     if args.steps is not None:
         options["steps"] = args.steps
+    if args.augment is not None:
+        options["augment"] = args.augment
     if args.max_drop is not None:
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
                                             fixed_point=formats, **options)

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
                "calib_seconds": seconds, "calib_samples": report["calib_samples"], "folded": report["folded"],
                "layers": len(report["layers"]), "kl": report["kl"]}
         rows.append(row)
-        print(f"{label:48s} float {100 * row['dyt_float']:.2f}  fixed8 {100 * row['dyt_fixed8']:.2f}  "
+        print(f"{label:48s} float {_pct(row['dyt_float'])}  fixed8 {_pct(row['dyt_fixed8'])}  "
               f"fixed6 {_pct(row['dyt_fixed6'])}  ({seconds:.1f} s)", flush=True)
 
     cmd = ("python bench/accuracy.py" + (" --quick" if args.quick else "") + (" --ceiling" if args.ceiling else "")
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
              "| calib images |", "|---|---|---|---|---|---|---|",
              f"| LayerNorm (float) | {100 * ln:.2f} % | | | | | |"]
     for r in rows[1:]:
-        table.append(f"| {r['method']} | {100 * r['dyt_float']:.2f} % | {100 * r['dyt_fixed8']:.2f} % "
+        table.append(f"| {r['method']} | {_pct(r['dyt_float'])} | {_pct(r['dyt_fixed8'])} "
                      f"| {_pct(r['dyt_fixed6'])} | {100 * (r['dyt_fixed8'] - ln):+.2f} pt "
                      f"| {r['calib_seconds']:.1f} | {r['calib_samples']} |")
     text = "\n".join(table)

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from hardyt.quant.convert import OPTION_DEFAULTS, convert, to_float
-from hardyt.quant.data import load_dataset
-from hardyt.quant.evaluate import accuracy
+from hardyt.quant.conversion.pipeline import OPTION_DEFAULTS, convert, to_float
+from hardyt.quant.zoo.data import load_dataset
+from hardyt.quant.conversion.evaluate import accuracy
 from hardyt.quant.files import atomic_write_text
-from hardyt.quant.load import default_model_path, load_vit
+from hardyt.quant.zoo.load import default_model_path, load_vit
 
 OUT = Path(__file__).parent / "results"
 

@@ -10,7 +10,7 @@ ECP5 (Yosys ``synth_ecp5`` + ``nextpnr-ecp5 --85k --seed 1`` on the
 port-registering wrapper) for the sweep over C and P, and Xilinx
 (``synth_xilinx -flatten -noiopad -family xcup``, resources only) for the
 hls4ml reference point: C = 8, P = 8, at 8 and at 16 bits. The LayerNorm
-core is included when ``hardyt.quant.layernorm`` is importable.
+core is included when ``hardyt.quant.contract.layernorm`` is importable.
 
 Throughput is P·Fmax elements per second (II = 1). The ratio column is
 (LUT + FF) of the core over the LayerNorm core's at the same C and P.
@@ -51,7 +51,7 @@ XILINX_C = XILINX_P = 8
 
 def layernorm_available() -> bool:
     try:
-        import hardyt.quant.layernorm  # noqa: F401
+        import hardyt.quant.contract.layernorm  # noqa: F401
     except ModuleNotFoundError:
         return False
     return True
@@ -59,7 +59,7 @@ def layernorm_available() -> bool:
 
 def make_spec(core: str, channels: int, lanes: int, bits: int):
     if core == "layernorm":
-        from hardyt.quant.layernorm import random_layernorm_spec
+        from hardyt.quant.contract.layernorm import random_layernorm_spec
         return random_layernorm_spec(channels, lanes, bits, bits, seed=0, name="layernorm")
     kw = DYT.get(core) or next(k for c, _, k in XILINX if c == core)
     return random_dyt_spec(channels, lanes, bits, bits, seed=0, name=core.replace("-", "_"), **kw)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from hardyt.quant.files import atomic_write_text
-from hardyt.quant.tanh import build_lut, build_pwl, error_report
+from hardyt.quant.contract.tanh import build_lut, build_pwl, error_report
 
 OUT = Path(__file__).parent / "results"
 OUT_BITS = 8

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from hardyt.quant.errors import SpecError
-from hardyt.quant.layernorm import LayerNormSpec, random_layernorm_spec
-from hardyt.quant.spec import ChannelAffine, DyTSpec, FoldedAffine
-from hardyt.quant.tanh import build_tanh, full_scale
+from hardyt.quant.contract.layernorm import LayerNormSpec, random_layernorm_spec
+from hardyt.quant.contract.spec import ChannelAffine, DyTSpec, FoldedAffine
+from hardyt.quant.contract.tanh import build_tanh, full_scale
 
 from .dyt_core import DyTCore
 from .layernorm_core import LayerNormCore

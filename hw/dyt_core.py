@@ -38,9 +38,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hardyt.quant.errors import SpecError
-from hardyt.quant.fixed import bits_for_signed, bits_for_unsigned, signed_range
-from hardyt.quant.spec import ChannelAffine, DyTSpec
-from hardyt.quant.tanh import full_scale, tanh_int
+from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned, signed_range
+from hardyt.quant.contract.spec import ChannelAffine, DyTSpec
+from hardyt.quant.contract.tanh import full_scale, tanh_int
 
 __all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes", "pipeline_reg", "pwl_product",
            "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]

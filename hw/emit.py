@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -25,6 +24,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Shape, Value
 
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir
+from hardyt.quant.version import hardyt_version
 
 from .axis_top import AxisTop
 from .cores import build_core
@@ -75,13 +75,6 @@ endmodule
 _WAIVED = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT", "DECLFILENAME")
 _LINT_OFF = "".join(f"// verilator lint_off {w}\n" for w in _WAIVED)
 _LINT_ON = "".join(f"// verilator lint_on {w}\n" for w in _WAIVED)
-
-
-def hardyt_version() -> str:
-    try:
-        return version("hardyt")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def verilog_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The LayerNorm baseline core: ``hardyt.quant.layernorm.golden`` on a stream of P-lane beats.
+"""The LayerNorm baseline core: ``hardyt.quant.contract.layernorm.golden`` on a stream of P-lane beats.
 
 Three parts, decoupled so that the core takes one beat per cycle while it
 still outputs the previous token (II = 1 in steady state)::
@@ -46,8 +46,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hardyt.quant.errors import SpecError
-from hardyt.quant.fixed import bits_for_signed, bits_for_unsigned, signed_range
-from hardyt.quant.layernorm import LayerNormSpec
+from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned, signed_range
+from hardyt.quant.contract.layernorm import LayerNormSpec
 
 from .dyt_core import OutputBuffer, lane_stream, pack_lanes, rom, pipeline_reg
 

@@ -51,7 +51,9 @@ from pathlib import Path
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text
 
-from .emit import hardyt_version, load_manifest
+from hardyt.quant.version import hardyt_version
+
+from .emit import load_manifest
 from .toolchain import nextpnr_ecp5_cmd, yosys_cmd
 
 __all__ = ["synth", "ToolError", "TARGETS", "COUNTING", "count_cells", "wrapper_verilog", "report_markdown"]

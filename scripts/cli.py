@@ -10,19 +10,12 @@ import argparse
 import importlib
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from hardyt.quant.errors import HardytError
+from hardyt.quant.version import hardyt_version
 
 # Subcommands, in the order --help lists them.
 COMMANDS = ("tanh", "convert", "demo", "train", "rtl", "sim", "synth")
-
-
-def hardyt_version() -> str:
-    try:
-        return version("hardyt")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 class Parser(argparse.ArgumentParser):

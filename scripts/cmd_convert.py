@@ -73,7 +73,7 @@ def _read_config(path):
 
 
 def _load_model(args):
-    from hardyt.quant import load
+    from hardyt.quant.zoo import load
     if args.format == "hf":
         if not args.checkpoint:
             raise HardytError("--format hf needs a CHECKPOINT directory")
@@ -100,10 +100,10 @@ def run(args) -> int:
     import torch
     from safetensors.torch import save_file
 
-    from hardyt.quant.convert import convert, to_float
-    from hardyt.quant.data import load_dataset
-    from hardyt.quant.evaluate import accuracy
-    from hardyt.quant.partial import partial_convert
+    from hardyt.quant.conversion.pipeline import convert, to_float
+    from hardyt.quant.zoo.data import load_dataset
+    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.conversion.partial import partial_convert
 
     _check_args(args)
     t0 = time.perf_counter()
@@ -166,9 +166,9 @@ def _converted_config(model, report) -> dict:
 def _save_layer_files(converted, report, images, tmp: Path) -> None:
     import torch
 
-    from hardyt.quant.calibrate import model_logits
-    from hardyt.quant.convert import dyt_layers
-    from hardyt.quant.spec import DyTSpec
+    from hardyt.quant.conversion.graph import model_logits
+    from hardyt.quant.conversion.pipeline import dyt_layers
+    from hardyt.quant.contract.spec import DyTSpec
 
     layers = dyt_layers(converted)
     for m in layers.values():

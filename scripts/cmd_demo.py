@@ -7,6 +7,7 @@ width → ``OUT/report.md`` with plots.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import time
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, prepare_out_dir
 
+from . import cmd_convert, cmd_rtl
 from .demo_report import render_report
 
 
@@ -35,17 +37,18 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _cli(argv: list[str]) -> int:
-    """Run another subcommand in-process, exactly as the user would type it."""
-    from .cli import build_parser
-    args = build_parser().parse_args(argv)
+def _cli(module, argv: list[str]) -> int:
+    """Run subcommand ``module`` in-process, exactly as the user would type ``hardyt ARGV``."""
+    parser = argparse.ArgumentParser(prog="hardyt")
+    module.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
 
 def run(args) -> int:
     from hardyt.hw.emit import load_manifest
     from hardyt.hw.synth import synth
-    from hardyt.quant.layernorm import random_layernorm_spec
+    from hardyt.quant.contract.layernorm import random_layernorm_spec
     from hardyt.sim.runner import run_sim
 
     out = prepare_out_dir(args.out)
@@ -53,14 +56,14 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     print("[1/4] convert the bundled ViT: LayerNorm → DyT, calibrate, 8-bit fixed point", flush=True)
-    _cli(["convert", "--out", str(out / "convert"), "--calib-size", str(args.calib_size)])
+    _cli(cmd_convert, ["convert", "--out", str(out / "convert"), "--calib-size", str(args.calib_size)])
     convert_report = json.loads((out / "convert" / "report.json").read_text())
     times["convert"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     print("[2/4] emit Verilog for every DyT layer", flush=True)
     shutil.rmtree(out / "rtl", ignore_errors=True)
-    _cli(["rtl", str(out / "convert"), "--layers", "all", "--out", str(out / "rtl")])
+    _cli(cmd_rtl, ["rtl", str(out / "convert"), "--layers", "all", "--out", str(out / "rtl")])
     layer_dirs = sorted(p.parent for p in (out / "rtl").glob("*/*.json") if _is_manifest(p))
     if not layer_dirs:
         raise HardytError(f"{out / 'rtl'}: no layer was emitted")

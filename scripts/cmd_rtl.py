@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
-from hardyt.quant.spec import load_spec
+from hardyt.quant.contract.spec_io import load_spec
 
 _FLAG_DEFAULTS = {"lanes": 1, "in_bits": 8, "out_bits": 8, "tanh": "lut", "affine": "folded", "segments": 16,
                   "drop_bits": 0, "alpha": None, "seed": 0, "core": "dyt"}
@@ -56,11 +56,11 @@ def _flag_spec(args):
         if extra:
             raise HardytError(f"--core layernorm takes no {', '.join('--' + k.replace('_', '-') for k in extra)}")
         try:
-            from hardyt.quant.layernorm import random_layernorm_spec
+            from hardyt.quant.contract.layernorm import random_layernorm_spec
         except ModuleNotFoundError as e:
-            if e.name != "hardyt.quant.layernorm":
+            if e.name != "hardyt.quant.contract.layernorm":
                 raise
-            raise HardytError("--core layernorm: this hardyt has no LayerNorm core (hardyt.quant.layernorm)") from None
+            raise HardytError("--core layernorm: this hardyt has no LayerNorm core (hardyt.quant.contract.layernorm)") from None
         return random_layernorm_spec(args.channels, o["lanes"], o["in_bits"], o["out_bits"], o["seed"]), name
     from hardyt.hw.cores import random_dyt_spec
     return random_dyt_spec(args.channels, o["lanes"], o["in_bits"], o["out_bits"], tanh=o["tanh"],

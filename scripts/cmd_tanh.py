@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from hardyt.quant.tanh import build_tanh, error_report
+from hardyt.quant.contract.tanh import build_tanh, error_report
 
 from .plots import plot_tanh
 

@@ -7,7 +7,7 @@ from hardyt.quant.errors import HardytError
 
 
 def add_parser(sub):
-    from hardyt.quant.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
+    from hardyt.quant.zoo.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
 
     d = TrainOptions()
     p = sub.add_parser("train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
@@ -49,7 +49,7 @@ def command(args) -> str:
 def run(args) -> int:
     from pathlib import Path
 
-    from hardyt.quant.train import BUNDLED_CONFIG, TrainOptions, save_model, train
+    from hardyt.quant.zoo.train import BUNDLED_CONFIG, TrainOptions, save_model, train
 
     out = Path(args.out)
     if out.suffix != ".safetensors":
@@ -62,7 +62,7 @@ def run(args) -> int:
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                            augment=args.augment, label_smoothing=args.label_smoothing, seed=args.seed, threads=args.threads, config=config)
-    from hardyt.quant.vit import VisionTransformer
+    from hardyt.quant.zoo.vit import VisionTransformer
     VisionTransformer(**config)  # bad architecture arguments fail here, before loading data
     model, record = train(options)
     path, meta = save_model(model, out, config, {"command": command(args), **record})

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hardyt.quant.files import save_json_atomic
-from hardyt.quant.spec import load_spec
-from hardyt.quant.tanh import error_report
+from hardyt.quant.contract.spec_io import load_spec
+from hardyt.quant.contract.tanh import error_report
 
 from .plots import plot_resources, plot_tanh
 

@@ -6,7 +6,7 @@ import io
 import numpy as np
 
 from hardyt.quant.files import atomic_write_bytes
-from hardyt.quant.tanh import Tanh, full_scale, tanh_int
+from hardyt.quant.contract.tanh import Tanh, full_scale, tanh_int
 
 
 def _pyplot():

@@ -33,9 +33,9 @@ from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
-from hardyt.quant.fixed import signed_range
-from hardyt.quant.spec import spec_from_dict
-from hardyt.quant.stream import lane_channels
+from hardyt.quant.contract.fixed import signed_range
+from hardyt.quant.contract.spec_io import spec_from_dict
+from hardyt.quant.contract.stream import lane_channels
 
 from .stimulus import exhaustive_tokens, extreme_tokens, random_tokens, tokens_to_beats
 

@@ -48,7 +48,7 @@ class Scoreboard:
 
     @classmethod
     def from_spec(cls, spec, x_beats, last):
-        from hardyt.quant.stream import lane_channels
+        from hardyt.quant.contract.stream import lane_channels
         x_beats = np.asarray(x_beats, dtype=np.int64)
         last = np.asarray(last, dtype=bool)
         return cls(x_beats, spec.reference_stream(x_beats, last), last,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardyt.quant.fixed import signed_range
+from hardyt.quant.contract.fixed import signed_range
 
 __all__ = ["tokens_to_beats", "random_tokens", "exhaustive_tokens", "extreme_tokens", "mixed_length_stream"]
 

@@ -23,7 +23,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from hardyt.quant.files import save_json_atomic
-from hardyt.quant.spec import spec_from_dict
+from hardyt.quant.contract.spec_io import spec_from_dict
 
 from .axis import AxisMonitor, AxisSink, AxisSource, no_pause, random_pause
 from .scoreboard import Scoreboard, ScoreResult

@@ -40,7 +40,7 @@ def _tiny_vit_files(tmp: Path, corrupt: str | None = None) -> Path:
     from safetensors.torch import save_file
 
     from hardyt.quant import load_vit  # noqa: F401 - the loader under test must exist
-    from hardyt.quant.vit import VisionTransformer
+    from hardyt.quant.zoo.vit import VisionTransformer
 
     cfg = dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=16, depth=1,
                num_heads=2, mlp_ratio=2.0)

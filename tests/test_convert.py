@@ -7,13 +7,14 @@ import torch
 from torch import nn
 
 from hardyt.quant import HardytError, convert, golden
-from hardyt.quant.calibrate import augment, fit_dyt, shift_radius
-from hardyt.quant.convert import dyt_layers, to_float
-from hardyt.quant.fixed import FixedFormat, quantize
-from hardyt.quant.fixed_dyt import FixedDyT
-from hardyt.quant.fold import fold_all
-from hardyt.quant.partial import partial_convert, select_kept
-from hardyt.quant.spec import DyTSpec
+from hardyt.quant.conversion.augment import augment_batch, shift_radius
+from hardyt.quant.conversion.fit import fit_dyt
+from hardyt.quant.conversion.pipeline import dyt_layers, to_float
+from hardyt.quant.contract.fixed import FixedFormat, quantize
+from hardyt.quant.conversion.fixed_dyt import FixedDyT
+from hardyt.quant.conversion.fold import fold_all
+from hardyt.quant.conversion.partial import partial_convert, select_kept
+from hardyt.quant.contract.spec import DyTSpec
 
 torch.set_num_threads(1)
 FAST = {"steps": 10, "rows_per_batch": 64}
@@ -128,7 +129,7 @@ def test_fixed_point_equals_golden_bit_for_bit(converted_fixed):
 
 def test_fixed_point_every_code_matches_golden():
     """The layer's integer table on every input code and channel, shifts and pwl included."""
-    from hardyt.quant.fixed_dyt import make_spec
+    from hardyt.quant.conversion.fixed_dyt import make_spec
     formats = {"in_bits": 6, "out_bits": 8, "tanh": "pwl", "segments": 8, "drop_bits": 0, "gamma_bits": 8,
                "beta_bits": 16, "affine_out_bits": 8, "lanes": None}
     gamma, beta = np.linspace(-1.5, 2.0, 8), np.linspace(-0.3, 0.4, 8)
@@ -241,13 +242,13 @@ def test_closed_form_fits_use_the_first_fit_samples():
 
 def test_shift_augmentation_translates_each_image():
     x = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    y = augment(x, "shift", torch.Generator().manual_seed(1))
+    y = augment_batch(x, "shift", torch.Generator().manual_seed(1))
     r = shift_radius(28, 28)
     padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
     offsets = [next((a, b) for a in range(2 * r + 1) for b in range(2 * r + 1)
                     if torch.equal(padded[i, :, a:a + 28, b:b + 28], y[i])) for i in range(6)]
     assert len(set(offsets)) > 1  # drawn per image, not once per batch
-    assert augment([1, 2], "shift", torch.Generator()) == [1, 2]  # not an image batch: unchanged
+    assert augment_batch([1, 2], "shift", torch.Generator()) == [1, 2]  # not an image batch: unchanged
 
 
 def test_empty_and_constant_calibration_rejected():

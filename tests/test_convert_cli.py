@@ -7,14 +7,14 @@ import numpy as np
 import torch
 
 from hardyt.quant import golden
-from hardyt.quant.spec import load_spec
+from hardyt.quant.contract.spec_io import load_spec
 from hardyt.scripts.cli import main
 
 
 def _tiny_vit(tmp):
     from safetensors.torch import save_file
 
-    from hardyt.quant.vit import VisionTransformer
+    from hardyt.quant.zoo.vit import VisionTransformer
     cfg = dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=16, depth=1, num_heads=2,
                mlp_ratio=2.0)
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from hardyt.quant import HardytError, load_dataset
-from hardyt.quant import data as data_mod
-from hardyt.quant.data import NORMALIZATION
+from hardyt.quant.zoo import data as data_mod
+from hardyt.quant.zoo.data import NORMALIZATION
 
 MEAN, STD = NORMALIZATION["mean"][0], NORMALIZATION["std"][0]
 

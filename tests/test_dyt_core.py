@@ -73,7 +73,7 @@ CONFIGS = [(tanh, affine, lanes) for tanh in ("lut", "pwl") for affine in ("fold
 def test_random_stream_matches_golden(tanh, affine, lanes):
     channels = 16 if lanes == 8 else 4 * lanes
     spec = random_dyt_spec(channels, lanes, 8, 8, tanh=tanh, affine=affine, seed=lanes,
-                           alpha_shift=(lanes == 2), segments=8, drop_bits=(lanes == 1))
+                           alpha_shift=(lanes == 2), segments=8, drop_bits=int(lanes == 1))
     x, last = random_stream(spec, 80, seed=lanes)
     got, got_last, _, _ = run_stream(DyTCore(spec), x, last, valid_p=0.7, ready_p=0.6, seed=lanes)
     np.testing.assert_array_equal(got, spec.reference_stream(x, last))

@@ -11,8 +11,8 @@ from hardyt.hw.dyt_core import SIGNED_ROM_MAX_BITS, DyTCore
 from hardyt.hw.emit import MANIFEST_KEYS, emit, load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_cmd, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.spec import load_spec
-from hardyt.quant.tanh import tanh_int
+from hardyt.quant.contract.spec_io import load_spec
+from hardyt.quant.contract.tanh import tanh_int
 
 SPECS = {
     # 8-bit tanh input: one ROM over every signed code. With alpha shifts the

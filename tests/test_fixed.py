@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hardyt.quant.fixed import FixedFormat, Rounding, narrow, quantize, dequantize, round_shift, saturate
+from hardyt.quant.contract.fixed import FixedFormat, Rounding, narrow, quantize, dequantize, round_shift, saturate
 
 
 @given(st.lists(st.integers(-(1 << 40), 1 << 40), min_size=1, max_size=50), st.integers(0, 20))

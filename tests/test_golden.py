@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hardyt.quant import ChannelAffine, DyTSpec, FoldedAffine, HardytError, SpecError, golden, load_spec
-from hardyt.quant.spec import SPEC_VERSION
-from hardyt.quant.tanh import TanhLUT, build_lut, build_pwl
+from hardyt.quant.contract.spec import SPEC_VERSION
+from hardyt.quant.contract.tanh import TanhLUT, build_lut, build_pwl
 
 
 def slow_reference(x_row, spec):

@@ -14,11 +14,11 @@ from hardyt.hw.cores import build_core
 from hardyt.hw.emit import emit, load_manifest
 from hardyt.hw.layernorm_core import LayerNormCore, tree_registers
 from hardyt.hw.toolchain import verilator_cmd, verilator_env
-from hardyt.quant import layernorm
+from hardyt.quant.contract import layernorm
 from hardyt.quant.errors import HardytError, SpecError
-from hardyt.quant.layernorm import (LayerNormSpec, build_rsqrt_table, golden, layernorm_float, random_layernorm_spec,
+from hardyt.quant.contract.layernorm import (LayerNormSpec, build_rsqrt_table, layernorm_golden as golden, layernorm_float, random_layernorm_spec,
                                     rsqrt_error)
-from hardyt.quant.spec import load_spec, spec_from_dict
+from hardyt.quant.contract.spec_io import load_spec, spec_from_dict
 from hardyt.scripts.cli import main
 from hardyt.sim.stimulus import extreme_tokens, tokens_to_beats
 

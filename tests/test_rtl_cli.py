@@ -7,7 +7,7 @@ import pytest
 
 from hardyt.hw.cores import random_dyt_spec
 from hardyt.hw.emit import load_manifest
-from hardyt.quant.spec import load_spec
+from hardyt.quant.contract.spec_io import load_spec
 from hardyt.scripts.cli import main
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hardyt.quant import SpecError
-from hardyt.quant.tanh import build_lut, build_pwl, error_report, full_scale, tanh_int
+from hardyt.quant.contract.tanh import build_lut, build_pwl, error_report, full_scale, tanh_int
 
 # alpha * LSB chosen so that saturation lands inside, at, and far beyond the range.
 SAT_FRACTIONS = (0.02, 0.3, 1.0, 3.0)

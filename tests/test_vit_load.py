@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from hardyt.quant import HardytError, VisionTransformer, load_vit
-from hardyt.quant.load import default_model_path, infer_config, load_hf
+from hardyt.quant.zoo.load import default_model_path, infer_config, load_hf
 
 torch.set_num_threads(1)
 
@@ -245,7 +245,7 @@ def test_bundled_model():
     assert meta["command"].startswith("hardyt train") and meta["normalization"]["std"]
     model = load_vit(path)
     assert sum(isinstance(m, torch.nn.LayerNorm) for m in model.modules()) == 2 * meta["config"]["depth"] + 1
-    from hardyt.quant.data import load_dataset
+    from hardyt.quant.zoo.data import load_dataset
     x, y = load_dataset("fashion-mnist", "test")
     with torch.no_grad():
         correct = sum(int((model(xb).argmax(-1) == yb).sum()) for xb, yb in zip(x.split(1000), y.split(1000)))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HardytError
+from ..errors import HardytError
 
 __all__ = ["load_dataset", "load_idx", "normalize", "NORMALIZATION", "FASHION_MNIST_DIR", "SPLITS"]
 

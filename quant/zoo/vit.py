@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import HardytError
+from ..errors import HardytError
 
 __all__ = ["VisionTransformer", "Attention", "Block", "Mlp", "PatchEmbed", "LN_EPS", "GLOBAL_POOLS"]
 

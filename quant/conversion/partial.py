@@ -17,9 +17,9 @@ import copy
 import torch
 from torch import nn
 
-from .calibrate import kl_to, model_logits, set_module
-from .convert import calibration_batches, convert, dyt_layers
-from .errors import HardytError
+from ..errors import HardytError
+from .graph import kl_to, model_logits, set_module
+from .pipeline import calibration_batches, convert, dyt_layers
 from .evaluate import accuracy
 
 __all__ = ["layer_costs", "accuracy_curve", "select_kept", "partial_convert"]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .calibrate import model_logits
+from .graph import model_logits
 
 __all__ = ["predictions", "accuracy"]
 

@@ -24,7 +24,7 @@ before it. The price is width: ``S2`` and ``V`` are about
 
 >>> spec = random_layernorm_spec(8, 2, 8, 8, seed=0)
 >>> x = np.array([[-40, -30, -20, -10, 0, 10, 20, 30], [5] * 8])
->>> golden(x, spec)
+>>> layernorm_golden(x, spec)
 array([[-64,   3,  14, -34,  35,   9,  61,  54],
        [  3,  28,  20, -32,  23, -30,  15, -21]])
 >>> np.round(layernorm_float(x, spec), 2)
@@ -42,12 +42,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import HardytError, SpecError
-from .fixed import FixedFormat, Rounding, bits_for_signed, round_shift, saturate, signed_range
-from .golden_model import check_input
-from .spec import SpecFile, _check_int, _check_real, check_header, reading_fields
+from ..errors import HardytError, SpecError
+from .check import check_input, check_int, check_real
+from .fixed import FixedFormat, bits_for_signed, round_half_up, round_shift, saturate, signed_range
+from .specfile import SpecFile, check_header, reading_fields
 
-__all__ = ["LN_SPEC_VERSION", "LayerNormSpec", "golden", "layernorm_float", "rsqrt_int", "build_rsqrt_table",
+__all__ = ["LN_SPEC_VERSION", "LayerNormSpec", "layernorm_golden", "layernorm_float", "rsqrt_int", "build_rsqrt_table",
            "rsqrt_error", "random_layernorm_spec"]
 
 LN_SPEC_VERSION = 1
@@ -67,12 +67,12 @@ def build_rsqrt_table(index_bits: int, frac: int) -> tuple[int, ...]:
     >>> build_rsqrt_table(3, 8)
     (230, 194, 171, 155, 142, 132)
     """
-    _check_int("rsqrt.index_bits", index_bits, 2, 14)
-    _check_int("rsqrt.frac", frac, 2, 30)
+    check_int("rsqrt.index_bits", index_bits, 2, 14)
+    check_int("rsqrt.frac", frac, 2, 30)
     width = 2.0 ** (2 - index_bits)
     lo = (np.arange(3 << (index_bits - 2)) + (1 << (index_bits - 2))) * width
     seed = 2.0 / (np.sqrt(lo) + np.sqrt(lo + width))
-    return tuple(int(v) for v in np.floor(seed * (1 << frac) + 0.5))
+    return tuple(int(v) for v in round_half_up(seed * (1 << frac)))
 
 
 def _bit_length(v: np.ndarray) -> np.ndarray:
@@ -148,33 +148,33 @@ class LayerNormSpec(SpecFile):
 
     def validate(self) -> None:
         """Check every field and that no intermediate value can exceed int64 (SpecError names the field)."""
-        _check_int("channels", self.channels, 1, 1 << 14)
-        _check_int("lanes", self.lanes, 1, 256)
+        check_int("channels", self.channels, 1, 1 << 14)
+        check_int("lanes", self.lanes, 1, 256)
         if self.channels % self.lanes:
             raise SpecError("lanes", f"channels ({self.channels}) must be a multiple of lanes ({self.lanes})")
-        _check_int("in_bits", self.in_bits, 2, 16)
-        _check_int("out_bits", self.out_bits, 2, 24)
-        _check_real("in_scale", self.in_scale)
-        _check_real("out_scale", self.out_scale)
-        _check_int("eps_q", self.eps_q, 1, 1 << 40)
+        check_int("in_bits", self.in_bits, 2, 16)
+        check_int("out_bits", self.out_bits, 2, 24)
+        check_real("in_scale", self.in_scale)
+        check_real("out_scale", self.out_scale)
+        check_int("eps_q", self.eps_q, 1, 1 << 40)
         T, R = self.rsqrt_index_bits, self.rsqrt_frac
-        _check_int("rsqrt.index_bits", T, 2, 14)
-        _check_int("rsqrt.frac", R, max(2, T - 2), 30)
-        _check_int("norm_frac", self.norm_frac, 0, R - 1)
+        check_int("rsqrt.index_bits", T, 2, 14)
+        check_int("rsqrt.frac", R, max(2, T - 2), 30)
+        check_int("norm_frac", self.norm_frac, 0, R - 1)
         n = 3 << (T - 2)
         if len(self.rsqrt_table) != n:
             raise SpecError("rsqrt.table", f"must have 3 * 2**(index_bits-2) = {n} entries, got {len(self.rsqrt_table)}")
         for i, v in enumerate(self.rsqrt_table):
-            _check_int(f"rsqrt.table[{i}]", v, 1, 1 << (R + 1))
-        _check_int("affine.gamma_bits", self.gamma_bits, 2, 32)
-        _check_int("affine.beta_bits", self.beta_bits, 2, 48)
-        _check_int("affine.shift", self.affine_shift, 0, 48)
+            check_int(f"rsqrt.table[{i}]", v, 1, 1 << (R + 1))
+        check_int("affine.gamma_bits", self.gamma_bits, 2, 32)
+        check_int("affine.beta_bits", self.beta_bits, 2, 48)
+        check_int("affine.shift", self.affine_shift, 0, 48)
         for name, values, bits in (("gamma", self.gamma, self.gamma_bits), ("beta", self.beta, self.beta_bits)):
             if len(values) != self.channels:
                 raise SpecError(f"affine.{name}", f"must have {self.channels} entries (channels), got {len(values)}")
             lo, hi = signed_range(bits)
             for i, v in enumerate(values):
-                _check_int(f"affine.{name}[{i}]", v, lo, hi)
+                check_int(f"affine.{name}[{i}]", v, lo, hi)
         if not isinstance(self.name, str):
             raise SpecError("name", f"must be a string, got {self.name!r}")
         b = self.bounds
@@ -253,7 +253,7 @@ class LayerNormSpec(SpecFile):
 
     def reference(self, x) -> np.ndarray:
         """The golden model on ``(..., C)`` codes."""
-        return golden(x, self)
+        return layernorm_golden(x, self)
 
     def reference_stream(self, x_beats, last) -> np.ndarray:
         """The golden model on a stream: ``x_beats`` is ``(beats, P)``, ``last`` ``(beats,)``.
@@ -274,7 +274,7 @@ class LayerNormSpec(SpecFile):
         if bad.size:
             raise HardytError(f"stream: tlast on beat {bad[0]}, which does not end a token of C/P = {B} beats "
                               f"(LayerNorm needs whole tokens)")
-        return golden(x.reshape(-1, self.channels), self).reshape(-1, self.lanes)
+        return layernorm_golden(x.reshape(-1, self.channels), self).reshape(-1, self.lanes)
 
 
 def rsqrt_int(w, spec: LayerNormSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -311,11 +311,11 @@ def rsqrt_int(w, spec: LayerNormSpec) -> tuple[np.ndarray, np.ndarray]:
     return r1, e
 
 
-def golden(x, spec: LayerNormSpec) -> np.ndarray:
+def layernorm_golden(x, spec: LayerNormSpec) -> np.ndarray:
     """LayerNorm of integer input codes ``x`` (shape ``(..., C)``) as output codes.
 
     Per token (last axis), every step exact or rounded half up
-    (:func:`hardyt.quant.fixed.round_shift`) and every narrowing saturated:
+    (:func:`hardyt.quant.contract.fixed.round_shift`) and every narrowing saturated:
 
     1. ``S1 = sum x``, ``S2 = sum x^2`` (one pass, exact);
     2. ``W = C*S2 - S1^2 + eps_q`` (``C^2`` times variance plus eps, exact, ``>= 1``);
@@ -394,7 +394,7 @@ def random_layernorm_spec(channels: int, lanes: int, in_bits: int, out_bits: int
     """
     for key, v, lo in (("channels", channels, 1), ("lanes", lanes, 1), ("in_bits", in_bits, 2),
                        ("out_bits", out_bits, 2), ("seed", seed, 0)):
-        _check_int(key, v, lo)
+        check_int(key, v, lo)
     rng = np.random.default_rng(seed)
     in_scale, out_scale = 2.0 ** -(in_bits - 3), 2.0 ** -(out_bits - 3)
     eps_q = max(1, int(round(channels * channels * 1e-6 / in_scale ** 2)))
@@ -402,8 +402,8 @@ def random_layernorm_spec(channels: int, lanes: int, in_bits: int, out_bits: int
     gamma_bits = out_bits + 2
     g = gamma_bits - 3                               # gamma's fractional bits: |gamma| < 4
     A = g + Z - (out_bits - 3)                       # acc has g + Z fractional bits; output has out_bits - 3
-    gamma = np.floor(rng.uniform(0.25, 2.0, channels) * 2.0 ** g + 0.5).astype(np.int64)
-    beta = np.floor(rng.uniform(-1.0, 1.0, channels) * 2.0 ** (g + Z) + 0.5).astype(np.int64)
+    gamma = round_half_up(rng.uniform(0.25, 2.0, channels) * 2.0 ** g)
+    beta = round_half_up(rng.uniform(-1.0, 1.0, channels) * 2.0 ** (g + Z))
     beta_bits = bits_for_signed(-(1 << (g + Z)), 1 << (g + Z))
     return LayerNormSpec(channels, lanes, in_bits, out_bits, in_scale, out_scale, eps_q, T, R,
                          build_rsqrt_table(T, R), Z, tuple(int(v) for v in gamma), tuple(int(v) for v in beta),

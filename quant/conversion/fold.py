@@ -15,8 +15,8 @@ import copy
 import torch
 from torch import nn
 
-from .calibrate import model_logits, run_model, set_module
-from .dyt import DyT
+from .graph import model_logits, run_model, set_module
+from .modules import DyT
 
 __all__ = ["find_consumers", "fold_into", "fold_all"]
 

@@ -1,18 +1,18 @@
-"""The golden model: what a DyT core computes, in integer NumPy.
+"""The DyT golden model: what a DyT core computes, in integer NumPy.
 
 This function *defines* the hardware's arithmetic; the RTL is held to it bit
 for bit. No torch, no amaranth.
 
->>> from hardyt.quant.tanh import build_lut
->>> from hardyt.quant.spec import DyTSpec, ChannelAffine
+>>> from hardyt.quant.contract.tanh import build_lut
+>>> from hardyt.quant.contract.spec import DyTSpec, ChannelAffine
 >>> t = build_lut(6, 8, 0.1)
 >>> folded = DyTSpec(channels=2, lanes=1, in_bits=6, in_scale=0.05, alpha=2.0, tanh=t)
->>> golden(np.array([[-32, 5], [0, 31]]), folded)
+>>> dyt_golden(np.array([[-32, 5], [0, 31]]), folded)
 array([[-127,   59],
        [   0,  126]])
 >>> ch = DyTSpec(2, 1, 6, 0.05, 2.0, t, ChannelAffine(gamma=(64, -32), beta=(0, 256),
 ...              gamma_bits=8, beta_bits=12, shift=6, out_bits=8, out_scale=1 / 64))
->>> golden(np.array([[-32, 5], [0, 31]]), ch)
+>>> dyt_golden(np.array([[-32, 5], [0, 31]]), ch)
 array([[-127,  -25],
        [   0,  -59]])
 """
@@ -20,33 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import HardytError
-from .fixed import FixedFormat, narrow, signed_range
-from .spec import ChannelAffine, DyTSpec
+from .check import check_input
+from .fixed import FixedFormat, narrow
 from .tanh import tanh_int
 
-__all__ = ["golden", "dyt_elements", "check_input"]
+__all__ = ["dyt_golden", "dyt_elements"]
 
 
-def check_input(x, channels: int, in_bits: int) -> np.ndarray:
-    """Validate integer codes of shape ``(..., channels)`` in the signed range."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "iu":
-        raise HardytError(f"input: must be integer codes, got dtype {x.dtype}")
-    if x.ndim == 0 or x.shape[-1] != channels:
-        raise HardytError(f"input: last dimension must be channels={channels}, got shape {x.shape}")
-    x = x.astype(np.int64)
-    lo, hi = signed_range(in_bits)
-    if x.size and (x.min() < lo or x.max() > hi):
-        raise HardytError(f"input: codes must lie in {lo}..{hi} (in_bits={in_bits}), got {x.min()}..{x.max()}")
-    return x
-
-
-def golden(x, spec: DyTSpec) -> np.ndarray:
+def dyt_golden(x, spec: DyTSpec) -> np.ndarray:
     """DyT of integer input codes ``x`` (shape ``(..., C)``) as output codes.
 
     1. per-channel alpha shift: ``x << alpha_shift[c]`` (exact, widens);
-    2. ``t = tanh_int(x)`` — odd, saturating, see :mod:`hardyt.quant.tanh`;
+    2. ``t = tanh_int(x)`` — odd, saturating, see :mod:`hardyt.quant.contract.tanh`;
     3. ``folded``: output ``t``; ``channel``: output
        ``sat(round_shift(gamma[c] * t + beta[c], shift), out_bits)``.
     """
@@ -57,7 +42,7 @@ def golden(x, spec: DyTSpec) -> np.ndarray:
 def dyt_elements(x: np.ndarray, channel: np.ndarray, spec: DyTSpec) -> np.ndarray:
     """DyT of codes ``x`` whose channels are ``channel`` (broadcast together).
 
-    The streaming form of :func:`golden`, for beats whose channel comes from
+    The streaming form of :func:`dyt_golden`, for beats whose channel comes from
     a counter rather than a position. ``x`` must already be in range.
     """
     x = np.asarray(x, dtype=np.int64)
@@ -66,7 +51,7 @@ def dyt_elements(x: np.ndarray, channel: np.ndarray, spec: DyTSpec) -> np.ndarra
         x = x << np.asarray(spec.alpha_shift, dtype=np.int64)[channel]
     t = tanh_int(x, spec.tanh)
     a = spec.affine
-    if not isinstance(a, ChannelAffine):
+    if a.mode != "channel":
         return t
     acc = np.asarray(a.gamma, dtype=np.int64)[channel] * t + np.asarray(a.beta, dtype=np.int64)[channel]
     return narrow(acc, a.shift, FixedFormat(a.out_bits))

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .calibrate import NOT_LAYERNORM_EPS
-from .errors import HardytError
-from .fixed import signed_range
-from .golden_model import dyt_elements
-from .spec import ChannelAffine, DyTSpec, FoldedAffine
-from .tanh import build_tanh, full_scale
+from ..contract.fixed import round_half_up, signed_range
+from ..contract.golden_dyt import dyt_elements
+from ..contract.spec import ChannelAffine, DyTSpec, FoldedAffine
+from ..contract.tanh import build_tanh, full_scale
+from ..errors import HardytError
+from .modules import NOT_LAYERNORM_EPS
 
 __all__ = ["FORMAT_DEFAULTS", "formats_from", "make_spec", "quantize_codes", "FixedDyT"]
 
@@ -85,8 +85,8 @@ def make_spec(name: str, alpha: float, in_scale: float, formats: dict, *, channe
         g_top = full_scale(f["gamma_bits"])
         g_unit = float(np.max(np.abs(gamma))) / (t_max * out_scale) or 1.0
         shift = max(0, min(40, math.floor(math.log2(g_top / g_unit))))
-        g = np.floor(gamma * 2.0 ** shift / (t_max * out_scale) + 0.5).astype(np.int64)
-        b = np.floor(beta * 2.0 ** shift / out_scale + 0.5).astype(np.int64)
+        g = round_half_up(gamma * 2.0 ** shift / (t_max * out_scale))
+        b = round_half_up(beta * 2.0 ** shift / out_scale)
         lo, hi = signed_range(f["beta_bits"])
         if b.min() < lo or b.max() > hi:
             raise HardytError(f"{name}: beta needs more than beta_bits={f['beta_bits']} bits at shift {shift}")

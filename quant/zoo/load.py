@@ -16,7 +16,7 @@ import math
 import re
 from pathlib import Path
 
-from .errors import HardytError
+from ..errors import HardytError
 
 __all__ = ["load_vit", "load_hf", "load_state_dict", "infer_config", "read_config", "default_model_path",
            "CONFIG_KEYS"]
@@ -27,7 +27,7 @@ TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 
 def default_model_path() -> Path:
-    """The bundled Fashion-MNIST ViT (``quant/pretrained/vit_fmnist.safetensors``)."""
+    """The bundled Fashion-MNIST ViT (``quant/zoo/pretrained/vit_fmnist.safetensors``)."""
     return Path(__file__).parent / "pretrained" / "vit_fmnist.safetensors"
 
 

@@ -1,4 +1,4 @@
-"""Post-training LayerNorm → DyT conversion: ``hardyt.quant.convert``.
+"""Post-training LayerNorm → DyT conversion: :func:`convert` (``hardyt.quant.convert``).
 
 The pipeline (labels never used, the input model never modified):
 
@@ -21,61 +21,23 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
-import types
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .calibrate import (ShiftDyT, capture, choose_clip, fit_dyt, kl_to, layer_norm_names, model_logits,
-                        reconstruct, set_module)
-from .dyt import DyT
-from .errors import HardytError
+from ..errors import HardytError
+from .clip import choose_clip
+from .fit import fit_dyt
 from .fixed_dyt import FixedDyT, formats_from, make_spec
 from .fold import fold_all
+from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
+from .modules import DyT, ShiftDyT
+from .options import METHODS, OPTION_DEFAULTS, ConvertOptions
+from .reconstruct import reconstruct
 
-__all__ = ["METHODS", "OPTION_DEFAULTS", "convert", "calibration_batches", "to_float", "dyt_layers"]
-
-METHODS = ("naive", "lstsq", "sequential", "reconstruct")
-AUGMENTS = ("flip", "shift", "mixup")
-
-OPTION_DEFAULTS = {
-    "method": "reconstruct",  # one of METHODS
-    "steps": 600,             # reconstruction: Adam steps (one calibration batch each)
-    "lr": 2e-2,               # reconstruction: gamma/beta learning rate
-    "alpha_lr": 2e-2,         # reconstruction: alpha learning rate, relative to each alpha
-    "temperature": 1.0,       # reconstruction: softmax temperature of the KL
-    "feature_weight": 1.0,    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
-    "self_distill_lr": 0.0,   # > 0: also tune every other weight (label-free self-distillation; not default)
-    "quant_aware": False,     # reconstruction through the fixed-point quantization (STE)
-    "augment": "shift",       # reconstruction on label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
-    "alpha_shift": 0,         # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
-    "fold": True,             # fold gamma/beta into following Linear layers when exact
-    "keep": (),               # LayerNorm names to keep as LayerNorm
-    "rows_per_batch": 512,    # token rows per batch used by the closed-form fits and the clip search
-    "fit_samples": 1024,      # the closed-form fits and the clip search use the first batches up to this many samples
-    "seed": 0,
-    "progress": False,        # tqdm progress bars
-}
-
-
-def _options(options: dict) -> dict:
-    unknown = set(options) - set(OPTION_DEFAULTS)
-    if unknown:
-        raise HardytError(f"convert: unknown option(s) {sorted(unknown)}; known: {sorted(OPTION_DEFAULTS)}")
-    opts = dict(OPTION_DEFAULTS) | options
-    if opts["method"] not in METHODS:
-        raise HardytError(f"convert: method must be one of {', '.join(METHODS)}, got {opts['method']!r}")
-    parts = set(opts["augment"].split("+")) - {""} if isinstance(opts["augment"], str) else {None}
-    if not parts <= set(AUGMENTS):
-        raise HardytError(f"convert: augment must be '+'-joined {', '.join(AUGMENTS)}, got {opts['augment']!r}")
-    if not isinstance(opts["fit_samples"], int) or opts["fit_samples"] < 1:
-        raise HardytError(f"convert: fit_samples must be an integer >= 1, got {opts['fit_samples']!r}")
-    if not isinstance(opts["alpha_shift"], int) or not 0 <= opts["alpha_shift"] <= 8:
-        raise HardytError(f"convert: alpha_shift must be an integer 0..8, got {opts['alpha_shift']!r}")
-    return opts
+__all__ = ["METHODS", "OPTION_DEFAULTS", "ConvertOptions", "convert", "calibration_batches", "to_float", "dyt_layers"]
 
 
 def _tensors(batch):
@@ -150,16 +112,16 @@ def _ln_affine(ln: nn.LayerNorm):
 
 def _fit_layers(teacher, student, names, batches, opts, bar) -> dict:
     """Closed-form fit of every layer (method naive/lstsq/sequential); swaps them into ``student``."""
-    rows, seed = opts["rows_per_batch"], opts["seed"]
+    rows, seed = opts.rows_per_batch, opts.seed
     targets = capture(teacher, names, batches, rows_per_batch=rows, outputs=True, seed=seed)
-    sequential = opts["method"] in ("sequential", "reconstruct")
+    sequential = opts.method in ("sequential", "reconstruct")
     fits = {}
     for name in names:
         ln = teacher.get_submodule(name)
         x = capture(student, [name], batches, rows_per_batch=rows, seed=seed)[name][0] if sequential \
             else targets[name][0]
-        keep = _ln_affine(ln) if opts["method"] == "naive" else None
-        fits[name] = fit_dyt(x, targets[name][1], shifts=opts["alpha_shift"], keep_affine=keep)
+        keep = _ln_affine(ln) if opts.method == "naive" else None
+        fits[name] = fit_dyt(x, targets[name][1], shifts=opts.alpha_shift, keep_affine=keep)
         if sequential:
             set_module(student, name, fits[name].module(ln.normalized_shape[0]))
         bar.update(1)
@@ -170,7 +132,7 @@ def _fit_layers(teacher, student, names, batches, opts, bar) -> dict:
 
 
 def _clips(student, names, batches, formats, opts) -> dict:
-    xs = capture(student, names, batches, rows_per_batch=opts["rows_per_batch"], seed=opts["seed"] + 1)
+    xs = capture(student, names, batches, rows_per_batch=opts.rows_per_batch, seed=opts.seed + 1)
     return {n: choose_clip(n, student.get_submodule(n), xs[n][0], formats) for n in names}
 
 
@@ -196,7 +158,7 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         :data:`hardyt.quant.fixed_dyt.FORMAT_DEFAULTS` (e.g.
         ``{"in_bits": 6, "tanh": "pwl"}``) and implies ``True``.
     **options
-        See :data:`OPTION_DEFAULTS` (``method``, ``steps``, ``alpha_shift``,
+        See :class:`~hardyt.quant.conversion.options.ConvertOptions` (``method``, ``steps``, ``alpha_shift``,
         ``fold``, ``keep``, ``quant_aware``, ...).
 
     Returns
@@ -210,47 +172,47 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         the converted model's logits to the original's on the calibration set).
     """
     t0 = time.perf_counter()
-    opts = _options(options)
+    opts = ConvertOptions.from_kwargs(**options)
     formats = formats_from(fixed_point)
     batches = calibration_batches(calib)
-    torch.manual_seed(opts["seed"])
+    torch.manual_seed(opts.seed)
     teacher = copy.deepcopy(model).eval()
     student = copy.deepcopy(model).eval()
     all_names = layer_norm_names(teacher, batches[0])
-    unknown = set(opts["keep"]) - set(all_names)
+    unknown = set(opts.keep) - set(all_names)
     if unknown:
         raise HardytError(f"convert: keep names no LayerNorm of the model: {sorted(unknown)}")
     if not all_names:
         raise HardytError("model has no nn.LayerNorm that runs in its forward pass: nothing to convert")
-    names = [n for n in all_names if n not in set(opts["keep"])]
+    names = [n for n in all_names if n not in set(opts.keep)]
     _check_layer_norms(teacher, names)
     with torch.no_grad():
         teacher_logits = [model_logits(teacher, b).detach() for b in batches]
     if not all(torch.isfinite(t).all() for t in teacher_logits):
         raise HardytError("model output on the calibration set is not finite")
 
-    steps = opts["steps"] if opts["method"] == "reconstruct" and names else 0
+    steps = opts.steps if opts.method == "reconstruct" and names else 0
     total = len(names) * 2 + steps
-    with tqdm(total=total, desc="convert", unit="step", disable=not opts["progress"], leave=False) as bar:
+    with tqdm(total=total, desc="convert", unit="step", disable=not opts.progress, leave=False) as bar:
         # Closed-form stages on a bounded subset: their memory grows with the rows they
         # hold, and a larger calibration set pays off in the reconstruction, not here.
-        fit_batches = _first_samples(batches, opts["fit_samples"])
+        fit_batches = _first_samples(batches, opts.fit_samples)
         fits = _fit_layers(teacher, student, names, fit_batches, opts, bar)
         dyts = {n: student.get_submodule(n) for n in names}
         losses = []
         if steps:
             quant = None
-            if opts["quant_aware"]:
+            if opts.quant_aware:
                 scales = {n: c[0] for n, c in _clips(student, names, fit_batches, formats, opts).items()}
                 quant = (scales, formats["in_bits"], formats["out_bits"])
-            losses = reconstruct(student, dyts, batches, teacher, steps=steps, lr=opts["lr"],
-                                 alpha_lr=opts["alpha_lr"], quant=quant, augment_mode=opts["augment"],
-                                 temperature=opts["temperature"], feature_weight=opts["feature_weight"],
-                                 other_lr=opts["self_distill_lr"],
-                                 seed=opts["seed"], progress=bar)
+            losses = reconstruct(student, dyts, batches, teacher, steps=steps, lr=opts.lr,
+                                 alpha_lr=opts.alpha_lr, quant=quant, augment_mode=opts.augment,
+                                 temperature=opts.temperature, feature_weight=opts.feature_weight,
+                                 other_lr=opts.self_distill_lr,
+                                 seed=opts.seed, progress=bar)
         clips = _clips(student, names, fit_batches, formats, opts) if names else {}
         bar.update(len(names))
-    folded = fold_all(student, names, batches[0]) if opts["fold"] and names else {}
+    folded = fold_all(student, names, batches[0]) if opts.fold and names else {}
 
     layers, specs = [], {}
     for name in names:
@@ -276,8 +238,8 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         kl = sum(float(kl_to(t, model_logits(student, b))) * len(t) for t, b in zip(teacher_logits, batches))
     kl /= sum(len(t) for t in teacher_logits)
     report = {
-        "method": opts["method"], "fixed_point": bool(fixed_point), "formats": formats,
-        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items() if k != "progress"},
+        "method": opts.method, "fixed_point": bool(fixed_point), "formats": formats,
+        "options": opts.as_report(),
         "calib_samples": _samples(batches), "calib_batches": len(batches),
         "layers": layers, "kept_layernorms": [n for n in all_names if n not in names],
         "folded": sum(1 for layer in layers if layer["folded"]),
@@ -300,15 +262,3 @@ def to_float(model: nn.Module) -> nn.Module:
         if isinstance(m, FixedDyT):
             set_module(out, name, m.float_module[0])
     return out
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this module makes ``hardyt.quant.convert`` name the module, not the
-    function (the import system sets the package attribute); calling it calls
-    :func:`convert`, so ``from hardyt.quant import convert`` works either way."""
-
-    def __call__(self, *args, **kwargs):
-        return convert(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

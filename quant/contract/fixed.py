@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpecError
+from .check import check_int, check_real
 
 __all__ = [
-    "Rounding", "FixedFormat", "round_shift", "saturate", "narrow",
+    "Rounding", "FixedFormat", "round_half_up", "round_shift", "saturate", "narrow",
     "quantize", "dequantize", "signed_range", "bits_for_signed", "bits_for_unsigned",
 ]
 
@@ -91,10 +91,8 @@ class FixedFormat:
     signed: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.bits, (int, np.integer)) or self.bits < 1:
-            raise SpecError("bits", f"must be a positive integer, got {self.bits!r}")
-        if not isinstance(self.frac, (int, np.integer)):
-            raise SpecError("frac", f"must be an integer, got {self.frac!r}")
+        check_int("bits", self.bits, 1)
+        check_int("frac", self.frac, -(1 << 16))
 
     @property
     def min_code(self) -> int:
@@ -115,6 +113,18 @@ def _as_int64(x) -> np.ndarray:
     if arr.dtype.kind not in "iub":
         raise TypeError(f"expected an integer array, got dtype {arr.dtype}")
     return arr.astype(np.int64, copy=False)
+
+
+def round_half_up(v) -> np.ndarray:
+    """Real values to the nearest integers, ties toward +inf: the contract's rule on reals.
+
+    The same rule as :func:`round_shift` on integers; every real-to-code
+    step in hardyt (tables, quantization, coefficients) goes through it.
+
+    >>> round_half_up(np.array([-1.5, -0.5, 0.5, 1.49]))
+    array([-1,  0,  1,  1])
+    """
+    return np.floor(np.asarray(v, dtype=np.float64) + 0.5).astype(np.int64)
 
 
 def round_shift(x, shift: int, rounding: Rounding = Rounding.HALF_UP) -> np.ndarray:
@@ -170,12 +180,9 @@ def quantize(x, fmt: FixedFormat, scale: float | None = None) -> np.ndarray:
     array([ 127, -127])
     """
     scale = fmt.lsb if scale is None else float(scale)
-    if not np.isfinite(scale) or scale <= 0:
-        raise SpecError("scale", f"must be a positive finite number, got {scale!r}")
-    v = np.floor(np.asarray(x, dtype=np.float64) / scale + 0.5)
-    v = np.nan_to_num(v, nan=0.0, posinf=fmt.max_code, neginf=fmt.min_code)
-    v = np.clip(v, fmt.min_code, fmt.max_code)
-    return v.astype(np.int64)
+    check_real("scale", scale)
+    v = np.nan_to_num(np.asarray(x, dtype=np.float64) / scale, nan=0.0, posinf=fmt.max_code, neginf=fmt.min_code)
+    return round_half_up(np.clip(v, fmt.min_code, fmt.max_code))
 
 
 def dequantize(q, fmt: FixedFormat, scale: float | None = None) -> np.ndarray:

@@ -13,10 +13,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import HardytError
-from .files import atomic_write_bytes, save_json_atomic
+from ..errors import HardytError
+from ..files import atomic_write_bytes, save_json_atomic
 
-__all__ = ["AUGMENTATIONS", "TrainOptions", "BUNDLED_CONFIG", "train", "evaluate", "save_model", "augment"]
+__all__ = ["AUGMENTATIONS", "TrainOptions", "BUNDLED_CONFIG", "train", "save_model", "train_augment"]
 
 AUGMENTATIONS = ("none", "flip", "crop-flip")
 # The bundled model's architecture (timm VisionTransformer keyword arguments).
@@ -52,7 +52,7 @@ class TrainOptions:
             raise HardytError("--weight-decay and --warmup-epochs must be >= 0")
 
 
-def augment(x, generator, fill: float = 0.0, crop: bool = True):
+def train_augment(x, generator, fill: float = 0.0, crop: bool = True):
     """Random horizontal flip and (``crop``) a random crop of the image padded by 2 pixels of ``fill``."""
     import torch
     import torch.nn.functional as F
@@ -71,24 +71,13 @@ def augment(x, generator, fill: float = 0.0, crop: bool = True):
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
 
-def evaluate(model, x, y, batch_size: int = 500) -> float:
-    """Top-1 accuracy (fraction) of ``model`` on ``(x, y)``."""
-    import torch
-
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            correct += int((model(xb).argmax(-1) == yb).sum())
-    return correct / len(y)
-
-
 def train(options: TrainOptions, progress: bool = True):
     """Train on Fashion-MNIST's training set; return ``(model, record)`` (record: test accuracy, time, ...)."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
 
+    from ..conversion.evaluate import accuracy
     from .data import NORMALIZATION, load_dataset
     from .vit import VisionTransformer
 
@@ -122,8 +111,8 @@ def train(options: TrainOptions, progress: bool = True):
                    disable=not progress, leave=False)
         loss_sum = 0.0
         for idx in bar:
-            xb = x_train[idx] if options.augment == "none" else augment(x_train[idx], g, black,
-                                                                         crop=options.augment == "crop-flip")
+            xb = x_train[idx] if options.augment == "none" else train_augment(x_train[idx], g, black,
+                                                                               crop=options.augment == "crop-flip")
             loss = F.cross_entropy(model(xb), y_train[idx], label_smoothing=options.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +120,7 @@ def train(options: TrainOptions, progress: bool = True):
             sched.step()
             loss_sum += loss.item() * len(idx)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        acc = evaluate(model, x_test, y_test)
+        acc = accuracy(model, x_test, y_test)
         history.append({"epoch": epoch + 1, "train_loss": round(loss_sum / len(x_train), 4),
                         "test_accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
         if progress:

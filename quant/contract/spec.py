@@ -4,7 +4,7 @@ A spec is what ``hw`` reads and nothing else: channels ``C``, lanes ``P``,
 the input format and its real scale, the integer tanh (table or segments),
 optional per-channel power-of-two alpha shifts, and the affine mode.
 
->>> from hardyt.quant.tanh import build_lut
+>>> from hardyt.quant.contract.tanh import build_lut
 >>> spec = DyTSpec(channels=4, lanes=2, in_bits=6, in_scale=0.05, alpha=2.0,
 ...                tanh=build_lut(6, 8, 0.1))
 >>> DyTSpec.from_json(spec.to_json()) == spec
@@ -16,33 +16,22 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import HardytError, SpecError
-from .files import save_json_atomic
+from ..errors import SpecError
+from .check import check_input, check_int, check_real
 from .fixed import signed_range
+from .golden_dyt import dyt_elements, dyt_golden
+from .specfile import SpecFile, check_header, reading_fields
+from .stream import lane_channels
 from .tanh import MAX_IN_BITS, Tanh, TanhLUT, TanhPWL, full_scale
 
-__all__ = ["SPEC_VERSION", "FoldedAffine", "ChannelAffine", "Affine", "DyTSpec", "spec_from_dict", "load_spec"]
+__all__ = ["SPEC_VERSION", "FoldedAffine", "ChannelAffine", "Affine", "DyTSpec"]
 
 SPEC_VERSION = 1
 _MAX_SHIFT = 8
-
-
-def _check_int(name, v, lo, hi=None):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise SpecError(name, f"must be an integer {rng}, got {v!r}")
-
-
-def _check_real(name, v, positive=True):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or (positive and v <= 0):
-        kind = "a positive finite number" if positive else "a finite number"
-        raise SpecError(name, f"must be {kind}, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -77,56 +66,18 @@ class ChannelAffine:
     def __post_init__(self):
         object.__setattr__(self, "gamma", tuple(self.gamma))
         object.__setattr__(self, "beta", tuple(self.beta))
-        _check_int("affine.gamma_bits", self.gamma_bits, 2, 32)
-        _check_int("affine.beta_bits", self.beta_bits, 2, 48)
-        _check_int("affine.shift", self.shift, 0, 40)
-        _check_int("affine.out_bits", self.out_bits, 2, 32)
-        _check_real("affine.out_scale", self.out_scale)
+        check_int("affine.gamma_bits", self.gamma_bits, 2, 32)
+        check_int("affine.beta_bits", self.beta_bits, 2, 48)
+        check_int("affine.shift", self.shift, 0, 40)
+        check_int("affine.out_bits", self.out_bits, 2, 32)
+        check_real("affine.out_scale", self.out_scale)
         for name, values, bits in (("gamma", self.gamma, self.gamma_bits), ("beta", self.beta, self.beta_bits)):
             lo, hi = signed_range(bits)
             for i, v in enumerate(values):
-                _check_int(f"affine.{name}[{i}]", v, lo, hi)
+                check_int(f"affine.{name}[{i}]", v, lo, hi)
 
 
 Affine = FoldedAffine | ChannelAffine
-
-
-def check_header(d, kind: str, label: str, version: int) -> None:
-    """The part every core spec's JSON shares: an object, ``"hardyt": kind``, a version we read."""
-    if not isinstance(d, dict):
-        raise SpecError("spec", f"must be a JSON object, got {type(d).__name__}")
-    if d.get("hardyt") != kind:
-        raise SpecError("hardyt", f"not a {label} (expected \"hardyt\": \"{kind}\", got {d.get('hardyt')!r})")
-    _check_int("version", d.get("version"), 1)
-    if d["version"] > version:
-        raise SpecError("version", f"spec version {d['version']} is newer than this hardyt supports ({version}); "
-                                   "upgrade hardyt")
-
-
-@contextmanager
-def reading_fields():
-    """Missing keys and wrongly typed values of a spec's JSON as :class:`SpecError`."""
-    try:
-        yield
-    except KeyError as e:
-        raise SpecError(str(e.args[0]), "missing from the spec") from None
-    except TypeError as e:
-        raise SpecError("spec", f"malformed field: {e}") from None
-
-
-class SpecFile:
-    """JSON text and files for a core spec class with ``from_dict``/``to_dict``."""
-
-    @classmethod
-    def from_json(cls, text: str):
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError("spec", f"not valid JSON: {e}") from None
-        return cls.from_dict(d)
-
-    def save(self, path) -> Path:
-        return save_json_atomic(path, self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -166,13 +117,13 @@ class DyTSpec(SpecFile):
     name: str = "dyt"
 
     def __post_init__(self):
-        _check_int("channels", self.channels, 1, 1 << 16)
-        _check_int("lanes", self.lanes, 1, 256)
+        check_int("channels", self.channels, 1, 1 << 16)
+        check_int("lanes", self.lanes, 1, 256)
         if self.channels % self.lanes:
             raise SpecError("lanes", f"channels ({self.channels}) must be a multiple of lanes ({self.lanes})")
-        _check_int("in_bits", self.in_bits, 2, MAX_IN_BITS)
-        _check_real("in_scale", self.in_scale)
-        _check_real("alpha", self.alpha)
+        check_int("in_bits", self.in_bits, 2, MAX_IN_BITS)
+        check_real("in_scale", self.in_scale)
+        check_real("alpha", self.alpha)
         if not isinstance(self.tanh, (TanhLUT, TanhPWL)):
             raise SpecError("tanh", f"must be a TanhLUT or TanhPWL, got {type(self.tanh).__name__}")
         if not isinstance(self.affine, (FoldedAffine, ChannelAffine)):
@@ -183,7 +134,7 @@ class DyTSpec(SpecFile):
             if len(self.alpha_shift) != self.channels:
                 raise SpecError("alpha_shift", f"must have {self.channels} entries (channels), got {len(self.alpha_shift)}")
             for i, k in enumerate(self.alpha_shift):
-                _check_int(f"alpha_shift[{i}]", k, 0, _MAX_SHIFT)
+                check_int(f"alpha_shift[{i}]", k, 0, _MAX_SHIFT)
             extra = max(self.alpha_shift)
         if self.tanh.in_bits != self.in_bits + extra:
             raise SpecError("tanh.in_bits", f"must be in_bits + max(alpha_shift) = {self.in_bits + extra}, got {self.tanh.in_bits}")
@@ -256,41 +207,12 @@ class DyTSpec(SpecFile):
 
     def reference(self, x) -> np.ndarray:
         """The golden model on ``(..., C)`` codes (every core spec has one)."""
-        from .golden_model import golden
-        return golden(x, self)
+        return dyt_golden(x, self)
 
     def reference_stream(self, x_beats, last) -> np.ndarray:
         """The golden model on a stream: ``x_beats`` is ``(beats, P)``, ``last`` ``(beats,)``.
 
         Every core spec has this; it is what testbenches compare beats with.
         """
-        from .golden_model import check_input, dyt_elements
-        from .stream import lane_channels
         x = check_input(x_beats, self.lanes, self.in_bits)
         return dyt_elements(x, lane_channels(last, self.lanes, self.channels), self)
-
-
-def spec_from_dict(d: dict):
-    """A core spec of any kind from its JSON object (dispatch on ``"hardyt"``)."""
-    kind = d.get("hardyt") if isinstance(d, dict) else None
-    if kind == "layernorm":
-        from .layernorm import LayerNormSpec
-        return LayerNormSpec.from_dict(d)
-    return DyTSpec.from_dict(d)
-
-
-def load_spec(path):
-    """Read a core spec JSON file (DyT or LayerNorm); errors name the file and field."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read spec: {e.strerror or e}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError("spec", f"not valid JSON: {e}", source=path) from None
-    try:
-        return spec_from_dict(d)
-    except SpecError as e:
-        raise SpecError(e.field, e.message, source=path) from None

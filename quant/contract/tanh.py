@@ -21,13 +21,13 @@ True
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SpecError
-from .fixed import bits_for_unsigned, round_shift
+from ..errors import SpecError
+from .check import check_codes, check_int, check_real
+from .fixed import bits_for_unsigned, round_half_up, round_shift
 
 __all__ = [
     "MAX_IN_BITS", "MAX_OUT_BITS", "full_scale", "TanhLUT", "TanhPWL", "Tanh",
@@ -48,28 +48,15 @@ def full_scale(out_bits: int) -> int:
     return (1 << (out_bits - 1)) - 1
 
 
-def _check_common(in_bits, out_bits, alpha_scale, prefix="tanh"):
-    if not isinstance(in_bits, (int, np.integer)) or not 2 <= in_bits <= MAX_IN_BITS:
-        raise SpecError(f"{prefix}.in_bits", f"must be an integer in 2..{MAX_IN_BITS}, got {in_bits!r}")
-    if not isinstance(out_bits, (int, np.integer)) or not 2 <= out_bits <= MAX_OUT_BITS:
-        raise SpecError(f"{prefix}.out_bits", f"must be an integer in 2..{MAX_OUT_BITS}, got {out_bits!r}")
-    if not isinstance(alpha_scale, (int, float, np.floating)) or not math.isfinite(alpha_scale) or alpha_scale <= 0:
-        raise SpecError(f"{prefix}.alpha_scale", f"must be a positive finite number, got {alpha_scale!r}")
-
-
-def _check_codes(name, values, lo, hi):
-    for i, v in enumerate(values):
-        if not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-            raise SpecError(f"{name}[{i}]", f"must be an integer in {lo}..{hi}, got {v!r}")
+def _check_common(in_bits, out_bits, alpha_scale):
+    check_int("tanh.in_bits", in_bits, 2, MAX_IN_BITS)
+    check_int("tanh.out_bits", out_bits, 2, MAX_OUT_BITS)
+    check_real("tanh.alpha_scale", alpha_scale)
 
 
 def _exact(mag: np.ndarray, alpha_scale: float, out_bits: int) -> np.ndarray:
     """Exact ``T * tanh(a * m)`` in float64."""
     return full_scale(out_bits) * np.tanh(alpha_scale * mag.astype(np.float64))
-
-
-def _round_half_up(v: np.ndarray) -> np.ndarray:
-    return np.floor(v + 0.5).astype(np.int64)
 
 
 def _max_mag(in_bits: int) -> int:
@@ -102,13 +89,12 @@ class TanhLUT:
 
     def __post_init__(self):
         _check_common(self.in_bits, self.out_bits, self.alpha_scale)
-        if not isinstance(self.drop_bits, (int, np.integer)) or not 0 <= self.drop_bits < self.in_bits:
-            raise SpecError("tanh.drop_bits", f"must be an integer in 0..{self.in_bits - 1}, got {self.drop_bits!r}")
+        check_int("tanh.drop_bits", self.drop_bits, 0, self.in_bits - 1)
         object.__setattr__(self, "table", tuple(self.table))
         max_len = (_max_mag(self.in_bits) >> self.drop_bits) + 1
         if not 1 <= len(self.table) <= max_len:
             raise SpecError("tanh.table", f"must have 1..{max_len} entries, got {len(self.table)}")
-        _check_codes("tanh.table", self.table, 0, full_scale(self.out_bits))
+        check_codes("tanh.table", self.table, 0, full_scale(self.out_bits))
 
     @property
     def index_bits(self) -> int:
@@ -156,18 +142,16 @@ class TanhPWL:
         _check_common(self.in_bits, self.out_bits, self.alpha_scale)
         object.__setattr__(self, "slope", tuple(self.slope))
         object.__setattr__(self, "intercept", tuple(self.intercept))
-        if not isinstance(self.seg_shift, (int, np.integer)) or not 0 <= self.seg_shift < self.in_bits:
-            raise SpecError("tanh.seg_shift", f"must be an integer in 0..{self.in_bits - 1}, got {self.seg_shift!r}")
-        if not isinstance(self.frac, (int, np.integer)) or not 0 <= self.frac <= 32:
-            raise SpecError("tanh.frac", f"must be an integer in 0..32, got {self.frac!r}")
+        check_int("tanh.seg_shift", self.seg_shift, 0, self.in_bits - 1)
+        check_int("tanh.frac", self.frac, 0, 32)
         n = len(self.slope)
         if n < 1 or n & (n - 1):
             raise SpecError("tanh.slope", f"segment count must be a power of two, got {n}")
         if len(self.intercept) != n:
             raise SpecError("tanh.intercept", f"must have {n} entries like tanh.slope, got {len(self.intercept)}")
         top = full_scale(self.out_bits) << self.frac
-        _check_codes("tanh.slope", self.slope, 0, top)
-        _check_codes("tanh.intercept", self.intercept, 0, top)
+        check_codes("tanh.slope", self.slope, 0, top)
+        check_codes("tanh.intercept", self.intercept, 0, top)
 
     @property
     def segments(self) -> int:
@@ -206,7 +190,7 @@ def build_lut(in_bits: int, out_bits: int, alpha_scale: float, drop_bits: int = 
         raise SpecError("tanh.drop_bits", f"must be an integer in 0..{in_bits - 1}, got {drop_bits!r}")
     idx = np.arange((_max_mag(in_bits) >> drop_bits) + 1, dtype=np.int64)
     centre = idx * (1 << drop_bits) + ((1 << drop_bits) - 1) / 2.0
-    entries = _round_half_up(full_scale(out_bits) * np.tanh(alpha_scale * centre))
+    entries = round_half_up(full_scale(out_bits) * np.tanh(alpha_scale * centre))
     at_top = np.flatnonzero(entries >= full_scale(out_bits))
     n = len(entries) if at_top.size == 0 else max(1, int(at_top[0]))
     return TanhLUT(in_bits, out_bits, float(alpha_scale), drop_bits, tuple(int(v) for v in entries[:n]))
@@ -215,7 +199,7 @@ def build_lut(in_bits: int, out_bits: int, alpha_scale: float, drop_bits: int = 
 def _saturation_mag(in_bits: int, out_bits: int, alpha_scale: float) -> int:
     """First ``|x|`` whose correctly rounded output is ``T`` (or past the range)."""
     mags = np.arange(_max_mag(in_bits) + 1, dtype=np.int64)
-    top = np.flatnonzero(_round_half_up(_exact(mags, alpha_scale, out_bits)) >= full_scale(out_bits))
+    top = np.flatnonzero(round_half_up(_exact(mags, alpha_scale, out_bits)) >= full_scale(out_bits))
     return int(top[0]) if top.size else _max_mag(in_bits) + 1
 
 

@@ -1,0 +1,65 @@
+"""Label-free variants of calibration batches (the reconstruction's augmentation).
+
+Not the training augmentation of :mod:`hardyt.quant.zoo.train`: these never
+see a label and keep every image's content (translation, flip, blend).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import HardytError
+
+__all__ = ["AUGMENTS", "check_augment", "shift_radius", "augment_batch"]
+
+AUGMENTS = ("flip", "shift", "mixup")
+
+
+def check_augment(mode) -> str:
+    """``mode`` if it is ``""`` or ``+``-joined :data:`AUGMENTS`, else a :class:`HardytError`.
+
+    >>> check_augment("flip+shift")
+    'flip+shift'
+    """
+    parts = set(mode.split("+")) - {""} if isinstance(mode, str) else {None}
+    if not parts <= set(AUGMENTS):
+        raise HardytError(f"convert: augment must be '+'-joined {', '.join(AUGMENTS)}, got {mode!r}")
+    return mode
+
+
+def shift_radius(h: int, w: int) -> int:
+    """Largest translation of the ``shift`` augmentation: 1/14 of the shorter side, at least 1.
+
+    >>> shift_radius(28, 28), shift_radius(224, 224), shift_radius(8, 8)
+    (2, 16, 1)
+    """
+    return max(1, round(min(h, w) / 14))
+
+
+def augment_batch(batch, mode: str, gen: torch.Generator):
+    """A label-free variant of an image batch: ``flip`` (horizontal, half the
+    samples), ``shift`` (each sample translated by up to :func:`shift_radius`
+    pixels each way, edges replicated) and/or ``mixup`` (each sample blended
+    with another, weight U(0.5, 1)); ``+``-separated. Non-image batches are
+    returned unchanged."""
+    def one(x):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
+            return x
+        n = x.shape[0]
+        if "flip" in mode:
+            x = torch.where((torch.rand(n, generator=gen) < 0.5)[:, None, None, None], x.flip(-1), x)
+        if "shift" in mode:
+            h, w = x.shape[-2:]
+            r = shift_radius(h, w)
+            padded = F.pad(x, (r, r, r, r), mode="replicate")
+            dy, dx = torch.randint(0, 2 * r + 1, (2, n), generator=gen).tolist()
+            x = torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(dy, dx))])
+        if "mixup" in mode:
+            lam = 0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=gen)
+            x = lam * x + (1 - lam) * x[torch.randperm(n, generator=gen)]
+        return x
+    if isinstance(batch, dict):
+        return {k: one(v) for k, v in batch.items()}
+    return one(batch)
+
+

@@ -47,9 +47,14 @@ def add_parser(sub):
     p.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
     p.add_argument("--alpha-shift", type=int, default=0, metavar="K",
                    help="per-channel alpha as shifts 0..K (default 0: one alpha per layer)")
-    p.add_argument("--self-distill-lr", type=float, default=0.0, metavar="LR",
-                   help="> 0: also tune every other weight toward the LayerNorm model (label-free "
-                        "self-distillation; changes weights besides DyT, default 0: off)")
+    # Weights besides DyT's and where the calibration runs (docs/conversion.md, "Weights and scale").
+    p.add_argument("--freeze-weights", action="store_true",
+                   help="keep every weight besides DyT's as trained (default: they adapt, label-free, toward the "
+                        "LayerNorm model; the report says how far each tensor moved)")
+    p.add_argument("--self-distill-lr", type=float, metavar="LR",
+                   help="learning rate of the weights that adapt (default: the library's; 0: none adapt)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present); under torchrun each rank "
+                                    "takes its share of every calibration batch and rank 0 writes the outputs")
     p.add_argument("--augment", metavar="KINDS",
                    help="reconstruction batches varied by flip, shift, mixup ('+'-joined) or '' for none "
                         "(default: the library's, shift)")
@@ -90,7 +95,7 @@ def _check_args(args):
                               f"got {v}")
     if args.steps is not None and args.steps < 0:
         raise HardytError(f"--steps must be >= 0, got {args.steps}")
-    if not args.self_distill_lr >= 0:
+    if args.self_distill_lr is not None and not args.self_distill_lr >= 0:
         raise HardytError(f"--self-distill-lr must be >= 0, got {args.self_distill_lr}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
@@ -104,6 +109,7 @@ def run(args) -> int:
     from hardyt.quant.zoo.data import load_dataset
     from hardyt.quant.conversion.evaluate import accuracy
     from hardyt.quant.conversion.partial import partial_convert
+    from hardyt.quant.conversion.distributed import init_from_env, is_main
 
     _check_args(args)
     t0 = time.perf_counter()
@@ -117,8 +123,11 @@ def run(args) -> int:
     batches = list(x_train[pick].split(64))
 
     formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
-    options = {"method": args.method, "alpha_shift": args.alpha_shift, "self_distill_lr": args.self_distill_lr,
-               "seed": args.seed, "progress": True}
+    device = init_from_env(args.device)
+    options = {"method": args.method, "alpha_shift": args.alpha_shift, "freeze_weights": args.freeze_weights,
+               "device": str(device), "seed": args.seed, "progress": True}
+    if args.self_distill_lr is not None:
+        options["self_distill_lr"] = args.self_distill_lr
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:
@@ -129,6 +138,8 @@ def run(args) -> int:
     else:
         converted, report = convert(model, batches, fixed_point=formats, **options)
     t_convert = time.perf_counter() - t0
+    if not is_main():  # rank 0 alone evaluates and writes
+        return 0
     float_model = to_float(converted)
     acc = {"ln_float": accuracy(model, x_test, y_test, progress=True, desc="LayerNorm"),
            "dyt_float": accuracy(float_model, x_test, y_test, progress=True, desc="DyT float"),
@@ -207,6 +218,17 @@ def _pct(v) -> str:
     return f"{100 * v:.2f} %"
 
 
+def _weights_line(report) -> str:
+    w = report["weights"]
+    where = f"Calibrated on {report['device']}, {report['world_size']} process(es)."
+    if w["adapted"] in ("frozen", "none"):
+        return f"Weights besides DyT's: kept as trained ({w['adapted']}). {where}"
+    top = sorted(w["relative_change"].items(), key=lambda kv: -kv[1])[:3]
+    return (f"Weights besides DyT's: {w['tensors']} tensors adapted ({w['adapted']}, lr {w['lr']:g}); largest "
+            "relative changes ||W - W0|| / ||W0||: " + ", ".join(f"`{n}` {c:.3g}" for n, c in top)
+            + f" (every tensor in report.json). {where}")
+
+
 def render_markdown(report) -> str:
     acc = report["accuracy"]
     ln = acc["ln_float"]
@@ -221,7 +243,7 @@ def render_markdown(report) -> str:
                        ("dyt_fixed", "DyT, fixed point (hardware arithmetic)")):
         delta = "" if key == "ln_float" else f"{100 * (acc[key] - ln):+.2f} pt"
         lines.append(f"| {label} | {_pct(acc[key])} | {delta} |")
-    lines += ["", "![per-layer alpha](alpha.png)", "",
+    lines += ["", _weights_line(report), "", "![per-layer alpha](alpha.png)", "",
               "| layer | C | alpha | shifts | in_scale | clip | fit error | affine | folded into |",
               "|---|---|---|---|---|---|---|---|---|"]
     for layer in report["layers"]:

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import HardytError
 from .augment import check_augment
+from .weights import check_adapt
 
 __all__ = ["METHODS", "ConvertOptions", "OPTION_DEFAULTS"]
 
@@ -29,7 +30,7 @@ class ConvertOptions:
     alpha_lr: float = 2e-2         # reconstruction: alpha learning rate, relative to each alpha
     temperature: float = 1.0       # reconstruction: softmax temperature of the KL
     feature_weight: float = 1.0    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
-    self_distill_lr: float = 0.0   # > 0: also tune every other weight (label-free self-distillation)
+    self_distill_lr: float = 3e-4  # learning rate of the weights that adapt besides DyT's (0: none adapt)
     quant_aware: bool = False      # reconstruction through the fixed-point quantization (STE)
     augment: str = "shift"         # label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
     alpha_shift: int = 0           # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
@@ -39,12 +40,26 @@ class ConvertOptions:
     fit_samples: int = 1024        # the closed-form fits and the clip search use the first batches up to this many
     seed: int = 0
     progress: bool = False         # tqdm progress bars
+    # Weights besides DyT's, and where the calibration runs (docs/conversion.md, "Weights and scale").
+    freeze_weights: bool = False   # True: every weight besides DyT's stays as trained
+    adapt: str = "all"             # weights that adapt (unless frozen): "all" or "consumers" (Linears reading a DyT)
+    holdout: int = 0               # > 0: hold out the first N calibration samples; keep the best state on them
+    eval_every: int = 50           # with a hold-out: steps between its evaluations
+    device: str | None = None      # "cpu", "cuda", "cuda:N"; None: CUDA when present
 
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))
         if self.method not in METHODS:
             raise HardytError(f"convert: method must be one of {', '.join(METHODS)}, got {self.method!r}")
         check_augment(self.augment)
+        check_adapt(self.adapt)
+        for name in ("steps", "holdout"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise HardytError(f"convert: {name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 1:
+            raise HardytError(f"convert: eval_every must be an integer >= 1, got {self.eval_every!r}")
+        if not self.self_distill_lr >= 0:
+            raise HardytError(f"convert: self_distill_lr must be >= 0, got {self.self_distill_lr!r}")
         if not isinstance(self.fit_samples, int) or self.fit_samples < 1:
             raise HardytError(f"convert: fit_samples must be an integer >= 1, got {self.fit_samples!r}")
         if not isinstance(self.alpha_shift, int) or not 0 <= self.alpha_shift <= 8:
@@ -59,9 +74,14 @@ class ConvertOptions:
             raise HardytError(f"convert: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**options)
 
+    @property
+    def weight_lr(self) -> float:
+        """The learning rate of the weights besides DyT's: 0 when frozen."""
+        return 0.0 if self.freeze_weights else self.self_distill_lr
+
     def as_report(self) -> dict:
         """JSON-ready, as ``report["options"]`` records them."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if k != "progress"}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if k not in ("progress", "device")}
 
 
 OPTION_DEFAULTS = asdict(ConvertOptions())

@@ -22,77 +22,36 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from ..errors import HardytError
+from .calibration import Calibration, batch_samples
 from .clip import choose_clip
+from .distributed import all_sum, pick_device, rank_world
 from .fit import fit_dyt
 from .fixed_dyt import FixedDyT, formats_from, make_spec
 from .fold import fold_all
 from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
 from .modules import DyT, ShiftDyT
 from .options import METHODS, OPTION_DEFAULTS, ConvertOptions
-from .reconstruct import reconstruct
+from .reconstruct import reconstruct, to_device
+from .weights import adapted_parameters, snapshot, weight_changes
 
 __all__ = ["METHODS", "OPTION_DEFAULTS", "ConvertOptions", "convert", "calibration_batches", "to_float", "dyt_layers"]
 
 
-def _tensors(batch):
-    if isinstance(batch, torch.Tensor):
-        return [batch]
-    if isinstance(batch, dict):
-        return [v for v in batch.values() if isinstance(v, torch.Tensor)]
-    if isinstance(batch, (tuple, list)):
-        return [v for v in batch if isinstance(v, torch.Tensor)]
-    return []
-
-
 def calibration_batches(calib) -> list:
-    """The calibration batches as a list; empty or constant data is an error.
+    """The calibration batches as a list (non-empty ones); empty or constant data is an error.
 
-    A single tensor is split into batches of 64 samples.
+    A single tensor is split into batches of 64 samples. For callers that
+    need every batch at hand (partial replacement); :func:`convert` streams.
     """
-    if isinstance(calib, torch.Tensor):
-        calib = list(calib.split(64)) if calib.ndim else [calib]
-    try:
-        batches = list(calib)
-    except TypeError:
-        raise HardytError(f"calibration data: expected an iterable of batches, got {type(calib).__name__}") from None
-    batches = [b for b in batches if not all(t.shape[:1] == (0,) for t in _tensors(b))]
-    if not batches:
-        raise HardytError("calibration set is empty: no samples to calibrate on")
-    # Constant data gives every LayerNorm the same input: nothing to fit alpha on.
-    ranges = {}
-    for b in batches:
-        for i, t in enumerate(_tensors(b)):
-            lo, hi = float(t.min()), float(t.max())
-            a, z = ranges.get(i, (lo, hi))
-            ranges[i] = (min(a, lo), max(z, hi))
-    if ranges and all(lo == hi for lo, hi in ranges.values()):
-        raise HardytError(f"calibration set is constant (every value is {next(iter(ranges.values()))[0]:g}): "
-                          "alpha cannot be calibrated on it")
-    return batches
-
-
-def _samples(batches) -> int:
-    n = 0
-    for b in batches:
-        ts = _tensors(b)
-        n += ts[0].shape[0] if ts and ts[0].ndim else 1
-    return n
-
-
-def _first_samples(batches, n: int) -> list:
-    """The leading batches that hold at least ``n`` samples (all of them if fewer)."""
-    total = 0
-    for i, b in enumerate(batches):
-        total += _samples([b])
-        if total >= n:
-            return batches[:i + 1]
-    return batches
+    data = Calibration(calib, fit_samples=1)
+    return list(data.shards())
 
 
 def _check_layer_norms(model: nn.Module, names: list[str]) -> None:
@@ -105,30 +64,39 @@ def _check_layer_norms(model: nn.Module, names: list[str]) -> None:
 
 def _ln_affine(ln: nn.LayerNorm):
     c = ln.normalized_shape[0]
-    w = ln.weight.detach().float() if ln.weight is not None else torch.ones(c)
-    b = ln.bias.detach().float() if getattr(ln, "bias", None) is not None else torch.zeros(c)
+    w = ln.weight.detach().float().cpu() if ln.weight is not None else torch.ones(c)
+    b = ln.bias.detach().float().cpu() if getattr(ln, "bias", None) is not None else torch.zeros(c)
     return w, b
 
 
-def _fit_layers(teacher, student, names, batches, opts, bar) -> dict:
-    """Closed-form fit of every layer (method naive/lstsq/sequential); swaps them into ``student``."""
+def _fit_layers(teacher, student, names, batches, opts, bar) -> tuple[dict, dict]:
+    """Closed-form fit of every layer (method naive/lstsq/sequential); swaps them into ``student``.
+
+    Returns the fits and each LayerNorm output's variance (the feature loss's scale).
+    """
     rows, seed = opts.rows_per_batch, opts.seed
-    targets = capture(teacher, names, batches, rows_per_batch=rows, outputs=True, seed=seed)
+    targets = {n: (x.cpu(), y.cpu()) for n, (x, y) in
+               capture(teacher, names, batches, rows_per_batch=rows, outputs=True, seed=seed).items()}
     sequential = opts.method in ("sequential", "reconstruct")
     fits = {}
     for name in names:
         ln = teacher.get_submodule(name)
-        x = capture(student, [name], batches, rows_per_batch=rows, seed=seed)[name][0] if sequential \
+        x = capture(student, [name], batches, rows_per_batch=rows, seed=seed)[name][0].cpu() if sequential \
             else targets[name][0]
         keep = _ln_affine(ln) if opts.method == "naive" else None
         fits[name] = fit_dyt(x, targets[name][1], shifts=opts.alpha_shift, keep_affine=keep)
         if sequential:
-            set_module(student, name, fits[name].module(ln.normalized_shape[0]))
+            set_module(student, name, fits[name].module(ln.normalized_shape[0]).to(_device_of(student)))
         bar.update(1)
     if not sequential:
         for name in names:
-            set_module(student, name, fits[name].module(teacher.get_submodule(name).normalized_shape[0]))
-    return fits
+            set_module(student, name, fits[name].module(teacher.get_submodule(name).normalized_shape[0])
+                       .to(_device_of(student)))
+    return fits, {n: float(y.var().clamp_min(1e-12)) for n, (_, y) in targets.items()}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters(), torch.zeros(())).device
 
 
 def _clips(student, names, batches, formats, opts) -> dict:
@@ -174,11 +142,14 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
     t0 = time.perf_counter()
     opts = ConvertOptions.from_kwargs(**options)
     formats = formats_from(fixed_point)
-    batches = calibration_batches(calib)
+    rank, world = rank_world()
+    device = pick_device(opts.device)
+    data = Calibration(calib, fit_samples=opts.fit_samples, holdout=opts.holdout, rank=rank, world=world)
     torch.manual_seed(opts.seed)
-    teacher = copy.deepcopy(model).eval()
-    student = copy.deepcopy(model).eval()
-    all_names = layer_norm_names(teacher, batches[0])
+    teacher = copy.deepcopy(model).eval().to(device)
+    student = copy.deepcopy(model).eval().to(device)
+    fit_batches = [to_device(b, device) for b in data.fit]
+    all_names = layer_norm_names(teacher, fit_batches[0])
     unknown = set(opts.keep) - set(all_names)
     if unknown:
         raise HardytError(f"convert: keep names no LayerNorm of the model: {sorted(unknown)}")
@@ -187,32 +158,32 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
     names = [n for n in all_names if n not in set(opts.keep)]
     _check_layer_norms(teacher, names)
     with torch.no_grad():
-        teacher_logits = [model_logits(teacher, b).detach() for b in batches]
-    if not all(torch.isfinite(t).all() for t in teacher_logits):
-        raise HardytError("model output on the calibration set is not finite")
+        if not all(torch.isfinite(model_logits(teacher, b)).all() for b in fit_batches):
+            raise HardytError("model output on the calibration set is not finite")
 
     steps = opts.steps if opts.method == "reconstruct" and names else 0
-    total = len(names) * 2 + steps
-    with tqdm(total=total, desc="convert", unit="step", disable=not opts.progress, leave=False) as bar:
-        # Closed-form stages on a bounded subset: their memory grows with the rows they
-        # hold, and a larger calibration set pays off in the reconstruction, not here.
-        fit_batches = _first_samples(batches, opts.fit_samples)
-        fits = _fit_layers(teacher, student, names, fit_batches, opts, bar)
+    with tqdm(total=len(names) * 2 + steps, desc="convert", unit="step", disable=not opts.progress or rank,
+              leave=False) as bar:
+        # Closed-form stages on a bounded prefix (the same on every rank): their memory grows
+        # with the rows they hold; a larger calibration set pays off in the reconstruction.
+        fits, feature_scale = _fit_layers(teacher, student, names, fit_batches, opts, bar)
         dyts = {n: student.get_submodule(n) for n in names}
-        losses = []
+        weights = adapted_parameters(student, dyts, opts.adapt, fit_batches[0]) \
+            if steps and opts.weight_lr > 0 else {}
+        before = snapshot(weights)
+        recon = {"losses": [], "held_out": None}
         if steps:
             quant = None
             if opts.quant_aware:
                 scales = {n: c[0] for n, c in _clips(student, names, fit_batches, formats, opts).items()}
                 quant = (scales, formats["in_bits"], formats["out_bits"])
-            losses = reconstruct(student, dyts, batches, teacher, steps=steps, lr=opts.lr,
-                                 alpha_lr=opts.alpha_lr, quant=quant, augment_mode=opts.augment,
-                                 temperature=opts.temperature, feature_weight=opts.feature_weight,
-                                 other_lr=opts.self_distill_lr,
-                                 seed=opts.seed, progress=bar)
-        clips = _clips(student, names, fit_batches, formats, opts) if names else {}
+            recon = reconstruct(student, dyts, data, teacher, replace(opts, steps=steps), weights=weights,
+                                feature_scale=feature_scale, quant=quant, device=device, progress=bar)
+        changes = weight_changes(before, weights)
+        teacher, student = teacher.cpu(), student.cpu()
+        clips = _clips(student, names, data.fit, formats, opts) if names else {}
         bar.update(len(names))
-    folded = fold_all(student, names, batches[0]) if opts.fold and names else {}
+    folded = fold_all(student, names, data.fit[0]) if opts.fold and names else {}
 
     layers, specs = [], {}
     for name in names:
@@ -234,20 +205,41 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
     if fixed_point is not False and fixed_point is not None:
         for name in names:
             set_module(student, name, FixedDyT(specs[name], student.get_submodule(name)))
-    with torch.no_grad():
-        kl = sum(float(kl_to(t, model_logits(student, b))) * len(t) for t, b in zip(teacher_logits, batches))
-    kl /= sum(len(t) for t in teacher_logits)
+    samples, n_batches = data.count()
     report = {
         "method": opts.method, "fixed_point": bool(fixed_point), "formats": formats,
         "options": opts.as_report(),
-        "calib_samples": _samples(batches), "calib_batches": len(batches),
+        "calib_samples": samples, "calib_batches": n_batches, "held_out_samples": data.holdout_samples,
+        "world_size": world, "device": str(device),
         "layers": layers, "kept_layernorms": [n for n in all_names if n not in names],
         "folded": sum(1 for layer in layers if layer["folded"]),
-        "kl": kl if math.isfinite(kl) else None,
-        "reconstruction_loss": {"first": losses[0], "last": losses[-1]} if losses else None,
+        "kl": _logit_kl(teacher, student, data.fit), "kl_samples": sum(batch_samples(b) for b in data.fit),
+        "reconstruction_loss": {"first": recon["losses"][0], "last": recon["losses"][-1]} if recon["losses"] else None,
+        "held_out": recon["held_out"],
+        "weights": _weights_record(opts, changes),
         "seconds": time.perf_counter() - t0,
     }
     return student, report
+
+
+def _weights_record(opts: ConvertOptions, changes: dict) -> dict:
+    """What the report says of the weights besides DyT's: which adapted, at what rate, how far each moved
+    (relative norm of the change made by the reconstruction, before gamma/beta folding)."""
+    adapted = "frozen" if opts.freeze_weights else (opts.adapt if changes else "none")
+    return {"adapted": adapted, "lr": opts.weight_lr, "tensors": len(changes),
+            "max_change": max(changes.values(), default=0.0), "relative_change": changes}
+
+
+def _logit_kl(teacher, student, batches) -> float | None:
+    """Mean logit KL of ``student`` to ``teacher`` over ``batches``."""
+    kl, n = 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            k = batch_samples(b)
+            kl += float(kl_to(model_logits(teacher, b), model_logits(student, b))) * k
+            n += k
+    kl /= max(n, 1)
+    return kl if math.isfinite(kl) else None
 
 
 def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:

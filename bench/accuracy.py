@@ -1,123 +1,152 @@
-"""Accuracy of LayerNorm → DyT conversion, every method side by side, one run.
+"""Accuracy of LayerNorm → DyT conversion: the default, --freeze-weights and every candidate method, one run.
 
-    .venv/bin/python bench/accuracy.py            # bundled ViT, full Fashion-MNIST test set
-    .venv/bin/python bench/accuracy.py --quick    # 2000 test images, fewer rows (a smoke run)
-    .venv/bin/python bench/accuracy.py --ceiling  # + rows calibrated on the whole training set (~30 min more)
+    .venv/bin/python bench/accuracy.py                 # both ViTs, 1024 images and the whole training set
+    .venv/bin/python bench/accuracy.py --no-whole      # 1024-image rows only
+    .venv/bin/python bench/accuracy.py --jobs 2        # two conversions at a time, one torch thread each
 
-Rows: the LayerNorm model, then for each calibration method (naive swap,
-least squares, sequential least squares, reconstruction) with and without
-folding gamma/beta, then the measured ideas (options of the default
-method): DyT float and DyT fixed point (8-bit and 6-bit input, LUT tanh,
-8-bit output) top-1, calibration time (the 8-bit conversion), calibration
-set size. ``--ceiling`` adds rows calibrated on all 60 000 training images
-(labels unused): how far more calibration data can take the DyT parameters,
-and the self-distillation option. Writes bench/results/accuracy.{json,md}.
+Models: the bundled ViT (4 blocks, 96 wide) and a second one trained with
+``hardyt train --depth 6 --embed-dim 32 --num-heads 2 --epochs 4`` (bench/models/).
+Every row converts every LayerNorm (label-free; labels unused) with 8-bit
+input LUT DyT and reports DyT float and DyT fixed top-1 on the full
+Fashion-MNIST test set, the conversion time and the peak resident memory of
+the process that ran it (each row runs in a fresh process; the peak includes
+the loaded Fashion-MNIST training set, ~190 MB). Writes
+bench/results/accuracy.{json,md}; rows are appended to the JSON as they finish.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-from hardyt.quant.conversion.pipeline import OPTION_DEFAULTS, convert, to_float
-from hardyt.quant.zoo.data import load_dataset
-from hardyt.quant.conversion.evaluate import accuracy
-from hardyt.quant.files import atomic_write_text
-from hardyt.quant.zoo.load import default_model_path, load_vit
-
 OUT = Path(__file__).parent / "results"
+SECOND = Path(__file__).parent / "models" / "vit_fmnist_d6w32.safetensors"
+WHOLE_EPOCHS = 1  # passes over the whole training set (938 steps of 64 images)
 
-METHOD_ROWS = [(f"{m}{'' if fold else ', no folding'}", {"method": m, "fold": fold})
-               for m in ("naive", "lstsq", "sequential", "reconstruct") for fold in (False, True)]
-
-# Ideas measured on top of the default (reconstruct, folded); see docs/conversion.md.
-IDEA_ROWS = [
-    ("reconstruct, logit KL only (feature_weight 0)", {"feature_weight": 0.0}),
-    ("reconstruct, no augmentation", {"augment": ""}),
-    ("reconstruct, no augmentation, 300 steps (the earlier default)", {"augment": "", "steps": 300}),
-    ("reconstruct, flip+shift augmentation", {"augment": "flip+shift"}),
-    ("reconstruct, 1.5x steps", {"steps": 3 * OPTION_DEFAULTS["steps"] // 2}),
-    ("reconstruct, per-channel alpha shifts 0..3", {"alpha_shift": 3}),
-    ("reconstruct, quantization-aware (STE)", {"quant_aware": True}),
-    ("option: label-free self-distillation, lr 1e-4 (not post-training)", {"self_distill_lr": 1e-4}),
+# (label, options on top of the defaults); the first row is the default.
+CANDIDATES = [
+    ("default (every weight adapts, lr 3e-4, shift, 600 steps)", {}),
+    ("--freeze-weights (DyT parameters only; the earlier default)", {"freeze_weights": True}),
+    ("only the Linear layers reading a DyT adapt", {"adapt": "consumers"}),
+    ("every weight, lr 1e-4", {"self_distill_lr": 1e-4}),
+    ("every weight, early stopping on 256 held-out images", {"holdout": 256}),
+]
+WHOLE = [
+    ("default, whole training set", {}),
 ]
 
-# Calibrated on the whole training set, labels unused: (label, options, epochs over it).
-CEILING_ROWS = [
-    ("ceiling: reconstruct on 60 000 training images, 3 epochs", {}, 3),
-    ("ceiling: … per-channel alpha shifts 0..3", {"alpha_shift": 3}, 3),
-    ("option: self-distillation lr 1e-4 on 60 000 training images, 3 epochs", {"self_distill_lr": 1e-4}, 3),
-]
+
+def _run(job: dict) -> dict:
+    """One conversion + evaluation in this (fresh) process; returns the row."""
+    import torch
+
+    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.conversion.pipeline import convert, to_float
+    from hardyt.quant.zoo.data import load_dataset
+    from hardyt.quant.zoo.load import load_vit
+
+    torch.set_num_threads(job["threads"])
+    model = load_vit(job["path"]).eval()
+    x_train, _ = load_dataset("fashion-mnist", "train", None)
+    x_test, y_test = load_dataset("fashion-mnist", "test", job["test"])
+    if job["options"] is None:  # the LayerNorm model itself
+        return {**job, "ln_float": accuracy(model, x_test, y_test)}
+    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(job["seed"]))
+    n = len(x_train) if job["whole"] else job["calib"]
+    calib = list(x_train[order[:n]].split(64))
+    opts = dict(job["options"], seed=job["seed"])
+    if job["whole"]:
+        opts["steps"] = WHOLE_EPOCHS * len(calib)
+    t0 = time.perf_counter()
+    fixed, report = convert(model, calib, fixed_point={"in_bits": 8}, **opts)
+    seconds = time.perf_counter() - t0
+    return {**job, "options": opts, "calib_seconds": seconds, "calib_samples": report["calib_samples"],
+            "dyt_float": accuracy(to_float(fixed), x_test, y_test), "dyt_fixed8": accuracy(fixed, x_test, y_test),
+            "kl": report["kl"], "weights_max_change": report["weights"]["max_change"],
+            "held_out_best_step": (report["held_out"] or {}).get("best_step"),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _jobs(args) -> list[dict]:
+    from hardyt.quant.zoo.load import default_model_path
+    models = [("bundled ViT (4 x 96)", str(default_model_path())), ("second ViT (6 x 32)", str(SECOND))]
+    base = {"threads": args.threads, "seed": args.seed, "calib": args.calib_size, "test": args.test_size}
+    jobs = []
+    for model, path in models:
+        jobs.append({**base, "model": model, "path": path, "label": "LayerNorm (float)", "options": None,
+                     "whole": False})
+        jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": False}
+                 for label, opts in CANDIDATES]
+        if args.whole:
+            jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": True}
+                     for label, opts in WHOLE]
+    return jobs
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="2000 test images and the method rows only")
-    ap.add_argument("--ceiling", action="store_true", help="add the rows calibrated on the whole training set")
+    ap.add_argument("--no-whole", dest="whole", action="store_false", help="skip the whole-training-set rows")
     ap.add_argument("--calib-size", type=int, default=1024)
+    ap.add_argument("--test-size", type=int, help="test images (default: all 10 000)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine: spin-waits)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per conversion")
+    ap.add_argument("--jobs", type=int, default=1, help="conversions at a time (each in its own process)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    cmd = "python bench/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    OUT.mkdir(exist_ok=True)
+    partial = OUT / "accuracy.partial.jsonl"
+    partial.write_text("")
+    rows = []
+    with mp.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+        for row in pool.imap(_run, _jobs(args)):
+            rows.append(row)
+            with partial.open("a") as f:
+                f.write(json.dumps(row, default=str) + "\n")
+            print(_line(row), flush=True)
+    _write(rows, args, cmd)
+    partial.unlink()
+    return 0
 
-    model = load_vit(default_model_path()).eval()
-    x_train, _ = load_dataset("fashion-mnist", "train", None)
-    x_test, y_test = load_dataset("fashion-mnist", "test", 2000 if args.quick else None)
-    g = torch.Generator().manual_seed(args.seed)
-    order = torch.randperm(len(x_train), generator=g)
-    calib = list(x_train[order[:args.calib_size]].split(64))
-    everything = list(x_train[order].split(64))  # starts with the same 1024: same closed-form fits
 
-    ln = accuracy(model, x_test, y_test)
-    rows = [{"method": "LayerNorm (float)", "ln_float": ln}]
-    print(f"LayerNorm float: {100 * ln:.2f} %", flush=True)
-    runs = [(label, opts, calib, True) for label, opts in METHOD_ROWS + ([] if args.quick else IDEA_ROWS)]
-    if args.ceiling:  # 8-bit only: each of these rows takes minutes
-        runs += [(label, opts | {"steps": epochs * len(everything)}, everything, False)
-                 for label, opts, epochs in CEILING_ROWS]
-    for label, opts, batches, six_bit in runs:
-        opts = opts | {"seed": args.seed}
-        t0 = time.perf_counter()
-        fixed8, report = convert(model, batches, fixed_point={"in_bits": 8}, **opts)
-        seconds = time.perf_counter() - t0
-        fixed6 = convert(model, batches, fixed_point={"in_bits": 6}, **opts)[0] if six_bit else None
-        row = {"method": label, "options": opts, "dyt_float": accuracy(to_float(fixed8), x_test, y_test),
-               "dyt_fixed8": accuracy(fixed8, x_test, y_test),
-               "dyt_fixed6": accuracy(fixed6, x_test, y_test) if six_bit else None,
-               "calib_seconds": seconds, "calib_samples": report["calib_samples"], "folded": report["folded"],
-               "layers": len(report["layers"]), "kl": report["kl"]}
-        rows.append(row)
-        print(f"{label:48s} float {_pct(row['dyt_float'])}  fixed8 {_pct(row['dyt_fixed8'])}  "
-              f"fixed6 {_pct(row['dyt_fixed6'])}  ({seconds:.1f} s)", flush=True)
+def _line(r: dict) -> str:
+    if "ln_float" in r:
+        return f"{r['model']}: LayerNorm {_pct(r['ln_float'])}"
+    return (f"{r['model']}: {r['label']}: float {_pct(r['dyt_float'])} fixed {_pct(r['dyt_fixed8'])} "
+            f"({r['calib_seconds']:.0f} s, {r['peak_rss_mb']:.0f} MB)")
 
-    cmd = ("python bench/accuracy.py" + (" --quick" if args.quick else "") + (" --ceiling" if args.ceiling else "")
-           + f" --threads {args.threads}")
-    table = ["| method | DyT float | DyT fixed 8-bit in | DyT fixed 6-bit in | Δ fixed 8 vs LN | calib time (s) "
-             "| calib images |", "|---|---|---|---|---|---|---|",
-             f"| LayerNorm (float) | {100 * ln:.2f} % | | | | | |"]
-    for r in rows[1:]:
-        table.append(f"| {r['method']} | {_pct(r['dyt_float'])} | {_pct(r['dyt_fixed8'])} "
-                     f"| {_pct(r['dyt_fixed6'])} | {100 * (r['dyt_fixed8'] - ln):+.2f} pt "
-                     f"| {r['calib_seconds']:.1f} | {r['calib_samples']} |")
+
+def _write(rows: list, args, cmd: str) -> None:
+    from hardyt.quant.conversion.options import OPTION_DEFAULTS
+    from hardyt.quant.files import atomic_write_text
+
+    ln = {r["model"]: r["ln_float"] for r in rows if "ln_float" in r}
+    table = ["| model | method | calib images | DyT float | DyT fixed 8-bit | Δ fixed vs LN | time (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "ln_float" in r:
+            table.append(f"| {r['model']} | LayerNorm (float) | | {_pct(r['ln_float'])} | | | | |")
+            continue
+        table.append(f"| {r['model']} | {r['label']} | {r['calib_samples']} | {_pct(r['dyt_float'])} "
+                     f"| {_pct(r['dyt_fixed8'])} | {100 * (r['dyt_fixed8'] - ln[r['model']]):+.2f} pt "
+                     f"| {r['calib_seconds']:.0f} | {r['peak_rss_mb']:.0f} |")
     text = "\n".join(table)
     print(text)
-    meta = {"command": cmd, "model": str(default_model_path()), "test_samples": len(x_test),
-            "calib_size": args.calib_size, "seed": args.seed, "defaults": OPTION_DEFAULTS,
-            "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": sys.version.split()[0],
+    meta = {"command": cmd, "calib_size": args.calib_size, "seed": args.seed, "defaults": OPTION_DEFAULTS,
+            "torch_threads": args.threads, "jobs": args.jobs, "whole_epochs": WHOLE_EPOCHS,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": sys.version.split()[0],
             "machine": platform.machine()}
-    OUT.mkdir(exist_ok=True)
-    name = "accuracy_quick" if args.quick else "accuracy"
-    atomic_write_text(OUT / f"{name}.json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
-    atomic_write_text(OUT / f"{name}.md", "# LayerNorm → DyT accuracy (bundled ViT, Fashion-MNIST test set, "
-                      f"{len(x_test)} images)\n\nCommand: `{cmd}` ({torch.get_num_threads()} torch thread(s)). Top-1; fixed point = the "
-                      "golden model's integer DyT (LUT tanh, 8-bit output), rest of the model float.\n\n"
+    atomic_write_text(OUT / "accuracy.json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
+    atomic_write_text(OUT / "accuracy.md", "# LayerNorm → DyT accuracy (Fashion-MNIST test set, every LayerNorm "
+                      f"replaced)\n\nCommand: `{cmd}` ({args.threads} torch thread(s) per conversion, {args.jobs} "
+                      "at a time). Top-1; fixed point = the golden model's integer DyT (8-bit input, LUT tanh, "
+                      "8-bit output), rest of the model float. Calibration labels unused; whole training set = "
+                      f"60 000 images, {WHOLE_EPOCHS} pass. Time: the conversion (calibration) alone.\n\n"
                       + text + "\n")
-    return 0
 
 
 def _pct(v) -> str:

@@ -146,6 +146,8 @@ CASES = [
          r"c\.json"),
     Case("negative self-distillation rate", "convert",
          lambda t: ["convert", str(_tiny_vit_files(t)), "--self-distill-lr", "-1"], r"--self-distill-lr"),
+    Case("unknown device", "convert",
+         lambda t: ["convert", str(_tiny_vit_files(t)), "--calib-size", "16", "--device", "tpu"], r"device must be"),
     Case("unknown augmentation", "convert",
          lambda t: ["convert", str(_tiny_vit_files(t)), "--augment", "flip+rotate"], r"flip\+rotate"),
     Case("impossible bit width (rtl)", "rtl", lambda t: RTL[:6] + ["0"] + RTL[7:], r"in.bits"),

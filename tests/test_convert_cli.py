@@ -55,4 +55,7 @@ def test_convert_writes_every_file(tmp_path, monkeypatch):
     state = load_file(str(out / "model.safetensors"))
     assert "blocks.0.norm1.alpha" in state and "blocks.0.norm1.weight" not in state  # folded
     assert "| DyT, fixed point" in (out / "report.md").read_text()
+    assert report["world_size"] == 1 and report["device"] == "cpu"
+    assert report["weights"]["adapted"] == "all" and report["weights"]["max_change"] > 0
+    assert "Weights besides DyT's: " in (out / "report.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]

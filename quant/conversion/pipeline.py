@@ -50,8 +50,7 @@ def calibration_batches(calib) -> list:
     A single tensor is split into batches of 64 samples. For callers that
     need every batch at hand (partial replacement); :func:`convert` streams.
     """
-    data = Calibration(calib, fit_samples=1)
-    return list(data.shards())
+    return Calibration(calib, fit_samples=math.inf).fit
 
 
 def _check_layer_norms(model: nn.Module, names: list[str]) -> None:

@@ -64,13 +64,21 @@ def _rom_shape(manifest: dict, rom: str) -> str:
     return f"{rom} ROM: {entry[0]} words × {entry[1]} bits, one per lane pair"
 
 
+def _budget(report: dict) -> str:
+    """The conversion budget this demo used (it may be smaller than the benchmark's)."""
+    w = report.get("weights", {})
+    return (f"Conversion budget: {report['calib_samples']} unlabeled calibration images, "
+            f"{report['options']['steps']} reconstruction steps, weights besides DyT's: {w.get('adapted', '?')}"
+            f" (lr {w.get('lr', 0):g}), {report['convert_seconds']:.0f} s on {report.get('device', 'cpu')}.")
+
+
 def render_report(out: Path, convert_report: dict, layer_dirs, sims: dict, synth, times: dict) -> str:
     """Write the plots into ``out`` and return the markdown text of the report."""
     from hardyt.hw.emit import load_manifest
     manifests = {d.name: load_manifest(d) for d in layer_dirs}
     lines = ["# hardyt demo: the bundled ViT, LayerNorm → DyT, on an FPGA", ""]
 
-    lines += ["## Accuracy", ""] + _accuracy(convert_report["accuracy"]) + [""]
+    lines += ["## Accuracy", ""] + _accuracy(convert_report["accuracy"]) + ["", _budget(convert_report), ""]
     alpha_png = next(iter(sorted((out / "convert").glob("*.png"))), None)
     if alpha_png:
         lines += [f"![per-layer alpha]({alpha_png.relative_to(out)})", ""]

@@ -18,7 +18,7 @@ class ConvertOptions:
 
     >>> ConvertOptions(steps=10).steps
     10
-    >>> ConvertOptions.from_kwargs(stpes=10)
+    >>> ConvertOptions.from_kwargs(stpes=10)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     hardyt.quant.errors.HardytError: convert: unknown option(s) ['stpes']; known: ...

@@ -19,6 +19,7 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
+import re
 import resource
 import sys
 import time
@@ -75,6 +76,7 @@ def _run(job: dict) -> dict:
 def _jobs(args) -> list[dict]:
     from hardyt.quant.zoo.load import default_model_path
     models = [("bundled ViT (4 x 96)", str(default_model_path())), ("second ViT (6 x 32)", str(SECOND))]
+    models = [m for m, key in zip(models, ("bundled", "second")) if key in args.models.split(",")]
     base = {"threads": args.threads, "seed": args.seed, "calib": args.calib_size, "test": args.test_size}
     jobs = []
     for model, path in models:
@@ -96,19 +98,24 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads per conversion")
     ap.add_argument("--jobs", type=int, default=1, help="conversions at a time (each in its own process)")
+    ap.add_argument("--models", default="bundled,second", help="comma-separated: bundled, second")
+    ap.add_argument("--only", help="regular expression: run only the rows whose label matches it")
     args = ap.parse_args(argv)
+    name = "accuracy" if args.models == "bundled,second" and not args.only else "accuracy_" + \
+        args.models.replace(",", "_") + ("_some" if args.only else "")
     cmd = "python bench/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
     OUT.mkdir(exist_ok=True)
-    partial = OUT / "accuracy.partial.jsonl"
+    partial = OUT / f"{name}.partial.jsonl"
     partial.write_text("")
     rows = []
     with mp.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-        for row in pool.imap(_run, _jobs(args)):
+        jobs = [j for j in _jobs(args) if not args.only or j["options"] is None or re.search(args.only, j["label"])]
+        for row in pool.imap(_run, jobs):
             rows.append(row)
             with partial.open("a") as f:
                 f.write(json.dumps(row, default=str) + "\n")
             print(_line(row), flush=True)
-    _write(rows, args, cmd)
+    _write(rows, args, cmd, name)
     partial.unlink()
     return 0
 
@@ -120,7 +127,7 @@ def _line(r: dict) -> str:
             f"({r['calib_seconds']:.0f} s, {r['peak_rss_mb']:.0f} MB)")
 
 
-def _write(rows: list, args, cmd: str) -> None:
+def _write(rows: list, args, cmd: str, name: str) -> None:
     from hardyt.quant.conversion.options import OPTION_DEFAULTS
     from hardyt.quant.files import atomic_write_text
 
@@ -140,8 +147,8 @@ def _write(rows: list, args, cmd: str) -> None:
             "torch_threads": args.threads, "jobs": args.jobs, "whole_epochs": WHOLE_EPOCHS,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": sys.version.split()[0],
             "machine": platform.machine()}
-    atomic_write_text(OUT / "accuracy.json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
-    atomic_write_text(OUT / "accuracy.md", "# LayerNorm → DyT accuracy (Fashion-MNIST test set, every LayerNorm "
+    atomic_write_text(OUT / f"{name}.json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
+    atomic_write_text(OUT / f"{name}.md", "# LayerNorm → DyT accuracy (Fashion-MNIST test set, every LayerNorm "
                       f"replaced)\n\nCommand: `{cmd}` ({args.threads} torch thread(s) per conversion, {args.jobs} "
                       "at a time). Top-1; fixed point = the golden model's integer DyT (8-bit input, LUT tanh, "
                       "8-bit output), rest of the model float. Calibration labels unused; whole training set = "

@@ -35,6 +35,7 @@ CANDIDATES = [
     ("--freeze-weights (DyT parameters only; the earlier default)", {"freeze_weights": True}),
     ("only the Linear layers reading a DyT adapt", {"adapt": "consumers"}),
     ("every weight, lr 1e-4", {"self_distill_lr": 1e-4}),
+    ("every weight, lr 1e-3", {"self_distill_lr": 1e-3}),
     ("every weight, early stopping on 256 held-out images", {"holdout": 256}),
 ]
 WHOLE = [

@@ -18,7 +18,7 @@ import numpy as np
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
-from .plots import save_figure
+from .plots import save_figure, subplots
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -187,10 +187,8 @@ def _save_layer_files(converted, report, images, tmp: Path) -> None:
 
 
 def _plot_alpha(report, path) -> None:
-    from .plots import _pyplot
-    plt = _pyplot()
     layers = report["layers"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
     xs = np.arange(len(layers))
     ax.bar(xs, [layer["alpha"] for layer in layers], color=["C0" if layer["folded"] else "C1" for layer in layers])
     ax.set_yscale("log")

@@ -36,6 +36,7 @@ from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
+from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.contract.stream import lane_channels
@@ -155,7 +156,8 @@ def _outcomes(xml: Path) -> tuple[list[str], list[str]]:
     return failures, skipped
 
 
-def _check_args(simulator: str, mode: str, vectors) -> None:
+def _check_args(simulator: str, mode: str, vectors, seed) -> None:
+    check_int("seed", seed, 0)
     if simulator not in SIMULATORS:
         raise HardytError(f"simulator: must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     if mode not in MODES:
@@ -256,7 +258,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     lines), ``build_seconds``, ``sim_seconds``, ``run_dir`` (kept, with logs,
     when a run fails or dumps waves; ``waves`` then lists the files).
     """
-    _check_args(simulator, mode, vectors)
+    _check_args(simulator, mode, vectors, seed)
     manifest = load_manifest(directory)
     spec = spec_from_dict(manifest["spec"])
     cache = Path(cache) if cache else default_cache()

@@ -35,7 +35,7 @@ import numpy as np
 from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_write_bytes, atomic_write_text, save_json_atomic
 from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
@@ -102,9 +102,7 @@ def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
     dst = cache / "src" / digest / manifest["verilog"]
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(text)
-        tmp.replace(dst)
+        atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
     return dst, digest
 
 

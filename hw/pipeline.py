@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from hardyt.quant.contract.stream import pack_lanes
 
-__all__ = ["lane_stream", "lanes_layout", "lane_words", "rom", "Stages", "CountedLatency", "OutputBuffer"]
+__all__ = ["lane_stream", "lanes_layout", "lane_words", "rom", "Stages", "carry", "CountedLatency", "OutputBuffer"]
 
 
 def lanes_layout(width: int, lanes: int, sign: bool = True) -> data.ArrayLayout:
@@ -93,6 +93,15 @@ class Stages:
         for k in range(n):
             values = self.step(values, f"{tag}{k}")
         return values
+
+
+def carry(values: dict, drop=(), **new) -> dict:
+    """What a stage takes on: ``values`` but ``drop`` (no later stage needs them), and ``new``.
+
+    >>> carry({"a": 1, "b": 2}, ("a",), c=3)
+    {'b': 2, 'c': 3}
+    """
+    return {n: v for n, v in values.items() if n not in drop} | new
 
 
 class CountedLatency:

@@ -24,7 +24,7 @@ from hardyt.sim.stimulus import extreme_tokens, tokens_to_beats
 
 
 def test_doctests():
-    for module in (layernorm, __import__("hardyt.hw.layernorm_core", fromlist=["x"])):
+    for module in (layernorm, __import__("hardyt.hw.layernorm_parts", fromlist=["x"])):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

@@ -17,7 +17,8 @@ MODULES = [
     "hardyt.quant.contract.rsqrt",
     "hardyt.quant.contract.spec_io",
     "hardyt.quant.conversion.augment",
-    "hardyt.hw.dyt_core",
+    "hardyt.hw.pipeline",
+    "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",
     "hardyt.hw.cores",
 ]

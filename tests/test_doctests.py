@@ -19,6 +19,7 @@ MODULES = [
     "hardyt.hw.dyt_core",
     "hardyt.hw.emit",
     "hardyt.hw.cores",
+    "hardyt.quant.export.thresholds",
 ]
 
 

@@ -88,9 +88,11 @@ def requant_thresholds(sign: np.ndarray, shift: int, out_bits: int) -> np.ndarra
     the code). Levels run from ``lo + 1`` to ``-lo`` with ``out_bias = lo``
     (``lo`` the smallest ``out_bits`` code); shape ``(C, 2**out_bits)``.
 
-    >>> requant_thresholds(np.array([1, -1]), 1, 3)     # codes -4..3; half = 1
-    array([[-7.e+00, -5.e+00, -3.e+00, -1.e+00,  1.e+00,  3.e+00,  5.e+00,  1.e+30],
-           [-1.e+30, -4.e+00, -2.e+00,  0.e+00,  2.e+00,  4.e+00,  6.e+00,  8.e+00]], dtype=float32)
+    >>> thr = requant_thresholds(np.array([1, -1]), 1, 3)     # codes -4..3, round half = 1
+    >>> thr[0, :-1].astype(int), bool(thr[0, -1] == NEVER)     # y >= k  <=>  acc >= 2k - 1
+    (array([-7, -5, -3, -1,  1,  3,  5]), True)
+    >>> thr[1, 1:].astype(int), bool(thr[1, 0] == -NEVER)     # -y >= k  <=>  acc >= 2k
+    (array([-4, -2,  0,  2,  4,  6,  8]), True)
     """
     lo, hi = signed_range(out_bits)
     half = (1 << (shift - 1)) if shift else 0

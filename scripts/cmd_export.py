@@ -49,7 +49,8 @@ def run(args) -> int:
     if out.is_dir():
         raise HardytError(f"{out}: is a directory; --out takes a file name")
     if not out.parent.is_dir():
-        raise HardytError(f"{out}: cannot write: directory {out.parent} does not exist")
+        why = "is not a directory" if out.parent.exists() else "does not exist"
+        raise HardytError(f"{out}: cannot write: {out.parent} {why}")
     conv = load_converted(args.converted)
     if args.layer:
         spec = _layer_spec(conv, args.layer)

@@ -18,7 +18,8 @@ import numpy as np
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
-from .plots import save_figure
+from .flags import flag_errors
+from .plots import save_figure, subplots
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -88,41 +89,52 @@ def _check_args(args):
         if v < (1 if name == "calib_size" else 2):
             raise HardytError(f"--{name.replace('_', '-')} must be {'>= 1' if name == 'calib_size' else '>= 2'}, "
                               f"got {v}")
-    if args.steps is not None and args.steps < 0:
-        raise HardytError(f"--steps must be >= 0, got {args.steps}")
-    if not args.self_distill_lr >= 0:
-        raise HardytError(f"--self-distill-lr must be >= 0, got {args.self_distill_lr}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
 
 
-def run(args) -> int:
-    import torch
-    from safetensors.torch import save_file
+def _options(args) -> dict:
+    """The library's conversion options for these flags, checked now (before any model is loaded)."""
+    from hardyt.quant.conversion.options import ConvertOptions
 
-    from hardyt.quant.conversion.pipeline import convert, to_float
-    from hardyt.quant.zoo.data import load_dataset
-    from hardyt.quant.conversion.evaluate import accuracy
-    from hardyt.quant.conversion.partial import partial_convert
-
-    _check_args(args)
-    t0 = time.perf_counter()
-    model = _load_model(args).eval()
-    x_train, _ = load_dataset(args.data, "train", None)
-    x_test, y_test = load_dataset(args.data, "test", args.eval_size)
-    if len(x_train) == 0:
-        raise HardytError(f"{args.data}: the calibration split is empty (no images)")
-    g = torch.Generator().manual_seed(args.seed)
-    pick = torch.randperm(len(x_train), generator=g)[:args.calib_size]
-    batches = list(x_train[pick].split(64))
-
-    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "self_distill_lr": args.self_distill_lr,
                "seed": args.seed, "progress": True}
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:
         options["augment"] = args.augment
+    with flag_errors():
+        ConvertOptions(**options)
+    return options
+
+
+def _data(args):
+    """``(x_train, pick, x_test, y_test)``: ``pick`` is the calibration sample, ``--calib-size`` images drawn
+    with ``--seed``."""
+    import torch
+
+    from hardyt.quant.zoo.data import load_dataset
+
+    x_train, _ = load_dataset(args.data, "train", None)
+    x_test, y_test = load_dataset(args.data, "test", args.eval_size)
+    if len(x_train) == 0:
+        raise HardytError(f"{args.data}: the calibration split is empty (no images)")
+    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.calib_size]
+    return x_train, pick, x_test, y_test
+
+
+def run(args) -> int:
+    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.conversion.partial import partial_convert
+    from hardyt.quant.conversion.pipeline import convert, to_float
+
+    _check_args(args)
+    options = _options(args)
+    t0 = time.perf_counter()
+    model = _load_model(args).eval()
+    x_train, pick, x_test, y_test = _data(args)
+    batches = list(x_train[pick].split(64))
+    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
     if args.max_drop is not None:
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
                                             fixed_point=formats, **options)
@@ -137,21 +149,26 @@ def run(args) -> int:
               "checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "test_samples": len(x_test),
               "accuracy": acc, **report, "convert_seconds": t_convert,
               "total_seconds": time.perf_counter() - t0}
-
-    with atomic_output_dir(args.out) as tmp:
-        state = {k: v.detach().contiguous() for k, v in float_model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        save_json_atomic(tmp / "config.json", _converted_config(model, report))
-        _save_layer_files(converted, report, x_train[pick[:RECORD_IMAGES]], tmp)
-        _plot_alpha(report, tmp / "alpha.png")
-        save_json_atomic(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.md", render_markdown(report))
-    out = Path(args.out)
+    _write_outputs(Path(args.out), model, float_model, converted, report, x_train[pick[:RECORD_IMAGES]])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
-          f"{report['total_seconds']:.0f} s) -> {out}")
+          f"{report['total_seconds']:.0f} s) -> {Path(args.out)}")
     return 0
+
+
+def _write_outputs(out: Path, model, float_model, converted, report: dict, record_images) -> None:
+    """Every file of ``--out``, all or none (written in a temporary directory, then renamed)."""
+    from safetensors.torch import save_file
+
+    with atomic_output_dir(out) as tmp:
+        state = {k: v.detach().contiguous() for k, v in float_model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        save_json_atomic(tmp / "config.json", _converted_config(model, report))
+        _save_layer_files(converted, report, record_images, tmp)
+        _plot_alpha(report, tmp / "alpha.png")
+        save_json_atomic(tmp / "report.json", report)
+        atomic_write_text(tmp / "report.md", render_markdown(report))
 
 
 def _converted_config(model, report) -> dict:
@@ -187,10 +204,8 @@ def _save_layer_files(converted, report, images, tmp: Path) -> None:
 
 
 def _plot_alpha(report, path) -> None:
-    from .plots import _pyplot
-    plt = _pyplot()
     layers = report["layers"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
     xs = np.arange(len(layers))
     ax.bar(xs, [layer["alpha"] for layer in layers], color=["C0" if layer["folded"] else "C1" for layer in layers])
     ax.set_yscale("log")

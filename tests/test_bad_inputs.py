@@ -54,7 +54,7 @@ def _tiny_vit_files(tmp: Path, corrupt: str | None = None) -> Path:
         sd["blocks.0.mlp.fc1.weight"][0, 0] = float("nan")
     path = tmp / "vit.safetensors"
     save_file(sd, str(path))
-    (tmp / "vit.json").write_text(json.dumps(cfg))
+    (tmp / "vit.json").write_text(json.dumps({"config": cfg, "normalization": {"mean": [0.5], "std": [0.25]}}))
     return path
 
 
@@ -142,6 +142,12 @@ CASES = [
          r"(?i)constant"),
     Case("npz without x", "convert", lambda t: ["convert", str(_tiny_vit_files(t)), "--data",
                                       str(_npz_only_y(t))], r"calib\.npz.*\bx\b|\bx\b.*calib\.npz"),
+    Case("no preprocessing recorded", "convert",
+         lambda t: ["convert", str(_write_json(_tiny_vit_files(t).with_suffix(".json"), {"num_heads": 2}).with_suffix(
+             ".safetensors")), "--mean", "0.5"], r"vit\.safetensors.*--std"),
+    Case("checkpoint format unknown", "convert", lambda t: ["convert", str(_write(t / "model.onnx", "x"))],
+         r"model\.onnx.*--format"),
+    Case("calibration size not a number", "convert", lambda t: ["convert", "--calib-size", "many"], r"many"),
     Case("bad config JSON", "convert", lambda t: ["convert", str(_tiny_vit_files(t)), "--config", str(_write(t / "c.json", "{nope"))],
          r"c\.json"),
     Case("negative self-distillation rate", "convert",
@@ -170,6 +176,10 @@ CASES = [
     Case("synth: unknown target", "synth", lambda t: ["synth", str(_emitted_without(t, None)), "--target", "ice40"],
          r"ice40", out=False),
 ]
+
+
+def _write_json(path: Path, data) -> Path:
+    return _write(path, json.dumps(data))
 
 
 def _write(path: Path, text: str) -> Path:

@@ -21,7 +21,7 @@ def _tiny_vit(tmp):
     sd = {k: v.contiguous() for k, v in VisionTransformer(**cfg).state_dict().items()}
     path = tmp / "vit.safetensors"
     save_file(sd, str(path))
-    (tmp / "vit.json").write_text(json.dumps(cfg))
+    (tmp / "vit.json").write_text(json.dumps({"config": cfg, "normalization": {"mean": [0.5], "std": [0.25]}}))
     return path
 
 

@@ -257,7 +257,7 @@ def resolve_preprocessing(checkpoint, fmt: str, *, channels: int | None, input_s
     if "image_size" in given:
         val["size"], src["size"] = _hw(given["image_size"], "--image-size"), "--image-size"
     elif "size" not in val and input_size is not None:
-        val["size"], src["size"] = tuple(input_size), "model config (input size)"
+        val["size"], src["size"] = tuple(input_size), "model config"
     if input_size is not None and val.get("size") != tuple(input_size):
         raise HardytError(f"{src.get('size', 'preprocessing')}: images would be {val.get('size')} but the model "
                           f"takes {tuple(input_size)} (H, W); pass --image-size {input_size[0]}")
@@ -267,12 +267,12 @@ def resolve_preprocessing(checkpoint, fmt: str, *, channels: int | None, input_s
             raise HardytError(f"--crop-pct must be in (0, 1], got {crop_pct}")
         val["resize"] = resize_for(val["size"], crop_pct, squash)
         src["resize"] = ("--crop-pct" if "crop_pct" in given else src["crop_pct"] if "crop_pct" in src
-                         else "default (crop_pct 1: resize to the input size, no margin)")
-    src.setdefault("interpolation", "default (bilinear)")
-    src.setdefault("rescale", "default (uint8 / 255)")
-    src.setdefault("crop_rounding", "default (torchvision center crop)")
+                         else "default: crop_pct 1, resize to the input size")
+    src.setdefault("interpolation", "default")
+    src.setdefault("rescale", "default: uint8 / 255")
+    src.setdefault("crop_rounding", "default: torchvision center crop")
     if channels is not None:
-        src["channels"] = "model config (input channels)"
+        src["channels"] = "model config"
     pre = Preprocess(mean=val["mean"], std=val["std"], channels=channels, size=val.get("size"),
                      resize=val.get("resize"), interpolation=val.get("interpolation", "bilinear"),
                      rescale=val.get("rescale", 1 / 255), crop_rounding=val.get("crop_rounding", "round"),

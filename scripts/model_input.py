@@ -158,6 +158,8 @@ def calibration_loader(args, pre):
 def test_set(args, pre):
     """``(dataset, indices)`` of the labelled test split, ``--eval-size`` images (a fixed subset) or all."""
     from hardyt.quant.zoo.data import open_dataset, subset
+    if args.eval_size is not None and args.eval_size < 1:
+        raise HardytError(f"--eval-size must be >= 1, got {args.eval_size}")
     test = open_dataset(args.data, "test", pre, labels=True)
     return test, subset(len(test), args.eval_size)
 

@@ -148,6 +148,7 @@ CASES = [
     Case("checkpoint format unknown", "convert", lambda t: ["convert", str(_write(t / "model.onnx", "x"))],
          r"model\.onnx.*--format"),
     Case("calibration size not a number", "convert", lambda t: ["convert", "--calib-size", "many"], r"many"),
+    Case("no test images to evaluate", "convert", lambda t: ["convert", "--eval-size", "0"], r"--eval-size"),
     Case("bad config JSON", "convert", lambda t: ["convert", str(_tiny_vit_files(t)), "--config", str(_write(t / "c.json", "{nope"))],
          r"c\.json"),
     Case("negative self-distillation rate", "convert",

@@ -16,6 +16,8 @@ MODULES = [
     "hardyt.quant.contract.layernorm",
     "hardyt.quant.contract.spec_io",
     "hardyt.quant.conversion.augment",
+    "hardyt.quant.zoo.preprocess",
+    "hardyt.quant.zoo.transforms",
     "hardyt.hw.dyt_core",
     "hardyt.hw.emit",
     "hardyt.hw.cores",

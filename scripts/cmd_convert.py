@@ -8,7 +8,6 @@ the layer saw, for simulation), ``report.json``, ``report.md`` and
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
 from . import model_input
-from .plots import save_figure
+from .flags import flag_errors
+from .plots import save_figure, subplots
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -70,35 +70,38 @@ def _check_args(args):
         if v != "all" and v < (1 if name == "calib_size" else 2):
             raise HardytError(f"--{name.replace('_', '-')} must be {'>= 1' if name == 'calib_size' else '>= 2'}, "
                               f"got {v}")
-    if args.steps is not None and args.steps < 0:
-        raise HardytError(f"--steps must be >= 0, got {args.steps}")
-    if not args.self_distill_lr >= 0:
-        raise HardytError(f"--self-distill-lr must be >= 0, got {args.self_distill_lr}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
 
 
-def run(args) -> int:
-    from safetensors.torch import save_file
+def _options(args) -> dict:
+    """The library's conversion options for these flags, checked now (before any model is loaded)."""
+    from hardyt.quant.conversion.options import ConvertOptions
 
-    from hardyt.quant.conversion.pipeline import convert, to_float
-    from hardyt.quant.conversion.partial import partial_convert
-
-    _check_args(args)
-    t0 = time.perf_counter()
-    model, fmt, path = model_input.load_model(args)
-    pre, expected = model_input.resolve_input(args, model, fmt, path)
-    print(f"preprocessing: {model_input.describe(pre)}", flush=True)
-    batches = model_input.calibration_loader(args, pre)
-    test, test_idx = model_input.test_set(args, pre)
-
-    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "self_distill_lr": args.self_distill_lr,
                "seed": args.seed, "progress": True}
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:
         options["augment"] = args.augment
+    with flag_errors():
+        ConvertOptions(**options)
+    return options
+
+
+def run(args) -> int:
+    from hardyt.quant.conversion.partial import partial_convert
+    from hardyt.quant.conversion.pipeline import convert, to_float
+
+    _check_args(args)
+    options = _options(args)
+    t0 = time.perf_counter()
+    model, fmt, path = model_input.load_model(args)
+    pre, expected = model_input.resolve_input(args, model, fmt, path)
+    print(f"preprocessing: {model_input.describe(pre)}", flush=True)
+    batches = model_input.calibration_loader(args, pre)
+    test, test_idx = model_input.test_set(args, pre)
+    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
     if args.max_drop is not None:
         x_test, y_test = test.batch(test_idx)
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
@@ -116,21 +119,26 @@ def run(args) -> int:
               "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
               "accuracy_check": check, "warnings": [warning] if warning else [], **report,
               "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
-
-    with atomic_output_dir(args.out) as tmp:
-        state = {k: v.detach().contiguous() for k, v in float_model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        save_json_atomic(tmp / "config.json", _converted_config(model, report))
-        _save_layer_files(converted, report, next(iter(batches))[:RECORD_IMAGES], tmp)
-        _plot_alpha(report, tmp / "alpha.png")
-        save_json_atomic(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.md", render_markdown(report))
-    out = Path(args.out)
+    _write_outputs(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
-          f"{report['total_seconds']:.0f} s) -> {out}")
+          f"{report['total_seconds']:.0f} s) -> {Path(args.out)}")
     return 0
+
+
+def _write_outputs(out: Path, model, float_model, converted, report: dict, record_images) -> None:
+    """Every file of ``--out``, all or none (written in a temporary directory, then renamed)."""
+    from safetensors.torch import save_file
+
+    with atomic_output_dir(out) as tmp:
+        state = {k: v.detach().contiguous() for k, v in float_model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        save_json_atomic(tmp / "config.json", _converted_config(model, report))
+        _save_layer_files(converted, report, record_images, tmp)
+        _plot_alpha(report, tmp / "alpha.png")
+        save_json_atomic(tmp / "report.json", report)
+        atomic_write_text(tmp / "report.md", render_markdown(report))
 
 
 def _converted_config(model, report) -> dict:
@@ -166,10 +174,8 @@ def _save_layer_files(converted, report, images, tmp: Path) -> None:
 
 
 def _plot_alpha(report, path) -> None:
-    from .plots import _pyplot
-    plt = _pyplot()
     layers = report["layers"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
     xs = np.arange(len(layers))
     ax.bar(xs, [layer["alpha"] for layer in layers], color=["C0" if layer["folded"] else "C1" for layer in layers])
     ax.set_yscale("log")

@@ -22,7 +22,7 @@ ALLOWED = {
     "hardyt.quant.conversion": {"hardyt.quant.contract", "hardyt.quant.conversion", "hardyt.quant.errors",
                                 "hardyt.quant.files"},
     "hardyt.quant.zoo": {"hardyt.quant.zoo", "hardyt.quant.conversion.evaluate", "hardyt.quant.conversion.graph",
-                         "hardyt.quant.errors", "hardyt.quant.files",
+                         "hardyt.quant.contract.check", "hardyt.quant.errors", "hardyt.quant.files",
         "hardyt.quant.version"},
     "hardyt.quant": {"hardyt.quant"},
     "hardyt.hw": {"hardyt.hw", "hardyt.quant.contract", "hardyt.quant.errors", "hardyt.quant.files",

@@ -16,10 +16,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
+from hardyt.quant.files import load_json_object
 from hardyt.quant.zoo.preprocess import INTERPOLATIONS
 
 GAP_PT = 2.0  # measured vs recorded LayerNorm top-1, in points, above which preprocessing is suspect
@@ -68,19 +68,6 @@ def detect_format(checkpoint, fmt: str | None) -> str:
                       f"config.json, a timm checkpoint ends in {', '.join(TIMM_SUFFIXES)}; or pass --format timm|hf")
 
 
-def _read_config(path):
-    path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read config: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise HardytError(f"{path}: config must be a JSON object, got {type(config).__name__}")
-    return config
-
-
 def load_model(args):
     """``(model, format, path)`` of ``args.checkpoint`` (default: the bundled ViT), in eval mode."""
     from hardyt.quant.zoo import load
@@ -90,7 +77,7 @@ def load_model(args):
             raise HardytError("--format hf needs a CHECKPOINT directory")
         return load.load_hf(args.checkpoint).eval(), fmt, Path(args.checkpoint)
     path = Path(args.checkpoint) if args.checkpoint else load.default_model_path()
-    return load.load_vit(path, _read_config(args.config) if args.config else None).eval(), fmt, path
+    return load.load_vit(path, load_json_object(args.config, "config") if args.config else None).eval(), fmt, path
 
 
 def model_input_shape(model) -> tuple[int, tuple[int, int]]:

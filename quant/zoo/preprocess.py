@@ -24,12 +24,12 @@ center crop to ``size``, uint8 pixels times ``rescale``, then
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HardytError
+from ..files import load_json_object
 
 __all__ = ["Preprocess", "resolve_preprocessing", "recorded", "resize_for", "NORMALIZATION", "INTERPOLATIONS",
            "OVERRIDE_FLAGS"]
@@ -111,18 +111,6 @@ class Preprocess:
                 "sources": dict(self.sources)}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise HardytError(f"{path}: must be a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _floats(value, where) -> tuple:
     values = value if isinstance(value, (list, tuple)) else [value]
     if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -162,7 +150,7 @@ def resize_for(size: tuple, crop_pct: float, squash: bool = False):
 
 def _from_hf(path: Path) -> dict:
     """Values and sources from a Hugging Face ``preprocessor_config.json``."""
-    cfg, src, out = _read_json(path), path.name, {}
+    cfg, src, out = load_json_object(path, "preprocessing"), path.name, {}
 
     def put(key, value, where):
         out[key] = (value, f"{src} {where}")
@@ -196,7 +184,7 @@ def _from_hf(path: Path) -> dict:
 
 def _from_timm(path: Path) -> dict:
     """Values and sources from a timm sidecar JSON: ``normalization`` and/or ``pretrained_cfg``."""
-    meta, src, out = _read_json(path), path.name, {}
+    meta, src, out = load_json_object(path, "preprocessing"), path.name, {}
     norm = meta.get("normalization")
     if isinstance(norm, dict):
         for key in ("mean", "std"):

@@ -19,7 +19,8 @@ MODULES = [
     "hardyt.quant.conversion.augment",
     "hardyt.quant.zoo.preprocess",
     "hardyt.quant.zoo.transforms",
-    "hardyt.hw.dyt_core",
+    "hardyt.hw.pipeline",
+    "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",
     "hardyt.hw.cores",
 ]

@@ -181,11 +181,10 @@ def check_targets(ecp5: list[dict], xilinx: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from hardyt.scripts.plots import _pyplot, save_figure
-    plt = _pyplot()
+    from hardyt.scripts.plots import save_figure, subplots
     configs = sorted({(r["channels"], r["lanes"]) for r in rows})
     labels = [f"C={c}\nP={p}" for c, p in configs]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)
+    fig, (ax1, ax2) = subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)
     for core in dict.fromkeys(r["core"] for r in rows):
         by = {(r["channels"], r["lanes"]): r for r in rows if r["core"] == core}
         xs = [i for i, cp in enumerate(configs) if cp in by]

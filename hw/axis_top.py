@@ -21,7 +21,7 @@ class AxisTop(wiring.Component):
     ----------
     core : wiring.Component
         A core with members ``i`` and ``o`` (lane streams, see
-        :func:`hardyt.hw.dyt_core.lane_stream`) and a ``latency`` attribute.
+        :func:`hardyt.hw.pipeline.lane_stream`) and a ``latency`` attribute.
 
     Members
     -------
@@ -37,7 +37,6 @@ class AxisTop(wiring.Component):
 
     def __init__(self, core):
         self.core = core
-        self.latency = core.latency
         in_width = len(core.i.payload.data.as_value())
         out_width = len(core.o.payload.data.as_value())
         super().__init__({
@@ -52,6 +51,11 @@ class AxisTop(wiring.Component):
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
         })
+
+    @property
+    def latency(self) -> int:
+        """The core's latency (counted by its elaboration)."""
+        return self.core.latency
 
     def elaborate(self, platform):
         m = Module()

@@ -28,62 +28,21 @@ file on emission (:mod:`hardyt.hw.emit`).
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hardyt.quant.errors import SpecError
-from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned, signed_range
+from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned
 from hardyt.quant.contract.spec import ChannelAffine, DyTSpec
 from hardyt.quant.contract.tanh import full_scale, tanh_int
 
-__all__ = ["DyTCore", "lane_stream", "OutputBuffer", "rom", "pack_lanes", "pipeline_reg", "pwl_product",
-           "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]
+from .arith import hdl_product, hdl_saturate
+from .pipeline import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
 
-
-def lane_stream(width: int, lanes: int) -> stream.Signature:
-    """A stream of beats of ``lanes`` signed ``width``-bit lanes plus ``last``."""
-    return stream.Signature(data.StructLayout({
-        "data": data.ArrayLayout(signed(width), lanes),
-        "last": unsigned(1),
-    }))
-
-
-def pack_lanes(values, bits: int) -> int:
-    """One ROM word holding ``values`` as ``bits``-wide two's complement fields, lane 0 lowest.
-
-    >>> hex(pack_lanes([1, -1], 4))
-    '0xf1'
-    """
-    word = 0
-    for j, v in enumerate(values):
-        word |= (int(v) & ((1 << bits) - 1)) << (j * bits)
-    return word
-
-
-def rom(name: str, width: int, words) -> Memory:
-    """A ROM whose contents are emitted as ``NAME_<name>.mem`` (see :mod:`hardyt.hw.emit`)."""
-    words = [int(w) for w in words]
-    # A one-word memory has a 0-bit address, which Verilog cannot declare: pad to two words.
-    words += [0] * (2 - len(words))
-    return Memory(shape=unsigned(width), depth=len(words), init=words, attrs={"hardyt_rom": name})
-
-
-def pipeline_reg(m: Module, value, name: str, shape=None, *, enable=None) -> Signal:
-    """``value`` registered in ``m`` (one pipeline stage), loaded only when ``enable`` is high if given."""
-    r = Signal(shape if shape is not None else value.shape(), name=name)
-    if enable is None:
-        m.d.sync += r.eq(value)
-    else:
-        with m.If(enable):
-            m.d.sync += r.eq(value)
-    return r
-
+__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]
 
 #: A LUT tanh of at most this many input bits is one ROM over every signed
 #: code, read with x itself: no |x|, saturation or negation logic. A 256-word
@@ -96,78 +55,37 @@ SIGNED_ROM_MAX_BITS = 8
 ADDER_MULTIPLY_MAX_BITS = 4
 
 
-def pwl_product(slope, off):
-    """``slope * off``: a balanced tree of shifted, gated ``slope`` copies when
-    ``off`` is narrow (see :data:`ADDER_MULTIPLY_MAX_BITS`), else a multiplier."""
-    if len(off) > ADDER_MULTIPLY_MAX_BITS:
-        return slope * off
-    terms = [Mux(off[k], slope << k, 0) for k in range(len(off))]
-    while len(terms) > 1:
-        terms = [sum(terms[i:i + 2]) for i in range(0, len(terms), 2)]
-    return terms[0]
+class _Datapath:
+    """What every part of DyTCore's datapath builds with: the stages (enabled by
+    ``ce``), synchronous ROM reads, and per-lane ROM copies."""
+
+    def __init__(self, m: Module, lanes: int, ce):
+        self.m, self.P, self.ce = m, lanes, ce
+        self.stages = Stages(m, enable=ce)
+        self.reg = self.stages.reg
+
+    def read(self, memory, addr):
+        """A synchronous read of ``memory`` at ``addr`` (data one stage later)."""
+        port = memory.read_port(domain="sync")
+        self.m.d.comb += [port.addr.eq(addr), port.en.eq(self.ce)]
+        return port.data
+
+    def beat_rom(self, name: str, values, bits: int, sign: bool = True):
+        """A ROM of per-channel ``values``, one word of P lanes per beat."""
+        self.m.submodules[f"{name}_rom"] = memory = rom(name, self.P * bits, lane_words(values, self.P, bits))
+        return memory, lanes_layout(bits, self.P, sign)
+
+    def lane_roms(self, name: str, width: int, words):
+        """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair."""
+        # Two read ports is what block RAM has; Yosys 0.70 fails on ROMs with more
+        # (memory_libmap or, built as logic, ABC9 at P = 16).
+        copies = [rom(name, width, words) for _ in range((self.P + 1) // 2)]
+        for k, copy in enumerate(copies):
+            self.m.submodules[f"{name}_rom{k}"] = copy
+        return [copies[j // 2] for j in range(self.P)]
 
 
-class OutputBuffer(wiring.Component):
-    """Two-entry output buffer whose upstream ``ce`` depends on registers only.
-
-    The pipeline feeding it advances (``ce``) only when the buffer has room,
-    and pushes its last stage (``push_valid``/``push_payload``) on that edge.
-
-    Parameters
-    ----------
-    payload_shape : ShapeLike
-        Shape of one beat.
-
-    Members
-    -------
-    ce : Out(1)
-        The pipeline may advance this cycle (buffer not full).
-    push_valid : In(1)
-        The pipeline's last stage holds a beat.
-    push_payload : In(payload_shape)
-        That beat.
-    o : Out(stream.Signature(payload_shape))
-        The output stream.
-    """
-
-    def __init__(self, payload_shape):
-        super().__init__({
-            "ce": Out(1),
-            "push_valid": In(1),
-            "push_payload": In(payload_shape),
-            "o": Out(stream.Signature(payload_shape)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        count = Signal(range(3))
-        head = Signal.like(self.push_payload)
-        tail = Signal.like(self.push_payload)
-        push = Signal()
-        pop = Signal()
-
-        m.d.comb += [
-            self.ce.eq(count != 2),
-            push.eq(self.ce & self.push_valid),
-            self.o.valid.eq(count != 0),
-            self.o.payload.eq(head),
-            pop.eq(self.o.valid & self.o.ready),
-        ]
-        with m.If(push & ~pop):
-            m.d.sync += count.eq(count + 1)
-            with m.If(count == 0):
-                m.d.sync += head.eq(self.push_payload)
-            with m.Else():
-                m.d.sync += tail.eq(self.push_payload)
-        with m.Elif(pop & ~push):
-            m.d.sync += [count.eq(count - 1), head.eq(tail)]
-        with m.Elif(pop & push):
-            # count is 1 here: count == 2 means ce (and so push) is low.
-            m.d.sync += head.eq(self.push_payload)
-        return m
-
-
-class DyTCore(wiring.Component):
+class DyTCore(CountedLatency, wiring.Component):
     """DyT on a stream of P-lane beats, bit-exact with ``spec.reference_stream``.
 
     Parameters
@@ -187,153 +105,137 @@ class DyTCore(wiring.Component):
     ----------
     latency : int
         Cycles from an input handshake to the corresponding ``o.valid`` when
-        the sink is always ready.
+        the sink is always ready: the stages :meth:`elaborate` builds, plus
+        the output buffer's register.
     """
 
     def __init__(self, spec: DyTSpec):
         if not isinstance(spec, DyTSpec):
             raise SpecError("spec", f"DyTCore needs a DyTSpec, got {type(spec).__name__}")
         self.spec = spec
-        t = spec.tanh
-        channel = isinstance(spec.affine, ChannelAffine)
-        self.latency = ((spec.alpha_shift is not None) + (1 if t.kind == "lut" else 2)
-                        + (2 if channel else 0) + 1)
+        beats = spec.channels // spec.lanes
+        #: Control that travels with the data (beat: >= 1 bit, for Verilog).
+        self.ctrl_layout = data.StructLayout({"valid": 1, "last": 1, "beat": range(max(2, beats))})
         super().__init__({
             "i": In(lane_stream(spec.in_bits, spec.lanes)),
             "o": Out(lane_stream(spec.out_bits, spec.lanes)),
         })
 
     def elaborate(self, platform):
-        spec, t = self.spec, self.spec.tanh
-        P, beats = spec.lanes, spec.channels // spec.lanes
-        T = full_scale(t.out_bits)
+        spec = self.spec
         m = Module()
-
-        # -- local signals: channel counter and the pipeline's control ----------
-        beat = Signal(range(max(2, beats)))     # beat index of the next input beat (>= 1 bit for Verilog)
-        accept = Signal()
         m.submodules.obuf = obuf = OutputBuffer(self.o.payload.shape())
-        ce = obuf.ce
         wiring.connect(m, wiring.flipped(self.o), obuf.o)
-        m.d.comb += [self.i.ready.eq(ce), accept.eq(self.i.valid & ce)]
+        ce = obuf.i.ready                         # the whole pipeline advances when the buffer has room
+        dp = _Datapath(m, spec.lanes, ce)
+        m.d.comb += self.i.ready.eq(ce)
+
+        ctrl = Signal(self.ctrl_layout)
+        m.d.comb += [ctrl.valid.eq(self.i.valid), ctrl.last.eq(self.i.payload.last),
+                     ctrl.beat.eq(self._beat_counter(m, self.i.valid & ce))]
+        x = list(self.i.payload.data)
+        if spec.alpha_shift is not None:
+            x, ctrl = self._alpha_shift(dp, x, ctrl)
+        tanh_src, before = ctrl, dp.stages.count
+        if spec.tanh.kind == "lut" and spec.tanh.in_bits <= SIGNED_ROM_MAX_BITS:
+            y, ctrl = self._tanh_signed_rom(dp, x, ctrl)
+        elif spec.tanh.kind == "lut":
+            y, ctrl = self._tanh_lut(dp, x, ctrl)
+        else:
+            y, ctrl = self._tanh_pwl(dp, x, ctrl)
+        if isinstance(spec.affine, ChannelAffine):
+            y, ctrl = self._channel_affine(dp, y, tanh_src.beat, dp.stages.count - before, ctrl)
+
+        m.d.comb += [obuf.i.valid.eq(ctrl.valid), obuf.i.payload.last.eq(ctrl.last)]
+        m.d.comb += [obuf.i.payload.data[j].eq(y[j]) for j in range(spec.lanes)]
+        self.count_latency(dp.stages.count + obuf.latency)
+        return m
+
+    def _beat_counter(self, m, accept):
+        """The beat index of the next input beat: wraps after ``last`` or ``C/P`` beats."""
+        beats = self.spec.channels // self.spec.lanes
+        beat = Signal(range(max(2, beats)))
         with m.If(accept):
             m.d.sync += beat.eq(Mux(self.i.payload.last | (beat == beats - 1), 0, beat + 1))
+        return beat
 
-        reg = partial(pipeline_reg, m, enable=ce)      # one pipeline stage later
+    def _alpha_shift(self, dp, x, ctrl):
+        """One stage: ``x << k_c`` (per-channel shift ROM read alongside the x register)."""
+        spec = self.spec
+        sbits = bits_for_unsigned(max(spec.alpha_shift))
+        shift_rom, layout = dp.beat_rom("alpha_shift", spec.alpha_shift, sbits, sign=False)
+        shifts = data.View(layout, dp.read(shift_rom, ctrl.beat))
+        x = [dp.reg(v, f"x_a{j}") for j, v in enumerate(x)]
+        return [(v << shifts[j])[:spec.tanh.in_bits].as_signed() for j, v in enumerate(x)], dp.stages.step(ctrl, "a")
 
-        def read(memory, addr):
-            """A synchronous read of ``memory`` at ``addr`` (data one stage later)."""
-            port = memory.read_port(domain="sync")
-            m.d.comb += [port.addr.eq(addr), port.en.eq(ce)]
-            return port.data
+    def _tanh_signed_rom(self, dp, x, ctrl):
+        """One stage: a ROM over every signed code, addressed by x's two's complement bits."""
+        t = self.spec.tanh
+        codes = np.arange(1 << t.in_bits, dtype=np.int64)
+        codes[codes >= 1 << (t.in_bits - 1)] -= 1 << t.in_bits
+        table = dp.lane_roms("tanh", t.out_bits, tanh_int(codes, t) & ((1 << t.out_bits) - 1))
+        return [dp.read(table[j], v.as_unsigned()).as_signed() for j, v in enumerate(x)], dp.stages.step(ctrl, "t")
 
-        def lane_roms(name, width, words):
-            """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair."""
-            # Two read ports is what block RAM has; Yosys 0.70 fails on ROMs with more
-            # (memory_libmap or, built as logic, ABC9 at P = 16).
-            copies = [rom(name, width, words) for _ in range((P + 1) // 2)]
-            for k, copy in enumerate(copies):
-                m.submodules[f"{name}_rom{k}"] = copy
-            return [copies[j // 2] for j in range(P)]
+    def _tanh_lut(self, dp, x, ctrl):
+        """One stage: ``sign(sat ? T : table[|x| >> drop])``."""
+        t = self.spec.tanh
+        T, n = full_scale(t.out_bits), len(t.table)
+        table = dp.lane_roms("tanh", t.out_bits - 1, t.table)
+        out = []
+        for j, v in enumerate(x):
+            idx = abs(v) >> t.drop_bits
+            sat = dp.reg(idx >= n, f"sat{j}")
+            tmag = Mux(sat, T, dp.read(table[j], Mux(idx >= n, 0, idx)))
+            out.append(Mux(dp.reg(v < 0, f"neg{j}"), -tmag, tmag))
+        return out, dp.stages.step(ctrl, "t")
 
-        def lanes_of(word, bits, sign):
-            return [word[j * bits:(j + 1) * bits].as_signed() if sign else word[j * bits:(j + 1) * bits]
-                    for j in range(P)]
+    def _tanh_pwl(self, dp, x, ctrl):
+        """Two stages: [slope, intercept ROMs] ─► [acc = (intercept + half) + slope*off] ─►
+        ``sign(min(T, acc >> frac))``."""
+        t = self.spec.tanh
+        T = full_scale(t.out_bits)
+        slopes = dp.lane_roms("slope", t.slope_bits, t.slope)
+        icpt_r = [c + ((1 << t.frac) >> 1) for c in t.intercept]
+        icpts = dp.lane_roms("intercept", bits_for_unsigned(max(icpt_r)), icpt_r)
+        out = []
+        for j, v in enumerate(x):
+            mag = abs(v)
+            seg = mag >> t.seg_shift
+            inside = dp.reg(seg < t.segments, f"inside{j}")
+            addr = Mux(seg < t.segments, seg, 0)
+            slope, icpt = dp.read(slopes[j], addr), dp.read(icpts[j], addr)
+            # One-code segments have no offset bits (a 0-bit signal would emit as [-1:0]).
+            off = dp.reg(mag[:t.seg_shift], f"off{j}") if t.seg_shift else Const(0, 1)
+            sgn = dp.reg(v < 0, f"neg{j}")
+            acc = dp.reg(icpt + hdl_product(off, slope, ADDER_MULTIPLY_MAX_BITS), f"pwl_acc{j}")
+            inside, sgn = dp.reg(inside, f"inside_b{j}"), dp.reg(sgn, f"neg_b{j}")
+            # The intercepts hold the rounding half, so round(acc) < T is acc < T << frac.
+            tmag = Mux(inside & (acc < (T << t.frac)), acc >> t.frac, T)
+            out.append(Mux(sgn, -tmag, tmag))
+        return out, dp.stages.step(dp.stages.step(ctrl, "t"), "pwl")
 
-        # Control travels with the data: (valid, last, beat).
-        ctrl = (self.i.valid, self.i.payload.last, beat)
-        x = [self.i.payload.data[j] for j in range(P)]
+    def _channel_affine(self, dp, tcode, tanh_beat, tanh_stages, ctrl):
+        """Two stages: [t, gamma] ─► [prod = gamma*t, beta'] ─► ``sat((prod + beta') >> shift)``.
 
-        def advance(ctrl, tag):
-            v, last, b = ctrl
-            return (reg(v, f"valid_{tag}"), reg(last, f"last_{tag}"), reg(b, f"beat_{tag}"))
-
-        # -- stage A: per-channel alpha shift (x << k_c) -------------------------
-        if spec.alpha_shift is not None:
-            sbits = bits_for_unsigned(max(spec.alpha_shift))
-            words = [pack_lanes(spec.alpha_shift[b * P:(b + 1) * P], sbits) for b in range(beats)]
-            m.submodules.alpha_shift_rom = shift_rom = rom("alpha_shift", P * sbits, words)
-            shifts = lanes_of(read(shift_rom, beat), sbits, False)
-            x = [reg(x[j], f"x_a{j}") for j in range(P)]
-            ctrl = advance(ctrl, "a")
-            x = [(x[j] << shifts[j])[:t.in_bits].as_signed() for j in range(P)]
-
-        # -- tanh -----------------------------------------------------------------
-        tanh_src = ctrl
-        mags = [abs(v) for v in x]
-        neg = [v < 0 for v in x]
-        tcode = []
-        if t.kind == "lut" and t.in_bits <= SIGNED_ROM_MAX_BITS:
-            codes = np.arange(1 << t.in_bits, dtype=np.int64)
-            codes[codes >= 1 << (t.in_bits - 1)] -= 1 << t.in_bits     # address = x's two's complement bits
-            words = tanh_int(codes, t) & ((1 << t.out_bits) - 1)
-            table = lane_roms("tanh", t.out_bits, words)
-            tcode = [read(table[j], x[j].as_unsigned()).as_signed() for j in range(P)]
-            ctrl = advance(ctrl, "t")
-        elif t.kind == "lut":
-            n = len(t.table)
-            table = lane_roms("tanh", t.out_bits - 1, t.table)
-            for j in range(P):
-                idx = mags[j] >> t.drop_bits
-                sat = reg(idx >= n, f"sat{j}")
-                entry = read(table[j], Mux(idx >= n, 0, idx))
-                tmag = Mux(sat, T, entry)
-                tcode.append(Mux(reg(neg[j], f"neg{j}"), -tmag, tmag))
-            ctrl = advance(ctrl, "t")
-        else:
-            s = t.segments
-            slopes = lane_roms("slope", t.slope_bits, t.slope)
-            icpt_r = [c + ((1 << t.frac) >> 1) for c in t.intercept]
-            icpts = lane_roms("intercept", bits_for_unsigned(max(icpt_r)), icpt_r)
-            for j in range(P):
-                seg = mags[j] >> t.seg_shift
-                inside = reg(seg < s, f"inside{j}")
-                addr = Mux(seg < s, seg, 0)
-                slope, icpt = read(slopes[j], addr), read(icpts[j], addr)
-                # One-code segments have no offset bits (a 0-bit signal would emit as [-1:0]).
-                off = reg(mags[j][:t.seg_shift], f"off{j}") if t.seg_shift else Const(0, 1)
-                sgn = reg(neg[j], f"neg{j}")
-                acc = reg(icpt + pwl_product(slope, off), f"pwl_acc{j}")
-                inside, sgn = reg(inside, f"inside_b{j}"), reg(sgn, f"neg_b{j}")
-                # The intercepts hold the rounding half, so round(acc) < T is acc < T << frac.
-                mag = Mux(inside & (acc < (T << t.frac)), acc >> t.frac, T)
-                tcode.append(Mux(sgn, -mag, mag))
-            ctrl = advance(advance(ctrl, "t"), "pwl")
-
-        # -- affine ---------------------------------------------------------------
-        if isinstance(spec.affine, ChannelAffine):
-            a = spec.affine
-            # The ROM holds beta plus the rounding half, so the last stage is one add:
-            # round_shift(g*t + beta) = (g*t + (beta + half)) >> shift.
-            half = (1 << (a.shift - 1)) if a.shift else 0
-            beta_r = [b + half for b in a.beta]
-            bbits = bits_for_signed(min(beta_r), max(beta_r))
-            g_words = [pack_lanes(a.gamma[b * P:(b + 1) * P], a.gamma_bits) for b in range(beats)]
-            b_words = [pack_lanes(beta_r[b * P:(b + 1) * P], bbits) for b in range(beats)]
-            m.submodules.gamma_rom = g_rom = rom("gamma", P * a.gamma_bits, g_words)
-            m.submodules.beta_rom = b_rom = rom("beta", P * bbits, b_words)
-            # gamma is read alongside the tanh ROMs and beta one stage before it is used;
-            # both words are registered once more: block RAM outputs are slow.
-            g_word = read(g_rom, tanh_src[2])
-            for k in range(1 if t.kind == "lut" else 2):
-                g_word = reg(g_word, f"gamma_w{k}")
-            b_word = reg(read(b_rom, ctrl[2]), "beta_w")
-            gamma, beta = lanes_of(g_word, a.gamma_bits, True), lanes_of(b_word, bbits, True)
-            tcode = [reg(tcode[j], f"tcode{j}", signed(t.out_bits)) for j in range(P)]
-            ctrl = advance(ctrl, "g")
-            # The product is registered alone: a DSP's output is slow, and adding
-            # beta behind it would put a carry chain on the same path.
-            prods = [reg(gamma[j] * tcode[j], f"aff_prod{j}") for j in range(P)]
-            ctrl = advance(ctrl, "acc")
-            lo, hi = signed_range(a.out_bits)
-            out = []
-            for j in range(P):
-                r = (prods[j] + beta[j]) >> a.shift
-                out.append(Mux(r > hi, hi, Mux(r < lo, lo, r)))
-        else:
-            out = tcode
-
-        # -- output buffer --------------------------------------------------------
-        m.d.comb += [obuf.push_valid.eq(ctrl[0]), obuf.push_payload.last.eq(ctrl[1])]
-        m.d.comb += [obuf.push_payload.data[j].eq(out[j]) for j in range(P)]
-        return m
+        gamma is read alongside the tanh ROMs (at ``tanh_beat``, ``tanh_stages`` ago), beta one stage
+        before it is used; both words are registered once more: block RAM
+        outputs are slow. The ROM holds beta plus the rounding half, so the
+        last stage is one add: ``round_shift(g*t + beta) = (g*t + (beta + half)) >> shift``.
+        """
+        a, t = self.spec.affine, self.spec.tanh
+        half = (1 << (a.shift - 1)) if a.shift else 0
+        beta_r = [b + half for b in a.beta]
+        g_rom, g_layout = dp.beat_rom("gamma", a.gamma, a.gamma_bits)
+        b_rom, b_layout = dp.beat_rom("beta", beta_r, bits_for_signed(min(beta_r), max(beta_r)))
+        g_word = dp.read(g_rom, tanh_beat)
+        for k in range(tanh_stages):
+            g_word = dp.reg(g_word, f"gamma_w{k}")
+        gamma = data.View(g_layout, g_word)
+        beta = data.View(b_layout, dp.reg(dp.read(b_rom, ctrl.beat), "beta_w"))
+        tcode = [dp.reg(v, f"tcode{j}", signed(t.out_bits)) for j, v in enumerate(tcode)]
+        ctrl = dp.stages.step(ctrl, "g")
+        # The product is registered alone: a DSP's output is slow, and adding
+        # beta behind it would put a carry chain on the same path.
+        prods = [dp.reg(gamma[j] * v, f"aff_prod{j}") for j, v in enumerate(tcode)]
+        ctrl = dp.stages.step(ctrl, "acc")
+        return [hdl_saturate((p + beta[j]) >> a.shift, a.out_bits) for j, p in enumerate(prods)], ctrl

@@ -8,7 +8,6 @@ the layer saw, for simulation), ``report.json``, ``report.md`` and
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,9 @@ import numpy as np
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
-from .plots import save_figure
+from . import model_input
+from .flags import flag_errors
+from .plots import save_figure, subplots
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -32,10 +33,13 @@ def add_parser(sub):
     p.add_argument("checkpoint", nargs="?", help="timm-format .safetensors/.pth or a Hugging Face directory "
                    "(default: the bundled Fashion-MNIST ViT)")
     p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
-    p.add_argument("--format", choices=("timm", "hf"), default="timm", help="checkpoint format (default: timm)")
+    p.add_argument("--format", choices=("timm", "hf"),
+                   help="checkpoint format (default: hf for a directory with config.json, timm for "
+                        ".safetensors/.pth)")
     p.add_argument("--data", default="fashion-mnist",
                    help="fashion-mnist, an ImageFolder DIR or FILE.npz (default: fashion-mnist)")
-    p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default: 1024)")
+    p.add_argument("--calib-size", type=model_input.calib_size, default=1024, metavar="N|all",
+                   help="calibration images from the training split, or 'all' of it; labels unused (default: 1024)")
     p.add_argument("--max-drop", type=float, metavar="PT",
                    help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
     p.add_argument("--in-bits", type=int, default=8, help="DyT input code width (default: 8)")
@@ -61,78 +65,54 @@ def add_parser(sub):
     p.add_argument("--eval-size", type=int, help="test images to evaluate on (default: all)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
+    model_input.add_arguments(p)
     p.set_defaults(func=run)
-
-
-def _read_config(path):
-    path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read config: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise HardytError(f"{path}: config must be a JSON object, got {type(config).__name__}")
-    return config
-
-
-def _load_model(args):
-    from hardyt.quant.zoo import load
-    if args.format == "hf":
-        if not args.checkpoint:
-            raise HardytError("--format hf needs a CHECKPOINT directory")
-        return load.load_hf(args.checkpoint)
-    path = args.checkpoint or load.default_model_path()
-    return load.load_vit(path, _read_config(args.config) if args.config else None)
 
 
 def _check_args(args):
     for name in ("calib_size", "in_bits", "out_bits"):
         v = getattr(args, name)
-        if v < (1 if name == "calib_size" else 2):
+        if v != "all" and v < (1 if name == "calib_size" else 2):
             raise HardytError(f"--{name.replace('_', '-')} must be {'>= 1' if name == 'calib_size' else '>= 2'}, "
                               f"got {v}")
-    if args.steps is not None and args.steps < 0:
-        raise HardytError(f"--steps must be >= 0, got {args.steps}")
-    if args.self_distill_lr is not None and not args.self_distill_lr >= 0:
-        raise HardytError(f"--self-distill-lr must be >= 0, got {args.self_distill_lr}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
 
 
-def run(args) -> int:
-    import torch
-    from safetensors.torch import save_file
+def _options(args) -> dict:
+    """The library's conversion options for these flags, checked now (before any model is loaded)."""
+    from hardyt.quant.conversion.options import ConvertOptions
 
-    from hardyt.quant.conversion.pipeline import convert, to_float
-    from hardyt.quant.zoo.data import load_dataset
-    from hardyt.quant.conversion.evaluate import accuracy
-    from hardyt.quant.conversion.partial import partial_convert
-    from hardyt.quant.conversion.distributed import init_from_env, is_main
-
-    _check_args(args)
-    t0 = time.perf_counter()
-    model = _load_model(args).eval()
-    x_train, _ = load_dataset(args.data, "train", None)
-    x_test, y_test = load_dataset(args.data, "test", args.eval_size)
-    if len(x_train) == 0:
-        raise HardytError(f"{args.data}: the calibration split is empty (no images)")
-    g = torch.Generator().manual_seed(args.seed)
-    pick = torch.randperm(len(x_train), generator=g)[:args.calib_size]
-    batches = list(x_train[pick].split(64))
-
-    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
-    device = init_from_env(args.device)
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "freeze_weights": args.freeze_weights,
-               "device": str(device), "seed": args.seed, "progress": True}
+               "device": args.device, "seed": args.seed, "progress": True}
     if args.self_distill_lr is not None:
         options["self_distill_lr"] = args.self_distill_lr
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:
         options["augment"] = args.augment
+    with flag_errors():
+        ConvertOptions(**options)
+    return options
+
+
+def run(args) -> int:
+    from hardyt.quant.conversion.distributed import init_from_env, is_main
+    from hardyt.quant.conversion.partial import partial_convert
+    from hardyt.quant.conversion.pipeline import convert, to_float
+
+    _check_args(args)
+    options = _options(args)
+    options["device"] = str(init_from_env(args.device))  # joins the process group under torchrun
+    t0 = time.perf_counter()
+    model, fmt, path = model_input.load_model(args)
+    pre, expected = model_input.resolve_input(args, model, fmt, path)
+    print(f"preprocessing: {model_input.describe(pre)}", flush=True)
+    batches = model_input.calibration_loader(args, pre)
+    test, test_idx = model_input.test_set(args, pre)
+    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
     if args.max_drop is not None:
+        x_test, y_test = test.batch(test_idx)
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
                                             fixed_point=formats, **options)
     else:
@@ -141,28 +121,35 @@ def run(args) -> int:
     if not is_main():  # rank 0 alone evaluates and writes
         return 0
     float_model = to_float(converted)
-    acc = {"ln_float": accuracy(model, x_test, y_test, progress=True, desc="LayerNorm"),
-           "dyt_float": accuracy(float_model, x_test, y_test, progress=True, desc="DyT float"),
-           "dyt_fixed": accuracy(converted, x_test, y_test, progress=True, desc="DyT fixed")}
+    acc = model_input.evaluate({"ln_float": model, "dyt_float": float_model, "dyt_fixed": converted}, test, test_idx)
+    check, warning = model_input.accuracy_check(acc["ln_float"], expected, len(test_idx))
+    if warning:
+        print(f"hardyt convert: warning: {warning}", file=sys.stderr, flush=True)
     report = {"command": "hardyt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hardyt") else None,
-              "checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "test_samples": len(x_test),
-              "accuracy": acc, **report, "convert_seconds": t_convert,
-              "total_seconds": time.perf_counter() - t0}
-
-    with atomic_output_dir(args.out) as tmp:
-        state = {k: v.detach().contiguous() for k, v in float_model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        save_json_atomic(tmp / "config.json", _converted_config(model, report))
-        _save_layer_files(converted, report, x_train[pick[:RECORD_IMAGES]], tmp)
-        _plot_alpha(report, tmp / "alpha.png")
-        save_json_atomic(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.md", render_markdown(report))
-    out = Path(args.out)
+              "checkpoint": str(args.checkpoint or "bundled"), "format": fmt, "data": args.data,
+              "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
+              "accuracy_check": check, "warnings": [warning] if warning else [], **report,
+              "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
+    _write_outputs(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
-          f"{report['total_seconds']:.0f} s) -> {out}")
+          f"{report['total_seconds']:.0f} s) -> {Path(args.out)}")
     return 0
+
+
+def _write_outputs(out: Path, model, float_model, converted, report: dict, record_images) -> None:
+    """Every file of ``--out``, all or none (written in a temporary directory, then renamed)."""
+    from safetensors.torch import save_file
+
+    with atomic_output_dir(out) as tmp:
+        state = {k: v.detach().contiguous() for k, v in float_model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        save_json_atomic(tmp / "config.json", _converted_config(model, report))
+        _save_layer_files(converted, report, record_images, tmp)
+        _plot_alpha(report, tmp / "alpha.png")
+        save_json_atomic(tmp / "report.json", report)
+        atomic_write_text(tmp / "report.md", render_markdown(report))
 
 
 def _converted_config(model, report) -> dict:
@@ -198,10 +185,8 @@ def _save_layer_files(converted, report, images, tmp: Path) -> None:
 
 
 def _plot_alpha(report, path) -> None:
-    from .plots import _pyplot
-    plt = _pyplot()
     layers = report["layers"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
     xs = np.arange(len(layers))
     ax.bar(xs, [layer["alpha"] for layer in layers], color=["C0" if layer["folded"] else "C1" for layer in layers])
     ax.set_yscale("log")
@@ -238,11 +223,18 @@ def render_markdown(report) -> str:
              f"{report['formats']['in_bits']}-bit input, {report['formats']['tanh']} tanh "
              f"({report['formats']['out_bits']}-bit out). Conversion {report['convert_seconds']:.0f} s, "
              f"total {report['total_seconds']:.0f} s.", "",
+             f"Preprocessing: {model_input.describe_dict(report['preprocessing'])}.", "",
              "| model | top-1 | vs LayerNorm |", "|---|---|---|"]
     for key, label in (("ln_float", "LayerNorm, float"), ("dyt_float", "DyT, float"),
                        ("dyt_fixed", "DyT, fixed point (hardware arithmetic)")):
         delta = "" if key == "ln_float" else f"{100 * (acc[key] - ln):+.2f} pt"
         lines.append(f"| {label} | {_pct(acc[key])} | {delta} |")
+    check = report.get("accuracy_check")
+    if check:
+        lines += ["", f"The checkpoint records {_pct(check['expected'])} ({check['source']}); measured LayerNorm "
+                      f"{_pct(check['measured'])}: {check['gap_pt']:+.2f} pt."]
+    for w in report.get("warnings", []):
+        lines += ["", f"**Warning:** {w}"]
     lines += ["", _weights_line(report), "", "![per-layer alpha](alpha.png)", "",
               "| layer | C | alpha | shifts | in_scale | clip | fit error | affine | folded into |",
               "|---|---|---|---|---|---|---|---|---|"]

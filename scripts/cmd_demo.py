@@ -21,6 +21,7 @@ from hardyt.quant.files import atomic_write_text, prepare_out_dir
 
 from . import cmd_convert, cmd_rtl
 from .demo_report import render_report
+from .emitted import layer_dirs
 
 
 def add_parser(sub):
@@ -64,10 +65,10 @@ def run(args) -> int:
     print("[2/4] emit Verilog for every DyT layer", flush=True)
     shutil.rmtree(out / "rtl", ignore_errors=True)
     _cli(cmd_rtl, ["rtl", str(out / "convert"), "--layers", "all", "--out", str(out / "rtl")])
-    layer_dirs = sorted(p.parent for p in (out / "rtl").glob("*/*.json") if _is_manifest(p))
-    if not layer_dirs:
+    layers = layer_dirs(out / "rtl")
+    if not layers:
         raise HardytError(f"{out / 'rtl'}: no layer was emitted")
-    first = load_manifest(layer_dirs[0])
+    first = load_manifest(layers[0])
     ln_dir = out / "rtl_layernorm"
     ln_spec = random_layernorm_spec(first["channels"], first["lanes"], first["in_bits"], first["out_bits"], seed=0)
     from hardyt.hw.emit import emit
@@ -75,12 +76,12 @@ def run(args) -> int:
     times["rtl"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    print(f"[3/4] bit-exact simulation of {len(layer_dirs)} layers on {args.simulator}"
+    print(f"[3/4] bit-exact simulation of {len(layers)} layers on {args.simulator}"
           + ("" if args.no_synth else ", synthesis in parallel"), flush=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        synth_job = None if args.no_synth else pool.submit(_synth_pair, layer_dirs[0], ln_dir, synth)
+        synth_job = None if args.no_synth else pool.submit(_synth_pair, layers[0], ln_dir, synth)
         sims = {}
-        for d in tqdm(layer_dirs, desc="simulate", unit="layer"):
+        for d in tqdm(layers, desc="simulate", unit="layer"):
             npz = out / "convert" / f"{d.name}.inputs.npz"
             sims[d.name] = run_sim(d, simulator=args.simulator, vectors=args.vectors,
                                    activations=npz if npz.exists() else None)
@@ -89,20 +90,13 @@ def run(args) -> int:
     times["synth"] = time.perf_counter() - t0
 
     print("[4/4] write the report", flush=True)
-    text = render_report(out, convert_report, layer_dirs, sims, synth_results, times)
+    text = render_report(out, convert_report, layers, sims, synth_results, times)
     atomic_write_text(out / "report.md", text)
     print(text)
     bad = [name for name, r in sims.items() if not r["ok"] or not r["elements"]]
     if bad:
         raise HardytError(f"bit-exact check failed on layer(s): {', '.join(bad)} (see {out / 'report.md'})")
     return 0
-
-
-def _is_manifest(path: Path) -> bool:
-    try:
-        return "top" in json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
 
 
 def _synth_pair(dyt_dir: Path, ln_dir: Path, synth) -> dict:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from hardyt.quant.errors import HardytError
 
+from .emitted import core_dirs
+
 _VECTORS = {"cocotb": 1000, "bulk": 100_000}
 
 
@@ -41,24 +43,6 @@ def add_parser(sub):
                    help="real input codes (a <layer>.inputs.npz, or the `hardyt convert` directory holding "
                         "one per layer): cocotb mode sends the first N elements, bulk mode all of them")
     p.set_defaults(func=run)
-
-
-def _has_manifest(d: Path) -> bool:
-    from hardyt.hw.emit import load_manifest
-    try:
-        load_manifest(d)
-        return True
-    except HardytError:
-        return False
-
-
-def core_dirs(directory: Path) -> list[Path]:
-    """DIR itself if it holds a core (or looks like one: any non-spec JSON), else its layer subdirectories."""
-    if not directory.is_dir():
-        raise HardytError(f"{directory}: no such directory")
-    own_json = [p for p in directory.glob("*.json") if not p.name.endswith(".spec.json")]
-    layers = [] if own_json else sorted(d for d in directory.iterdir() if d.is_dir() and _has_manifest(d))
-    return layers or [directory]  # load_manifest then says what is wrong with DIR
 
 
 def _activations_for(core: Path, root: Path, given: Path | None, spec_name: str) -> Path | None:
@@ -86,6 +70,7 @@ def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
     tests = ", ".join(f"{t} {v.get('elements', 0)}" for t, v in r["tests"].items() if v.get("elements"))
     if tests:
         lines.append(f"  elements per test: {tests}")
+    lines += [f"  skipped: {s}" for s in r.get("skipped", [])]
     lines += [f"  failed: {f}" for f in r["failures"][:limit]]
     lines += [f"  mismatch: {m}" for m in r["report"][:limit]]
     if r.get("waves"):

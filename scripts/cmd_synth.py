@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hardyt.quant.errors import HardytError
+from .emitted import core_dirs
 
 
 def add_parser(sub):
@@ -26,16 +26,6 @@ def add_parser(sub):
                         "(default ecp5)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.set_defaults(func=run)
-
-
-def core_dirs(directory: Path) -> list[Path]:
-    """``directory`` itself if it holds Verilog, else its subdirectories that do (layers)."""
-    if not directory.is_dir():
-        raise HardytError(f"{directory}: no such directory of emitted RTL")
-    if any(directory.glob("*.v")) or any(directory.glob("*.json")):
-        return [directory]
-    layers = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith(".") and any(d.glob("*.v")))
-    return layers or [directory]   # nothing anywhere: load_manifest(directory) says so
 
 
 def summary(r: dict, path: Path) -> str:

@@ -5,6 +5,8 @@ import shlex
 
 from hardyt.quant.errors import HardytError
 
+from .flags import flag_errors
+
 
 def add_parser(sub):
     from hardyt.quant.zoo.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
@@ -59,9 +61,11 @@ def run(args) -> int:
     config = dict(BUNDLED_CONFIG, patch_size=args.patch_size, embed_dim=args.embed_dim, depth=args.depth,
                   num_heads=args.num_heads, mlp_ratio=args.mlp_ratio, global_pool=args.global_pool,
                   class_token=True)
-    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                           weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                           augment=args.augment, label_smoothing=args.label_smoothing, seed=args.seed, threads=args.threads, config=config)
+    with flag_errors():
+        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, augment=args.augment,
+                               label_smoothing=args.label_smoothing, seed=args.seed, threads=args.threads,
+                               config=config)
     from hardyt.quant.zoo.vit import VisionTransformer
     VisionTransformer(**config)  # bad architecture arguments fail here, before loading data
     model, record = train(options)

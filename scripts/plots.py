@@ -1,4 +1,8 @@
-"""PNG figures for reports (matplotlib, headless), written atomically."""
+"""PNG figures for reports (matplotlib, headless), written atomically.
+
+A new figure comes from :func:`subplots`, and goes to disk through :func:`save_figure`;
+callers outside this module (``hardyt convert``, ``bench/hardware.py``) use those two.
+"""
 from __future__ import annotations
 
 import io
@@ -16,6 +20,11 @@ def _pyplot():
     return plt
 
 
+def subplots(*args, **kwargs):
+    """``matplotlib.pyplot.subplots(*args, **kwargs)`` on the headless Agg backend: ``(fig, axes)``."""
+    return _pyplot().subplots(*args, **kwargs)
+
+
 def save_figure(fig, path) -> None:
     """Render ``fig`` to PNG in memory, then write it atomically."""
     buf = io.BytesIO()
@@ -26,12 +35,11 @@ def save_figure(fig, path) -> None:
 
 def plot_tanh(t: Tanh, path) -> None:
     """Approximation against exact tanh, and its error in ULPs, over every code."""
-    plt = _pyplot()
     half = 1 << (t.in_bits - 1)
     x = np.arange(-half, half, dtype=np.int64)
     exact = full_scale(t.out_bits) * np.tanh(t.alpha_scale * x.astype(np.float64))
     approx = tanh_int(x, t)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    fig, (ax1, ax2) = subplots(2, 1, figsize=(7, 5.5), sharex=True)
     ax1.plot(x, exact, lw=1, label="T·tanh(a·x) exact")
     ax1.step(x, approx, lw=0.8, where="mid", label=f"{t.kind} ({t.out_bits}-bit)")
     ax1.set_ylabel("output code")
@@ -47,9 +55,8 @@ def plot_tanh(t: Tanh, path) -> None:
 
 def plot_resources(cores: dict[str, dict], path, title: str = "") -> None:
     """Grouped bars of LUT, FF, DSP and BRAM per core (log scale: DyT's zeros stay visible as gaps)."""
-    plt = _pyplot()
     keys = ("lut", "ff", "dsp", "bram")
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     width = 0.8 / len(cores)
     for j, (label, r) in enumerate(cores.items()):
         xs = np.arange(len(keys)) + j * width

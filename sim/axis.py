@@ -18,7 +18,9 @@ from collections.abc import Iterator
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-__all__ = ["random_pause", "no_pause", "pack_lanes", "unpack_lanes", "AxisPorts", "AxisSource", "AxisSink",
+from hardyt.quant.contract.stream import pack_lanes, unpack_lanes
+
+__all__ = ["random_pause", "no_pause", "AxisPorts", "AxisSource", "AxisSink",
            "AxisMonitor", "AxisProtocolError"]
 
 
@@ -37,22 +39,6 @@ def random_pause(seed: int, idle: float = 0.3) -> Iterator[bool]:
 def no_pause() -> Iterator[bool]:
     """Never idle: always valid / always ready."""
     return itertools.repeat(False)
-
-
-def pack_lanes(beat, width: int) -> int:
-    """Lanes (signed ints) into one tdata integer, lane 0 in the low bits."""
-    mask = (1 << width) - 1
-    return sum((int(v) & mask) << (i * width) for i, v in enumerate(beat))
-
-
-def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
-    """One tdata integer into its signed lanes."""
-    mask, sign = (1 << width) - 1, 1 << (width - 1)
-    out = []
-    for i in range(lanes):
-        v = (word >> (i * width)) & mask
-        out.append(v - (1 << width) if v & sign else v)
-    return out
 
 
 class AxisPorts:

@@ -12,18 +12,21 @@ monitor and scoreboard); ``bulk`` runs :mod:`hardyt.sim.test_bulk` around
 ``bulk_harness.v``, which reads stimulus and expected values from memory files
 and checks in HDL. Verilator's runtime library is compiled once per cache
 (:mod:`hardyt.sim.objcache`).
+
+cocotb's runner works in a process of its own (:mod:`hardyt.sim.cocotb_job`)
+with the run's environment: this process's ``os.environ`` is never changed,
+so simulations may run on several threads, beside synthesis.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-import time
-from contextlib import redirect_stdout
+from contextlib import nullcontext
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -32,7 +35,8 @@ import numpy as np
 from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_write_bytes, atomic_write_text, save_json_atomic
+from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.contract.stream import lane_channels
@@ -98,9 +102,7 @@ def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
     dst = cache / "src" / digest / manifest["verilog"]
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(text)
-        tmp.replace(dst)
+        atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
     return dst, digest
 
 
@@ -140,14 +142,94 @@ def _pch_fix(root: Path) -> dict:
     return {}
 
 
-def _failures(xml: Path) -> list[str]:
-    """``test: message`` for every failed cocotb test in a JUnit results file."""
-    out = []
+def _outcomes(xml: Path) -> tuple[list[str], list[str]]:
+    """``test: message`` for every failed cocotb test in a JUnit results file, and the skipped tests' names."""
+    failures, skipped = [], []
     for case in ElementTree.parse(xml).getroot().iter("testcase"):
         for bad in [*case.iter("failure"), *case.iter("error")]:
             msg = (bad.get("message") or bad.text or "").strip().splitlines()
-            out.append(f"{case.get('name')}: {msg[0] if msg else 'failed'}")
-    return out
+            failures.append(f"{case.get('name')}: {msg[0] if msg else 'failed'}")
+        if case.find("skipped") is not None:
+            skipped.append(case.get("name"))
+    return failures, skipped
+
+
+def _check_args(simulator: str, mode: str, vectors, seed) -> None:
+    check_int("seed", seed, 0)
+    if simulator not in SIMULATORS:
+        raise HardytError(f"simulator: must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    if mode not in MODES:
+        raise HardytError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    if not isinstance(vectors, int) or vectors < 1:
+        raise HardytError(f"vectors: must be a positive integer, got {vectors!r}")
+
+
+def _simulator_env(simulator: str, cache: Path) -> dict:
+    """The environment one run's process gets: this process's, plus what the simulator needs."""
+    if simulator == "icarus":
+        iverilog_cmd()  # clear error when Icarus is missing
+        env = dict(os.environ)
+    else:
+        # Verilator's runtime objects are the same for every design: compile them once.
+        env = verilator_env() | {"OBJCACHE": f"{sys.executable} {OBJCACHE} {cache / 'objcache'}"}
+        env |= _pch_fix(Path(env["VERILATOR_ROOT"]))
+    # The runner behaves differently under pytest (exits on failures); be the same everywhere.
+    env.pop("PYTEST_CURRENT_TEST", None)
+    # The simulator imports hardyt.sim.<module> from the same places as this process.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+def _test_env(manifest, run_dir: Path, seed: int, vectors: int, activations) -> dict:
+    """What the cocotb test modules read (see :mod:`hardyt.sim.testbench`)."""
+    env = {"HARDYT_SIM_DIR": manifest["dir"], "HARDYT_SIM_MANIFEST": str(run_dir / "manifest.json"),
+           "HARDYT_SIM_SEED": str(seed), "HARDYT_SIM_VECTORS": str(vectors),
+           "HARDYT_SIM_RESULTS": str(run_dir / "results.json")}
+    if activations is not None:
+        env["HARDYT_SIM_NPZ"] = str(Path(activations).resolve())
+    return env
+
+
+def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, simulator, mode, vectors, seed,
+         activations, pause, waves) -> tuple[dict, dict]:
+    """The arguments of cocotb's build and test for this run, and the variables its tests read."""
+    test_env = _test_env(manifest, run_dir, seed, vectors, activations)
+    sources, parameters, defines = [str(src)], {}, {}
+    if mode == "bulk":
+        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations)
+        top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
+        sources.append(str(HARNESS))
+        parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
+                      "DEPTH": depth}
+        defines = {"HARDYT_TOP": manifest["top"]}
+        test_env |= {"HARDYT_BULK_BEATS": str(beats), "HARDYT_BULK_PAUSE": str(int(pause))}
+        key = f"{digest}-{simulator}-bulk-p{manifest['lanes']}-{manifest['in_bits']}-{manifest['out_bits']}-d{depth}"
+    else:
+        top, module = manifest["top"], "hardyt.sim.test_dyt"
+        key = f"{digest}-{simulator}-cocotb"
+    job = {"simulator": simulator, "sources": sources, "top": top, "module": module,
+           "build_dir": str(cache / "build" / (key + ("-waves" if waves else ""))),
+           "parameters": parameters, "defines": defines,
+           "build_args": ["-Wno-fatal", "-O3"] if simulator == "verilator" else [], "waves": waves,
+           "test_dir": str(run_dir), "results_xml": str(run_dir / "results.xml"), "seed": seed,
+           "outcome": str(run_dir / "outcome.json")}
+    return job, test_env
+
+
+def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dict:
+    """Run the job in its own process (:mod:`hardyt.sim.cocotb_job`); its timings, or a clear error."""
+    save_json_atomic(run_dir / "job.json", job)
+    cmd = [sys.executable, "-m", "hardyt.sim.cocotb_job", str(run_dir / "job.json")]
+    with open(run_dir / "runner.log", "w") if quiet else nullcontext() as log:
+        proc = subprocess.run(cmd, env=env, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT if quiet else None)
+    try:
+        outcome = json.loads((run_dir / "outcome.json").read_text())
+    except (OSError, ValueError):
+        raise HardytError(f"{where}: the simulation process exited with code {proc.returncode} "
+                          f"before reporting; see {run_dir}") from None
+    if outcome["error"]:  # the simulator or compiler failed: one clear line, log kept
+        raise HardytError(f"{where}: {job['simulator']} failed ({outcome['error']}); see {run_dir}")
+    return outcome
 
 
 def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: bool = False,
@@ -163,117 +245,72 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     ``beats_per_cycle`` and ``latency`` come from the full-rate
     ``throughput`` test of either mode (see :mod:`hardyt.sim.test_bulk`).
 
-    Keys: ``ok``, ``elements``, ``mismatches``, ``cycles``, ``beats_per_cycle``,
-    ``latency``, ``manifest_latency``, ``tests_run``, ``failed``, ``failures``
-    (``test: message`` lines), ``tests`` (per-test numbers), ``report``
-    (mismatch lines), ``build_seconds``, ``sim_seconds``, ``run_dir`` (kept,
-    with logs, when a run fails or dumps waves; ``waves`` then lists the files).
-    """
-    from cocotb_tools.runner import get_results, get_runner
+    Each run has its own process with its own environment (this process's
+    ``os.environ`` is never changed), so runs may start from several threads.
 
-    if simulator not in SIMULATORS:
-        raise HardytError(f"simulator: must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
-    if mode not in MODES:
-        raise HardytError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
-    if not isinstance(vectors, int) or vectors < 1:
-        raise HardytError(f"vectors: must be a positive integer, got {vectors!r}")
+    Keys: ``ok``, ``elements``, ``mismatches``, ``cycles``, ``beats_per_cycle``,
+    ``latency``, ``manifest_latency``, ``tests_run`` (tests that ran: not the
+    skipped ones), ``failed``, ``failures`` (``test: message`` lines),
+    ``skipped`` (``test: reason`` lines, tests that do not apply: e.g. no
+    activations given), ``tests`` (per-test numbers), ``report`` (mismatch
+    lines), ``build_seconds``, ``sim_seconds``, ``run_dir`` (kept, with logs,
+    when a run fails or dumps waves; ``waves`` then lists the files).
+    """
+    _check_args(simulator, mode, vectors, seed)
     manifest = load_manifest(directory)
     spec = spec_from_dict(manifest["spec"])
     cache = Path(cache) if cache else default_cache()
     src, digest = _source_copy(manifest, cache)
-    if simulator == "icarus":
-        iverilog_cmd()  # clear error when Icarus is missing
-        env = dict(os.environ)
-    else:
-        # Verilator's runtime objects are the same for every design: compile them once.
-        env = verilator_env() | {"OBJCACHE": f"{sys.executable} {OBJCACHE} {cache / 'objcache'}"}
-        env |= _pch_fix(Path(env["VERILATOR_ROOT"]))
-
+    env = _simulator_env(simulator, cache)
     if activations is not None:
         check_activations(activations, spec)
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-{simulator}-{mode}-", dir=cache))
     for mem in manifest["mems"]:
         (run_dir / mem).symlink_to(Path(manifest["dir"]) / mem)
-    results = run_dir / "results.json"
     save_json_atomic(run_dir / "manifest.json", manifest)
-    extra_env = {"HARDYT_SIM_DIR": manifest["dir"], "HARDYT_SIM_MANIFEST": str(run_dir / "manifest.json"), "HARDYT_SIM_SEED": str(seed),
-                 "HARDYT_SIM_VECTORS": str(vectors), "HARDYT_SIM_RESULTS": str(results)}
-    if activations is not None:
-        extra_env["HARDYT_SIM_NPZ"] = str(Path(activations).resolve())
-    sources, parameters, defines = [src], {}, {}
-    if mode == "bulk":
-        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations)
-        top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
-        sources.append(HARNESS)
-        parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
-                      "DEPTH": depth}
-        defines = {"HARDYT_TOP": manifest["top"]}
-        extra_env |= {"HARDYT_BULK_BEATS": str(beats), "HARDYT_BULK_PAUSE": str(int(pause))}
-        key = f"{digest}-{simulator}-bulk-p{manifest['lanes']}-{manifest['in_bits']}-{manifest['out_bits']}-d{depth}"
-    else:
-        top, module = manifest["top"], "hardyt.sim.test_dyt"
-        key = f"{digest}-{simulator}-cocotb"
-    build_dir = cache / "build" / (key + ("-waves" if waves else ""))
-
-    # The runner behaves differently under pytest (exits on failures); be the same everywhere.
-    env.pop("PYTEST_CURRENT_TEST", None)
-    saved_environ = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    log = open(run_dir / "sim.log", "w") if quiet else None
-    try:
-        runner = get_runner(simulator)
-        if quiet:  # "Skipping compilation", "Failed n of m tests": the caller reports results itself
-            runner.log.setLevel(logging.CRITICAL)
-        t0 = time.perf_counter()
-        build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
-        with redirect_stdout(log or sys.stdout):
-            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, parameters=parameters,
-                         defines=defines, build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                         log_file=run_dir / "build.log" if quiet else None)
-            t1 = time.perf_counter()
-            xml = run_dir / "results.xml"
-            try:
-                runner.test(test_module=module, hdl_toplevel=top, test_dir=run_dir, build_dir=build_dir,
-                            extra_env=extra_env, waves=waves, results_xml=str(xml),
-                            testcase=testcase, seed=seed, log_file=run_dir / "sim.log" if quiet else None)
-            except SystemExit:
-                pass  # the simulator exited non-zero; the results files tell us which tests failed
-        t2 = time.perf_counter()
-    except Exception as e:  # the simulator or compiler failed: one clear line, log kept
-        raise HardytError(f"{manifest['dir']}: {simulator} failed ({type(e).__name__}: {e}); "
-                          f"see {run_dir}") from None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_environ)
-        if log:
-            log.close()
-    try:
-        total, failed = get_results(xml)
-    except (RuntimeError, OSError):
-        raise HardytError(f"{manifest['dir']}: simulation produced no results; see {run_dir}/sim.log") from None
-    tests = json.loads(results.read_text()) if results.exists() else {}
-    thr = tests.get("throughput") or {}
-    out = {
-        "dir": manifest["dir"], "simulator": simulator, "mode": mode, "seed": seed,
-        "tests_run": total, "failed": failed,
-        "elements": sum(t.get("elements", 0) for t in tests.values()),
-        "mismatches": sum(t.get("mismatches", 0) for t in tests.values()),
-        "cycles": sum(t.get("cycles", 0) for t in tests.values()),
-        "beats_per_cycle": thr.get("beats_per_cycle"), "latency": thr.get("latency"),
-        "manifest_latency": manifest["latency"],
-        "report": [line for t in tests.values() for line in t.get("report", [])],
-        "failures": _failures(xml),
-        "tests": tests, "build_seconds": round(t1 - t0, 3), "sim_seconds": round(t2 - t1, 3),
-        "run_dir": str(run_dir),
-    }
-    out["ok"] = failed == 0 and total > 0 and out["mismatches"] == 0
+    job, test_env = _job(manifest, spec, src, digest, run_dir, cache, simulator=simulator, mode=mode,
+                         vectors=vectors, seed=seed, activations=activations, pause=pause, waves=waves)
+    job |= {"testcase": testcase, "quiet": quiet}
+    # cocotb's runner hands its whole process environment to the simulator (over its extra_env).
+    outcome = _launch(job, env | test_env, run_dir, quiet, manifest["dir"])
+    out = _collect(manifest, run_dir, simulator=simulator, mode=mode, seed=seed) | {
+        "build_seconds": outcome["build_seconds"], "sim_seconds": outcome["sim_seconds"]}
     if waves:  # Icarus dumps into the (shared) build directory: keep this run's waves with its logs
-        for p in build_dir.iterdir():
+        for p in Path(job["build_dir"]).iterdir():
             if p.suffix in (".vcd", ".fst"):
                 shutil.move(p, run_dir / p.name)
         out["waves"] = [str(p) for p in run_dir.iterdir() if p.suffix in (".vcd", ".fst")]
     elif out["ok"]:
         shutil.rmtree(run_dir, ignore_errors=True)
         out["run_dir"] = None
+    return out
+
+
+def _collect(manifest, run_dir: Path, *, simulator: str, mode: str, seed: int) -> dict:
+    """The numbers of a finished run, from its JUnit results and the tests' results JSON."""
+    from cocotb_tools.runner import get_results
+
+    xml, results = run_dir / "results.xml", run_dir / "results.json"
+    try:
+        total, failed = get_results(xml)
+    except (RuntimeError, OSError):
+        raise HardytError(f"{manifest['dir']}: simulation produced no results; see {run_dir}/sim.log") from None
+    failures, skipped = _outcomes(xml)
+    tests = json.loads(results.read_text()) if results.exists() else {}
+    # cocotb's results file says which tests were skipped; the tests recorded why.
+    skipped = [f"{name}: {tests.get(name.removeprefix('test_'), {}).get('skipped', 'skipped')}" for name in skipped]
+    thr = tests.get("throughput") or {}
+    ran = total - len(skipped)
+    out = {
+        "dir": manifest["dir"], "simulator": simulator, "mode": mode, "seed": seed,
+        "tests_run": ran, "failed": failed,
+        "elements": sum(t.get("elements", 0) for t in tests.values()),
+        "mismatches": sum(t.get("mismatches", 0) for t in tests.values()),
+        "cycles": sum(t.get("cycles", 0) for t in tests.values()),
+        "beats_per_cycle": thr.get("beats_per_cycle"), "latency": thr.get("latency"),
+        "manifest_latency": manifest["latency"],
+        "report": [line for t in tests.values() for line in t.get("report", [])],
+        "failures": failures, "skipped": skipped, "tests": tests, "run_dir": str(run_dir),
+    }
+    out["ok"] = failed == 0 and ran > 0 and out["mismatches"] == 0
     return out

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from conftest import tiny_vit_files
 
 HARDYT = [sys.executable, "-m", "hardyt.scripts.cli"]
 MARKER = "pwned.txt"
@@ -32,30 +33,6 @@ class _RunsCode:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.path}",))
-
-
-def _tiny_vit_files(tmp: Path, corrupt: str | None = None) -> Path:
-    """A tiny timm-layout ViT checkpoint (+ config JSON), optionally corrupted."""
-    import torch
-    from safetensors.torch import save_file
-
-    from hardyt.quant import load_vit  # noqa: F401 - the loader under test must exist
-    from hardyt.quant.zoo.vit import VisionTransformer
-
-    cfg = dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=16, depth=1,
-               num_heads=2, mlp_ratio=2.0)
-    torch.manual_seed(0)
-    sd = {k: v.contiguous() for k, v in VisionTransformer(**cfg).state_dict().items()}
-    if corrupt == "missing_key":
-        del sd["blocks.0.norm1.weight"]
-    elif corrupt == "shape":
-        sd["head.weight"] = torch.zeros(10, 17)
-    elif corrupt == "nan":
-        sd["blocks.0.mlp.fc1.weight"][0, 0] = float("nan")
-    path = tmp / "vit.safetensors"
-    save_file(sd, str(path))
-    (tmp / "vit.json").write_text(json.dumps(cfg))
-    return path
 
 
 def _npz(tmp: Path, x, y) -> Path:
@@ -96,7 +73,7 @@ def _pickle_pth(t):
 
 
 def _truncated(t):
-    p = _tiny_vit_files(t)
+    p = tiny_vit_files(t)
     p.write_bytes(p.read_bytes()[:300])
     return ["convert", str(p), "--calib-size", "8"]
 
@@ -126,30 +103,42 @@ CASES = [
     Case("truncated checkpoint", "convert", _truncated, r"vit\.safetensors"),
     Case("not a checkpoint", "convert", _not_checkpoint, r"notes\.pth"),
     Case("pickle that runs code", "convert", _pickle_pth, r"evil\.pth"),
-    Case("missing key", "convert", lambda t: ["convert", str(_tiny_vit_files(t, "missing_key")), "--calib-size", "8"],
+    Case("missing key", "convert", lambda t: ["convert", str(tiny_vit_files(t, "missing_key")), "--calib-size", "8"],
          r"blocks\.0\.norm1\.weight"),
-    Case("wrong shape", "convert", lambda t: ["convert", str(_tiny_vit_files(t, "shape")), "--calib-size", "8"],
+    Case("wrong shape", "convert", lambda t: ["convert", str(tiny_vit_files(t, "shape")), "--calib-size", "8"],
          r"head\.weight"),
-    Case("NaN weight", "convert", lambda t: ["convert", str(_tiny_vit_files(t, "nan")), "--calib-size", "8"],
+    Case("NaN weight", "convert", lambda t: ["convert", str(tiny_vit_files(t, "nan")), "--calib-size", "8"],
          r"(?i)blocks\.0\.mlp\.fc1\.weight.*(nan|finite)|(nan|finite).*blocks\.0\.mlp\.fc1\.weight"),
     Case("empty calibration set", "convert",
-         lambda t: ["convert", str(_tiny_vit_files(t)), "--data",
+         lambda t: ["convert", str(tiny_vit_files(t)), "--data",
                     str(_npz(t, np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)))],
          r"(?i)calib\.npz.*empty|empty.*calib|no (images|samples|calibration)"),
     Case("constant calibration set", "convert",
-         lambda t: ["convert", str(_tiny_vit_files(t)), "--calib-size", "16", "--data",
+         lambda t: ["convert", str(tiny_vit_files(t)), "--calib-size", "16", "--data",
                     str(_npz(t, np.full((32, 28, 28), 7, np.uint8), np.zeros(32, np.int64)))],
          r"(?i)constant"),
-    Case("npz without x", "convert", lambda t: ["convert", str(_tiny_vit_files(t)), "--data",
+    Case("npz without x", "convert", lambda t: ["convert", str(tiny_vit_files(t)), "--data",
                                       str(_npz_only_y(t))], r"calib\.npz.*\bx\b|\bx\b.*calib\.npz"),
-    Case("bad config JSON", "convert", lambda t: ["convert", str(_tiny_vit_files(t)), "--config", str(_write(t / "c.json", "{nope"))],
+    Case("no preprocessing recorded", "convert",
+         lambda t: ["convert", str(_write_json(tiny_vit_files(t).with_suffix(".json"), {"num_heads": 2}).with_suffix(
+             ".safetensors")), "--mean", "0.5"], r"vit\.safetensors.*--std"),
+    Case("checkpoint format unknown", "convert", lambda t: ["convert", str(_write(t / "model.onnx", "x"))],
+         r"model\.onnx.*--format"),
+    Case("calibration size not a number", "convert", lambda t: ["convert", "--calib-size", "many"], r"many"),
+    Case("no test images to evaluate", "convert", lambda t: ["convert", "--eval-size", "0"], r"--eval-size"),
+    Case("bad config JSON", "convert", lambda t: ["convert", str(tiny_vit_files(t)), "--config", str(_write(t / "c.json", "{nope"))],
          r"c\.json"),
     Case("negative self-distillation rate", "convert",
-         lambda t: ["convert", str(_tiny_vit_files(t)), "--self-distill-lr", "-1"], r"--self-distill-lr"),
+         lambda t: ["convert", str(tiny_vit_files(t)), "--self-distill-lr", "-1"], r"--self-distill-lr"),
+    Case("negative reconstruction steps", "convert",
+         lambda t: ["convert", str(tiny_vit_files(t)), "--steps", "-1"], r"--steps: .*-1"),
+    Case("train: zero epochs", "train", lambda t: ["train", "--epochs", "0"], r"--epochs: .*0", out=False),
+    Case("train: label smoothing of 1", "train", lambda t: ["train", "--label-smoothing", "1"],
+         r"--label-smoothing: .*1", out=False),
     Case("unknown device", "convert",
-         lambda t: ["convert", str(_tiny_vit_files(t)), "--calib-size", "16", "--device", "tpu"], r"device must be"),
+         lambda t: ["convert", str(tiny_vit_files(t)), "--calib-size", "16", "--device", "tpu"], r"device must be"),
     Case("unknown augmentation", "convert",
-         lambda t: ["convert", str(_tiny_vit_files(t)), "--augment", "flip+rotate"], r"flip\+rotate"),
+         lambda t: ["convert", str(tiny_vit_files(t)), "--augment", "flip+rotate"], r"flip\+rotate"),
     Case("impossible bit width (rtl)", "rtl", lambda t: RTL[:6] + ["0"] + RTL[7:], r"in.bits"),
     Case("output narrower than 2 bits (tanh)", "tanh",
          lambda t: ["tanh", "--kind", "lut", "--in-bits", "8", "--out-bits", "1", "--alpha-scale", "0.02"],
@@ -172,6 +161,10 @@ CASES = [
     Case("synth: unknown target", "synth", lambda t: ["synth", str(_emitted_without(t, None)), "--target", "ice40"],
          r"ice40", out=False),
 ]
+
+
+def _write_json(path: Path, data) -> Path:
+    return _write(path, json.dumps(data))
 
 
 def _write(path: Path, text: str) -> Path:
@@ -198,7 +191,7 @@ def test_table_is_broad():
 def test_every_subcommand_is_covered():
     from hardyt.scripts.cli import COMMANDS
     covered = {c.command for c in CASES}
-    assert set(COMMANDS) - {"demo", "train"} <= covered, set(COMMANDS) - covered
+    assert set(COMMANDS) - {"demo"} <= covered, set(COMMANDS) - covered
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -1,28 +1,29 @@
-"""``hardyt convert`` end to end on a tiny timm-layout ViT and an .npz data set."""
+"""``hardyt convert`` end to end on a tiny timm-layout ViT and an .npz data set.
+
+What the command promises: the files it writes, the keys of ``report.json``,
+and accuracies equal to what the Python API (``hardyt.quant.convert`` and
+``accuracy``) gives for the same checkpoint, data, calibration sample and seed.
+"""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import torch
+from conftest import TINY_VIT_NORMALIZATION, tiny_vit_files
 
-from hardyt.quant import golden
+from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import load_spec
 from hardyt.scripts.cli import main
 
-
-def _tiny_vit(tmp):
-    from safetensors.torch import save_file
-
-    from hardyt.quant.zoo.vit import VisionTransformer
-    cfg = dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=16, depth=1, num_heads=2,
-               mlp_ratio=2.0)
-    torch.manual_seed(0)
-    sd = {k: v.contiguous() for k, v in VisionTransformer(**cfg).state_dict().items()}
-    path = tmp / "vit.safetensors"
-    save_file(sd, str(path))
-    (tmp / "vit.json").write_text(json.dumps(cfg))
-    return path
+CALIB, STEPS, SEED = 32, 5, 3
+LAYERS = ["blocks_0_norm1", "blocks_0_norm2", "norm"]
+CONVERT_KEYS = {"method", "fixed_point", "formats", "options", "calib_samples", "calib_batches", "layers",
+                "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds"}
+CLI_KEYS = {"command", "checkpoint", "format", "data", "test_samples", "preprocessing", "accuracy", "accuracy_check",
+            "warnings", "convert_seconds", "total_seconds"}
+LAYER_KEYS = {"name", "spec_name", "channels", "alpha", "alpha_shift", "in_scale", "clip", "fit_error", "clip_error",
+              "folded", "folded_into", "fold_change", "spec"}
 
 
 def _npz(tmp, n=96):
@@ -32,30 +33,61 @@ def _npz(tmp, n=96):
     return path
 
 
-def test_convert_writes_every_file(tmp_path, monkeypatch):
+def _python_api(checkpoint, data) -> tuple[dict, dict]:
+    """The accuracies and the conversion report the library gives for what the command was asked."""
+    from hardyt.quant import accuracy, convert, load_dataset, load_vit, to_float
+
+    model = load_vit(checkpoint).eval()
+    x_train, _ = load_dataset(data, "train", **TINY_VIT_NORMALIZATION)  # what the sidecar records
+    x_test, y_test = load_dataset(data, "test", **TINY_VIT_NORMALIZATION)
+    # The command's calibration sample: --calib-size images drawn with --seed, in batches of 64.
+    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(SEED))[:CALIB]
+    converted, report = convert(model, list(x_train[pick].split(64)), fixed_point=True, steps=STEPS, seed=SEED)
+    acc = {"ln_float": accuracy(model, x_test, y_test), "dyt_float": accuracy(to_float(converted), x_test, y_test),
+           "dyt_fixed": accuracy(converted, x_test, y_test)}
+    return acc, report
+
+
+def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
     out = tmp_path / "out"
-    rc = main(["convert", str(_tiny_vit(tmp_path)), "--data", str(_npz(tmp_path)), "--calib-size", "32",
-               "--steps", "5", "--out", str(out)])
+    checkpoint, data = tiny_vit_files(tmp_path), _npz(tmp_path)
+    rc = main(["convert", str(checkpoint), "--data", str(data), "--calib-size", str(CALIB), "--steps", str(STEPS),
+               "--seed", str(SEED), "--out", str(out)])
     assert rc == 0
+
+    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png"}
+    files |= {f"{n}{ext}" for n in LAYERS for ext in (".spec.json", ".inputs.npz")}
+    assert {p.name for p in out.iterdir()} == files  # nothing else, no temporary left behind
+    for f in files:
+        assert (out / f).stat().st_size > 0, f
+
     report = json.loads((out / "report.json").read_text())
+    assert set(report) == CONVERT_KEYS | CLI_KEYS
     assert set(report["accuracy"]) == {"ln_float", "dyt_float", "dyt_fixed"}
-    assert all(0 <= v <= 1 for v in report["accuracy"].values())
-    names = [layer["spec_name"] for layer in report["layers"]]
-    assert names == ["blocks_0_norm1", "blocks_0_norm2", "norm"]
+    assert report["calib_samples"] == CALIB and report["test_samples"] == 96
+    assert report["options"]["steps"] == STEPS and report["options"]["seed"] == SEED
+    assert [layer["spec_name"] for layer in report["layers"]] == LAYERS
+    assert all(set(layer) == LAYER_KEYS for layer in report["layers"])
+
+    acc, api_report = _python_api(checkpoint, data)
+    assert report["accuracy"] == acc
+    assert [layer["spec"] for layer in report["layers"]] == [layer["spec"] for layer in api_report["layers"]]
+
     for layer in report["layers"]:
         spec = load_spec(out / f"{layer['spec_name']}.spec.json")
-        assert spec.name == layer["spec_name"] and spec.in_bits == 8
+        assert spec.to_dict() == layer["spec"] and spec.in_bits == 8
         x = np.load(out / f"{layer['spec_name']}.inputs.npz")["x"]
         assert x.dtype == np.int64 and x.shape[1] == spec.channels and 100 <= x.shape[0] <= 1000
-        golden(x, spec)  # in range for the spec
-    for f in ("model.safetensors", "config.json", "report.md", "alpha.png"):
-        assert (out / f).stat().st_size > 0, f
+        lo, hi = signed_range(spec.in_bits)
+        assert lo <= x.min() and x.max() <= hi  # codes the core accepts
+
     from safetensors.torch import load_file
     state = load_file(str(out / "model.safetensors"))
     assert "blocks.0.norm1.alpha" in state and "blocks.0.norm1.weight" not in state  # folded
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["dyt_layers"]) == ["blocks.0.norm1", "blocks.0.norm2", "norm"]
     assert "| DyT, fixed point" in (out / "report.md").read_text()
     assert report["world_size"] == 1 and report["device"] == "cpu"
     assert report["weights"]["adapted"] == "all" and report["weights"]["max_change"] > 0
     assert "Weights besides DyT's: " in (out / "report.md").read_text()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]

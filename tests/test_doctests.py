@@ -14,14 +14,19 @@ MODULES = [
     "hardyt.quant.conversion.partial",
     "hardyt.quant.contract.check",
     "hardyt.quant.contract.layernorm",
+    "hardyt.quant.contract.rsqrt",
     "hardyt.quant.contract.spec_io",
     "hardyt.quant.conversion.augment",
     "hardyt.quant.conversion.weights",
     "hardyt.quant.conversion.distributed",
     "hardyt.quant.conversion.options",
-    "hardyt.hw.dyt_core",
+    "hardyt.quant.zoo.preprocess",
+    "hardyt.quant.zoo.transforms",
+    "hardyt.hw.pipeline",
+    "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",
     "hardyt.hw.cores",
+    "hardyt.quant.export.thresholds",
 ]
 
 

@@ -2,59 +2,10 @@
 """DyTCore in Amaranth's simulator: bit-exact with the golden model under random valid/ready."""
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hardyt.hw.cores import build_core, random_dyt_spec
 from hardyt.hw.dyt_core import DyTCore
 from hardyt.quant.errors import SpecError
-
-
-def run_stream(core, x, last, *, valid_p=1.0, ready_p=1.0, seed=0):
-    """Drive beats ``x`` (beats, P) with ``last`` through ``core``.
-
-    The producer idles with probability ``1 - valid_p`` before each beat;
-    the consumer's ready is high with probability ``ready_p`` each cycle.
-    Returns (outputs (beats, P), last flags, input handshake cycles, output
-    handshake cycles).
-    """
-    rng = np.random.default_rng(seed)
-    n, P = x.shape
-    got, got_last, t_in, t_out = [], [], [], []
-
-    # Each testbench counts its own clock edges from time 0: edge c ends cycle c.
-    async def producer(ctx):
-        cycle = 0
-        for k in range(n):
-            while rng.random() > valid_p:
-                await ctx.tick()
-                cycle += 1
-            ctx.set(core.i.valid, 1)
-            ctx.set(core.i.payload, {"data": [int(v) for v in x[k]], "last": int(last[k])})
-            ready = 0
-            while not ready:
-                _, _, ready = await ctx.tick().sample(core.i.ready)
-                cycle += 1
-            t_in.append(cycle)
-            ctx.set(core.i.valid, 0)
-
-    async def consumer(ctx):
-        cycle = 0
-        while len(got) < n:
-            ready = rng.random() < ready_p
-            ctx.set(core.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(core.o.valid, core.o.payload)
-            cycle += 1
-            if ready and valid:
-                got.append([payload.data[j] for j in range(P)])
-                got_last.append(payload.last)
-                t_out.append(cycle)
-
-    sim = Simulator(core)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
-    return np.array(got, dtype=np.int64), np.array(got_last), t_in, t_out
 
 
 def random_stream(spec, beats, seed):
@@ -70,7 +21,7 @@ CONFIGS = [(tanh, affine, lanes) for tanh in ("lut", "pwl") for affine in ("fold
 
 
 @pytest.mark.parametrize("tanh,affine,lanes", CONFIGS)
-def test_random_stream_matches_golden(tanh, affine, lanes):
+def test_random_stream_matches_golden(tanh, affine, lanes, run_stream):
     channels = 16 if lanes == 8 else 4 * lanes
     spec = random_dyt_spec(channels, lanes, 8, 8, tanh=tanh, affine=affine, seed=lanes,
                            alpha_shift=(lanes == 2), segments=8, drop_bits=int(lanes == 1))
@@ -85,7 +36,7 @@ def test_random_stream_matches_golden(tanh, affine, lanes):
     (2, 12, 4, "pwl", "folded"),       # wide input, 4-bit output
     (1, 10, 6, "lut", "folded"),       # drop_bits on a 10-bit index
 ])
-def test_odd_shapes(lanes, in_bits, out_bits, tanh, affine):
+def test_odd_shapes(lanes, in_bits, out_bits, tanh, affine, run_stream):
     spec = random_dyt_spec(2 * lanes, lanes, in_bits, out_bits, tanh=tanh, affine=affine, seed=9,
                            drop_bits=2 if tanh == "lut" else 0, segments=32, alpha_shift=True)
     x, last = random_stream(spec, 40, seed=9)
@@ -94,7 +45,7 @@ def test_odd_shapes(lanes, in_bits, out_bits, tanh, affine):
 
 
 @pytest.mark.parametrize("tanh,affine", [(t, a) for t in ("lut", "pwl") for a in ("folded", "channel")])
-def test_exhaustive_8bit_every_lane(tanh, affine):
+def test_exhaustive_8bit_every_lane(tanh, affine, run_stream):
     """Every 8-bit code on every lane; sink always ready: also latency and II = 1."""
     spec = random_dyt_spec(16, 8, 8, 8, tanh=tanh, affine=affine, seed=3, segments=16)
     codes = np.arange(-128, 128)
@@ -113,7 +64,7 @@ def test_exhaustive_8bit_every_lane(tanh, affine):
     ("lut", "folded", False, 2), ("pwl", "folded", False, 3),
     ("lut", "channel", False, 4), ("pwl", "channel", True, 6),
 ])
-def test_latency(tanh, affine, shift, expect):
+def test_latency(tanh, affine, shift, expect, run_stream):
     spec = random_dyt_spec(4, 2, 6, 6, tanh=tanh, affine=affine, alpha_shift=shift, segments=4)
     core = DyTCore(spec)
     assert core.latency == expect
@@ -123,29 +74,7 @@ def test_latency(tanh, affine, shift, expect):
     np.testing.assert_array_equal(got, spec.reference_stream(x, last))
 
 
-def ready_while_sink_toggles(core, fill_cycles: int) -> list[int]:
-    """``i.ready`` sampled within the cycle while ``o.ready`` toggles 0, 1, 0, 1, after
-    ``fill_cycles`` of input with the sink stalled (enough to fill the core)."""
-    seen = []
-
-    async def bench(ctx):
-        ctx.set(core.i.valid, 1)
-        ctx.set(core.o.ready, 0)
-        for _ in range(fill_cycles):
-            await ctx.tick()
-        for ready in (0, 1, 0, 1):
-            ctx.set(core.o.ready, ready)
-            await ctx.delay(1e-9)
-            seen.append(ctx.get(core.i.ready))
-
-    sim = Simulator(core)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return seen
-
-
-def test_ready_is_not_combinational_from_sink():
+def test_ready_is_not_combinational_from_sink(ready_while_sink_toggles):
     """i.ready must not follow o.ready within a cycle (it comes from a register)."""
     spec = random_dyt_spec(4, 4, 6, 6, tanh="pwl", affine="channel", segments=4)
     assert ready_while_sink_toggles(DyTCore(spec), fill_cycles=10) == [0, 0, 0, 0]

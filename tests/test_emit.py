@@ -12,6 +12,8 @@ from hardyt.hw.emit import MANIFEST_KEYS, emit, load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_cmd, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.contract.spec_io import load_spec
+from hardyt.quant.contract.fixed import signed_range
+from hardyt.quant.contract.stream import pack_lanes, unpack_lanes
 from hardyt.quant.contract.tanh import tanh_int
 
 SPECS = {
@@ -62,10 +64,11 @@ def test_tanh_rom_file_holds_the_table(emitted):
     t = spec.tanh
     words = [int(w, 16) for w in (d / f"{spec.name}_{'slope' if t.kind == 'pwl' else 'tanh'}.mem").read_text().split()]
     if t.kind == "lut" and t.in_bits <= SIGNED_ROM_MAX_BITS:
-        # Word u is tanh of the code whose two's complement bits are u.
-        codes = np.arange(1 << t.in_bits)
-        codes = np.where(codes >= 1 << (t.in_bits - 1), codes - (1 << t.in_bits), codes)
-        assert words == list(tanh_int(codes, t) & ((1 << t.out_bits) - 1))
+        # The word at the address made of code x's two's complement bits is the golden tanh of x.
+        lo, hi = signed_range(t.in_bits)
+        assert len(words) == 1 << t.in_bits
+        for x in range(lo, hi + 1):
+            assert unpack_lanes(words[x % (1 << t.in_bits)], 1, t.out_bits) == [int(tanh_int(x, t))], x
     elif t.kind == "lut":
         assert words == list(t.table)
     else:
@@ -122,8 +125,7 @@ endmodule
 
 
 def _pack(rows, bits, last):
-    return [(int(l) << (len(r) * bits)) | sum((int(v) & ((1 << bits) - 1)) << (j * bits) for j, v in enumerate(r))
-            for r, l in zip(rows, last)]
+    return [(int(l) << (len(r) * bits)) | pack_lanes(r, bits) for r, l in zip(rows, last)]
 
 
 @pytest.mark.parametrize("pause", [True, False], ids=["random_valid_ready", "full_rate"])

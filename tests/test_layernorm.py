@@ -8,7 +8,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from test_dyt_core import ready_while_sink_toggles, run_stream
 
 from hardyt.hw.cores import build_core
 from hardyt.hw.emit import emit, load_manifest
@@ -24,7 +23,7 @@ from hardyt.sim.stimulus import extreme_tokens, tokens_to_beats
 
 
 def test_doctests():
-    for module in (layernorm, __import__("hardyt.hw.layernorm_core", fromlist=["x"])):
+    for module in (layernorm, __import__("hardyt.hw.layernorm_parts", fromlist=["x"])):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -168,7 +167,7 @@ def stream_for(spec, tokens, seed):
 
 
 @pytest.mark.parametrize("C,P", [(3, 1), (8, 2), (24, 8), (8, 8)])
-def test_core_random_valid_ready_bit_exact(C, P):
+def test_core_random_valid_ready_bit_exact(C, P, run_stream):
     spec = random_layernorm_spec(C, P, 8, 8, seed=P)
     beats, last = stream_for(spec, 4, seed=C)
     got, got_last, _, _ = run_stream(LayerNormCore(spec), beats, last, valid_p=0.7, ready_p=0.5, seed=P)
@@ -177,7 +176,7 @@ def test_core_random_valid_ready_bit_exact(C, P):
 
 
 @pytest.mark.parametrize("C,P,in_bits,out_bits", [(6, 1, 8, 8), (16, 2, 10, 6), (16, 8, 8, 8), (4, 4, 5, 12)])
-def test_core_full_rate_and_latency(C, P, in_bits, out_bits):
+def test_core_full_rate_and_latency(C, P, in_bits, out_bits, run_stream):
     """Source always valid, sink always ready, tokens back to back: one beat per cycle in and
     out, and every token's first output comes ``latency`` cycles after its first input."""
     spec = random_layernorm_spec(C, P, in_bits, out_bits, seed=3)
@@ -190,7 +189,7 @@ def test_core_full_rate_and_latency(C, P, in_bits, out_bits):
     assert {o - i for i, o in zip(t_in[::spec.beats], t_out[::spec.beats])} == {core.latency}
 
 
-def test_core_buffer_fills_under_backpressure():
+def test_core_buffer_fills_under_backpressure(run_stream):
     """A slow sink fills the token buffer; the source must stall, nothing lost or reordered."""
     spec = random_layernorm_spec(4, 1, 8, 8, seed=5)
     beats, last = stream_for(spec, 12, seed=5)
@@ -202,7 +201,7 @@ def test_core_buffer_fills_under_backpressure():
     np.testing.assert_array_equal(got_last, last)
 
 
-def test_ready_is_not_combinational_from_sink():
+def test_ready_is_not_combinational_from_sink(ready_while_sink_toggles):
     core = LayerNormCore(random_layernorm_spec(4, 2, 6, 6))
     # enough cycles to fill the buffer, the statistics and the output buffer
     assert ready_while_sink_toggles(core, fill_cycles=core.depth + 40) == [0, 0, 0, 0]

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import HardytError, SpecError
 
-__all__ = ["check_int", "check_real", "check_codes", "check_input"]
+__all__ = ["check_int", "check_real", "check_codes", "check_input", "check_options"]
 
 
 def check_int(name: str, v, lo: int, hi: int | None = None) -> None:
@@ -57,3 +57,32 @@ def check_input(x, channels: int, in_bits: int) -> np.ndarray:
     if x.size and (x.min() < lo or x.max() > hi):
         raise HardytError(f"input: codes must lie in {lo}..{hi} (in_bits={in_bits}), got {x.min()}..{x.max()}")
     return x
+
+
+def check_options(options, source: str, *, ints=None, positive=(), non_negative=(), choices=None) -> None:
+    """Fields of an options object (``ConvertOptions``, ``TrainOptions``) checked: a :class:`SpecError`
+    naming ``source``, the first bad field and its value.
+
+    ``ints``: name -> ``(lo, hi)`` (``hi=None``: no bound); ``positive``/``non_negative``:
+    finite reals ``> 0`` / ``>= 0``; ``choices``: name -> allowed values.
+
+    >>> class Options: steps = -1
+    >>> check_options(Options(), "convert", ints={"steps": (0, None)})
+    Traceback (most recent call last):
+    ...
+    hardyt.quant.errors.SpecError: convert: steps: must be an integer >= 0, got -1
+    """
+    try:
+        for name, (lo, hi) in (ints or {}).items():
+            check_int(name, getattr(options, name), lo, hi)
+        for name in positive:
+            check_real(name, getattr(options, name))
+        for name in non_negative:
+            check_real(name, getattr(options, name), positive=False)
+            if getattr(options, name) < 0:
+                raise SpecError(name, f"must be >= 0, got {getattr(options, name)!r}")
+        for name, allowed in (choices or {}).items():
+            if getattr(options, name) not in allowed:
+                raise SpecError(name, f"must be one of {', '.join(map(str, allowed))}, got {getattr(options, name)!r}")
+    except SpecError as e:
+        raise SpecError(e.field, e.message, source=source) from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["beat_index", "lane_channels"]
+__all__ = ["beat_index", "lane_channels", "pack_lanes", "unpack_lanes"]
 
 
 def beat_index(last, beats_per_token: int) -> np.ndarray:
@@ -36,3 +36,25 @@ def lane_channels(last, lanes: int, channels: int) -> np.ndarray:
     """
     k = beat_index(last, channels // lanes)
     return k[:, None] * lanes + np.arange(lanes, dtype=np.int64)[None, :]
+
+
+def pack_lanes(values, bits: int) -> int:
+    """``values`` as ``bits``-wide two's complement fields of one integer, lane 0 lowest
+    (a beat's tdata, a ROM word).
+
+    >>> hex(pack_lanes([1, -1], 4))
+    '0xf1'
+    """
+    mask = (1 << bits) - 1
+    return sum((int(v) & mask) << (j * bits) for j, v in enumerate(values))
+
+
+def unpack_lanes(word: int, lanes: int, bits: int) -> list[int]:
+    """The signed ``bits``-wide lanes of ``word`` (the inverse of :func:`pack_lanes`).
+
+    >>> unpack_lanes(0xf1, 2, 4)
+    [1, -1]
+    """
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    fields = [(int(word) >> (j * bits)) & mask for j in range(lanes)]
+    return [v - (1 << bits) if v & sign else v for v in fields]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import HardytError
+from ..errors import SpecError
 
 __all__ = ["AUGMENTS", "check_augment", "shift_radius", "augment_batch"]
 
@@ -16,14 +16,14 @@ AUGMENTS = ("flip", "shift", "mixup")
 
 
 def check_augment(mode) -> str:
-    """``mode`` if it is ``""`` or ``+``-joined :data:`AUGMENTS`, else a :class:`HardytError`.
+    """``mode`` if it is ``""`` or ``+``-joined :data:`AUGMENTS`, else a :class:`SpecError` naming ``augment``.
 
     >>> check_augment("flip+shift")
     'flip+shift'
     """
     parts = set(mode.split("+")) - {""} if isinstance(mode, str) else {None}
     if not parts <= set(AUGMENTS):
-        raise HardytError(f"convert: augment must be '+'-joined {', '.join(AUGMENTS)}, got {mode!r}")
+        raise SpecError("augment", f"must be '+'-joined {', '.join(AUGMENTS)} or '', got {mode!r}", source="convert")
     return mode
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract.check import check_int
+
 __all__ = ["DyT", "ShiftDyT", "effective_alpha", "NOT_LAYERNORM_EPS"]
 
 
@@ -24,8 +26,7 @@ class DyT(nn.Module):
 
     def __init__(self, channels: int, alpha: float = 0.5, *, per_channel_alpha: bool = False, affine: bool = True):
         super().__init__()
-        if channels < 1:
-            raise ValueError(f"channels must be >= 1, got {channels}")
+        check_int("channels", channels, 1)
         self.channels = channels
         self.alpha = nn.Parameter(torch.full((channels,) if per_channel_alpha else (1,), float(alpha)))
         if affine:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from ..contract.check import check_options
 from ..errors import HardytError
 from .augment import check_augment
 from .weights import check_adapt
@@ -22,6 +23,13 @@ class ConvertOptions:
     Traceback (most recent call last):
     ...
     hardyt.quant.errors.HardytError: convert: unknown option(s) ['stpes']; known: ...
+    >>> ConvertOptions(steps=-1)
+    Traceback (most recent call last):
+    ...
+    hardyt.quant.errors.SpecError: convert: steps: must be an integer >= 0, got -1
+
+    A bad value is a :class:`~hardyt.quant.errors.SpecError` whose ``field``
+    is the option's name (the command line turns it into its flag).
     """
 
     method: str = "reconstruct"    # one of METHODS
@@ -49,21 +57,12 @@ class ConvertOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))
-        if self.method not in METHODS:
-            raise HardytError(f"convert: method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check_options(self, "convert", ints={"steps": (0, None), "alpha_shift": (0, 8), "rows_per_batch": (1, None),
+                                             "fit_samples": (1, None), "seed": (0, None)},
+                      positive=("lr", "alpha_lr", "temperature"), non_negative=("feature_weight", "self_distill_lr"),
+                      choices={"method": METHODS})
         check_augment(self.augment)
         check_adapt(self.adapt)
-        for name in ("steps", "holdout"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise HardytError(f"convert: {name} must be an integer >= 0, got {getattr(self, name)!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 1:
-            raise HardytError(f"convert: eval_every must be an integer >= 1, got {self.eval_every!r}")
-        if not self.self_distill_lr >= 0:
-            raise HardytError(f"convert: self_distill_lr must be >= 0, got {self.self_distill_lr!r}")
-        if not isinstance(self.fit_samples, int) or self.fit_samples < 1:
-            raise HardytError(f"convert: fit_samples must be an integer >= 1, got {self.fit_samples!r}")
-        if not isinstance(self.alpha_shift, int) or not 0 <= self.alpha_shift <= 8:
-            raise HardytError(f"convert: alpha_shift must be an integer 0..8, got {self.alpha_shift!r}")
 
     @classmethod
     def from_kwargs(cls, **options) -> "ConvertOptions":

@@ -13,7 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import HardytError
+from ..contract.check import check_options
+from ..errors import HardytError, SpecError
 from ..files import atomic_write_bytes, save_json_atomic
 
 __all__ = ["AUGMENTATIONS", "TrainOptions", "BUNDLED_CONFIG", "train", "save_model", "train_augment"]
@@ -38,18 +39,18 @@ class TrainOptions:
     threads: int = 1
     config: dict = field(default_factory=lambda: dict(BUNDLED_CONFIG))
 
-    def check(self):
-        for name in ("epochs", "batch_size", "threads"):
-            if getattr(self, name) < 1:
-                raise HardytError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise HardytError(f"--lr must be > 0, got {self.lr}")
-        if self.augment not in AUGMENTATIONS:
-            raise HardytError(f"--augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise HardytError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise HardytError("--weight-decay and --warmup-epochs must be >= 0")
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Every field valid, else a :class:`SpecError` naming it and its value (``train`` checks again: a
+        field may have been changed since)."""
+        check_options(self, "train", ints={"epochs": (1, None), "batch_size": (1, None), "threads": (1, None),
+                                           "seed": (0, None)},
+                      positive=("lr",), non_negative=("weight_decay", "warmup_epochs", "label_smoothing"),
+                      choices={"augment": AUGMENTATIONS})
+        if self.label_smoothing >= 1:
+            raise SpecError("label_smoothing", f"must be in [0, 1), got {self.label_smoothing!r}", source="train")
 
 
 def train_augment(x, generator, fill: float = 0.0, crop: bool = True):

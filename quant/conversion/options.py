@@ -58,7 +58,8 @@ class ConvertOptions:
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))
         check_options(self, "convert", ints={"steps": (0, None), "alpha_shift": (0, 8), "rows_per_batch": (1, None),
-                                             "fit_samples": (1, None), "seed": (0, None)},
+                                             "fit_samples": (1, None), "seed": (0, None),
+                                             "holdout": (0, None), "eval_every": (1, None)},
                       positive=("lr", "alpha_lr", "temperature"), non_negative=("feature_weight", "self_distill_lr"),
                       choices={"method": METHODS})
         check_augment(self.augment)

@@ -28,7 +28,7 @@ checksum beat (too short) or not on it (too long: the rest is dropped up to
 
 >>> words = frame_words(layer=1, beats=2, table=[0, 1, -1, -2], out_bits=8, in_bits=2)
 >>> [hex(w) for w in words]
-['0x101d7', '0xfeff0100', '0xff0203d7']
+['0x101d7', '0xfeff0100', '0xff0002d7']
 >>> frame_beats(in_bits=8, out_bits=8)
 66
 """

@@ -85,8 +85,8 @@ class DyTEngine(CountedLatency, wiring.Component):
         ce = obuf.i.ready
         stages = Stages(m, enable=ce)
 
-        bank, go = self._token_bank(m, loader, ce)
-        m.d.comb += [self.i.ready.eq(ce & go), loader.active.eq(bank)]
+        bank, go = self._token_bank(m, loader)
+        m.d.comb += self.i.ready.eq(ce & go)
         ctrl = Signal(self.ctrl_layout)
         m.d.comb += [ctrl.valid.eq(self.i.valid & go), ctrl.last.eq(self.i.payload.last)]
 
@@ -98,15 +98,17 @@ class DyTEngine(CountedLatency, wiring.Component):
         self.count_latency(stages.count + obuf.latency)
         return m
 
-    def _token_bank(self, m, loader, ce):
+    def _token_bank(self, m, loader):
         """The bank the beat on ``i`` uses, and whether it may go: at a token's first beat, the
         bank holding ``layer_select`` (none: wait); later beats, the token's bank.
 
-        The beat counter wraps after ``last`` or the bank's tokens' last beat.
+        The beat counter wraps after ``last`` or the bank's tokens' last beat. The loader writes
+        the bank the last accepted token used (a register: no loop through ``layer_select``).
         """
         beat = Signal(range(max(2, self.shape.beats)))
         cur_bank = Signal()
         cur_last = Signal.like(loader.banks[0].last_beat)
+        m.d.comb += loader.active.eq(cur_bank)
         hit = [loader.banks[b].usable & (loader.banks[b].layer == self.layer_select) for b in range(2)]
         start = beat == 0
         sel = Signal()

@@ -16,7 +16,7 @@ channel affine.
 EngineShape(layers=2, channels=8, lanes=2, in_bits=8, out_bits=8)
 >>> t = layer_table(specs[1], shape)
 >>> len(t), int(t[0x1f]), int(t[0x20]), int(t[0x80])   # codes 31, 32 (clipped to 31), -128 (to -32)
-(256, 31, 31, -31)
+(256, 30, 30, -30)
 """
 from __future__ import annotations
 

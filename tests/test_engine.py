@@ -206,3 +206,77 @@ def test_unsupported_layers_are_refused_by_name(kw, message):
     specs = [random_dyt_spec(4, 1, 8, 8, name="ok"), random_dyt_spec(4, 1, 8, 8, name="odd", **kw)]
     with pytest.raises(HardytError, match=f"layer odd: .*{message}"):
         engine_shape(specs)
+
+
+# -- emission, the command line, and the emitted Verilog on both simulators ---------------------------
+
+def converted_dir(tmp_path, lanes=2):
+    """A converted-model directory: three layer specs, a config giving their model order, activations."""
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    specs = layer_set(lanes)
+    names = ["blocks.1.norm1", "blocks.0.norm1", "norm"]   # file order differs from the model order
+    rng = np.random.default_rng(0)
+    for s, n in zip(specs, names):
+        s = random_dyt_spec(s.channels, lanes, s.in_bits, s.out_bits, alpha=s.alpha, name=n)
+        s.save(conv / f"{n}.spec.json")
+        np.savez(conv / f"{n}.inputs.npz", x=rng.integers(-(1 << (s.in_bits - 1)), 1 << (s.in_bits - 1),
+                                                         (40, s.channels)))
+    (conv / "config.json").write_text('{"dyt_layers": {"blocks.0.norm1": {}, "blocks.1.norm1": {}, "norm": {}}}')
+    return conv
+
+
+def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
+    from hardyt.hw.emit import load_manifest
+    from hardyt.scripts.cli import main
+
+    conv = converted_dir(tmp_path)
+    assert main(["rtl", str(conv), "--engine", "--out", str(tmp_path / "eng")]) == 0
+    assert "259 cycles to load a layer" in capsys.readouterr().out
+    m = load_manifest(tmp_path / "eng")
+    assert [lay["name"] for lay in m["layers"]] == ["blocks.0.norm1", "blocks.1.norm1", "norm"]
+    assert m["core"] == "dyt-engine" and m["latency"] == 2 and m["frame"]["beat_bits"] == 32
+    for lay in m["layers"]:
+        words = np.fromfile(tmp_path / "eng" / lay["image"], dtype="<u4")
+        mem = (tmp_path / "eng" / lay["image_mem"]).read_text().split()
+        assert len(words) == lay["frame_beats"] == 66 and [int(w, 16) for w in mem] == words.tolist()
+        assert (words[0] >> 8) & 0xFF == lay["index"] and lay["load_cycles"] == 259
+    assert main(["rtl", str(conv), "--engine", "--tanh", "pwl", "--out", str(tmp_path / "x")]) == 1
+    assert "does not apply" in capsys.readouterr().err
+
+
+def test_rtl_engine_refuses_unsupported_layer_by_name(tmp_path, capsys):
+    from hardyt.scripts.cli import main
+
+    conv = converted_dir(tmp_path)
+    random_dyt_spec(4, 2, 8, 8, affine="channel", name="head_norm").save(conv / "head_norm.spec.json")
+    assert main(["rtl", str(conv), "--engine", "--out", str(tmp_path / "eng")]) == 1
+    err = capsys.readouterr().err
+    assert "layer head_norm" in err and "channel affine" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "eng").exists()
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_sim_engine_bit_exact_and_corrupted_image_named(simulator, tmp_path, capsys):
+    """`hardyt sim` on the engine: every layer's real activations exact, full rate across switches, bad frames
+    handled; then a corrupted image fails the run naming its layer."""
+    import shutil
+
+    from hardyt.scripts.cli import main
+
+    conv = converted_dir(tmp_path)
+    eng = tmp_path / "eng"
+    assert main(["rtl", str(conv), "--engine", "--out", str(eng)]) == 0
+    capsys.readouterr()
+    assert main(["sim", str(eng), "--simulator", simulator, "--vectors", "64", "--activations", str(conv)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "real activations for 3 of 3" in out and "1.000 beats/cycle" in out, out
+    bad = tmp_path / "bad"
+    shutil.copytree(eng, bad)
+    image = bytearray((bad / "blocks_1_norm1.coef.bin").read_bytes())
+    image[4 * 7] ^= 0x10
+    (bad / "blocks_1_norm1.coef.bin").write_bytes(bytes(image))
+    assert main(["sim", str(bad), "--simulator", simulator, "--vectors", "32"]) == 1
+    out = capsys.readouterr().out
+    assert "layer blocks.1.norm1: coefficient image blocks_1_norm1.coef.bin rejected by the engine (bad checksum)" \
+        in out, out

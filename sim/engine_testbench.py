@@ -13,7 +13,6 @@ engine then writes the bank that layer no longer needs.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cocotb
@@ -38,16 +37,11 @@ STATUS_NAMES = {0: "none", 1: "loaded", 2: "bad header", 3: "bad length", 4: "ba
 class EngineConfig(SimConfig):
     """:class:`SimConfig` of an engine: the manifest's shape, and the layers to run in order."""
 
-    def __init__(self, env=None):
-        env = os.environ if env is None else env
-        self.dir = Path(env["HARDYT_SIM_DIR"])
-        self.seed = int(env.get("HARDYT_SIM_SEED", "1"))
-        self.vectors = int(env.get("HARDYT_SIM_VECTORS", "256"))
-        self.results = Path(env["HARDYT_SIM_RESULTS"]) if env.get("HARDYT_SIM_RESULTS") else None
-        self.npz = None
-        self.manifest = json.loads(Path(env["HARDYT_SIM_MANIFEST"]).read_text())
+    def read_spec(self, env):
+        """No one spec: the plan's layers, each with its own (``specs``, in order)."""
         self.plan = json.loads(Path(env["HARDYT_SIM_PLAN"]).read_text())
         self.specs = [DyTSpec.from_dict(step["spec"]) for step in self.plan]
+        return None
 
 
 class LayerRun:

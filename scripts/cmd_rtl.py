@@ -95,7 +95,10 @@ def model_order(directory: Path, specs: list) -> list:
         order = list(json.loads((directory / "config.json").read_text())["dyt_layers"])
     except (OSError, ValueError, KeyError, TypeError):
         return specs
-    rank = {n: i for i, n in enumerate(order)}
+    from hardyt.hw.emit import verilog_name
+
+    # Spec names may be the module names as written to files (blocks_0_norm1 for blocks.0.norm1).
+    rank = {verilog_name(n): i for i, n in enumerate(order)} | {n: i for i, n in enumerate(order)}
     return sorted(specs, key=lambda s: rank.get(s.name, len(rank)))
 
 

@@ -215,7 +215,7 @@ def converted_dir(tmp_path, lanes=2):
     conv = tmp_path / "conv"
     conv.mkdir()
     specs = layer_set(lanes)
-    names = ["blocks.1.norm1", "blocks.0.norm1", "norm"]   # file order differs from the model order
+    names = ["blocks_1_norm1", "blocks_0_norm1", "norm"]   # file order differs from the model order
     rng = np.random.default_rng(0)
     for s, n in zip(specs, names):
         s = random_dyt_spec(s.channels, lanes, s.in_bits, s.out_bits, alpha=s.alpha, name=n)
@@ -234,7 +234,7 @@ def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
     assert main(["rtl", str(conv), "--engine", "--out", str(tmp_path / "eng")]) == 0
     assert "259 cycles to load a layer" in capsys.readouterr().out
     m = load_manifest(tmp_path / "eng")
-    assert [lay["name"] for lay in m["layers"]] == ["blocks.0.norm1", "blocks.1.norm1", "norm"]
+    assert [lay["name"] for lay in m["layers"]] == ["blocks_0_norm1", "blocks_1_norm1", "norm"]
     assert m["core"] == "dyt-engine" and m["latency"] == 2 and m["frame"]["beat_bits"] == 32
     for lay in m["layers"]:
         words = np.fromfile(tmp_path / "eng" / lay["image"], dtype="<u4")
@@ -278,5 +278,5 @@ def test_sim_engine_bit_exact_and_corrupted_image_named(simulator, tmp_path, cap
     (bad / "blocks_1_norm1.coef.bin").write_bytes(bytes(image))
     assert main(["sim", str(bad), "--simulator", simulator, "--vectors", "32"]) == 1
     out = capsys.readouterr().out
-    assert "layer blocks.1.norm1: coefficient image blocks_1_norm1.coef.bin rejected by the engine (bad checksum)" \
+    assert "layer blocks_1_norm1: coefficient image blocks_1_norm1.coef.bin rejected by the engine (bad checksum)" \
         in out, out

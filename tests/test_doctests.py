@@ -21,6 +21,7 @@ MODULES = [
     "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",
     "hardyt.hw.cores",
+    "hardyt.quant.export.thresholds",
 ]
 
 

@@ -1,7 +1,9 @@
 """The DyT engine's coefficient loader: frames from ``s_axis_coef`` into one of two table banks.
 
 The loader receives frames (:mod:`hardyt.hw.coef_frame`), writes the table of
-a good frame into the bank the engine is *not* using (``active``), and keeps
+a good frame into the bank the engine is *not* using (``active``) — or,
+before the engine's first token (``started`` low), into the bank the previous
+frame did not go to, so that two layers can be loaded ahead — and keeps
 for each bank whether it holds a usable set, which layer, and that layer's
 beats per token. A bank is invalid from the cycle the loader claims it until
 its frame's checksum has been checked, so the engine never reads a set that
@@ -11,9 +13,11 @@ States::
 
     HEADER ─► (bad header) DRAIN ─► HEADER
        │
-       └─► CLAIM (bank = ~active, invalidated) ─► TABLE (one entry per cycle) ─► CHECK ─► HEADER
+       └─► CLAIM (bank = ~active, invalidated)* ─► TABLE (one entry per cycle) ─► CHECK ─► HEADER
                                                      │ tlast too early                  │ no tlast
                                                      └──────► HEADER                    └─► DRAIN
+
+    * before the first token: the bank the previous frame did not claim
 
 ``coef.ready`` is high in HEADER, DRAIN and CHECK, and in TABLE on the
 cycle that writes a beat's last entry (the beat is held on the bus while its
@@ -22,7 +26,7 @@ is not ``usable``: the engine cannot switch to the bank being claimed.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -64,6 +68,8 @@ class CoefLoader(wiring.Component):
         The frames.
     active : In(1)
         The bank the engine's current token uses.
+    started : In(1)
+        The engine has started a token since reset (``active`` means something).
     banks : Out(ArrayLayout(bank_layout(layers, beats), 2))
         Per bank: usable, its layer, its last beat index.
     we, waddr, wdata : Out
@@ -79,6 +85,7 @@ class CoefLoader(wiring.Component):
         super().__init__({
             "coef": In(stream.Signature(data.StructLayout({"data": COEF_BITS, "last": 1}))),
             "active": In(1),
+            "started": In(1),
             "banks": Out(data.ArrayLayout(bank_layout(layers, beats), 2)),
             "we": Out(1),
             "waddr": Out(in_bits + 1),
@@ -95,6 +102,9 @@ class CoefLoader(wiring.Component):
         valid = Signal(2)
         target = Signal()
         claiming = Signal()
+        previous = Signal()        # the bank the last frame claimed
+        claim = Signal()           # the bank a frame would claim now
+        m.d.comb += claim.eq(Mux(self.started, ~self.active, ~previous))
         layer = Signal.like(self.banks[0].layer)
         last_beat = Signal.like(self.banks[0].last_beat)
         tags = [Signal(bank_layout(self.layers, self.beats), name=f"tag{b}") for b in range(2)]
@@ -104,7 +114,7 @@ class CoefLoader(wiring.Component):
 
         for b in range(2):
             m.d.comb += [self.banks[b].eq(tags[b]),
-                         self.banks[b].usable.eq(valid[b] & ~(claiming & (self.active != b)))]
+                         self.banks[b].usable.eq(valid[b] & ~(claiming & (claim == b)))]
         m.d.comb += [self.waddr.eq(entry | (target << self.in_bits)),
                      self.wdata.eq(word.word_select(sub, self.out_bits)) if k > 1 else self.wdata.eq(word)]
 
@@ -133,7 +143,7 @@ class CoefLoader(wiring.Component):
             with m.State("CLAIM"):
                 # One cycle in which the bank to write is not usable, then it is invalid until CHECK.
                 m.d.comb += claiming.eq(1)
-                m.d.sync += [target.eq(~self.active), valid.bit_select(~self.active, 1).eq(0)]
+                m.d.sync += [target.eq(claim), previous.eq(claim), valid.bit_select(claim, 1).eq(0)]
                 m.next = "TABLE"
             with m.State("TABLE"):
                 end_of_beat = (sub == k - 1) | (entry == (1 << self.in_bits) - 1)

@@ -11,7 +11,8 @@ Datapath (one lane; ``[...]`` is a register enabled by the pipeline's ``ce``)::
               └─► 2-entry output buffer ─► o
 
 Double buffering: the loader writes the bank the current token does not use
-while the other one streams; ``layer_select`` is sampled with the first beat
+while the other one streams (before the first token, frames alternate between
+the banks, so two layers can be loaded ahead); ``layer_select`` is sampled with the first beat
 of each token (beat counter at 0) and picks the bank that holds that layer. If
 neither bank holds it, ``i.ready`` stays low until a frame for it has loaded:
 tokens never see a half-loaded set, and a switch to a loaded layer costs no
@@ -108,7 +109,8 @@ class DyTEngine(CountedLatency, wiring.Component):
         beat = Signal(range(max(2, self.shape.beats)))
         cur_bank = Signal()
         cur_last = Signal.like(loader.banks[0].last_beat)
-        m.d.comb += loader.active.eq(cur_bank)
+        started = Signal()
+        m.d.comb += [loader.active.eq(cur_bank), loader.started.eq(started)]
         hit = [loader.banks[b].usable & (loader.banks[b].layer == self.layer_select) for b in range(2)]
         start = beat == 0
         sel = Signal()
@@ -117,7 +119,7 @@ class DyTEngine(CountedLatency, wiring.Component):
         last_beat = Mux(start, Mux(sel, loader.banks[1].last_beat, loader.banks[0].last_beat), cur_last)
         go = ~start | hit[0] | hit[1]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [cur_bank.eq(bank), cur_last.eq(last_beat),
+            m.d.sync += [cur_bank.eq(bank), cur_last.eq(last_beat), started.eq(1),
                          beat.eq(Mux(self.i.payload.last | (beat == last_beat), 0, beat + 1))]
         return bank, go
 

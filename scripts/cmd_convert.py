@@ -8,7 +8,6 @@ the layer saw, for simulation), ``report.json``, ``report.md`` and
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
+from . import model_input
 from .flags import flag_errors
 from .plots import save_figure, subplots
 
@@ -33,10 +33,13 @@ def add_parser(sub):
     p.add_argument("checkpoint", nargs="?", help="timm-format .safetensors/.pth or a Hugging Face directory "
                    "(default: the bundled Fashion-MNIST ViT)")
     p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
-    p.add_argument("--format", choices=("timm", "hf"), default="timm", help="checkpoint format (default: timm)")
+    p.add_argument("--format", choices=("timm", "hf"),
+                   help="checkpoint format (default: hf for a directory with config.json, timm for "
+                        ".safetensors/.pth)")
     p.add_argument("--data", default="fashion-mnist",
                    help="fashion-mnist, an ImageFolder DIR or FILE.npz (default: fashion-mnist)")
-    p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default: 1024)")
+    p.add_argument("--calib-size", type=model_input.calib_size, default=1024, metavar="N|all",
+                   help="calibration images from the training split, or 'all' of it; labels unused (default: 1024)")
     p.add_argument("--max-drop", type=float, metavar="PT",
                    help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
     p.add_argument("--in-bits", type=int, default=8, help="DyT input code width (default: 8)")
@@ -57,36 +60,14 @@ def add_parser(sub):
     p.add_argument("--eval-size", type=int, help="test images to evaluate on (default: all)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
+    model_input.add_arguments(p)
     p.set_defaults(func=run)
-
-
-def _read_config(path):
-    path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read config: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise HardytError(f"{path}: config must be a JSON object, got {type(config).__name__}")
-    return config
-
-
-def _load_model(args):
-    from hardyt.quant.zoo import load
-    if args.format == "hf":
-        if not args.checkpoint:
-            raise HardytError("--format hf needs a CHECKPOINT directory")
-        return load.load_hf(args.checkpoint)
-    path = args.checkpoint or load.default_model_path()
-    return load.load_vit(path, _read_config(args.config) if args.config else None)
 
 
 def _check_args(args):
     for name in ("calib_size", "in_bits", "out_bits"):
         v = getattr(args, name)
-        if v < (1 if name == "calib_size" else 2):
+        if v != "all" and v < (1 if name == "calib_size" else 2):
             raise HardytError(f"--{name.replace('_', '-')} must be {'>= 1' if name == 'calib_size' else '>= 2'}, "
                               f"got {v}")
     if args.max_drop is not None and not args.max_drop >= 0:
@@ -108,48 +89,37 @@ def _options(args) -> dict:
     return options
 
 
-def _data(args):
-    """``(x_train, pick, x_test, y_test)``: ``pick`` is the calibration sample, ``--calib-size`` images drawn
-    with ``--seed``."""
-    import torch
-
-    from hardyt.quant.zoo.data import load_dataset
-
-    x_train, _ = load_dataset(args.data, "train", None)
-    x_test, y_test = load_dataset(args.data, "test", args.eval_size)
-    if len(x_train) == 0:
-        raise HardytError(f"{args.data}: the calibration split is empty (no images)")
-    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.calib_size]
-    return x_train, pick, x_test, y_test
-
-
 def run(args) -> int:
-    from hardyt.quant.conversion.evaluate import accuracy
     from hardyt.quant.conversion.partial import partial_convert
     from hardyt.quant.conversion.pipeline import convert, to_float
 
     _check_args(args)
     options = _options(args)
     t0 = time.perf_counter()
-    model = _load_model(args).eval()
-    x_train, pick, x_test, y_test = _data(args)
-    batches = list(x_train[pick].split(64))
+    model, fmt, path = model_input.load_model(args)
+    pre, expected = model_input.resolve_input(args, model, fmt, path)
+    print(f"preprocessing: {model_input.describe(pre)}", flush=True)
+    batches = model_input.calibration_loader(args, pre)
+    test, test_idx = model_input.test_set(args, pre)
     formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
     if args.max_drop is not None:
+        x_test, y_test = test.batch(test_idx)
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
                                             fixed_point=formats, **options)
     else:
         converted, report = convert(model, batches, fixed_point=formats, **options)
     t_convert = time.perf_counter() - t0
     float_model = to_float(converted)
-    acc = {"ln_float": accuracy(model, x_test, y_test, progress=True, desc="LayerNorm"),
-           "dyt_float": accuracy(float_model, x_test, y_test, progress=True, desc="DyT float"),
-           "dyt_fixed": accuracy(converted, x_test, y_test, progress=True, desc="DyT fixed")}
+    acc = model_input.evaluate({"ln_float": model, "dyt_float": float_model, "dyt_fixed": converted}, test, test_idx)
+    check, warning = model_input.accuracy_check(acc["ln_float"], expected, len(test_idx))
+    if warning:
+        print(f"hardyt convert: warning: {warning}", file=sys.stderr, flush=True)
     report = {"command": "hardyt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hardyt") else None,
-              "checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "test_samples": len(x_test),
-              "accuracy": acc, **report, "convert_seconds": t_convert,
-              "total_seconds": time.perf_counter() - t0}
-    _write_outputs(Path(args.out), model, float_model, converted, report, x_train[pick[:RECORD_IMAGES]])
+              "checkpoint": str(args.checkpoint or "bundled"), "format": fmt, "data": args.data,
+              "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
+              "accuracy_check": check, "warnings": [warning] if warning else [], **report,
+              "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
+    _write_outputs(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
@@ -231,11 +201,18 @@ def render_markdown(report) -> str:
              f"{report['formats']['in_bits']}-bit input, {report['formats']['tanh']} tanh "
              f"({report['formats']['out_bits']}-bit out). Conversion {report['convert_seconds']:.0f} s, "
              f"total {report['total_seconds']:.0f} s.", "",
+             f"Preprocessing: {model_input.describe_dict(report['preprocessing'])}.", "",
              "| model | top-1 | vs LayerNorm |", "|---|---|---|"]
     for key, label in (("ln_float", "LayerNorm, float"), ("dyt_float", "DyT, float"),
                        ("dyt_fixed", "DyT, fixed point (hardware arithmetic)")):
         delta = "" if key == "ln_float" else f"{100 * (acc[key] - ln):+.2f} pt"
         lines.append(f"| {label} | {_pct(acc[key])} | {delta} |")
+    check = report.get("accuracy_check")
+    if check:
+        lines += ["", f"The checkpoint records {_pct(check['expected'])} ({check['source']}); measured LayerNorm "
+                      f"{_pct(check['measured'])}: {check['gap_pt']:+.2f} pt."]
+    for w in report.get("warnings", []):
+        lines += ["", f"**Warning:** {w}"]
     lines += ["", "![per-layer alpha](alpha.png)", "",
               "| layer | C | alpha | shifts | in_scale | clip | fit error | affine | folded into |",
               "|---|---|---|---|---|---|---|---|---|"]

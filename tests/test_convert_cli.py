@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import torch
-from conftest import tiny_vit_files
+from conftest import TINY_VIT_NORMALIZATION, tiny_vit_files
 
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import load_spec
@@ -20,7 +20,8 @@ CALIB, STEPS, SEED = 32, 5, 3
 LAYERS = ["blocks_0_norm1", "blocks_0_norm2", "norm"]
 CONVERT_KEYS = {"method", "fixed_point", "formats", "options", "calib_samples", "calib_batches", "layers",
                 "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds"}
-CLI_KEYS = {"command", "checkpoint", "data", "test_samples", "accuracy", "convert_seconds", "total_seconds"}
+CLI_KEYS = {"command", "checkpoint", "format", "data", "test_samples", "preprocessing", "accuracy", "accuracy_check",
+            "warnings", "convert_seconds", "total_seconds"}
 LAYER_KEYS = {"name", "spec_name", "channels", "alpha", "alpha_shift", "in_scale", "clip", "fit_error", "clip_error",
               "folded", "folded_into", "fold_change", "spec"}
 
@@ -37,8 +38,8 @@ def _python_api(checkpoint, data) -> tuple[dict, dict]:
     from hardyt.quant import accuracy, convert, load_dataset, load_vit, to_float
 
     model = load_vit(checkpoint).eval()
-    x_train, _ = load_dataset(data, "train")
-    x_test, y_test = load_dataset(data, "test")
+    x_train, _ = load_dataset(data, "train", **TINY_VIT_NORMALIZATION)  # what the sidecar records
+    x_test, y_test = load_dataset(data, "test", **TINY_VIT_NORMALIZATION)
     # The command's calibration sample: --calib-size images drawn with --seed, in batches of 64.
     pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(SEED))[:CALIB]
     converted, report = convert(model, list(x_train[pick].split(64)), fixed_point=True, steps=STEPS, seed=SEED)

@@ -6,7 +6,7 @@ import io
 import numpy as np
 
 from hardyt.quant.files import atomic_write_bytes
-from hardyt.quant.contract.tanh import Tanh, full_scale, tanh_int
+from hardyt.quant.contract.tanh import Tanh, exact_codes, tanh_int
 
 
 def _pyplot():
@@ -29,10 +29,10 @@ def plot_tanh(t: Tanh, path) -> None:
     plt = _pyplot()
     half = 1 << (t.in_bits - 1)
     x = np.arange(-half, half, dtype=np.int64)
-    exact = full_scale(t.out_bits) * np.tanh(t.alpha_scale * x.astype(np.float64))
+    exact = exact_codes(x, t)
     approx = tanh_int(x, t)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
-    ax1.plot(x, exact, lw=1, label="T·tanh(a·x) exact")
+    ax1.plot(x, exact, lw=1, label="tanh(a·x)/s exact")
     ax1.step(x, approx, lw=0.8, where="mid", label=f"{t.kind} ({t.out_bits}-bit)")
     ax1.set_ylabel("output code")
     ax1.legend(loc="upper left")

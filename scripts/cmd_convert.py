@@ -18,7 +18,7 @@ import numpy as np
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
-from .plots import save_figure
+from .plots import plot_sqnr, save_figure
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -56,6 +56,12 @@ def add_parser(sub):
     p.add_argument("--eval-size", type=int, help="test images to evaluate on (default: all)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
+    # Fidelity (fixed point vs float, docs/fixed_point.md): one block.
+    p.add_argument("--tanh-range", choices=("layer", "full"), default="layer",
+                   help="tanh output format: 'layer' spans tanh(alpha*clip), 'full' spans +-1 (default: layer)")
+    p.add_argument("--strict", action="store_true",
+                   help="a fidelity warning (layer SQNR or end-to-end agreement below its floor) is an error: "
+                        "exit 1, nothing written")
     p.set_defaults(func=run)
 
 
@@ -116,9 +122,10 @@ def run(args) -> int:
     pick = torch.randperm(len(x_train), generator=g)[:args.calib_size]
     batches = list(x_train[pick].split(64))
 
-    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
+    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes,
+               "tanh_range": args.tanh_range}
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "self_distill_lr": args.self_distill_lr,
-               "seed": args.seed, "progress": True}
+               "seed": args.seed, "progress": True, "strict": args.strict}
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:
@@ -144,6 +151,7 @@ def run(args) -> int:
         save_json_atomic(tmp / "config.json", _converted_config(model, report))
         _save_layer_files(converted, report, x_train[pick[:RECORD_IMAGES]], tmp)
         _plot_alpha(report, tmp / "alpha.png")
+        plot_sqnr(report["layers"], report["fidelity"]["sqnr_floor_db"], tmp / "sqnr.png")
         save_json_atomic(tmp / "report.json", report)
         atomic_write_text(tmp / "report.md", render_markdown(report))
     out = Path(args.out)
@@ -151,7 +159,19 @@ def run(args) -> int:
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
           f"{report['total_seconds']:.0f} s) -> {out}")
+    print(fidelity_summary(report))
     return 0
+
+
+def fidelity_summary(report) -> str:
+    """The CLI's lines on fixed point vs float: worst layer SQNR, agreement, every warning."""
+    fid = report["fidelity"]
+    worst = min(report["layers"], key=lambda r: r["sqnr_db"], default=None)
+    top1 = "" if fid["top1_agreement"] is None else f", top-1 agreement {100 * fid['top1_agreement']:.2f} %"
+    lines = [f"fixed vs float DyT: lowest layer SQNR {worst['sqnr_db']:.1f} dB ({worst['name']}, floor "
+             f"{fid['sqnr_floor_db']:g} dB), output cosine {fid['cosine']:.5f}{top1}" if worst else
+             "fixed vs float DyT: no DyT layer"]
+    return "\n".join(lines + [f"warning: {w}" for w in report["warnings"]])
 
 
 def _converted_config(model, report) -> dict:
@@ -222,13 +242,18 @@ def render_markdown(report) -> str:
         delta = "" if key == "ln_float" else f"{100 * (acc[key] - ln):+.2f} pt"
         lines.append(f"| {label} | {_pct(acc[key])} | {delta} |")
     lines += ["", "![per-layer alpha](alpha.png)", "",
-              "| layer | C | alpha | shifts | in_scale | clip | fit error | affine | folded into |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| layer | C | alpha | shifts | in_scale | clip | alpha·clip | fit error | SQNR dB | min in/out bits "
+              "| affine | folded into |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for layer in report["layers"]:
         shifts = "–" if layer["alpha_shift"] is None else f"0..{max(layer['alpha_shift'])}"
         lines.append(f"| {layer['name']} | {layer['channels']} | {layer['alpha']:.4g} | {shifts} "
-                     f"| {layer['in_scale']:.4g} | {layer['clip']:.3g} | {layer['fit_error']:.3g} "
+                     f"| {layer['in_scale']:.4g} | {layer['clip']:.3g} | {layer['alpha_clip']:.3g} "
+                     f"| {layer['fit_error']:.3g} | {layer['sqnr_db']:.1f} "
+                     f"| {layer['min_in_bits'] or '>16'}/{layer['min_out_bits'] or '>16'} "
                      f"| {layer['spec']['affine']['mode']} | {', '.join(layer['folded_into']) or '–'} |")
+    lines += ["", "## Fixed point vs float DyT", "", "![per-layer SQNR](sqnr.png)", "",
+              "```", fidelity_summary(report), "```"]
     if report["kept_layernorms"]:
         lines += ["", "LayerNorms kept (served by the LayerNorm core): "
                   + ", ".join(f"`{n}`" for n in report["kept_layernorms"])]

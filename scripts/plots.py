@@ -45,6 +45,21 @@ def plot_tanh(t: Tanh, path) -> None:
     save_figure(fig, path)
 
 
+def plot_sqnr(layers: list[dict], floor: float, path) -> None:
+    """Per-layer SQNR of the fixed-point DyT against float, with the warning floor."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
+    xs = np.arange(len(layers))
+    vals = [max(-10.0, min(r["sqnr_db"], 99.0)) for r in layers]
+    ax.bar(xs, vals, color=["C0" if v >= floor else "C3" for v in vals])
+    ax.axhline(floor, color="k", ls=":", lw=1, label=f"floor {floor:g} dB")
+    ax.set_ylabel("SQNR (dB)")
+    ax.set_xticks(xs, [r["name"] for r in layers], rotation=60, ha="right", fontsize=8)
+    ax.legend(loc="lower right")
+    ax.set_title("fixed-point DyT vs float DyT, per layer (red: below the floor)")
+    save_figure(fig, path)
+
+
 def plot_resources(cores: dict[str, dict], path, title: str = "") -> None:
     """Grouped bars of LUT, FF, DSP and BRAM per core (log scale: DyT's zeros stay visible as gaps)."""
     plt = _pyplot()

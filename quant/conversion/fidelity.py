@@ -33,23 +33,30 @@ from .fixed_dyt import FixedDyT, make_spec, to_float, with_layers
 from .graph import capture, model_logits
 from .modules import DyT
 
-__all__ = ["SQNR_FLOOR_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "min_widths", "agreement",
+__all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "min_widths", "agreement",
            "check_fidelity"]
 
 # Floors: see docs/fixed_point.md ("Fidelity check") for why these values.
 SQNR_FLOOR_DB = 20.0
 AGREEMENT_FLOORS = {"top1_agreement": 0.99, "cosine": 0.99}
 _MAX_WIDTH = 16
+# Zero error reports this (float64 resolves about 320 dB): JSON has no infinity.
+EXACT_DB = 300.0
 
 
 def sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
-    """Signal-to-quantization-noise ratio of ``approx`` against ``ref``, in dB (``inf`` if equal)."""
+    """Signal-to-quantization-noise ratio of ``approx`` against ``ref``, in dB (:data:`EXACT_DB` if equal).
+
+    A zero reference with any error is -300 dB: nothing of the signal is left.
+    """
     ref, approx = ref.double(), approx.double()
     noise = float(((approx - ref) ** 2).sum())
     signal = float((ref ** 2).sum())
     if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+        return EXACT_DB
+    if signal == 0.0:
+        return -EXACT_DB
+    return max(-EXACT_DB, min(EXACT_DB, 10.0 * math.log10(signal / noise)))
 
 
 def layer_sqnr(float_dyt: nn.Module, spec, x: torch.Tensor) -> float:
@@ -117,11 +124,11 @@ def _alpha_clip(spec) -> float:
 
 
 def _layer_warning(layer: dict, floor: float) -> str:
-    widths = (f"it meets the floor at in_bits={layer['min_in_bits']} or out_bits={layer['min_out_bits']}"
-              if layer["min_in_bits"] or layer["min_out_bits"] else "no width up to 16 bits meets the floor")
+    meets = [f"{k}={layer['min_' + k]}" for k in ("in_bits", "out_bits") if layer["min_" + k]]
+    widths = f"it meets the floor at {' or '.join(meets)}" if meets else "no width up to 16 bits meets the floor"
     return (f"{layer['name']}: fixed-point DyT SQNR {layer['sqnr_db']:.1f} dB is below the {floor:g} dB floor "
             f"(alpha*clip = {layer['alpha_clip']:.3g}); {widths}: give it more bits, or keep this "
-            f"LayerNorm (keep=['{layer['name']}'], --keep {layer['name']})")
+            f"LayerNorm (convert(..., keep=['{layer['name']}']); hardyt convert --max-drop keeps the costliest)")
 
 
 def _agreement_warnings(fid: dict, layers: list[dict]) -> list[str]:

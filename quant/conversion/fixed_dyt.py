@@ -127,9 +127,10 @@ def make_spec(name: str, alpha: float, in_scale: float, formats: dict, *, channe
     ``gamma``/``beta`` (float arrays) give a per-channel affine; ``None``
     means they were folded into the next Linear (which then also absorbs the
     tanh output scale). ``alpha_shift`` gives per-channel alpha as
-    ``alpha * 2**shift``.
+    ``alpha * 2**shift``. Keys missing from ``formats`` take
+    :data:`FORMAT_DEFAULTS`.
     """
-    f = formats
+    f = FORMAT_DEFAULTS | formats
     extra = 0 if alpha_shift is None else int(max(alpha_shift))
     alpha_scale = float(alpha) * float(in_scale)
     out_scale = tanh_out_scale(f, f["in_bits"] + extra, alpha_scale)

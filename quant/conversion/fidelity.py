@@ -33,7 +33,7 @@ from .fixed_dyt import FixedDyT, make_spec, to_float, with_layers
 from .graph import capture, model_logits
 from .modules import DyT
 
-__all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "min_widths", "agreement",
+__all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "spec_at", "min_widths", "agreement",
            "check_fidelity"]
 
 # Floors: see docs/fixed_point.md ("Fidelity check") for why these values.
@@ -72,7 +72,7 @@ def _affine(dyt: DyT):
     return dyt.weight.detach().numpy(), dyt.bias.detach().numpy()
 
 
-def _spec_at(name: str, dyt: DyT, spec, formats: dict, **widths):
+def spec_at(name: str, dyt: DyT, spec, formats: dict, **widths):
     """``spec`` rebuilt with other widths, same clip (input range) and calibration."""
     f = formats | widths
     clip = spec.in_scale * 2 ** (spec.in_bits - 1)
@@ -88,7 +88,7 @@ def min_widths(name: str, dyt: DyT, spec, x: torch.Tensor, formats: dict,
     for key in ("in_bits", "out_bits"):
         found[f"min_{key}"] = None
         for w in range(2, _MAX_WIDTH + 1):
-            if layer_sqnr(dyt, _spec_at(name, dyt, spec, formats, **{key: w}), x) >= floor:
+            if layer_sqnr(dyt, spec_at(name, dyt, spec, formats, **{key: w}), x) >= floor:
                 found[f"min_{key}"] = w
                 break
     return found

@@ -14,6 +14,7 @@ MODULES = [
     "hardyt.quant.conversion.partial",
     "hardyt.quant.contract.check",
     "hardyt.quant.contract.layernorm",
+    "hardyt.quant.contract.rsqrt",
     "hardyt.quant.contract.spec_io",
     "hardyt.quant.conversion.augment",
     "hardyt.hw.dyt_core",

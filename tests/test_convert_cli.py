@@ -19,11 +19,12 @@ from hardyt.scripts.cli import main
 CALIB, STEPS, SEED = 32, 5, 3
 LAYERS = ["blocks_0_norm1", "blocks_0_norm2", "norm"]
 CONVERT_KEYS = {"method", "fixed_point", "formats", "options", "calib_samples", "calib_batches", "layers",
-                "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds"}
+                "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds", "fidelity", "warnings"}
 CLI_KEYS = {"command", "checkpoint", "format", "data", "test_samples", "preprocessing", "accuracy", "accuracy_check",
             "warnings", "convert_seconds", "total_seconds"}
 LAYER_KEYS = {"name", "spec_name", "channels", "alpha", "alpha_shift", "in_scale", "clip", "fit_error", "clip_error",
-              "folded", "folded_into", "fold_change", "spec"}
+              "folded", "folded_into", "fold_change", "spec", "alpha_clip", "out_scale", "sqnr_db", "min_in_bits",
+              "min_out_bits"}
 
 
 def _npz(tmp, n=96):
@@ -56,7 +57,7 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
                "--seed", str(SEED), "--out", str(out)])
     assert rc == 0
 
-    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png"}
+    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png", "sqnr.png"}
     files |= {f"{n}{ext}" for n in LAYERS for ext in (".spec.json", ".inputs.npz")}
     assert {p.name for p in out.iterdir()} == files  # nothing else, no temporary left behind
     for f in files:
@@ -88,3 +89,5 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
     config = json.loads((out / "config.json").read_text())
     assert sorted(config["dyt_layers"]) == ["blocks.0.norm1", "blocks.0.norm2", "norm"]
     assert "| DyT, fixed point" in (out / "report.md").read_text()
+    assert set(report["fidelity"]) >= {"cosine", "kl", "top1_agreement", "sqnr_floor_db"}
+    assert all(layer["sqnr_db"] >= report["fidelity"]["sqnr_floor_db"] for layer in report["layers"])

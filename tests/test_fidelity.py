@@ -97,9 +97,10 @@ def test_bad_tanh_range_is_rejected(outlier_model):
 
 
 def test_cli_strict_exits_1_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    from test_convert_cli import _npz, _tiny_vit
+    from conftest import tiny_vit_files
+    from test_convert_cli import _npz
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    args = ["convert", str(_tiny_vit(tmp_path)), "--data", str(_npz(tmp_path)), "--calib-size", "32",
+    args = ["convert", str(tiny_vit_files(tmp_path)), "--data", str(_npz(tmp_path)), "--calib-size", "32",
             "--steps", "2", "--in-bits", "2", "--out-bits", "2"]
     assert main(args + ["--strict", "--out", str(tmp_path / "strict")]) == 1
     err = capsys.readouterr().err

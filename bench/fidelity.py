@@ -19,6 +19,7 @@ float DyT (output cosine >= 0.999 for the encoder) and every layer at or above t
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -157,19 +158,30 @@ class Logits(nn.Module):
         return self.model(**{self.key: x}).logits
 
 
-def main() -> int:
-    torch.set_num_threads(2)
+def main(argv=None) -> int:
+    global STEPS, CALIB, EVAL
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=STEPS, help="reconstruction steps per conversion")
+    p.add_argument("--calib", type=int, default=CALIB, help="calibration samples")
+    p.add_argument("--eval", type=int, default=EVAL, help="test images (ViTs)")
+    p.add_argument("--train-steps", type=int, default=800, help="training steps of the HF ViT and the encoder")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    STEPS, CALIB, EVAL = args.steps, args.calib, args.eval
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     x_train, y_train = load_dataset("fashion-mnist", "train")
     x_test, y_test = load_dataset("fashion-mnist", "test", EVAL)
     calib = _batches(x_train, CALIB)
     rows = [run_model("bundled ViT (timm layout, pre-LN)", load_vit(default_model_path()).eval(), calib,
                       x_test, y_test)]
-    hf = Logits(hf_vit(x_train, y_train), "pixel_values")
+    print(f"bundled ViT done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    hf = Logits(hf_vit(x_train, y_train, args.train_steps), "pixel_values")
     rows.append(run_model("HF ViTForImageClassification (pre-LN)", hf, calib, x_test, y_test))
+    print(f"HF ViT done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     ids, labels = majority_task(20000, 0)
     ids_test, labels_test = majority_task(5000, 1)
-    bert = Logits(post_ln_bert(ids, labels), "input_ids")
+    bert = Logits(post_ln_bert(ids, labels, args.train_steps), "input_ids")
     rows.append(run_model("post-LN BERT (2 outlier channels)", bert, _batches(ids, CALIB), ids_test, labels_test,
                           encoder=lambda m: HiddenStates(m.model)))
     write(rows, time.perf_counter() - t0)
@@ -177,7 +189,7 @@ def main() -> int:
 
 
 def write(rows, seconds):
-    cmd = "python bench/fidelity.py"
+    cmd = "python bench/fidelity.py " + " ".join(sys.argv[1:])
     md = [f"# Fixed-point DyT vs float DyT (8-bit in, 8-bit LUT tanh, {STEPS} reconstruction steps, "
           f"{CALIB} calibration samples)", "", f"Command: `{cmd}` ({seconds:.0f} s on {platform.machine()}, "
           f"{torch.get_num_threads()} threads). SQNR floor {SQNR_FLOOR_DB:g} dB; targets: fixed within "
@@ -201,7 +213,7 @@ def write(rows, seconds):
             md += ["", "Warnings:", ""] + [f"- {w}" for w in r["warnings"]]
     text = "\n".join(md) + "\n"
     print(text)
-    meta = {"command": cmd, "seconds": seconds, "steps": STEPS, "calib": CALIB, "threads": torch.get_num_threads(),
+    meta = {"command": cmd, "seconds": seconds, "steps": STEPS, "calib": CALIB, "eval": EVAL, "threads": torch.get_num_threads(),
             "python": sys.version.split()[0], "torch": torch.__version__, "machine": platform.machine()}
     OUT.mkdir(exist_ok=True)
     atomic_write_text(OUT / "fidelity.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

@@ -19,7 +19,7 @@ from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_a
 
 from . import model_input
 from .flags import flag_errors
-from .plots import save_figure, subplots
+from .plots import plot_sqnr, save_figure, subplots
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -66,6 +66,12 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
     model_input.add_arguments(p)
+    # Fidelity (fixed point vs float, docs/fixed_point.md): one block.
+    p.add_argument("--tanh-range", choices=("layer", "full"), default="layer",
+                   help="tanh output format: 'layer' spans tanh(alpha*clip), 'full' spans +-1 (default: layer)")
+    p.add_argument("--strict", action="store_true",
+                   help="a fidelity warning (layer SQNR or end-to-end agreement below its floor) is an error: "
+                        "exit 1, nothing written")
     p.set_defaults(func=run)
 
 
@@ -84,7 +90,7 @@ def _options(args) -> dict:
     from hardyt.quant.conversion.options import ConvertOptions
 
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "freeze_weights": args.freeze_weights,
-               "device": args.device, "seed": args.seed, "progress": True}
+               "device": args.device, "seed": args.seed, "progress": True, "strict": args.strict}
     if args.self_distill_lr is not None:
         options["self_distill_lr"] = args.self_distill_lr
     if args.steps is not None:
@@ -110,7 +116,8 @@ def run(args) -> int:
     print(f"preprocessing: {model_input.describe(pre)}", flush=True)
     batches = model_input.calibration_loader(args, pre)
     test, test_idx = model_input.test_set(args, pre)
-    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
+    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes,
+               "tanh_range": args.tanh_range}
     if args.max_drop is not None:
         x_test, y_test = test.batch(test_idx)
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
@@ -128,14 +135,26 @@ def run(args) -> int:
     report = {"command": "hardyt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hardyt") else None,
               "checkpoint": str(args.checkpoint or "bundled"), "format": fmt, "data": args.data,
               "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
-              "accuracy_check": check, "warnings": [warning] if warning else [], **report,
+              "accuracy_check": check, **report, "warnings": report["warnings"] + ([warning] if warning else []),
               "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
     _write_outputs(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
           f"{report['total_seconds']:.0f} s) -> {Path(args.out)}")
+    print(fidelity_summary(report, warnings=True))
     return 0
+
+
+def fidelity_summary(report, *, warnings: bool = False) -> str:
+    """The lines on fixed point vs float: worst layer SQNR, agreement (and every warning)."""
+    fid = report["fidelity"]
+    worst = min(report["layers"], key=lambda r: r["sqnr_db"], default=None)
+    top1 = "" if fid["top1_agreement"] is None else f", top-1 agreement {100 * fid['top1_agreement']:.2f} %"
+    lines = [f"fixed vs float DyT: lowest layer SQNR {worst['sqnr_db']:.1f} dB ({worst['name']}, floor "
+             f"{fid['sqnr_floor_db']:g} dB), output cosine {fid['cosine']:.5f}{top1}" if worst else
+             "fixed vs float DyT: no DyT layer"]
+    return "\n".join(lines + ([f"warning: {w}" for w in report["warnings"]] if warnings else []))
 
 
 def _write_outputs(out: Path, model, float_model, converted, report: dict, record_images) -> None:
@@ -148,6 +167,7 @@ def _write_outputs(out: Path, model, float_model, converted, report: dict, recor
         save_json_atomic(tmp / "config.json", _converted_config(model, report))
         _save_layer_files(converted, report, record_images, tmp)
         _plot_alpha(report, tmp / "alpha.png")
+        plot_sqnr(report["layers"], report["fidelity"]["sqnr_floor_db"], tmp / "sqnr.png")
         save_json_atomic(tmp / "report.json", report)
         atomic_write_text(tmp / "report.md", render_markdown(report))
 
@@ -236,13 +256,18 @@ def render_markdown(report) -> str:
     for w in report.get("warnings", []):
         lines += ["", f"**Warning:** {w}"]
     lines += ["", _weights_line(report), "", "![per-layer alpha](alpha.png)", "",
-              "| layer | C | alpha | shifts | in_scale | clip | fit error | affine | folded into |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| layer | C | alpha | shifts | in_scale | clip | alpha·clip | fit error | SQNR dB | min in/out bits "
+              "| affine | folded into |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for layer in report["layers"]:
         shifts = "–" if layer["alpha_shift"] is None else f"0..{max(layer['alpha_shift'])}"
         lines.append(f"| {layer['name']} | {layer['channels']} | {layer['alpha']:.4g} | {shifts} "
-                     f"| {layer['in_scale']:.4g} | {layer['clip']:.3g} | {layer['fit_error']:.3g} "
+                     f"| {layer['in_scale']:.4g} | {layer['clip']:.3g} | {layer['alpha_clip']:.3g} "
+                     f"| {layer['fit_error']:.3g} | {layer['sqnr_db']:.1f} "
+                     f"| {layer['min_in_bits'] or '>16'}/{layer['min_out_bits'] or '>16'} "
                      f"| {layer['spec']['affine']['mode']} | {', '.join(layer['folded_into']) or '–'} |")
+    lines += ["", "## Fixed point vs float DyT", "", "![per-layer SQNR](sqnr.png)", "",
+              "```", fidelity_summary(report), "```"]
     if report["kept_layernorms"]:
         lines += ["", "LayerNorms kept (served by the LayerNorm core): "
                   + ", ".join(f"`{n}`" for n in report["kept_layernorms"])]

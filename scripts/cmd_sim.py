@@ -13,6 +13,11 @@ in the model) are used when given, or when a layer directory or DIR holds
 ``<layer>.inputs.npz`` as ``hardyt convert`` writes it; ``--activations
 CONVERTED_DIR`` picks each layer's file from a converted model's directory.
 Exits 1 on any mismatch, protocol violation, throughput or latency miss.
+
+On a DyT engine directory (``hardyt rtl CONVERTED_DIR --engine``) it runs the
+model's layers in order: layer 0's coefficients load, each layer streams
+(its real activations when found, else random codes) while the next one
+loads, and every output is compared with the golden model of its layer.
 """
 from __future__ import annotations
 
@@ -55,6 +60,19 @@ def _activations_for(core: Path, root: Path, given: Path | None, spec_name: str)
     return found[0] if found else None
 
 
+def _run_engine(core: Path, root: Path, given: Path | None, manifest: dict, args, vectors: int) -> dict:
+    """A DyT engine: the model's layers in order, each with its activations when found."""
+    from hardyt.sim.engine_runner import run_engine_sim
+
+    if args.mode != "cocotb":
+        raise HardytError(f"{core}: a DyT engine is simulated in cocotb mode only (--mode bulk is for cores)")
+    if given is not None and given.is_file():
+        raise HardytError(f"--activations {given}: an engine runs every layer; give the converted directory")
+    found = {layer["name"]: _activations_for(core, root, given, layer["name"]) for layer in manifest["layers"]}
+    return run_engine_sim(core, simulator=args.simulator, vectors=vectors, seed=args.seed,
+                          activations={n: p for n, p in found.items() if p is not None}, waves=args.waves)
+
+
 def _fmt_rate(r: dict) -> str:
     bpc, lat = r["beats_per_cycle"], r["latency"]
     rate = "not measured" if bpc is None else f"{bpc:.3f} beats/cycle (sink always ready)"
@@ -70,6 +88,12 @@ def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
     tests = ", ".join(f"{t} {v.get('elements', 0)}" for t, v in r["tests"].items() if v.get("elements"))
     if tests:
         lines.append(f"  elements per test: {tests}")
+    if r.get("layers"):
+        real = r.get("activations", {})
+        lines.append(f"  layers in order: {', '.join(r['layers'])}; real activations for {len(real)} of "
+                     f"{len(r['layers'])}")
+        lines += [f"  layer {n}: {v['elements']} elements, {v['mismatches']} mismatches"
+                  for n, v in r.get("per_layer", {}).items()]
     lines += [f"  skipped: {s}" for s in r.get("skipped", [])]
     lines += [f"  failed: {f}" for f in r["failures"][:limit]]
     lines += [f"  mismatch: {m}" for m in r["report"][:limit]]
@@ -82,6 +106,7 @@ def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
 
 def run(args) -> int:
     from hardyt.hw.emit import load_manifest
+    from hardyt.sim.engine_runner import is_engine
     from hardyt.sim.runner import run_sim
 
     if args.vectors is not None and args.vectors < 1:
@@ -99,9 +124,12 @@ def run(args) -> int:
         name = str(core)
         try:
             manifest = load_manifest(core)
-            npz = _activations_for(core, root, given, manifest["spec"]["name"])
-            r = run_sim(core, simulator=args.simulator, vectors=vectors, waves=args.waves, mode=args.mode,
-                        seed=args.seed, activations=npz)
+            if is_engine(manifest):
+                r = _run_engine(core, root, given, manifest, args, vectors)
+            else:
+                npz = _activations_for(core, root, given, manifest["spec"]["name"])
+                r = run_sim(core, simulator=args.simulator, vectors=vectors, waves=args.waves, mode=args.mode,
+                            seed=args.seed, activations=npz)
         except HardytError as e:
             if len(cores) == 1:
                 raise

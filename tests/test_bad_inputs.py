@@ -160,6 +160,9 @@ CASES = [
          r"core", out=False),
     Case("synth: unknown target", "synth", lambda t: ["synth", str(_emitted_without(t, None)), "--target", "ice40"],
          r"ice40", out=False),
+    Case("export: not a converted directory", "export",
+         lambda t: ["export", str(_mkdir(t / "plain")), "--format", "onnx", "--out", str(t / "m.onnx")],
+         r"plain", out=False),
 ]
 
 

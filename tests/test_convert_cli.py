@@ -20,11 +20,12 @@ CALIB, STEPS, SEED = 32, 5, 3
 LAYERS = ["blocks_0_norm1", "blocks_0_norm2", "norm"]
 CONVERT_KEYS = {"method", "fixed_point", "formats", "options", "calib_samples", "calib_batches", "layers",
                 "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds",
-                "kl_samples", "held_out", "held_out_samples", "weights", "world_size", "device"}
+                "kl_samples", "held_out", "held_out_samples", "weights", "world_size", "device", "fidelity", "warnings"}
 CLI_KEYS = {"command", "checkpoint", "format", "data", "test_samples", "preprocessing", "accuracy", "accuracy_check",
             "warnings", "convert_seconds", "total_seconds"}
 LAYER_KEYS = {"name", "spec_name", "channels", "alpha", "alpha_shift", "in_scale", "clip", "fit_error", "clip_error",
-              "folded", "folded_into", "fold_change", "spec"}
+              "folded", "folded_into", "fold_change", "spec", "alpha_clip", "out_scale", "sqnr_db", "min_in_bits",
+              "min_out_bits"}
 
 
 def _npz(tmp, n=96):
@@ -57,7 +58,7 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
                "--seed", str(SEED), "--out", str(out)])
     assert rc == 0
 
-    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png"}
+    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png", "sqnr.png"}
     files |= {f"{n}{ext}" for n in LAYERS for ext in (".spec.json", ".inputs.npz")}
     assert {p.name for p in out.iterdir()} == files  # nothing else, no temporary left behind
     for f in files:
@@ -92,3 +93,5 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
     assert report["world_size"] == 1 and report["device"] == "cpu"
     assert report["weights"]["adapted"] == "all" and report["weights"]["max_change"] > 0
     assert "Weights besides DyT's: " in (out / "report.md").read_text()
+    assert set(report["fidelity"]) >= {"cosine", "kl", "top1_agreement", "sqnr_floor_db"}
+    assert all(layer["sqnr_db"] >= report["fidelity"]["sqnr_floor_db"] for layer in report["layers"])

@@ -48,6 +48,7 @@ class ConvertOptions:
     fit_samples: int = 1024        # the closed-form fits and the clip search use the first batches up to this many
     seed: int = 0
     progress: bool = False         # tqdm progress bars
+    strict: bool = False           # a fidelity warning (fixed point vs float) is an error instead
     # Weights besides DyT's, and where the calibration runs (docs/conversion.md, "Weights and scale").
     freeze_weights: bool = False   # True: every weight besides DyT's stays as trained
     adapt: str = "all"             # weights that adapt (unless frozen): "all" or "consumers" (Linears reading a DyT)

@@ -33,7 +33,8 @@ from .calibration import Calibration, batch_samples
 from .clip import choose_clip
 from .distributed import all_sum, pick_device, rank_world
 from .fit import fit_dyt
-from .fixed_dyt import FixedDyT, formats_from, make_spec
+from .fidelity import check_fidelity
+from .fixed_dyt import FixedDyT, dyt_layers, formats_from, make_spec, to_float
 from .fold import fold_all
 from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
 from .modules import DyT, ShiftDyT
@@ -216,8 +217,11 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         "reconstruction_loss": {"first": recon["losses"][0], "last": recon["losses"][-1]} if recon["losses"] else None,
         "held_out": recon["held_out"],
         "weights": _weights_record(opts, changes),
-        "seconds": time.perf_counter() - t0,
     }
+    # The fixed point checked against float, every conversion (docs/fixed_point.md, "Fidelity check").
+    report |= check_fidelity(student, specs, layers, data.fit, formats, rows_per_batch=opts.rows_per_batch,
+                             seed=opts.seed + 2, strict=opts.strict)
+    report["seconds"] = time.perf_counter() - t0
     return student, report
 
 

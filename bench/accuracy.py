@@ -31,11 +31,11 @@ WHOLE_EPOCHS = 1  # passes over the whole training set (938 steps of 64 images)
 
 # (label, options on top of the defaults); the first row is the default.
 CANDIDATES = [
-    ("default (every weight adapts, lr 3e-4, shift, 600 steps)", {}),
+    ("default (every weight adapts, lr 1e-3, shift, 600 steps)", {}),
     ("--freeze-weights (DyT parameters only; the earlier default)", {"freeze_weights": True}),
     ("only the Linear layers reading a DyT adapt", {"adapt": "consumers"}),
     ("every weight, lr 1e-4", {"self_distill_lr": 1e-4}),
-    ("every weight, lr 1e-3", {"self_distill_lr": 1e-3}),
+    ("every weight, lr 3e-4", {"self_distill_lr": 3e-4}),
     ("every weight, early stopping on 256 held-out images", {"holdout": 256}),
 ]
 WHOLE = [

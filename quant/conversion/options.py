@@ -38,7 +38,7 @@ class ConvertOptions:
     alpha_lr: float = 2e-2         # reconstruction: alpha learning rate, relative to each alpha
     temperature: float = 1.0       # reconstruction: softmax temperature of the KL
     feature_weight: float = 1.0    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
-    self_distill_lr: float = 3e-4  # learning rate of the weights that adapt besides DyT's (0: none adapt)
+    self_distill_lr: float = 1e-3  # learning rate of the weights that adapt besides DyT's (0: none adapt)
     quant_aware: bool = False      # reconstruction through the fixed-point quantization (STE)
     augment: str = "shift"         # label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
     alpha_shift: int = 0           # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)

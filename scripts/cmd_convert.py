@@ -149,7 +149,7 @@ def run(args) -> int:
               "checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "test_samples": len(x_test),
               "accuracy": acc, **report, "convert_seconds": t_convert,
               "total_seconds": time.perf_counter() - t0}
-    _write_outputs(Path(args.out), model, float_model, converted, report, x_train[pick[:RECORD_IMAGES]])
+    write_converted(Path(args.out), model, float_model, converted, report, x_train[pick[:RECORD_IMAGES]])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
@@ -157,8 +157,12 @@ def run(args) -> int:
     return 0
 
 
-def _write_outputs(out: Path, model, float_model, converted, report: dict, record_images) -> None:
-    """Every file of ``--out``, all or none (written in a temporary directory, then renamed)."""
+def write_converted(out: Path, model, float_model, converted, report: dict, record_images,
+                    markdown: str | None = None) -> None:
+    """Every file of a converted directory, all or none (written in a temporary directory, then renamed).
+
+    ``markdown``: the text of ``report.md`` (default: :func:`render_markdown` of ``report``).
+    """
     from safetensors.torch import save_file
 
     with atomic_output_dir(out) as tmp:
@@ -168,7 +172,7 @@ def _write_outputs(out: Path, model, float_model, converted, report: dict, recor
         _save_layer_files(converted, report, record_images, tmp)
         _plot_alpha(report, tmp / "alpha.png")
         save_json_atomic(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.md", render_markdown(report))
+        atomic_write_text(tmp / "report.md", render_markdown(report) if markdown is None else markdown)
 
 
 def _converted_config(model, report) -> dict:

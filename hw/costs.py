@@ -88,18 +88,20 @@ def structure(spec_dict: dict) -> tuple:
 def synthesis_plan(specs: dict[str, dict], budget: int | None) -> list[str]:
     """Which of ``specs`` (``{label: spec dict}``, distinct contents) to synthesize within ``budget`` runs.
 
-    One core of each structure first, then a second of each, and so on: the
-    cost model then sees every kind of core, and the rest differ from a
-    synthesized one in ROM contents only. ``None``: all of them.
+    One core of each structure first (LayerNorm cores before DyT cores: the
+    cost model has no other way to know them), then a second of each, and so
+    on: the cost model sees every kind of core it can, and the rest differ
+    from a synthesized one in ROM contents only. ``None``: all of them.
 
     >>> s = lambda c, b: {"hardyt": "layernorm", "channels": c, "lanes": 1, "in_bits": b, "out_bits": b}
     >>> synthesis_plan({"a": s(4, 8), "b": s(4, 8), "c": s(4, 6)}, 2)
     ['a', 'c']
     """
-    groups: dict[tuple, list[str]] = {}
+    found: dict[tuple, list[str]] = {}
     for label in sorted(specs):
-        groups.setdefault(structure(specs[label]), []).append(label)
-    order = [g[i] for i in range(max(map(len, groups.values()), default=0)) for g in groups.values() if i < len(g)]
+        found.setdefault(structure(specs[label]), []).append(label)
+    groups = sorted(found.values(), key=lambda g: structure(specs[g[0]])[0] != "layernorm")   # stable
+    order = [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
     return order if budget is None else order[:budget]
 
 

@@ -145,11 +145,11 @@ def _point(p: dict, costs: dict, choices: dict) -> dict:
     return out
 
 
-def run(args) -> int:
+def explore(args) -> dict:
+    """Calibrate, cost every candidate core, search: what :func:`finish` needs for any budget."""
     from hardyt.hw.costs import layer_costs
     from hardyt.hw.sweep import dask_client
-    from hardyt.quant.conversion.evaluate import accuracy
-    from hardyt.quant.conversion.explore import Evaluator, beam_search, calibrate, pareto, pick_within
+    from hardyt.quant.conversion.explore import Evaluator, beam_search, calibrate, pareto
 
     _check(args)
     t0 = time.perf_counter()
@@ -166,8 +166,7 @@ def run(args) -> int:
     with dask_client(args.scheduler, args.workers) as client:
         hw = layer_costs(client, dicts, args.target, args.cache, budget=args.synth_budget)
     t_synth = time.perf_counter() - t1
-    costs = hw["costs"]
-    lut_ff = {tuple(lab.split(" / ")): c["lut"] + c["ff"] for lab, c in costs.items()}
+    lut_ff = {tuple(lab.split(" / ")): c["lut"] + c["ff"] for lab, c in hw["costs"].items()}
 
     t2 = time.perf_counter()
     evaluate = Evaluator(cal, specs, x_val, y_val)
@@ -176,35 +175,53 @@ def run(args) -> int:
     base = {"all_layernorm": {n: "layernorm" for n in cal.names}, "all_dyt_8bit": eight}
     baselines = {k: {"layers": v, "accuracy": evaluate(v), "cost": sum(lut_ff[(n, lab)] for n, lab in v.items())}
                  for k, v in base.items()}
-    front = pareto(points + list(baselines.values()))
-    reference = baselines["all_layernorm"]["accuracy"]
-    pick = pick_within(front, reference, args.max_drop)
-    pick_test = accuracy(evaluate.model(pick["layers"]), x_test, y_test, progress=True, desc="pick (test)")
-    ln_test = accuracy(cal.teacher, x_test, y_test, progress=True, desc="LayerNorm (test)")
-    t_search = time.perf_counter() - t2
+    return {"args": args, "model": model, "cal": cal, "batches": batches, "test": (x_test, y_test),
+            "validation_size": len(x_val), "specs": specs, "dicts": dicts, "choices": choices, "hw": hw,
+            "evaluate": evaluate, "front": pareto(points + list(baselines.values())), "baselines": baselines,
+            "space": _space(options_by_layer),
+            "seconds": {"calibration": round(t_cal, 1), "synthesis": round(t_synth, 1),
+                        "search": round(time.perf_counter() - t2, 1)}}
 
-    result = {
+
+def finish(e: dict, max_drop: float) -> dict:
+    """The pick within ``max_drop`` points (measured once on the test split) and the ``explore.json`` content."""
+    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.conversion.explore import pick_within
+
+    args, hw, choices = e["args"], e["hw"], e["choices"]
+    costs = hw["costs"]
+    reference = e["baselines"]["all_layernorm"]["accuracy"]
+    pick = pick_within(e["front"], reference, max_drop)
+    x_test, y_test = e["test"]
+    pick_test = accuracy(e["evaluate"].model(pick["layers"]), x_test, y_test, progress=True, desc="pick (test)")
+    ln_test = accuracy(e["cal"].teacher, x_test, y_test, progress=True, desc="LayerNorm (test)")
+    return {
         "command": "hardyt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hardyt") else None,
         "checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "target": args.target,
-        "lanes": args.lanes, "max_drop": args.max_drop,
-        "splits": {"calibration": args.calib_size, "validation": len(x_val), "test": len(x_test)},
+        "lanes": args.lanes, "max_drop": max_drop,
+        "splits": {"calibration": args.calib_size, "validation": e["validation_size"], "test": len(x_test)},
         "reference": {"validation_accuracy": reference, "test_accuracy": ln_test},
-        "front": [_point(p, costs, choices) for p in front],
+        "front": [_point(p, costs, choices) for p in e["front"]],
         "pick": _point(pick, costs, choices) | {"test_accuracy": pick_test},
-        "baselines": {k: _point(p, costs, choices) for k, p in baselines.items()},
-        "search": {"method": "beam", "beam": args.beam, "measured": len(evaluate.seen),
-                   "space": _space(options_by_layer)},
+        "baselines": {k: _point(p, costs, choices) for k, p in e["baselines"].items()},
+        "search": {"method": "beam", "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
         "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "estimated", "model_error")}
-        | {"cores": len(dicts), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
-        "candidates": {lab: c for lab, c in costs.items()},
-        "seconds": {"calibration": round(t_cal, 1), "synthesis": round(t_synth, 1), "search": round(t_search, 1)},
+        | {"cores": len(e["dicts"]), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
+        "candidates": dict(costs),
+        "seconds": e["seconds"],
     }
-    _write(Path(args.out), model, cal, specs, pick, result, batches)
-    p = result["pick"]
+
+
+def run(args) -> int:
+    e = explore(args)
+    result = finish(e, args.max_drop)
+    write(Path(args.out), e, result)
+    p, hw = result["pick"], e["hw"]
     print(f"pick within {args.max_drop} pt: validation {100 * p['accuracy']:.2f} % (LayerNorm "
-          f"{100 * reference:.2f} %), test {100 * pick_test:.2f} % (LayerNorm {100 * ln_test:.2f} %), "
-          f"LUT {p['lut']} FF {p['ff']} DSP {p['dsp']} BRAM {p['bram']}; front of {len(front)} points; "
-          f"{hw['synthesized']} synthesized, {hw['cached']} cached, {hw['estimated']} estimated -> {args.out}")
+          f"{100 * result['reference']['validation_accuracy']:.2f} %), test {100 * p['test_accuracy']:.2f} % "
+          f"(LayerNorm {100 * result['reference']['test_accuracy']:.2f} %), LUT {p['lut']} FF {p['ff']} "
+          f"DSP {p['dsp']} BRAM {p['bram']}; front of {len(result['front'])} points; {hw['synthesized']} "
+          f"synthesized, {hw['cached']} cached, {hw['estimated']} estimated -> {args.out}")
     return 0
 
 
@@ -215,11 +232,13 @@ def _space(options: dict) -> int:
     return n
 
 
-def _write(out: Path, model, cal, specs: dict, pick: dict, result: dict, batches) -> None:
+def write(out: Path, e: dict, result: dict) -> None:
     """explore.json, explore.md, front.png and the pick's converted directory, all or none."""
-    from hardyt.quant.conversion.explore import pick_model
+    from hardyt.quant.conversion.explore import label, pick_model
 
-    chosen = {n: specs[(n, lab)] for n, lab in pick["layers"].items() if lab != "layernorm"}
+    cal, model, batches = e["cal"], e["model"], e["batches"]
+    layers = result["pick"]["layers"]
+    chosen = {n: e["specs"][(n, label(c))] for n, c in layers.items() if c["core"] != "layernorm"}
     float_model, fixed_model, folded = pick_model(cal, chosen, batches[0])
     by_name = {layer["name"]: layer for layer in cal.report["layers"]}
     layers = [by_name[n] | {"spec_name": s.name, "in_scale": s.in_scale, "clip": s.in_scale * 2 ** (s.in_bits - 1),

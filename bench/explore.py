@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/explore.py                       # prints the table, writes
                                                             # bench/results/explore.{json,md,png}
-    .venv/bin/python bench/explore.py --synth-budget 8 --val-size 1000   # quicker
+    .venv/bin/python bench/explore.py --synth-budget 8 --val-size 500 --calib-size 256 --steps 50 --beam 2
+                                                            # quicker (what a busy 2-core machine managed)
 
 One run of the search (``hardyt.scripts.cmd_explore.explore``: convert once,
 every candidate core costed, beam search on the validation split), then each
@@ -36,7 +37,7 @@ def _explore_args(a) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     cmd_explore.add_parser(parser.add_subparsers())
     argv = ["explore", "--max-drop", str(BUDGETS[-1]), "--target", "ecp5", "--synth-budget", str(a.synth_budget),
-            "--val-size", str(a.val_size), "--cache", str(a.cache), "--workers", "1", "--out", str(a.work)]
+            "--val-size", str(a.val_size), "--calib-size", str(a.calib_size), "--beam", str(a.beam), "--cache", str(a.cache), "--workers", "1", "--out", str(a.work)]
     if a.steps is not None:
         argv += ["--steps", str(a.steps)]
     return parser.parse_args(argv)
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synth-budget", type=int, default=16, help="synthesis runs (default 16)")
     ap.add_argument("--val-size", type=int, default=2000, help="validation images (default 2000)")
+    ap.add_argument("--calib-size", type=int, default=1024, help="calibration images (default 1024)")
+    ap.add_argument("--beam", type=int, default=3, help="beam width (default 3)")
     ap.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
     ap.add_argument("--work", type=Path, default=Path("out/bench-explore"), help="picks' converted directories")
     a = ap.parse_args(argv)

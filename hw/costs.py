@@ -189,14 +189,22 @@ def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budge
     """
     from .sweep import failure_error, run_jobs
 
-    plan = synthesis_plan(specs, budget)
+    # One job per distinct content (e.g. the LayerNorm core of every layer of one width).
+    first: dict[str, str] = {}
+    for label in sorted(specs):
+        first.setdefault(spec_key(specs[label], target, seed), label)
+    plan = synthesis_plan({label: specs[label] for label in first.values()}, budget)
     jobs = {label: (synth_cached, (specs[label], target, str(cache_dir), seed)) for label in plan}
     reports, failures = run_jobs(client, jobs, desc=f"synth {target}", progress=progress)
     if failures:
         raise failure_error(failures, len(jobs), "synthesis job")
     keys = RESOURCES + (("fmax_mhz",) if target == "ecp5" else ())
-    costs = {label: {k: r[k] for k in keys} | {"synthesized": True} for label, r in reports.items()}
-    rest = [label for label in specs if label not in reports]
+    costs = {}
+    for label, spec in specs.items():
+        r = reports.get(first[spec_key(spec, target, seed)])
+        if r is not None:
+            costs[label] = {k: r[k] for k in keys} | {"synthesized": True}
+    rest = [label for label in specs if label not in costs]
     error = holdout_error([specs[lab] for lab in plan], [reports[lab] for lab in plan])
     if rest:
         if len(plan) < 2:

@@ -27,6 +27,7 @@ from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_a
 
 from . import cmd_convert
 from .explore_report import plot_front, render_markdown
+from .flags import add_sweep_flags
 
 DEFAULT_CACHE = Path(os.environ.get("HARDYT_SYNTH_CACHE", Path.home() / ".cache" / "hardyt" / "synth"))
 
@@ -49,9 +50,7 @@ def add_parser(sub):
     p.add_argument("--target", choices=TARGETS, default="ecp5", help="synthesis target (default ecp5)")
     p.add_argument("--lanes", type=int, help="channels per beat P of every core (default: largest of 8, 4, 2, 1 "
                                              "dividing C)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="tcp://HOST:PORT of a Dask scheduler (default: a local "
-                                                          "in-process cluster)")
-    p.add_argument("--workers", type=int, default=1, help="local cluster workers (default 1)")
+    add_sweep_flags(p)
     p.add_argument("--synth-budget", type=int, metavar="N",
                    help="synthesize at most N cores, one of each structure first; the cost model predicts the "
                         "rest (default: synthesize all)")

@@ -185,14 +185,16 @@ def explore(args) -> dict:
 def finish(e: dict, max_drop: float) -> dict:
     """The pick within ``max_drop`` points (measured once on the test split) and the ``explore.json`` content."""
     from hardyt.quant.conversion.evaluate import accuracy
-    from hardyt.quant.conversion.explore import pick_within
+    from hardyt.quant.conversion.explore import LAYERNORM, pick_within
 
     args, hw, choices = e["args"], e["hw"], e["choices"]
     costs = hw["costs"]
     reference = e["baselines"]["all_layernorm"]["accuracy"]
     pick = pick_within(e["front"], reference, max_drop)
     x_test, y_test = e["test"]
-    pick_test = accuracy(e["evaluate"].model(pick["layers"]), x_test, y_test, progress=True, desc="pick (test)")
+    # Measured on the model written to pick/ (gamma/beta folded into the Linear layers), not on the emulation.
+    fixed_model = _pick_models(e, {n: choices.get((n, lab), LAYERNORM) for n, lab in pick["layers"].items()})[2]
+    pick_test = accuracy(fixed_model, x_test, y_test, progress=True, desc="pick (test)")
     ln_test = accuracy(e["cal"].teacher, x_test, y_test, progress=True, desc="LayerNorm (test)")
     return {
         "command": "hardyt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hardyt") else None,
@@ -231,14 +233,18 @@ def _space(options: dict) -> int:
     return n
 
 
-def write(out: Path, e: dict, result: dict) -> None:
-    """explore.json, explore.md, front.png and the pick's converted directory, all or none."""
+def _pick_models(e: dict, layers: dict):
+    """``(chosen specs, float model, fixed model, folds)`` of the configuration ``{layer: choice}``."""
     from hardyt.quant.conversion.explore import label, pick_model
 
-    cal, model, batches = e["cal"], e["model"], e["batches"]
-    layers = result["pick"]["layers"]
     chosen = {n: e["specs"][(n, label(c))] for n, c in layers.items() if c["core"] != "layernorm"}
-    float_model, fixed_model, folded = pick_model(cal, chosen, batches[0])
+    return (chosen, *pick_model(e["cal"], chosen, e["batches"][0]))
+
+
+def write(out: Path, e: dict, result: dict) -> None:
+    """explore.json, explore.md, front.png and the pick's converted directory, all or none."""
+    cal, model, batches = e["cal"], e["model"], e["batches"]
+    chosen, float_model, fixed_model, folded = _pick_models(e, result["pick"]["layers"])
     by_name = {layer["name"]: layer for layer in cal.report["layers"]}
     layers = [by_name[n] | {"spec_name": s.name, "in_scale": s.in_scale, "clip": s.in_scale * 2 ** (s.in_bits - 1),
                             "folded": bool(folded.get(n, {}).get("into")),

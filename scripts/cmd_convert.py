@@ -30,12 +30,8 @@ def add_parser(sub):
                                    "fold gamma/beta into the next Linear, quantize to the hardware's fixed point, "
                                    "evaluate LayerNorm / DyT float / DyT fixed on the test set and write the "
                                    "converted checkpoint, one DyT spec per layer and a report.")
-    p.add_argument("checkpoint", nargs="?", help="timm-format .safetensors/.pth or a Hugging Face directory "
-                   "(default: the bundled Fashion-MNIST ViT)")
-    p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
-    p.add_argument("--format", choices=("timm", "hf"), default="timm", help="checkpoint format (default: timm)")
-    p.add_argument("--data", default="fashion-mnist",
-                   help="fashion-mnist, an ImageFolder DIR or FILE.npz (default: fashion-mnist)")
+    add_model_flags(p, "timm-format .safetensors/.pth or a Hugging Face directory (default: the bundled "
+                       "Fashion-MNIST ViT)")
     p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default: 1024)")
     p.add_argument("--max-drop", type=float, metavar="PT",
                    help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
@@ -58,6 +54,15 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
     p.set_defaults(func=run)
+
+
+def add_model_flags(p, checkpoint_help: str, metavar: str | None = None) -> None:
+    """CHECKPOINT, ``--config``, ``--format`` and ``--data``: the model and data flags (shared with ``explore``)."""
+    p.add_argument("checkpoint", nargs="?", metavar=metavar, help=checkpoint_help)
+    p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
+    p.add_argument("--format", choices=("timm", "hf"), default="timm", help="checkpoint format (default: timm)")
+    p.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist, an ImageFolder DIR or FILE.npz (default: fashion-mnist)")
 
 
 def _read_config(path):

@@ -39,12 +39,9 @@ def add_parser(sub):
                                    "LayerNorm) for the Pareto front of accuracy against LUT+FF, with resources "
                                    "from synthesis runs (on Dask) and accuracy from the fixed-point emulation on "
                                    "a validation split; pick the smallest configuration within --max-drop.")
-    p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT|CONVERTED_DIR",
-                   help="a checkpoint as for `hardyt convert`, or a `hardyt convert` output (its source checkpoint "
-                        "and conversion options are used); default: the bundled ViT")
-    p.add_argument("--config", help="JSON of timm VisionTransformer arguments")
-    p.add_argument("--format", choices=("timm", "hf"), default="timm", help="checkpoint format (default: timm)")
-    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, an ImageFolder DIR or FILE.npz")
+    cmd_convert.add_model_flags(p, "a checkpoint as for `hardyt convert`, or a `hardyt convert` output (its source "
+                                   "checkpoint and conversion options are used); default: the bundled ViT",
+                                metavar="CHECKPOINT|CONVERTED_DIR")
     p.add_argument("--max-drop", type=float, required=True, metavar="PT",
                    help="accuracy budget: top-1 points below the LayerNorm model on the validation split")
     p.add_argument("--target", choices=TARGETS, default="ecp5", help="synthesis target (default ecp5)")

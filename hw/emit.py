@@ -28,6 +28,7 @@ from hardyt.quant.version import hardyt_version
 
 from .axis_top import AxisTop
 from .cores import build_core
+from .fusesoc import core_file, smoke_testbench
 
 __all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "load_manifest", "verilog_name", "MANIFEST_KEYS"]
 
@@ -168,7 +169,7 @@ def emit_verilog(spec, name: str) -> tuple[str, ReadmemhPlatform, AxisTop]:
 
 
 def emit(spec, out_dir, name: str | None = None) -> Path:
-    """Write ``NAME.v``, ``NAME_<rom>.mem``, ``NAME.json``, ``NAME.spec.json`` into ``out_dir``.
+    """Write ``NAME.v``, ``NAME_<rom>.mem``, ``NAME.json``, ``NAME.spec.json``, ``NAME.core`` (+ ``NAME_tb.v``).
 
     Parameters
     ----------
@@ -198,6 +199,7 @@ def emit(spec, out_dir, name: str | None = None) -> Path:
         "mems": mems,
         "roms": {f: {k: platform.roms[f][k] for k in ("rom", "width", "depth")} for f in mems},
         "spec_file": f"{name}.spec.json",
+        "fusesoc_core": f"{name}.core",        # FuseSoC CAPI2 (hw/fusesoc.py), with its smoke testbench
         "latency": top.latency,
         "channels": spec.channels,
         "lanes": spec.lanes,
@@ -214,6 +216,8 @@ def emit(spec, out_dir, name: str | None = None) -> Path:
             (tmp / fname).write_text(platform.mem_text(fname))
         (tmp / f"{name}.spec.json").write_text(json.dumps(d, indent=1) + "\n")
         (tmp / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        (tmp / f"{name}.core").write_text(core_file(manifest))
+        (tmp / f"{name}_tb.v").write_text(smoke_testbench(manifest))
     return Path(out_dir) / f"{name}.json"
 
 

@@ -21,6 +21,8 @@ ALLOWED = {
         "hardyt.quant.version"},
     "hardyt.quant.conversion": {"hardyt.quant.contract", "hardyt.quant.conversion", "hardyt.quant.errors",
                                 "hardyt.quant.files"},
+    "hardyt.quant.export": {"hardyt.quant.export", "hardyt.quant.contract", "hardyt.quant.conversion",
+                            "hardyt.quant.zoo", "hardyt.quant.errors", "hardyt.quant.files"},
     "hardyt.quant.zoo": {"hardyt.quant.zoo", "hardyt.quant.conversion.evaluate", "hardyt.quant.conversion.graph",
                          "hardyt.quant.contract.check", "hardyt.quant.errors", "hardyt.quant.files",
         "hardyt.quant.version"},

@@ -25,6 +25,7 @@ MODULES = [
     "hardyt.hw.sweep",
     "hardyt.quant.conversion.explore",
     "hardyt.scripts.explore_report",
+    "hardyt.quant.export.thresholds",
 ]
 
 

@@ -104,6 +104,8 @@ class VisionTransformer(nn.Module):
 
     Members
     -------
+    config : dict
+        The keyword arguments above.
     patch_embed.proj, cls_token, pos_embed, blocks[i].{norm1, attn.qkv, attn.proj,
     norm2, mlp.fc1, mlp.fc2}, norm, fc_norm, head — timm's names.
     """
@@ -115,6 +117,10 @@ class VisionTransformer(nn.Module):
         super().__init__()
         _check_config(img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_ratio,
                       class_token, global_pool)
+        # The keyword arguments, as timm names them: `hardyt convert` records them to rebuild the model.
+        self.config = dict(img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
+                           embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                           qkv_bias=qkv_bias, class_token=class_token, global_pool=global_pool, fc_norm=fc_norm)
         self.num_classes, self.embed_dim, self.global_pool = num_classes, embed_dim, global_pool
         self.num_prefix_tokens = 1 if class_token else 0
         use_fc_norm = global_pool == "avg" if fc_norm is None else bool(fc_norm)

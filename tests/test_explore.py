@@ -123,3 +123,36 @@ def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
     for label in ("layer0 / dyt lut4", "layer2 / dyt lut4"):
         assert costs.cached_report(specs[label], "xilinx", tmp_path / "cache")["lut"] == 10
     assert costs.cached_report(specs["layer1 / dyt lut4"], "xilinx", tmp_path / "cache") is None
+
+
+def test_candidates_from_one_calibration(tmp_path, monkeypatch):
+    """Each layer's candidates come from the one float calibration; a layer that does not fold gets channel affine."""
+    import torch
+
+    from hardyt.quant.conversion import explore
+    from hardyt.quant.zoo.load import load_vit
+
+    monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
+    model = load_vit(tiny_vit_files(tmp_path)).eval()
+    x = torch.randn(64, 1, 28, 28)
+    cal = explore.calibrate(model, [x[:32]], method="sequential")
+    assert all(cal.folds[n] for n in cal.names)       # pre-LN ViT: every LayerNorm feeds Linear layers only
+    cal.folds["norm"] = []                              # as if the final norm fed a residual sum
+    cands = explore.candidates(cal, lanes=1)
+    for name, layer in cands.items():
+        affine = "channel" if name == "norm" else "folded"
+        assert {c["in_bits"] for c, _ in layer} == {4, 8}
+        for choice, spec in layer:
+            assert choice["affine"] == affine == spec.affine.mode
+            assert spec.in_bits == choice["in_bits"] and spec.tanh.out_bits == choice["out_bits"] <= spec.in_bits
+            assert spec.alpha == pytest.approx(float(cal.student.get_submodule(name).alpha.detach()))
+    specs = {(n, explore.label(c)): s for n, layer in cands.items() for c, s in layer}
+    evaluate = explore.Evaluator(cal, specs, x[32:], torch.randint(0, 10, (32,)))
+    config = {n: explore.label(cands[n][-1][0]) for n in cal.names}
+    assert 0.0 <= evaluate(config) <= 1.0 and len(evaluate.seen) == 1
+    float_model, fixed_model, folded = explore.pick_model(cal, {n: specs[(n, lab)] for n, lab in config.items()},
+                                                          x[:32])
+    assert "norm" not in folded                         # channel affine: nothing to fold
+    assert all(folded[n]["into"] for n in cal.names if n != "norm")
+    with torch.no_grad():   # the pick's model (folded into Linear) computes what the emulation computed
+        assert torch.allclose(fixed_model(x[32:]), evaluate.model(config)(x[32:]), atol=1e-4)

@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     err = syn["model_error"]["lut_ff"]
     md = ["# hardyt explore on the bundled ViT (ECP5)", "", f"`{meta['command']}` on {meta['machine']}, "
           f"{meta['seconds']:.0f} s in all (calibration {e['seconds']['calibration']} s, search "
-          f"{e['seconds']['search']} s). {r['splits']['validation']} validation images (training split, apart from "
-          f"the {r['splits']['calibration']} calibration images), {r['splits']['test']} test images. "
+          f"{e['seconds']['search']} s). {r['splits']['validation']} validation images and {r['splits']['test']} "
+          f"test images, disjoint halves of the test split; {r['splits']['calibration']} training images calibrate. "
           f"Lanes: the default (8). {syn['cores']} candidate cores, {syn['runs']} synthesized, {syn['estimated']} "
           f"from the cost model (leave-one-out LUT+FF error on the runs: "
           + (f"mean {err['mean_abs_pct']} %, max {err['max_abs_pct']} %" if err else "not measured")

@@ -54,9 +54,8 @@ def add_parser(sub):
     p.add_argument("--beam", type=int, default=3, help="beam width of the search (default 3)")
     p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default 1024)")
     p.add_argument("--val-size", type=int, default=2000,
-                   help="validation images, drawn from the training split apart from the calibration images "
-                        "(default 2000)")
-    p.add_argument("--eval-size", type=int, help="test images the pick is measured on (default: all)")
+                   help="validation images, drawn from the test split; the rest of it is the test set (default 2000)")
+    p.add_argument("--eval-size", type=int, help="test images the pick is measured on (default: all the rest)")
     p.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default 0)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE),
@@ -90,19 +89,29 @@ def _check(args):
 
 
 def _splits(args):
-    """Calibration batches, validation and test sets: calibration and validation are disjoint training images."""
+    """Calibration batches (training images, labels unused), validation and test sets.
+
+    Validation and test are disjoint halves of the test split (``--val-size``
+    images drawn with ``--seed``, the rest is the test set): both are images
+    the model never trained on, so the budget is judged on accuracy that the
+    training set would inflate.
+    """
     import torch
 
     from hardyt.quant.zoo.data import load_dataset
 
-    x_train, y_train = load_dataset(args.data, "train", None)
-    x_test, y_test = load_dataset(args.data, "test", args.eval_size)
-    need = args.calib_size + args.val_size
-    if len(x_train) < need:
-        raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size + --val-size = {need}")
-    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))
-    calib, val = order[:args.calib_size], order[args.calib_size:need]
-    return list(x_train[calib].split(64)), x_train[val], y_train[val], x_test, y_test
+    x_train, _ = load_dataset(args.data, "train", None)
+    x_all, y_all = load_dataset(args.data, "test", None)
+    if len(x_train) < args.calib_size:
+        raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size {args.calib_size}")
+    if len(x_all) <= args.val_size:
+        raise HardytError(f"{args.data}: {len(x_all)} test images: --val-size {args.val_size} leaves none to test on")
+    calib = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.calib_size]
+    order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(args.seed + 1))
+    val, test = order[:args.val_size], order[args.val_size:]
+    if args.eval_size is not None:
+        test = test[:args.eval_size]
+    return list(x_train[calib].split(64)), x_all[val], y_all[val], x_all[test], y_all[test]
 
 
 def _layernorm_spec(channels: int, lanes: int, name: str):

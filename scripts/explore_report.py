@@ -61,8 +61,8 @@ def render_markdown(result: dict) -> str:
     lines = [
         f"# hardyt explore: `{result['checkpoint']}` on `{result['data']}`, --max-drop {result['max_drop']} pt", "",
         f"Accuracy: top-1 in the hardware's fixed-point arithmetic on {result['splits']['validation']} validation "
-        f"images (training images apart from the {result['splits']['calibration']} calibration images); the pick "
-        f"once on {result['splits']['test']} test images. LayerNorm model: validation "
+        f"images (drawn from the test split; {result['splits']['calibration']} training images calibrate, labels "
+        f"unused); the pick once on the other {result['splits']['test']} test images. LayerNorm model: validation "
         f"{100 * result['reference']['validation_accuracy']:.2f} %, test "
         f"{100 * result['reference']['test_accuracy']:.2f} %.", "",
         f"Resources: {result['target']}, sums over every normalization layer (slowest Fmax). {syn['cores']} "

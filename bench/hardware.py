@@ -3,6 +3,8 @@
     .venv/bin/python bench/hardware.py --jobs 2          # the full sweep (prints the table, writes
                                                          # bench/results/hardware.{json,md,png})
     .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
+    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR --lanes 1   # only the DyT engine rows
+                                                         # (bench/results/hardware_engine.{json,md})
 
 Every core is emitted with ``hardyt.hw.emit`` (8-bit in and out, seed 0)
 and synthesized with ``hardyt.hw.synth`` (the code behind ``hardyt synth``):
@@ -209,8 +211,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-xilinx", action="store_true", help="skip the Xilinx reference rows")
     ap.add_argument("--work", type=Path, help="keep emitted cores and reports here (reused when unchanged)")
     ap.add_argument("--out", type=Path, default=OUT, help="results directory (default bench/results)")
+    ap.add_argument("--engine", type=Path, metavar="CONVERTED_DIR",
+                    help="only the DyT engine rows: the engine for this converted model's layers against its "
+                         "layers' folded cores and a LayerNorm core, at each --lanes")
     args = ap.parse_args(argv)
     command = "python bench/hardware.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.engine:
+        return engine_main(args, command)
 
     t0 = time.perf_counter()
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-hw-")
@@ -273,6 +280,49 @@ def main(argv=None) -> int:
     atomic_write_text(args.out / "hardware.md", md)
     if ecp5:
         plot(ecp5, args.out / "hardware.png")
+    return 0
+
+
+def _synth_all(pairs, args) -> list[dict]:
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_job, j, d, args.seed) for j, d in pairs]
+        return [f.result() for f in tqdm(futures, desc="synth", unit="core")]
+
+
+def engine_main(args, command: str) -> int:
+    """``--engine CONVERTED_DIR``: the engine rows only (see ``engine_rows``)."""
+    from engine_rows import engine_jobs, engine_table, engine_targets, engine_throughput
+
+    t0 = time.perf_counter()
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-engine-")
+    work = args.work or Path(tmp.name)
+    pairs = engine_jobs(args.engine, args.lanes, work)
+    rows = _synth_all(pairs, args)
+    for (job, d), r in zip(pairs, rows):
+        if job["core"] == "dyt-engine":
+            m = json.loads((d / "dyt_engine.json").read_text())
+            r["load_cycles"] = m["layers"][0]["load_cycles"]
+    throughput = {d: engine_throughput(d) | {"lanes": j["lanes"]} for j, d in pairs if j["core"] == "dyt-engine"}
+    if tmp:
+        tmp.cleanup()
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
+    targets = engine_targets(rows, throughput)
+    text = [f"# One DyT engine for every layer vs a core per layer vs LayerNorm ({BITS}-bit, ECP5)", "",
+            f"Command: `{command}`", "", f"Layers: {args.engine} in model order; {len(rows)} tool runs, "
+            f"{time.perf_counter() - t0:.0f} s wall with {args.jobs} job(s). Yosys synth_ecp5, nextpnr-ecp5 --85k "
+            f"--seed {args.seed} on the port-registering wrapper. LUT = LUT4 + 2/CCU2C + 4/TRELLIS_DPR16X4.", "",
+            engine_table(rows)]
+    text += [f"- failed: {r['core']} P={r['lanes']}: {r['error']}" for r in failed]
+    text += ["", "## Targets", "", "| target | result | numbers |", "|---|---|---|"]
+    text += [f"| {t['target']} | {t['result']} | {t['detail']} |" for t in targets]
+    md = "\n".join(text) + "\n"
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_json_atomic(args.out / "hardware_engine.json", {"command": command, "rows": rows, "failed": failed,
+                                                         "throughput": list(throughput.values()),
+                                                         "targets": targets})
+    atomic_write_text(args.out / "hardware_engine.md", md)
     return 0
 
 

@@ -37,9 +37,14 @@ class AxisTop(wiring.Component):
 
     def __init__(self, core):
         self.core = core
+        super().__init__(self.ports(core))
+
+    @staticmethod
+    def ports(core) -> dict:
+        """The top's signature members for ``core`` (a subclass adds its own)."""
         in_width = len(core.i.payload.data.as_value())
         out_width = len(core.o.payload.data.as_value())
-        super().__init__({
+        return {
             "aclk": In(1),
             "aresetn": In(1),
             "s_axis_tdata": In(in_width),
@@ -50,7 +55,7 @@ class AxisTop(wiring.Component):
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
-        })
+        }
 
     @property
     def latency(self) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 from hardyt.quant.errors import SpecError
 from hardyt.quant.contract.layernorm import LayerNormSpec, random_layernorm_spec
 from hardyt.quant.contract.spec import ChannelAffine, DyTSpec, FoldedAffine
-from hardyt.quant.contract.tanh import build_tanh, full_scale
+from hardyt.quant.contract.tanh import build_tanh, full_scale, range_out_scale
 
 from .dyt_core import DyTCore
 from .layernorm_core import LayerNormCore
@@ -30,14 +30,16 @@ def build_core(spec):
 def random_dyt_spec(channels: int, lanes: int, in_bits: int, out_bits: int, *, tanh: str = "lut",
                     affine: str = "folded", alpha: float | None = None, segments: int = 16,
                     drop_bits: int = 0, seed: int = 0, alpha_shift: bool = False,
-                    name: str = "dyt") -> DyTSpec:
+                    out_range: str = "layer", name: str = "dyt") -> DyTSpec:
     """A DyT spec for exploring hardware without a model.
 
     ``alpha`` is per input LSB (the tanh argument per code, as in ``hardyt
     tanh``; default ``2 / 2**(in_bits-1)``: tanh(2) at full-scale input); the input
     scale is 1. ``channel`` affine draws integer gamma in ``[-127, 127]``
     (8 bits, shift 6) and beta spanning the output range, from ``seed``;
-    ``alpha_shift`` draws per-channel shifts in 0..2.
+    ``alpha_shift`` draws per-channel shifts in 0..2. ``out_range`` is the
+    tanh output format: ``"layer"`` spans the input range's tanh (the
+    default, as conversions make it), ``"full"`` spans ±1.
 
     >>> s = random_dyt_spec(8, 2, 8, 8, affine="channel", seed=1)
     >>> s.affine.gamma_bits, len(s.affine.beta), s.tanh.in_bits
@@ -52,7 +54,11 @@ def random_dyt_spec(channels: int, lanes: int, in_bits: int, out_bits: int, *, t
         alpha = 2.0 / (1 << (in_bits - 1))
     shifts = tuple(int(k) for k in rng.integers(0, 3, channels)) if alpha_shift else None
     extra = max(shifts) if shifts else 0
-    t = build_tanh(tanh, in_bits + extra, out_bits, float(alpha), segments=segments, drop_bits=drop_bits)
+    if out_range not in ("layer", "full"):
+        raise SpecError("out_range", f"must be 'layer' or 'full', got {out_range!r}")
+    out_scale = range_out_scale(in_bits + extra, out_bits, float(alpha)) if out_range == "layer" else None
+    t = build_tanh(tanh, in_bits + extra, out_bits, float(alpha), segments=segments, drop_bits=drop_bits,
+                   out_scale=out_scale)
     aff = FoldedAffine()
     if affine == "channel":
         shift = 6

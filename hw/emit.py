@@ -30,7 +30,7 @@ from .axis_top import AxisTop
 from .cores import build_core
 from .fusesoc import core_file, smoke_testbench
 
-__all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "load_manifest", "verilog_name", "MANIFEST_KEYS"]
+__all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "top_verilog", "load_manifest", "verilog_name", "MANIFEST_KEYS"]
 
 MANIFEST_KEYS = ("hardyt_version", "core", "name", "top", "verilog", "mems", "latency", "channels", "lanes",
                  "in_bits", "out_bits", "s_axis_tdata_width", "m_axis_tdata_width", "spec")
@@ -157,15 +157,20 @@ def _spec_kind(spec) -> str:
 def emit_verilog(spec, name: str) -> tuple[str, ReadmemhPlatform, AxisTop]:
     """The Verilog text of ``spec``'s AXI4-Stream top named ``name`` (ROMs not yet written)."""
     top = AxisTop(build_core(spec))
+    notes = (f"// Spec: {name}.spec.json; manifest: {name}.json. Lane j of a beat is tdata[j*W +: W].\n"
+             f"// ROM contents are loaded with $readmemh from {name}_<rom>.mem, a path relative to the\n"
+             f"// working directory: run simulators and synthesis from this file's directory.\n")
+    text, platform = top_verilog(top, name, f"{_spec_kind(spec)} core", notes)
+    return text, platform, top
+
+
+def top_verilog(top, name: str, what: str, notes: str) -> tuple[str, ReadmemhPlatform]:
+    """The Verilog of an elaboratable ``top`` named ``name``: a header (``what``, then ``notes``),
+    the lint-waived generated part and the ROM module; and the platform that saw its ROMs."""
     platform = ReadmemhPlatform(name)
     body = verilog.convert(top, name=name, platform=platform, emit_src=False, strip_internal_attrs=True)
-    header = (
-        f"// {name}.v: hardyt {hardyt_version()} {_spec_kind(spec)} core, AXI4-Stream top `{name}`.\n"
-        f"// Spec: {name}.spec.json; manifest: {name}.json. Lane j of a beat is tdata[j*W +: W].\n"
-        f"// ROM contents are loaded with $readmemh from {name}_<rom>.mem, a path relative to the\n"
-        f"// working directory: run simulators and synthesis from this file's directory.\n"
-    )
-    return header + _LINT_OFF + body + _LINT_ON + "\n" + platform.rom_verilog(), platform, top
+    header = f"// {name}.v: hardyt {hardyt_version()} {what}, AXI4-Stream top `{name}`.\n" + notes
+    return header + _LINT_OFF + body + _LINT_ON + "\n" + platform.rom_verilog(), platform
 
 
 def emit(spec, out_dir, name: str | None = None) -> Path:

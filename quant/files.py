@@ -44,6 +44,20 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+def load_json_object(path, what: str = "file") -> dict:
+    """The JSON object in ``path``; unreadable, invalid or not-an-object is a :class:`HardytError` naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise HardytError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HardytError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise HardytError(f"{path}: {what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
 def save_json_atomic(path, obj) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=1) + "\n")

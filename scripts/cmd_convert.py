@@ -8,7 +8,6 @@ the layer saw, for simulation), ``report.json``, ``report.md`` and
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,9 @@ import numpy as np
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
+from . import model_input
 from .flags import flag_errors
-from .plots import save_figure, subplots
+from .plots import plot_sqnr, save_figure, subplots
 
 RECORD_IMAGES = 8  # images whose DyT input codes are saved per layer (a few hundred tokens)
 
@@ -30,9 +30,16 @@ def add_parser(sub):
                                    "fold gamma/beta into the next Linear, quantize to the hardware's fixed point, "
                                    "evaluate LayerNorm / DyT float / DyT fixed on the test set and write the "
                                    "converted checkpoint, one DyT spec per layer and a report.")
-    add_model_flags(p, "timm-format .safetensors/.pth or a Hugging Face directory (default: the bundled "
-                       "Fashion-MNIST ViT)")
-    p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default: 1024)")
+    p.add_argument("checkpoint", nargs="?", help="timm-format .safetensors/.pth or a Hugging Face directory "
+                   "(default: the bundled Fashion-MNIST ViT)")
+    p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
+    p.add_argument("--format", choices=("timm", "hf"),
+                   help="checkpoint format (default: hf for a directory with config.json, timm for "
+                        ".safetensors/.pth)")
+    p.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist, an ImageFolder DIR or FILE.npz (default: fashion-mnist)")
+    p.add_argument("--calib-size", type=model_input.calib_size, default=1024, metavar="N|all",
+                   help="calibration images from the training split, or 'all' of it; labels unused (default: 1024)")
     p.add_argument("--max-drop", type=float, metavar="PT",
                    help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
     p.add_argument("--in-bits", type=int, default=8, help="DyT input code width (default: 8)")
@@ -53,45 +60,20 @@ def add_parser(sub):
     p.add_argument("--eval-size", type=int, help="test images to evaluate on (default: all)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and optimizer seed (default: 0)")
     p.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
+    model_input.add_arguments(p)
+    # Fidelity (fixed point vs float, docs/fixed_point.md): one block.
+    p.add_argument("--tanh-range", choices=("layer", "full"), default="layer",
+                   help="tanh output format: 'layer' spans tanh(alpha*clip), 'full' spans +-1 (default: layer)")
+    p.add_argument("--strict", action="store_true",
+                   help="a fidelity warning (layer SQNR or end-to-end agreement below its floor) is an error: "
+                        "exit 1, nothing written")
     p.set_defaults(func=run)
-
-
-def add_model_flags(p, checkpoint_help: str, metavar: str | None = None) -> None:
-    """CHECKPOINT, ``--config``, ``--format`` and ``--data``: the model and data flags (shared with ``explore``)."""
-    p.add_argument("checkpoint", nargs="?", metavar=metavar, help=checkpoint_help)
-    p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
-    p.add_argument("--format", choices=("timm", "hf"), default="timm", help="checkpoint format (default: timm)")
-    p.add_argument("--data", default="fashion-mnist",
-                   help="fashion-mnist, an ImageFolder DIR or FILE.npz (default: fashion-mnist)")
-
-
-def _read_config(path):
-    path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read config: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise HardytError(f"{path}: config must be a JSON object, got {type(config).__name__}")
-    return config
-
-
-def _load_model(args):
-    from hardyt.quant.zoo import load
-    if args.format == "hf":
-        if not args.checkpoint:
-            raise HardytError("--format hf needs a CHECKPOINT directory")
-        return load.load_hf(args.checkpoint)
-    path = args.checkpoint or load.default_model_path()
-    return load.load_vit(path, _read_config(args.config) if args.config else None)
 
 
 def _check_args(args):
     for name in ("calib_size", "in_bits", "out_bits"):
         v = getattr(args, name)
-        if v < (1 if name == "calib_size" else 2):
+        if v != "all" and v < (1 if name == "calib_size" else 2):
             raise HardytError(f"--{name.replace('_', '-')} must be {'>= 1' if name == 'calib_size' else '>= 2'}, "
                               f"got {v}")
     if args.max_drop is not None and not args.max_drop >= 0:
@@ -103,7 +85,7 @@ def _options(args) -> dict:
     from hardyt.quant.conversion.options import ConvertOptions
 
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "self_distill_lr": args.self_distill_lr,
-               "seed": args.seed, "progress": True}
+               "seed": args.seed, "progress": True, "strict": args.strict}
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:
@@ -113,53 +95,55 @@ def _options(args) -> dict:
     return options
 
 
-def _data(args):
-    """``(x_train, pick, x_test, y_test)``: ``pick`` is the calibration sample, ``--calib-size`` images drawn
-    with ``--seed``."""
-    import torch
-
-    from hardyt.quant.zoo.data import load_dataset
-
-    x_train, _ = load_dataset(args.data, "train", None)
-    x_test, y_test = load_dataset(args.data, "test", args.eval_size)
-    if len(x_train) == 0:
-        raise HardytError(f"{args.data}: the calibration split is empty (no images)")
-    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.calib_size]
-    return x_train, pick, x_test, y_test
-
-
 def run(args) -> int:
-    from hardyt.quant.conversion.evaluate import accuracy
     from hardyt.quant.conversion.partial import partial_convert
     from hardyt.quant.conversion.pipeline import convert, to_float
 
     _check_args(args)
     options = _options(args)
     t0 = time.perf_counter()
-    model = _load_model(args).eval()
-    x_train, pick, x_test, y_test = _data(args)
-    batches = list(x_train[pick].split(64))
-    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes}
+    model, fmt, path = model_input.load_model(args)
+    pre, expected = model_input.resolve_input(args, model, fmt, path)
+    print(f"preprocessing: {model_input.describe(pre)}", flush=True)
+    batches = model_input.calibration_loader(args, pre)
+    test, test_idx = model_input.test_set(args, pre)
+    formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes,
+               "tanh_range": args.tanh_range}
     if args.max_drop is not None:
+        x_test, y_test = test.batch(test_idx)
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
                                             fixed_point=formats, **options)
     else:
         converted, report = convert(model, batches, fixed_point=formats, **options)
     t_convert = time.perf_counter() - t0
     float_model = to_float(converted)
-    acc = {"ln_float": accuracy(model, x_test, y_test, progress=True, desc="LayerNorm"),
-           "dyt_float": accuracy(float_model, x_test, y_test, progress=True, desc="DyT float"),
-           "dyt_fixed": accuracy(converted, x_test, y_test, progress=True, desc="DyT fixed")}
+    acc = model_input.evaluate({"ln_float": model, "dyt_float": float_model, "dyt_fixed": converted}, test, test_idx)
+    check, warning = model_input.accuracy_check(acc["ln_float"], expected, len(test_idx))
+    if warning:
+        print(f"hardyt convert: warning: {warning}", file=sys.stderr, flush=True)
     report = {"command": "hardyt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hardyt") else None,
-              "checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "test_samples": len(x_test),
-              "accuracy": acc, **report, "convert_seconds": t_convert,
-              "total_seconds": time.perf_counter() - t0}
-    write_converted(Path(args.out), model, float_model, converted, report, x_train[pick[:RECORD_IMAGES]])
+              "checkpoint": str(args.checkpoint or "bundled"), "format": fmt, "data": args.data,
+              "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
+              "accuracy_check": check, **report, "warnings": report["warnings"] + ([warning] if warning else []),
+              "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
+    write_converted(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
           f"{report['total_seconds']:.0f} s) -> {Path(args.out)}")
+    print(fidelity_summary(report, warnings=True))
     return 0
+
+
+def fidelity_summary(report, *, warnings: bool = False) -> str:
+    """The lines on fixed point vs float: worst layer SQNR, agreement (and every warning)."""
+    fid = report["fidelity"]
+    worst = min(report["layers"], key=lambda r: r["sqnr_db"], default=None)
+    top1 = "" if fid["top1_agreement"] is None else f", top-1 agreement {100 * fid['top1_agreement']:.2f} %"
+    lines = [f"fixed vs float DyT: lowest layer SQNR {worst['sqnr_db']:.1f} dB ({worst['name']}, floor "
+             f"{fid['sqnr_floor_db']:g} dB), output cosine {fid['cosine']:.5f}{top1}" if worst else
+             "fixed vs float DyT: no DyT layer"]
+    return "\n".join(lines + ([f"warning: {w}" for w in report["warnings"]] if warnings else []))
 
 
 def write_converted(out: Path, model, float_model, converted, report: dict, record_images,
@@ -176,6 +160,7 @@ def write_converted(out: Path, model, float_model, converted, report: dict, reco
         save_json_atomic(tmp / "config.json", _converted_config(model, report))
         _save_layer_files(converted, report, record_images, tmp)
         _plot_alpha(report, tmp / "alpha.png")
+        plot_sqnr(report["layers"], report["fidelity"]["sqnr_floor_db"], tmp / "sqnr.png")
         save_json_atomic(tmp / "report.json", report)
         atomic_write_text(tmp / "report.md", render_markdown(report) if markdown is None else markdown)
 
@@ -240,19 +225,31 @@ def render_markdown(report) -> str:
              f"{report['formats']['in_bits']}-bit input, {report['formats']['tanh']} tanh "
              f"({report['formats']['out_bits']}-bit out). Conversion {report['convert_seconds']:.0f} s, "
              f"total {report['total_seconds']:.0f} s.", "",
+             f"Preprocessing: {model_input.describe_dict(report['preprocessing'])}.", "",
              "| model | top-1 | vs LayerNorm |", "|---|---|---|"]
     for key, label in (("ln_float", "LayerNorm, float"), ("dyt_float", "DyT, float"),
                        ("dyt_fixed", "DyT, fixed point (hardware arithmetic)")):
         delta = "" if key == "ln_float" else f"{100 * (acc[key] - ln):+.2f} pt"
         lines.append(f"| {label} | {_pct(acc[key])} | {delta} |")
+    check = report.get("accuracy_check")
+    if check:
+        lines += ["", f"The checkpoint records {_pct(check['expected'])} ({check['source']}); measured LayerNorm "
+                      f"{_pct(check['measured'])}: {check['gap_pt']:+.2f} pt."]
+    for w in report.get("warnings", []):
+        lines += ["", f"**Warning:** {w}"]
     lines += ["", "![per-layer alpha](alpha.png)", "",
-              "| layer | C | alpha | shifts | in_scale | clip | fit error | affine | folded into |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| layer | C | alpha | shifts | in_scale | clip | alpha·clip | fit error | SQNR dB | min in/out bits "
+              "| affine | folded into |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for layer in report["layers"]:
         shifts = "–" if layer["alpha_shift"] is None else f"0..{max(layer['alpha_shift'])}"
         lines.append(f"| {layer['name']} | {layer['channels']} | {layer['alpha']:.4g} | {shifts} "
-                     f"| {layer['in_scale']:.4g} | {layer['clip']:.3g} | {layer['fit_error']:.3g} "
+                     f"| {layer['in_scale']:.4g} | {layer['clip']:.3g} | {layer['alpha_clip']:.3g} "
+                     f"| {layer['fit_error']:.3g} | {layer['sqnr_db']:.1f} "
+                     f"| {layer['min_in_bits'] or '>16'}/{layer['min_out_bits'] or '>16'} "
                      f"| {layer['spec']['affine']['mode']} | {', '.join(layer['folded_into']) or '–'} |")
+    lines += ["", "## Fixed point vs float DyT", "", "![per-layer SQNR](sqnr.png)", "",
+              "```", fidelity_summary(report), "```"]
     if report["kept_layernorms"]:
         lines += ["", "LayerNorms kept (served by the LayerNorm core): "
                   + ", ".join(f"`{n}`" for n in report["kept_layernorms"])]

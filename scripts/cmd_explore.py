@@ -25,7 +25,7 @@ from pathlib import Path
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
-from . import cmd_convert
+from . import cmd_convert, model_input
 from .explore_report import plot_front, render_markdown
 from .flags import add_sweep_flags
 
@@ -39,15 +39,19 @@ def add_parser(sub):
                                    "LayerNorm) for the Pareto front of accuracy against LUT+FF, with resources "
                                    "from synthesis runs (on Dask) and accuracy from the fixed-point emulation on "
                                    "a validation split; pick the smallest configuration within --max-drop.")
-    cmd_convert.add_model_flags(p, "a checkpoint as for `hardyt convert`, or a `hardyt convert` output (its source "
-                                   "checkpoint and conversion options are used); default: the bundled ViT",
-                                metavar="CHECKPOINT|CONVERTED_DIR")
+    p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT|CONVERTED_DIR",
+                   help="a checkpoint as for `hardyt convert`, or a `hardyt convert` output (its source checkpoint "
+                        "and conversion options are used); default: the bundled ViT")
+    p.add_argument("--config", help="JSON of timm VisionTransformer arguments (default: <checkpoint stem>.json)")
+    p.add_argument("--format", choices=("timm", "hf"), help="checkpoint format (default: detected)")
+    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, an ImageFolder DIR or FILE.npz")
     p.add_argument("--max-drop", type=float, required=True, metavar="PT",
                    help="accuracy budget: top-1 points below the LayerNorm model on the validation split")
     p.add_argument("--target", choices=TARGETS, default="ecp5", help="synthesis target (default ecp5)")
     p.add_argument("--lanes", type=int, help="channels per beat P of every core (default: largest of 8, 4, 2, 1 "
                                              "dividing C)")
     add_sweep_flags(p)
+    model_input.add_arguments(p)
     p.add_argument("--synth-budget", type=int, metavar="N",
                    help="synthesize at most N cores, one of each structure first; the cost model predicts the "
                         "rest (default: synthesize all)")
@@ -88,7 +92,7 @@ def _check(args):
         raise HardytError(f"--synth-budget must be >= 2 (the cost model needs runs to fit), got {args.synth_budget}")
 
 
-def _splits(args):
+def _splits(args, pre):
     """Calibration batches (training images, labels unused), validation and test sets.
 
     Validation and test are disjoint halves of the test split (``--val-size``
@@ -100,8 +104,8 @@ def _splits(args):
 
     from hardyt.quant.zoo.data import load_dataset
 
-    x_train, _ = load_dataset(args.data, "train", None)
-    x_all, y_all = load_dataset(args.data, "test", None)
+    x_train, _ = load_dataset(args.data, "train", None, pre=pre)
+    x_all, y_all = load_dataset(args.data, "test", None, pre=pre)
     if len(x_train) < args.calib_size:
         raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size {args.calib_size}")
     if len(x_all) <= args.val_size:
@@ -161,8 +165,9 @@ def explore(args) -> dict:
     options = {"seed": args.seed, "progress": True} | _source(args)
     if args.steps is not None:
         options["steps"] = args.steps
-    model = cmd_convert._load_model(args).eval()
-    batches, x_val, y_val, x_test, y_test = _splits(args)
+    model, fmt, path = model_input.load_model(args)
+    pre, _ = model_input.resolve_input(args, model, fmt, path)
+    batches, x_val, y_val, x_test, y_test = _splits(args, pre)
     cal = calibrate(model, batches, **options)
     options_by_layer, specs, dicts, choices = _candidates(cal, args.lanes)
     t_cal = time.perf_counter() - t0

@@ -5,6 +5,7 @@ Three forms::
     hardyt rtl SPEC.json --out DIR                       # one layer spec
     hardyt rtl CONVERTED_DIR [--layers all|NAME...] --out DIR   # every layer -> DIR/<name>/
     hardyt rtl --channels C [--lanes P ...] --out DIR    # a random spec from flags
+    hardyt rtl CONVERTED_DIR --engine [--lanes P] --out DIR     # one engine for every layer
 
 Every form writes the spec it used next to the Verilog (``NAME.spec.json``),
 so ``hardyt sim DIR`` and ``hardyt synth DIR`` need nothing else.
@@ -30,6 +31,9 @@ def add_parser(sub):
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="CONVERTED_DIR: 'all' (default) or layer names")
     p.add_argument("--name", help="top module / file name (default: the spec's name)")
+    p.add_argument("--engine", action="store_true",
+                   help="CONVERTED_DIR: one DyT engine for every layer, its tables loaded at run time "
+                        "(Verilog, a coefficient image per layer, manifest); --lanes sets its lanes")
     g = p.add_argument_group("flags form (no SOURCE)")
     g.add_argument("--core", choices=("dyt", "layernorm"), help="core kind (default dyt)")
     g.add_argument("--channels", type=int, help="channels per token C")
@@ -84,6 +88,38 @@ def _converted_specs(directory: Path, layers):
     return [specs[n] for n in layers]
 
 
+def model_order(directory: Path, specs: list) -> list:
+    """``specs`` in the model's layer order (``config.json``'s ``dyt_layers`` as ``hardyt convert``
+    writes it), else as given."""
+    try:
+        order = list(json.loads((directory / "config.json").read_text())["dyt_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return specs
+    from hardyt.hw.emit import verilog_name
+
+    # Spec names may be the module names as written to files (blocks_0_norm1 for blocks.0.norm1).
+    rank = {verilog_name(n): i for i, n in enumerate(order)} | {n: i for i, n in enumerate(order)}
+    return sorted(specs, key=lambda s: rank.get(s.name, len(rank)))
+
+
+def _engine(args, source: Path) -> Path:
+    from hardyt.hw.engine_emit import emit_engine
+
+    if not source.is_dir():
+        raise HardytError(f"--engine: {source} is not a converted directory (`hardyt convert --out`)")
+    specs = model_order(source, _converted_specs(source, args.layers))
+    return emit_engine(specs, Path(args.out), args.name or "dyt_engine", lanes=args.lanes)
+
+
+def _engine_summary(manifest_path: Path) -> str:
+    m = json.loads(manifest_path.read_text())
+    load = m["layers"][0]["load_cycles"]
+    return (f"{m['name']}: {manifest_path.parent / m['verilog']}, DyT engine for {len(m['layers'])} layers "
+            f"(C <= {m['channels']}, P={m['lanes']}, {m['in_bits']}-bit in, {m['out_bits']}-bit out), latency "
+            f"{m['latency']} cycles, {len(m['layers'])} coefficient images of {m['layers'][0]['frame_beats']} "
+            f"x {m['coef_tdata_width']}-bit beats, {load} cycles to load a layer")
+
+
 def _summary(manifest_path: Path) -> str:
     m = json.loads(manifest_path.read_text())
     d = manifest_path.parent
@@ -98,6 +134,14 @@ def run(args) -> int:
 
     out = Path(args.out)
     flags = [k for k in _FLAG_DEFAULTS if getattr(args, k) is not None] + (["channels"] if args.channels else [])
+    if args.engine:
+        if args.source is None:
+            raise HardytError("--engine needs a CONVERTED_DIR (`hardyt convert --out`)")
+        bad = [f for f in flags if f != "lanes"]
+        if bad:
+            raise HardytError(f"--engine takes its layers from {args.source}; --{bad[0].replace('_', '-')} does not apply")
+        print(_engine_summary(_engine(args, Path(args.source))))
+        return 0
     if args.source is None:
         spec, name = _flag_spec(args)
         manifests = [emit(spec, out, name)]

@@ -15,6 +15,11 @@ in the model) are used when given, or when a layer directory or DIR holds
 ``<layer>.inputs.npz`` as ``hardyt convert`` writes it; ``--activations
 CONVERTED_DIR`` picks each layer's file from a converted model's directory.
 Exits 1 on any mismatch, protocol violation, throughput or latency miss.
+
+On a DyT engine directory (``hardyt rtl CONVERTED_DIR --engine``) it runs the
+model's layers in order: layer 0's coefficients load, each layer streams
+(its real activations when found, else random codes) while the next one
+loads, and every output is compared with the golden model of its layer.
 """
 from __future__ import annotations
 
@@ -59,6 +64,19 @@ def _activations_for(core: Path, root: Path, given: Path | None, spec_name: str)
     return found[0] if found else None
 
 
+def _run_engine(core: Path, root: Path, given: Path | None, manifest: dict, args, vectors: int) -> dict:
+    """A DyT engine: the model's layers in order, each with its activations when found."""
+    from hardyt.sim.engine_runner import run_engine_sim
+
+    if args.mode != "cocotb":
+        raise HardytError(f"{core}: a DyT engine is simulated in cocotb mode only (--mode bulk is for cores)")
+    if given is not None and given.is_file():
+        raise HardytError(f"--activations {given}: an engine runs every layer; give the converted directory")
+    found = {layer["name"]: _activations_for(core, root, given, layer["name"]) for layer in manifest["layers"]}
+    return run_engine_sim(core, simulator=args.simulator, vectors=vectors, seed=args.seed,
+                          activations={n: p for n, p in found.items() if p is not None}, waves=args.waves)
+
+
 def _fmt_rate(r: dict) -> str:
     bpc, lat = r["beats_per_cycle"], r["latency"]
     rate = "not measured" if bpc is None else f"{bpc:.3f} beats/cycle (sink always ready)"
@@ -74,6 +92,12 @@ def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
     tests = ", ".join(f"{t} {v.get('elements', 0)}" for t, v in r["tests"].items() if v.get("elements"))
     if tests:
         lines.append(f"  elements per test: {tests}")
+    if r.get("layers"):
+        real = r.get("activations", {})
+        lines.append(f"  layers in order: {', '.join(r['layers'])}; real activations for {len(real)} of "
+                     f"{len(r['layers'])}")
+        lines += [f"  layer {n}: {v['elements']} elements, {v['mismatches']} mismatches"
+                  for n, v in r.get("per_layer", {}).items()]
     lines += [f"  skipped: {s}" for s in r.get("skipped", [])]
     lines += [f"  failed: {f}" for f in r["failures"][:limit]]
     lines += [f"  mismatch: {m}" for m in r["report"][:limit]]
@@ -84,14 +108,18 @@ def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
     return lines
 
 
-def _sim_core(core: Path, root: Path, given: Path | None, options: dict) -> dict:
-    """Simulate one emitted core (a Dask job of its own when there are several)."""
+def _sim_core(core: Path, root: Path, given: Path | None, args, vectors: int) -> dict:
+    """Simulate one emitted core or engine (a Dask job of its own when there are several)."""
     from hardyt.hw.emit import load_manifest
+    from hardyt.sim.engine_runner import is_engine
     from hardyt.sim.runner import run_sim
 
     manifest = load_manifest(core)
+    if is_engine(manifest):
+        return _run_engine(core, root, given, manifest, args, vectors)
     npz = _activations_for(core, root, given, manifest["spec"]["name"])
-    return run_sim(core, activations=npz, **options)
+    return run_sim(core, simulator=args.simulator, vectors=vectors, waves=args.waves, mode=args.mode,
+                   seed=args.seed, activations=npz)
 
 
 def run(args) -> int:
@@ -106,16 +134,15 @@ def run(args) -> int:
         raise HardytError(f"--activations: {given}: no such file or directory")
     if given is not None and given.is_file() and len(cores) > 1:
         raise HardytError(f"--activations {given}: one file for {len(cores)} layers; give the converted directory")
-    options = {"simulator": args.simulator, "vectors": args.vectors or _VECTORS[args.mode], "waves": args.waves,
-               "mode": args.mode, "seed": args.seed}
+    vectors = args.vectors or _VECTORS[args.mode]
     if len(cores) == 1:
-        r = _sim_core(cores[0], root, given, options)
+        r = _sim_core(cores[0], root, given, args, vectors)
         for line in report_lines(str(cores[0]), r):
             print(line, flush=True)
         if not r["ok"]:
             raise HardytError(f"{root}: not bit-exact or failed a check (see above)")
         return 0
-    jobs = {str(core): (_sim_core, (core, root, given, options)) for core in cores}
+    jobs = {str(core): (_sim_core, (core, root, given, args, vectors)) for core in cores}
     with dask_client(args.scheduler, args.workers) as client:
         results, errors = run_jobs(client, jobs, desc="sim")
     failed = []

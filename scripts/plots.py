@@ -10,7 +10,7 @@ import io
 import numpy as np
 
 from hardyt.quant.files import atomic_write_bytes
-from hardyt.quant.contract.tanh import Tanh, full_scale, tanh_int
+from hardyt.quant.contract.tanh import Tanh, exact_codes, tanh_int
 
 
 def _pyplot():
@@ -37,10 +37,10 @@ def plot_tanh(t: Tanh, path) -> None:
     """Approximation against exact tanh, and its error in ULPs, over every code."""
     half = 1 << (t.in_bits - 1)
     x = np.arange(-half, half, dtype=np.int64)
-    exact = full_scale(t.out_bits) * np.tanh(t.alpha_scale * x.astype(np.float64))
+    exact = exact_codes(x, t)
     approx = tanh_int(x, t)
     fig, (ax1, ax2) = subplots(2, 1, figsize=(7, 5.5), sharex=True)
-    ax1.plot(x, exact, lw=1, label="T·tanh(a·x) exact")
+    ax1.plot(x, exact, lw=1, label="tanh(a·x)/s exact")
     ax1.step(x, approx, lw=0.8, where="mid", label=f"{t.kind} ({t.out_bits}-bit)")
     ax1.set_ylabel("output code")
     ax1.legend(loc="upper left")
@@ -50,6 +50,20 @@ def plot_tanh(t: Tanh, path) -> None:
     ax2.axhline(-0.5, color="k", ls=":", lw=0.8)
     ax2.set_ylabel("error (ULP)")
     ax2.set_xlabel("input code")
+    save_figure(fig, path)
+
+
+def plot_sqnr(layers: list[dict], floor: float, path) -> None:
+    """Per-layer SQNR of the fixed-point DyT against float, with the warning floor."""
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(layers) + 2), 3.8))
+    xs = np.arange(len(layers))
+    vals = [max(-10.0, min(r["sqnr_db"], 99.0)) for r in layers]
+    ax.bar(xs, vals, color=["C0" if v >= floor else "C3" for v in vals])
+    ax.axhline(floor, color="k", ls=":", lw=1, label=f"floor {floor:g} dB")
+    ax.set_ylabel("SQNR (dB)")
+    ax.set_xticks(xs, [r["name"] for r in layers], rotation=60, ha="right", fontsize=8)
+    ax.legend(loc="lower right")
+    ax.set_title("fixed-point DyT vs float DyT, per layer (red: below the floor)")
     save_figure(fig, path)
 
 

@@ -56,11 +56,12 @@ class AxisPorts:
 class AxisSource(AxisPorts):
     """Drives ``s_axis_*``: beats queued with :meth:`send`, ``tvalid`` paused by ``pause``."""
 
-    def __init__(self, dut, width: int, pause: Iterator[bool], prefix: str = "s_axis"):
+    def __init__(self, dut, width: int, pause: Iterator[bool], prefix: str = "s_axis", user=None):
         super().__init__(dut, prefix)
         self.width = width
         self.pause = pause
-        self.queue: deque[tuple[list[int], bool]] = deque()
+        self.user = user         # optional sideband signal set with every beat (e.g. the engine's layer_select)
+        self.queue: deque[tuple[list[int], bool, int]] = deque()
         self.sent = 0            # beats accepted by the core
         self.cycle = 0
         self.first_cycle = None  # cycle of the first input handshake
@@ -69,9 +70,10 @@ class AxisSource(AxisPorts):
         self.tlast.value = 0
         self.tdata.value = 0
 
-    def send(self, beats, last) -> None:
+    def send(self, beats, last, user: int = 0) -> None:
+        """Queue ``beats`` (each a list of lanes) with their ``last`` flags; ``user`` rides with each."""
         for beat, lst in zip(beats, last):
-            self.queue.append((list(beat), bool(lst)))
+            self.queue.append((list(beat), bool(lst), int(user)))
 
     def clear(self) -> None:
         self.queue.clear()
@@ -98,7 +100,9 @@ class AxisSource(AxisPorts):
                     self.first_cycle = self.cycle
             # AXI: once tvalid is high it stays high until the handshake, so pause only when idle.
             if not self._busy and self.queue and not next(self.pause):
-                beat, lst = self.queue.popleft()
+                beat, lst, user = self.queue.popleft()
+                if self.user is not None:
+                    self.user.value = user
                 self.tdata.value = pack_lanes(beat, self.width)
                 self.tlast.value = int(lst)
                 self.tvalid.value = 1

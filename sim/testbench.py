@@ -44,7 +44,11 @@ class SimConfig:
         self.results = Path(env["HARDYT_SIM_RESULTS"]) if env.get("HARDYT_SIM_RESULTS") else None
         self.npz = Path(env["HARDYT_SIM_NPZ"]) if env.get("HARDYT_SIM_NPZ") else None
         self.manifest = json.loads(Path(env["HARDYT_SIM_MANIFEST"]).read_text())
-        self.spec = spec_from_dict(self.manifest["spec"])
+        self.spec = self.read_spec(env)
+
+    def read_spec(self, env):
+        """The spec every output is checked against (a subclass may read more from ``env``)."""
+        return spec_from_dict(self.manifest["spec"])
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, salt])

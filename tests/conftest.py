@@ -15,10 +15,12 @@ from amaranth.sim import Simulator
 
 TINY_VIT = dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=16, depth=1, num_heads=2,
                 mlp_ratio=2.0)
+# what its sidecar records as the input normalization (hardyt convert needs one)
+TINY_VIT_NORMALIZATION = {"mean": [0.5], "std": [0.25]}
 
 
 def tiny_vit_files(tmp: Path, corrupt: str | None = None) -> Path:
-    """``tmp/vit.safetensors`` (random weights, seed 0) and its config ``tmp/vit.json``.
+    """``tmp/vit.safetensors`` (random weights, seed 0) and its sidecar ``tmp/vit.json`` (config, normalization).
 
     ``corrupt``: ``"missing_key"`` drops a LayerNorm weight, ``"shape"`` gives the head a
     wrong shape, ``"nan"`` puts a NaN in an MLP weight.
@@ -40,7 +42,7 @@ def tiny_vit_files(tmp: Path, corrupt: str | None = None) -> Path:
         raise AssertionError(f"unknown corruption {corrupt!r}")
     path = tmp / "vit.safetensors"
     save_file(sd, str(path))
-    (tmp / "vit.json").write_text(json.dumps(TINY_VIT))
+    (tmp / "vit.json").write_text(json.dumps({"config": TINY_VIT, "normalization": TINY_VIT_NORMALIZATION}))
     return path
 
 

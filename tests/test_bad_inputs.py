@@ -119,6 +119,13 @@ CASES = [
          r"(?i)constant"),
     Case("npz without x", "convert", lambda t: ["convert", str(tiny_vit_files(t)), "--data",
                                       str(_npz_only_y(t))], r"calib\.npz.*\bx\b|\bx\b.*calib\.npz"),
+    Case("no preprocessing recorded", "convert",
+         lambda t: ["convert", str(_write_json(tiny_vit_files(t).with_suffix(".json"), {"num_heads": 2}).with_suffix(
+             ".safetensors")), "--mean", "0.5"], r"vit\.safetensors.*--std"),
+    Case("checkpoint format unknown", "convert", lambda t: ["convert", str(_write(t / "model.onnx", "x"))],
+         r"model\.onnx.*--format"),
+    Case("calibration size not a number", "convert", lambda t: ["convert", "--calib-size", "many"], r"many"),
+    Case("no test images to evaluate", "convert", lambda t: ["convert", "--eval-size", "0"], r"--eval-size"),
     Case("bad config JSON", "convert", lambda t: ["convert", str(tiny_vit_files(t)), "--config", str(_write(t / "c.json", "{nope"))],
          r"c\.json"),
     Case("negative self-distillation rate", "convert",
@@ -151,7 +158,14 @@ CASES = [
          r"core", out=False),
     Case("synth: unknown target", "synth", lambda t: ["synth", str(_emitted_without(t, None)), "--target", "ice40"],
          r"ice40", out=False),
+    Case("export: not a converted directory", "export",
+         lambda t: ["export", str(_mkdir(t / "plain")), "--format", "onnx", "--out", str(t / "m.onnx")],
+         r"plain", out=False),
 ]
+
+
+def _write_json(path: Path, data) -> Path:
+    return _write(path, json.dumps(data))
 
 
 def _write(path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import torch
-from conftest import tiny_vit_files
+from conftest import TINY_VIT_NORMALIZATION, tiny_vit_files
 
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import load_spec
@@ -19,10 +19,12 @@ from hardyt.scripts.cli import main
 CALIB, STEPS, SEED = 32, 5, 3
 LAYERS = ["blocks_0_norm1", "blocks_0_norm2", "norm"]
 CONVERT_KEYS = {"method", "fixed_point", "formats", "options", "calib_samples", "calib_batches", "layers",
-                "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds"}
-CLI_KEYS = {"command", "checkpoint", "data", "test_samples", "accuracy", "convert_seconds", "total_seconds"}
+                "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds", "fidelity", "warnings"}
+CLI_KEYS = {"command", "checkpoint", "format", "data", "test_samples", "preprocessing", "accuracy", "accuracy_check",
+            "warnings", "convert_seconds", "total_seconds"}
 LAYER_KEYS = {"name", "spec_name", "channels", "alpha", "alpha_shift", "in_scale", "clip", "fit_error", "clip_error",
-              "folded", "folded_into", "fold_change", "spec"}
+              "folded", "folded_into", "fold_change", "spec", "alpha_clip", "out_scale", "sqnr_db", "min_in_bits",
+              "min_out_bits"}
 
 
 def _npz(tmp, n=96):
@@ -37,8 +39,8 @@ def _python_api(checkpoint, data) -> tuple[dict, dict]:
     from hardyt.quant import accuracy, convert, load_dataset, load_vit, to_float
 
     model = load_vit(checkpoint).eval()
-    x_train, _ = load_dataset(data, "train")
-    x_test, y_test = load_dataset(data, "test")
+    x_train, _ = load_dataset(data, "train", **TINY_VIT_NORMALIZATION)  # what the sidecar records
+    x_test, y_test = load_dataset(data, "test", **TINY_VIT_NORMALIZATION)
     # The command's calibration sample: --calib-size images drawn with --seed, in batches of 64.
     pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(SEED))[:CALIB]
     converted, report = convert(model, list(x_train[pick].split(64)), fixed_point=True, steps=STEPS, seed=SEED)
@@ -55,7 +57,7 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
                "--seed", str(SEED), "--out", str(out)])
     assert rc == 0
 
-    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png"}
+    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png", "sqnr.png"}
     files |= {f"{n}{ext}" for n in LAYERS for ext in (".spec.json", ".inputs.npz")}
     assert {p.name for p in out.iterdir()} == files  # nothing else, no temporary left behind
     for f in files:
@@ -87,3 +89,5 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
     config = json.loads((out / "config.json").read_text())
     assert sorted(config["dyt_layers"]) == ["blocks.0.norm1", "blocks.0.norm2", "norm"]
     assert "| DyT, fixed point" in (out / "report.md").read_text()
+    assert set(report["fidelity"]) >= {"cosine", "kl", "top1_agreement", "sqnr_floor_db"}
+    assert all(layer["sqnr_db"] >= report["fidelity"]["sqnr_floor_db"] for layer in report["layers"])

@@ -140,7 +140,7 @@ def test_idx_subset(tmp_path, monkeypatch):
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
     monkeypatch.setenv("HARDYT_FASHION_MNIST_DIR", str(tmp_path))
     x, y = load_dataset("fashion-mnist", "test", 5)
-    keep = data_mod._subset(12, 5)
+    keep = data_mod.subset(12, 5)
     assert y.tolist() == labels[keep].tolist()
     np.testing.assert_allclose(x[:, 0].numpy(), (images[keep] / 255.0 - MEAN) / STD, rtol=1e-5, atol=1e-6)
     assert len(load_dataset(tmp_path, "test")[0]) == 12  # a directory of IDX files works too

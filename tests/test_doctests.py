@@ -17,6 +17,8 @@ MODULES = [
     "hardyt.quant.contract.rsqrt",
     "hardyt.quant.contract.spec_io",
     "hardyt.quant.conversion.augment",
+    "hardyt.quant.zoo.preprocess",
+    "hardyt.quant.zoo.transforms",
     "hardyt.hw.pipeline",
     "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",

@@ -1,6 +1,7 @@
 """The golden model against an independent plain-Python reference, and spec validation."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from hardyt.quant import ChannelAffine, DyTSpec, FoldedAffine, HardytError, SpecError, golden, load_spec
 from hardyt.quant.contract.spec import SPEC_VERSION
-from hardyt.quant.contract.tanh import TanhLUT, build_lut, build_pwl
+from hardyt.quant.contract.tanh import TanhLUT, build_lut, build_pwl, range_out_scale
 
 
 def slow_reference(x_row, spec):
@@ -175,3 +176,30 @@ def test_alpha_scale_must_match():
     with pytest.raises(SpecError, match="tanh.alpha_scale"):
         DyTSpec(4, 2, 6, 0.05, 3.0, build_lut(6, 8, 0.1))
     assert math.isclose(DyTSpec(4, 2, 6, 0.05, 2.0, build_lut(6, 8, 0.1)).out_scale, 1 / 127)
+
+
+def test_version_1_spec_file_loads_with_its_meaning():
+    """A version-1 file has no tanh.out_scale: its tanh code T means 1.0, as it always did."""
+    path = Path(__file__).parent / "data" / "dyt_v1.spec.json"
+    spec = load_spec(path)
+    assert json.loads(path.read_text())["version"] == 1 < SPEC_VERSION
+    assert spec.tanh.out_scale == 1 / 7 and spec.tanh.table == (0, 3, 5, 6)
+    assert spec.out_scale == 0.015625
+    # tanh codes 0, 3 | 6, -7; channel 0: 64 t >> 6; channel 1: (-32 t + 256) >> 6, rounded half up
+    assert golden(np.array([[0, 1], [3, -8]]), spec).tolist() == [[0, 3], [6, 8]]
+    assert DyTSpec.from_dict(spec.to_dict()) == spec   # rewritten as the current version, same meaning
+    assert spec.to_dict()["version"] == SPEC_VERSION and spec.to_dict()["tanh"]["out_scale"] == 1 / 7
+
+
+def test_current_version_needs_tanh_out_scale():
+    d = DyTSpec(4, 2, 6, 0.05, 2.0, build_lut(6, 8, 0.1)).to_dict()
+    del d["tanh"]["out_scale"]
+    with pytest.raises(SpecError, match="out_scale"):
+        DyTSpec.from_dict(d)
+
+
+def test_out_scale_is_recorded_and_round_trips():
+    t = build_lut(6, 8, 0.01, out_scale=range_out_scale(6, 8, 0.01))
+    spec = DyTSpec(4, 2, 6, 0.05, 0.2, t)
+    assert spec.out_scale == t.out_scale == pytest.approx(math.tanh(0.32) / 127)
+    assert DyTSpec.from_json(spec.to_json()) == spec

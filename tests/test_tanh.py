@@ -1,11 +1,14 @@
 """tanh tables: exhaustive correctness over every input code."""
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hardyt.quant import SpecError
-from hardyt.quant.contract.tanh import build_lut, build_pwl, error_report, full_scale, tanh_int
+from hardyt.quant.contract.tanh import (build_lut, build_pwl, build_tanh, error_report, full_scale, range_out_scale,
+                                        tanh_int)
 
 # alpha * LSB chosen so that saturation lands inside, at, and far beyond the range.
 SAT_FRACTIONS = (0.02, 0.3, 1.0, 3.0)
@@ -43,11 +46,12 @@ def test_lut_saturation_cut_and_symmetry():
 def test_truncated_index_uses_interval_centre(drop):
     in_bits, out_bits, a = 10, 8, 3.0 / 512
     lut = build_lut(in_bits, out_bits, a, drop_bits=drop)
-    for i, entry in enumerate(lut.table):
+    assert lut.table[0] == 0  # odd: input 0 gives 0
+    for i, entry in enumerate(lut.table[1:], 1):
         centre = i * (1 << drop) + ((1 << drop) - 1) / 2
         assert entry == math.floor(exact(centre, a, out_bits) + 0.5)
-    # error bounded by rounding plus half an interval of slope
-    bound = 0.5 + full_scale(out_bits) * a * ((1 << drop) - 1) / 2
+    # error bounded by rounding plus half an interval of slope; entry 0 by its interval's end
+    bound = max(0.5 + full_scale(out_bits) * a * ((1 << drop) - 1) / 2, exact((1 << drop) - 1, a, out_bits))
     assert error_report(lut).worst_ulp <= bound + 1e-9
     assert len(lut.table) <= (1 << (in_bits - 1 - drop)) + 1
 
@@ -101,3 +105,45 @@ def test_bad_lut_parameters(kwargs, field):
 def test_bad_pwl_segments():
     with pytest.raises(SpecError, match="tanh.segments"):
         build_pwl(12, 8, 0.001, segments=12)
+
+
+def _tanh_error_sweep():
+    """The configurations of bench/tanh_error.py (the sweep the docs quote)."""
+    path = Path(__file__).parents[1] / "bench" / "tanh_error.py"
+    spec = importlib.util.spec_from_file_location("bench_tanh_error", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return list(mod.configs())
+
+
+@pytest.mark.parametrize("name,build", _tanh_error_sweep())
+@pytest.mark.parametrize("out_range", ("full", "layer"))
+def test_every_swept_tanh_is_odd(name, build, out_range):
+    """Code 0 at input 0 and f(-x) = -f(x): the golden model calls tanh odd (docs/fixed_point.md)."""
+    t = build()
+    if out_range == "layer":
+        kw = {"drop_bits": t.drop_bits} if t.kind == "lut" else {"segments": t.segments}
+        t = build_tanh(t.kind, t.in_bits, t.out_bits, t.alpha_scale,
+                       out_scale=range_out_scale(t.in_bits, t.out_bits, t.alpha_scale), **kw)
+    x = np.arange(0, 1 << (t.in_bits - 1))
+    assert tanh_int(np.array([0]), t)[0] == 0, name
+    assert np.array_equal(tanh_int(-x, t), -tanh_int(x, t)), name
+
+
+@pytest.mark.parametrize("kind,in_bits", [("lut", 8), ("lut", 10), ("pwl", 12), ("pwl", 16)])
+@pytest.mark.parametrize("arg_range", (0.004, 0.1, 1.0, 4.0))
+def test_layer_range_output_uses_every_code(kind, in_bits, arg_range):
+    """The output format spans tanh over the input range: full scale at the largest input, error in own ULPs."""
+    a = arg_range / (1 << (in_bits - 1))
+    s = range_out_scale(in_bits, 8, a)
+    t = build_tanh(kind, in_bits, 8, a, out_scale=s)
+    assert t.out_scale == s
+    assert tanh_int(np.array([-(1 << (in_bits - 1))]), t)[0] == -full_scale(8)
+    x = np.arange(-(1 << (in_bits - 1)), 1 << (in_bits - 1))
+    err = np.abs(tanh_int(x, t) - np.tanh(a * x) / s)
+    assert error_report(t).worst_ulp == pytest.approx(err.max())
+    assert err.max() <= (0.5 if kind == "lut" else 1.0) + 1e-9
+    # The old +-1 format on the same linear-region layer keeps only a few codes.
+    if arg_range <= 0.1:
+        old = build_tanh(kind, in_bits, 8, a)
+        assert np.abs(tanh_int(x, old)).max() <= round(127 * math.tanh(arg_range)) + 1

@@ -26,11 +26,13 @@ from .fixed import signed_range
 from .golden_dyt import dyt_elements, dyt_golden
 from .specfile import SpecFile, check_header, reading_fields
 from .stream import lane_channels
-from .tanh import MAX_IN_BITS, Tanh, TanhLUT, TanhPWL, full_scale
+from .tanh import MAX_IN_BITS, Tanh, TanhLUT, TanhPWL
 
 __all__ = ["SPEC_VERSION", "FoldedAffine", "ChannelAffine", "Affine", "DyTSpec"]
 
-SPEC_VERSION = 1
+# Version 2 added ``tanh.out_scale`` (the tanh output format spans the layer's range);
+# a version-1 file has none and means ``1/T``, as it always did.
+SPEC_VERSION = 2
 _MAX_SHIFT = 8
 
 
@@ -38,7 +40,8 @@ _MAX_SHIFT = 8
 class FoldedAffine:
     """gamma/beta folded into the next Linear: the core outputs the tanh code.
 
-    The output is signed ``tanh.out_bits`` wide with real scale ``1/T``.
+    The output is signed ``tanh.out_bits`` wide with real scale
+    ``tanh.out_scale``; the next Linear absorbs it with gamma.
     """
 
     mode: str = field(default="folded", init=False)
@@ -50,8 +53,8 @@ class ChannelAffine:
 
     ``t`` is the tanh code; ``gamma`` and ``beta`` are signed integers of
     ``gamma_bits`` and ``beta_bits``; the output is signed ``out_bits`` wide
-    with real scale ``out_scale`` (so ``gamma[c] ~ gamma_c * 2**shift /
-    (T * out_scale)`` and ``beta[c] ~ beta_c * 2**shift / out_scale``).
+    with real scale ``out_scale`` (so ``gamma[c] ~ gamma_c * tanh.out_scale *
+    2**shift / out_scale`` and ``beta[c] ~ beta_c * 2**shift / out_scale``).
     """
 
     gamma: tuple[int, ...]
@@ -155,13 +158,14 @@ class DyTSpec(SpecFile):
     @property
     def out_scale(self) -> float:
         """Real value of one output code."""
-        return self.affine.out_scale if isinstance(self.affine, ChannelAffine) else 1.0 / full_scale(self.tanh.out_bits)
+        return self.affine.out_scale if isinstance(self.affine, ChannelAffine) else self.tanh.out_scale
 
     # -- JSON ------------------------------------------------------------
 
     def to_dict(self) -> dict:
         t = self.tanh
-        tanh = {"kind": t.kind, "in_bits": t.in_bits, "out_bits": t.out_bits, "alpha_scale": t.alpha_scale}
+        tanh = {"kind": t.kind, "in_bits": t.in_bits, "out_bits": t.out_bits, "alpha_scale": t.alpha_scale,
+                "out_scale": t.out_scale}
         if t.kind == "lut":
             tanh |= {"drop_bits": t.drop_bits, "table": list(t.table)}
         else:
@@ -188,10 +192,11 @@ class DyTSpec(SpecFile):
         with reading_fields():
             t = d["tanh"]
             common = (t["in_bits"], t["out_bits"], t["alpha_scale"])
+            out_scale = t["out_scale"] if d["version"] >= 2 else None  # version 1: 1/T
             if t["kind"] == "lut":
-                tanh = TanhLUT(*common, t["drop_bits"], t["table"])
+                tanh = TanhLUT(*common, t["drop_bits"], t["table"], out_scale)
             elif t["kind"] == "pwl":
-                tanh = TanhPWL(*common, t["seg_shift"], t["frac"], t["slope"], t["intercept"])
+                tanh = TanhPWL(*common, t["seg_shift"], t["frac"], t["slope"], t["intercept"], out_scale)
             else:
                 raise SpecError("tanh.kind", f"must be 'lut' or 'pwl', got {t['kind']!r}")
             a = d["affine"]

@@ -1,15 +1,20 @@
 """Fixed-point tanh: direct tables (``lut``) and piecewise-linear (``pwl``).
 
-Both approximate ``T * tanh(a * x)`` for a signed ``in_bits`` input code ``x``,
-where ``a`` (``alpha_scale``) is alpha times the input's real LSB, and
-``T = 2**(out_bits - 1) - 1`` is the full-scale output code: the output scale
-is ``1 / T``, so code ``T`` is exactly 1.0 and the output range is symmetric
-(``-T .. T``; the code ``-T - 1`` is never produced). Both store only
-``|x|`` (tanh is odd; the sign is restored after the lookup) and stop storing
-where the rounded output reaches ``T`` (inputs past that saturate).
+Both approximate ``tanh(a * x) / s`` for a signed ``in_bits`` input code ``x``,
+where ``a`` (``alpha_scale``) is alpha times the input's real LSB and ``s``
+(``out_scale``) is the real value of one output code. The largest output code
+is ``T = 2**(out_bits - 1) - 1`` and the range is symmetric (``-T .. T``; the
+code ``-T - 1`` is never produced). ``s = 1 / T`` (the default, and every
+version-1 spec) makes code ``T`` exactly 1.0; :func:`range_out_scale` makes
+``T`` the largest tanh the input range reaches, ``tanh(a * 2**(in_bits-1))``,
+so a layer in DyT's linear region (``a * 2**(in_bits-1)`` well below 1) still
+uses every output code instead of rounding to 0. Both store only ``|x|`` (tanh
+is odd; the sign is restored after the lookup, and input 0 gives code 0) and
+stop storing where the rounded output reaches ``T`` (inputs past that
+saturate).
 
-Errors are in output LSBs (ULPs) against exact ``T * tanh(a * x)``, computed
-over every input code.
+Errors are in output LSBs (ULPs) of the table's own format, against exact
+``tanh(a * x) / s``, computed over every input code.
 
 >>> lut = build_lut(in_bits=6, out_bits=8, alpha_scale=0.125)
 >>> len(lut.table), lut.table[:6]
@@ -18,6 +23,9 @@ over every input code.
 array([-127,  -46,    0,   46,  127])
 >>> error_report(lut).worst_ulp <= 0.5
 True
+>>> small = build_lut(6, 8, 0.001, out_scale=range_out_scale(6, 8, 0.001))   # linear region
+>>> tanh_int(np.array([-32, 1, 31]), small), tanh_int(np.array([-32, 1, 31]), build_lut(6, 8, 0.001))
+(array([-127,    4,  123]), array([-4,  0,  4]))
 """
 from __future__ import annotations
 
@@ -30,8 +38,8 @@ from .check import check_codes, check_int, check_real
 from .fixed import bits_for_unsigned, round_half_up, round_shift
 
 __all__ = [
-    "MAX_IN_BITS", "MAX_OUT_BITS", "full_scale", "TanhLUT", "TanhPWL", "Tanh",
-    "build_lut", "build_pwl", "build_tanh", "tanh_int", "TanhReport", "error_report",
+    "MAX_IN_BITS", "MAX_OUT_BITS", "full_scale", "range_out_scale", "TanhLUT", "TanhPWL", "Tanh",
+    "build_lut", "build_pwl", "build_tanh", "tanh_int", "exact_codes", "TanhReport", "error_report",
 ]
 
 # Exhaustive error reports and int64 intermediates stay cheap below these.
@@ -48,15 +56,35 @@ def full_scale(out_bits: int) -> int:
     return (1 << (out_bits - 1)) - 1
 
 
-def _check_common(in_bits, out_bits, alpha_scale):
+def range_out_scale(in_bits: int, out_bits: int, alpha_scale: float) -> float:
+    """The output scale whose code ``T`` is the largest tanh of the input range.
+
+    ``tanh(alpha_scale * 2**(in_bits-1)) / T``: the table spans the outputs
+    the layer can produce, whatever alpha times its clip is.
+
+    >>> round(range_out_scale(8, 8, 4 / 128) * 127, 4), round(range_out_scale(8, 8, 0.01 / 128) * 127, 4)
+    (0.9993, 0.01)
+    """
+    _check_common(in_bits, out_bits, alpha_scale)
+    return float(np.tanh(alpha_scale * _max_mag(in_bits))) / full_scale(out_bits)
+
+
+def _check_common(in_bits, out_bits, alpha_scale, out_scale=None):
     check_int("tanh.in_bits", in_bits, 2, MAX_IN_BITS)
     check_int("tanh.out_bits", out_bits, 2, MAX_OUT_BITS)
     check_real("tanh.alpha_scale", alpha_scale)
+    if out_scale is not None:
+        check_real("tanh.out_scale", out_scale)
 
 
-def _exact(mag: np.ndarray, alpha_scale: float, out_bits: int) -> np.ndarray:
-    """Exact ``T * tanh(a * m)`` in float64."""
-    return full_scale(out_bits) * np.tanh(alpha_scale * mag.astype(np.float64))
+def _out_scale(out_scale, out_bits: int) -> float:
+    """``out_scale`` as given, ``1/T`` when ``None`` (full scale 1.0, version-1 specs)."""
+    return 1.0 / full_scale(out_bits) if out_scale is None else float(out_scale)
+
+
+def _exact(mag: np.ndarray, alpha_scale: float, out_scale: float) -> np.ndarray:
+    """Exact ``tanh(a * m) / s`` in float64 (output codes, unrounded)."""
+    return np.tanh(alpha_scale * mag.astype(np.float64)) / out_scale
 
 
 def _max_mag(in_bits: int) -> int:
@@ -78,6 +106,8 @@ class TanhLUT:
         Low bits of ``|x|`` dropped from the index.
     table : tuple of int
         ``table[i]`` in ``0..T``; indices ``>= len(table)`` output ``T``.
+    out_scale : float or None
+        Real value of one output code; ``None`` means ``1/T``.
     """
 
     in_bits: int
@@ -85,10 +115,12 @@ class TanhLUT:
     alpha_scale: float
     drop_bits: int
     table: tuple[int, ...] = field(repr=False)
+    out_scale: float | None = None
     kind: str = field(default="lut", init=False)
 
     def __post_init__(self):
-        _check_common(self.in_bits, self.out_bits, self.alpha_scale)
+        _check_common(self.in_bits, self.out_bits, self.alpha_scale, self.out_scale)
+        object.__setattr__(self, "out_scale", _out_scale(self.out_scale, self.out_bits))
         check_int("tanh.drop_bits", self.drop_bits, 0, self.in_bits - 1)
         object.__setattr__(self, "table", tuple(self.table))
         max_len = (_max_mag(self.in_bits) >> self.drop_bits) + 1
@@ -127,6 +159,8 @@ class TanhPWL:
         Fractional bits of slope and intercept (in output LSBs).
     slope, intercept : tuple of int
         Non-negative coefficients, one per segment.
+    out_scale : float or None
+        Real value of one output code; ``None`` means ``1/T``.
     """
 
     in_bits: int
@@ -136,10 +170,12 @@ class TanhPWL:
     frac: int
     slope: tuple[int, ...] = field(repr=False)
     intercept: tuple[int, ...] = field(repr=False)
+    out_scale: float | None = None
     kind: str = field(default="pwl", init=False)
 
     def __post_init__(self):
-        _check_common(self.in_bits, self.out_bits, self.alpha_scale)
+        _check_common(self.in_bits, self.out_bits, self.alpha_scale, self.out_scale)
+        object.__setattr__(self, "out_scale", _out_scale(self.out_scale, self.out_bits))
         object.__setattr__(self, "slope", tuple(self.slope))
         object.__setattr__(self, "intercept", tuple(self.intercept))
         check_int("tanh.seg_shift", self.seg_shift, 0, self.in_bits - 1)
@@ -175,31 +211,36 @@ class TanhPWL:
 Tanh = TanhLUT | TanhPWL
 
 
-def build_lut(in_bits: int, out_bits: int, alpha_scale: float, drop_bits: int = 0) -> TanhLUT:
-    """Correctly rounded table of ``T * tanh(a * |x|)``.
+def build_lut(in_bits: int, out_bits: int, alpha_scale: float, drop_bits: int = 0,
+              out_scale: float | None = None) -> TanhLUT:
+    """Correctly rounded table of ``tanh(a * |x|) / s``, saturated at ``T``.
 
     With ``drop_bits = k`` the index is ``|x| >> k`` and each entry is the
-    rounded value at the centre of its interval of ``2**k`` codes. The table
+    rounded value at the centre of its interval of ``2**k`` codes, except
+    entry 0, which is 0 so that the table is odd (input 0 gives 0). The table
     stops before the first entry equal to ``T`` (kept if it is entry 0).
 
     >>> build_lut(4, 4, 0.5).table
     (0, 3, 5, 6)
     """
-    _check_common(in_bits, out_bits, alpha_scale)
+    _check_common(in_bits, out_bits, alpha_scale, out_scale)
     if not isinstance(drop_bits, (int, np.integer)) or not 0 <= drop_bits < in_bits:
         raise SpecError("tanh.drop_bits", f"must be an integer in 0..{in_bits - 1}, got {drop_bits!r}")
+    scale = _out_scale(out_scale, out_bits)
+    t_max = full_scale(out_bits)
     idx = np.arange((_max_mag(in_bits) >> drop_bits) + 1, dtype=np.int64)
     centre = idx * (1 << drop_bits) + ((1 << drop_bits) - 1) / 2.0
-    entries = round_half_up(full_scale(out_bits) * np.tanh(alpha_scale * centre))
-    at_top = np.flatnonzero(entries >= full_scale(out_bits))
+    entries = np.minimum(round_half_up(_exact(centre, alpha_scale, scale)), t_max)
+    entries[0] = 0
+    at_top = np.flatnonzero(entries >= t_max)
     n = len(entries) if at_top.size == 0 else max(1, int(at_top[0]))
-    return TanhLUT(in_bits, out_bits, float(alpha_scale), drop_bits, tuple(int(v) for v in entries[:n]))
+    return TanhLUT(in_bits, out_bits, float(alpha_scale), drop_bits, tuple(int(v) for v in entries[:n]), scale)
 
 
-def _saturation_mag(in_bits: int, out_bits: int, alpha_scale: float) -> int:
+def _saturation_mag(in_bits: int, out_bits: int, alpha_scale: float, out_scale: float) -> int:
     """First ``|x|`` whose correctly rounded output is ``T`` (or past the range)."""
     mags = np.arange(_max_mag(in_bits) + 1, dtype=np.int64)
-    top = np.flatnonzero(round_half_up(_exact(mags, alpha_scale, out_bits)) >= full_scale(out_bits))
+    top = np.flatnonzero(round_half_up(_exact(mags, alpha_scale, out_scale)) >= full_scale(out_bits))
     return int(top[0]) if top.size else _max_mag(in_bits) + 1
 
 
@@ -216,7 +257,7 @@ def _pwl_magnitude(mag: np.ndarray, seg_shift, frac, slope, intercept, out_bits)
 
 
 def build_pwl(in_bits: int, out_bits: int, alpha_scale: float, segments: int = 16,
-              guard_bits: int = 6) -> TanhPWL:
+              guard_bits: int = 6, out_scale: float | None = None) -> TanhPWL:
     """Piecewise-linear tanh with ``segments`` uniform power-of-two segments.
 
     The segments span ``[0, x_sat)``, ``x_sat`` being the first input whose
@@ -224,7 +265,9 @@ def build_pwl(in_bits: int, out_bits: int, alpha_scale: float, segments: int = 1
     power of two. Per segment the line starts as the minimax line (chord moved
     by half the largest deviation: tanh is concave on ``x >= 0``), then the
     quantized intercept is searched around it to minimize the worst rounded
-    error on the segment's codes. ``frac = seg_shift + guard_bits``.
+    error on the segment's codes; the first segment's intercept rounds to 0,
+    so that input 0 gives code 0 (the function is odd). ``frac = seg_shift +
+    guard_bits``.
 
     >>> pwl = build_pwl(in_bits=12, out_bits=8, alpha_scale=4 / 2048, segments=16)
     >>> pwl.segments, pwl.seg_shift
@@ -232,10 +275,11 @@ def build_pwl(in_bits: int, out_bits: int, alpha_scale: float, segments: int = 1
     >>> error_report(pwl).worst_ulp < 1.0
     True
     """
-    _check_common(in_bits, out_bits, alpha_scale)
+    _check_common(in_bits, out_bits, alpha_scale, out_scale)
     if not isinstance(segments, (int, np.integer)) or segments < 1 or segments & (segments - 1):
         raise SpecError("tanh.segments", f"must be a power of two >= 1, got {segments!r}")
-    x_sat = _saturation_mag(in_bits, out_bits, alpha_scale)
+    scale = _out_scale(out_scale, out_bits)
+    x_sat = _saturation_mag(in_bits, out_bits, alpha_scale, scale)
     seg_shift = 0
     while segments << seg_shift < x_sat and seg_shift < in_bits - 1:
         seg_shift += 1
@@ -247,7 +291,7 @@ def build_pwl(in_bits: int, out_bits: int, alpha_scale: float, segments: int = 1
     for i in range(segments):
         mags = np.arange(i * width, (i + 1) * width, dtype=np.int64)
         off = mags - i * width
-        exact = _exact(mags, alpha_scale, out_bits)
+        exact = _exact(mags, alpha_scale, scale)
         # Chord through the segment's end points, shifted to the minimax line.
         m = (exact[-1] - exact[0]) / max(width - 1, 1)
         dev = exact - (exact[0] + m * off)
@@ -255,24 +299,26 @@ def build_pwl(in_bits: int, out_bits: int, alpha_scale: float, segments: int = 1
         s_q = max(0, min(t_max * one, int(round(m * one))))
         b_q0 = int(round(b * one))
         best = None
+        # Segment 0's intercept must round to 0 (odd tanh: code 0 at input 0).
+        b_top = one // 2 - 1 if i == 0 else t_max * one
         for db in range(-(one // 2), one // 2 + 1, max(1, one // 32)):
-            b_q = max(0, min(t_max * one, b_q0 + db))
+            b_q = max(0, min(b_top, b_q0 + db))
             y = _pwl_magnitude(off, seg_shift, frac, (s_q,), (b_q,), out_bits)
             err = float(np.max(np.abs(y - exact)))
             if best is None or err < best[0]:
                 best = (err, b_q)
         slopes.append(s_q)
         intercepts.append(best[1])
-    return TanhPWL(in_bits, out_bits, float(alpha_scale), seg_shift, frac, tuple(slopes), tuple(intercepts))
+    return TanhPWL(in_bits, out_bits, float(alpha_scale), seg_shift, frac, tuple(slopes), tuple(intercepts), scale)
 
 
 def build_tanh(kind: str, in_bits: int, out_bits: int, alpha_scale: float, *,
-               segments: int = 16, drop_bits: int = 0) -> Tanh:
+               segments: int = 16, drop_bits: int = 0, out_scale: float | None = None) -> Tanh:
     """Build a ``lut`` or ``pwl`` tanh by name (the CLI's entry point)."""
     if kind == "lut":
-        return build_lut(in_bits, out_bits, alpha_scale, drop_bits)
+        return build_lut(in_bits, out_bits, alpha_scale, drop_bits, out_scale)
     if kind == "pwl":
-        return build_pwl(in_bits, out_bits, alpha_scale, segments)
+        return build_pwl(in_bits, out_bits, alpha_scale, segments, out_scale=out_scale)
     raise SpecError("tanh.kind", f"must be 'lut' or 'pwl', got {kind!r}")
 
 
@@ -283,7 +329,7 @@ def tanh_int(x, t: Tanh) -> np.ndarray:
 
     >>> pwl = build_pwl(8, 6, 0.05, segments=4)
     >>> tanh_int(np.array([-128, -10, 0, 10, 127]), pwl)
-    array([-31, -14,   1,  14,  31])
+    array([-31, -14,   0,  14,  31])
     """
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
@@ -303,14 +349,24 @@ def tanh_int(x, t: Tanh) -> np.ndarray:
     return np.where(x < 0, -y, y)
 
 
+def exact_codes(x, t: Tanh) -> np.ndarray:
+    """Unrounded ``tanh(a*x)/s`` of input codes ``x``: what ``t`` approximates, in its output codes.
+
+    >>> exact_codes(np.array([0, 1]), build_lut(4, 4, 0.5)).round(3)
+    array([0.   , 3.235])
+    """
+    return _exact(np.asarray(x), t.alpha_scale, t.out_scale)
+
+
 @dataclass(frozen=True)
 class TanhReport:
-    """Error of a tanh approximation over every input code, in output ULPs."""
+    """Error of a tanh approximation over every input code, in ULPs of its output format."""
 
     kind: str
     in_bits: int
     out_bits: int
     alpha_scale: float
+    out_scale: float
     worst_ulp: float
     mean_ulp: float
     worst_input: int
@@ -323,16 +379,16 @@ class TanhReport:
 
 
 def error_report(t: Tanh) -> TanhReport:
-    """Worst and mean ``|approx - T*tanh(a*x)|`` over all ``2**in_bits`` codes.
+    """Worst and mean ``|approx - tanh(a*x)/s|`` over all ``2**in_bits`` codes.
 
     >>> r = error_report(build_lut(8, 8, 0.03))
     >>> r.worst_ulp <= 0.5, r.rom_entries
     (True, 104)
     """
     x = np.arange(-_max_mag(t.in_bits), _max_mag(t.in_bits), dtype=np.int64)
-    err = np.abs(tanh_int(x, t) - full_scale(t.out_bits) * np.tanh(t.alpha_scale * x.astype(np.float64)))
+    err = np.abs(tanh_int(x, t) - exact_codes(x, t))
     worst = int(np.argmax(err))
     entries = len(t.table) if t.kind == "lut" else t.segments
     sat = (len(t.table) << t.drop_bits) if t.kind == "lut" else (t.segments << t.seg_shift)
-    return TanhReport(t.kind, t.in_bits, t.out_bits, t.alpha_scale, float(err[worst]), float(err.mean()),
+    return TanhReport(t.kind, t.in_bits, t.out_bits, t.alpha_scale, t.out_scale, float(err[worst]), float(err.mean()),
                       int(x[worst]), t.rom_bits, entries, int(sat))

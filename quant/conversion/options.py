@@ -47,6 +47,7 @@ class ConvertOptions:
     fit_samples: int = 1024        # the closed-form fits and the clip search use the first batches up to this many
     seed: int = 0
     progress: bool = False         # tqdm progress bars
+    strict: bool = False           # a fidelity warning (fixed point vs float) is an error instead
 
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))

@@ -70,7 +70,8 @@ def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float,
     if not max_drop >= 0:
         raise HardytError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
     batches = calibration_batches(calib)
-    alone, _ = convert(model, batches, fixed_point=fixed_point, progress=progress, **(options | {"fold": False}))
+    alone, _ = convert(model, batches, fixed_point=fixed_point, progress=progress,
+                       **(options | {"fold": False, "strict": False}))
     modules = dyt_layers(alone)
     teacher = copy.deepcopy(model).eval()
     costs = layer_costs(teacher, modules, batches)

@@ -30,7 +30,8 @@ from tqdm import tqdm
 from ..errors import HardytError
 from .clip import choose_clip
 from .fit import fit_dyt
-from .fixed_dyt import FixedDyT, formats_from, make_spec
+from .fidelity import check_fidelity
+from .fixed_dyt import FixedDyT, dyt_layers, formats_from, make_spec, to_float
 from .fold import fold_all
 from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
 from .modules import DyT, ShiftDyT
@@ -245,20 +246,9 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         "folded": sum(1 for layer in layers if layer["folded"]),
         "kl": kl if math.isfinite(kl) else None,
         "reconstruction_loss": {"first": losses[0], "last": losses[-1]} if losses else None,
-        "seconds": time.perf_counter() - t0,
     }
+    # The fixed point checked against float, every conversion (docs/fixed_point.md, "Fidelity check").
+    report |= check_fidelity(student, specs, layers, batches, formats, rows_per_batch=opts.rows_per_batch,
+                             seed=opts.seed + 2, strict=opts.strict)
+    report["seconds"] = time.perf_counter() - t0
     return student, report
-
-
-def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The DyT layers (float or fixed point) of a converted model, by name."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
-
-
-def to_float(model: nn.Module) -> nn.Module:
-    """A copy of a fixed-point converted model with float DyT layers (same calibration)."""
-    out = copy.deepcopy(model)
-    for name, m in dyt_layers(out).items():
-        if isinstance(m, FixedDyT):
-            set_module(out, name, m.float_module[0])
-    return out

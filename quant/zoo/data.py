@@ -22,187 +22,147 @@ are given.
 
 ``limit`` keeps a fixed pseudo-random subset of that many images (the same for
 every call), so a partial test set still covers every class.
+
+For data sets that must not sit in memory at once, and for images of any size,
+:func:`open_dataset` gives a lazy ``torch.utils.data.Dataset`` preprocessed per
+a :class:`~hardyt.quant.zoo.preprocess.Preprocess` (resize, crop, grey <-> RGB,
+normalization) and :func:`batch_loader` a re-iterable ``DataLoader`` over it.
 """
 from __future__ import annotations
 
-import gzip
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HardytError
+from .preprocess import NORMALIZATION, Preprocess
+from .readers import ArrayReader, folder_reader, idx_name, idx_reader, npz_reader
+from .transforms import normalize, to_model_input
 
-__all__ = ["load_dataset", "load_idx", "normalize", "NORMALIZATION", "FASHION_MNIST_DIR", "SPLITS"]
+__all__ = ["load_dataset", "open_dataset", "batch_loader", "ImageDataset", "load_idx", "normalize", "subset",
+           "NORMALIZATION", "FASHION_MNIST_DIR", "SPLITS"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-# Fashion-MNIST training-set pixel mean and std (of x / 255): the bundled model's input normalization.
-NORMALIZATION = {"mean": [0.2860], "std": [0.3530]}
 SPLITS = ("train", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_IDX_PREFIX = {"train": "train", "test": "t10k"}
 
 
-def load_dataset(spec, split: str = "test", limit: int | None = None, *, mean=None, std=None):
-    """Load ``split`` of dataset ``spec`` as normalized float32 images and int64 labels."""
-    import torch
+def _torch_dataset():
+    from torch.utils.data import Dataset
+    return Dataset
 
+
+class ImageDataset(_torch_dataset()):
+    """One split of a data set, read and preprocessed lazily.
+
+    Items are ``x`` (float32 tensor (C, H, W)) or, with ``labels``, ``(x, y)``.
+    ``__getitems__`` reads a whole batch at once (what ``DataLoader`` calls).
+    """
+
+    def __init__(self, reader, pre: Preprocess, labels: bool, source):
+        self.reader, self.pre, self.with_labels, self.source = reader, pre, labels, source
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, i):
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices) -> list:
+        import torch
+
+        indices = [int(i) for i in indices]
+        x = self.reader.images(indices, self.pre)
+        x = torch.from_numpy(to_model_input(x, self.pre, self.source, first_index=indices[0]))
+        if not self.with_labels:
+            return list(x)
+        y = torch.from_numpy(self.reader.labels(indices))
+        return list(zip(x, y))
+
+    def batch(self, indices):
+        """``x`` (N, C, H, W), or ``(x, y)`` with labels, of the items at ``indices``."""
+        import torch
+
+        items = self.__getitems__(indices)
+        if not self.with_labels:
+            return torch.stack(items)
+        return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+
+def open_dataset(spec, split: str = "test", pre: Preprocess | None = None, *, labels: bool = True) -> ImageDataset:
+    """``split`` of dataset ``spec`` as a lazy :class:`ImageDataset` preprocessed per ``pre``.
+
+    ``pre`` None: images as they are, normalized with :data:`NORMALIZATION`.
+    ``labels=False`` never reads labels (calibration).
+    """
     if split not in SPLITS:
         raise HardytError(f"split must be one of {SPLITS}, got {split!r}")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise HardytError(f"dataset limit must be a positive integer, got {limit!r}")
+    pre = pre or Preprocess(mean=tuple(NORMALIZATION["mean"]), std=tuple(NORMALIZATION["std"]))
     spec = str(spec)
     path = Path(spec)
     if spec == "fashion-mnist":
-        x, y = load_idx(Path(os.environ.get("HARDYT_FASHION_MNIST_DIR", FASHION_MNIST_DIR)), split, limit)
+        directory = os.environ.get("HARDYT_FASHION_MNIST_DIR")
+        reader = idx_reader(Path(directory or FASHION_MNIST_DIR), split,
+                            "" if directory else " (install the Debian package dataset-fashion-mnist)")
     elif path.suffix == ".npz":
-        x, y = _load_npz(path, split, limit)
-    elif path.is_dir() and (path / _idx_name(split, "images")).exists():
-        x, y = load_idx(path, split, limit)
+        if not path.is_file():
+            raise HardytError(f"{path}: no such dataset (expected fashion-mnist, an ImageFolder directory or a .npz "
+                              "file)")
+        reader = npz_reader(path, split, labels)
+    elif path.is_dir() and (path / idx_name(split, "images")).exists():
+        reader = idx_reader(path, split)
     elif path.is_dir():
-        x, y = _load_image_folder(path, split, limit)
+        reader = folder_reader(path, split)
     elif path.exists():
         raise HardytError(f"{path}: not a dataset (expected fashion-mnist, an ImageFolder directory or a .npz file)")
     else:
         raise HardytError(f"{path}: no such dataset (expected fashion-mnist, an ImageFolder directory or a .npz "
                           "file)")
-    if len(x) == 0:
+    if len(reader) == 0:
         raise HardytError(f"{spec}: the {split} split holds no images")
-    x = normalize(_to_unit(x, spec), mean, std, spec)
-    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    if labels:
+        reader.labels([0])  # read and check the labels now, not mid-run
+    return ImageDataset(reader, pre, labels, spec)
 
 
-def normalize(x: np.ndarray, mean=None, std=None, source="data") -> np.ndarray:
-    """``(x - mean) / std`` per channel of ``x`` (N, C, H, W); defaults: ``NORMALIZATION``."""
-    c = x.shape[1]
-    mean = np.asarray(NORMALIZATION["mean"] if mean is None else mean, dtype=np.float32).reshape(-1)
-    std = np.asarray(NORMALIZATION["std"] if std is None else std, dtype=np.float32).reshape(-1)
-    for name, v in (("mean", mean), ("std", std)):
-        if v.size not in (1, c):
-            raise HardytError(f"{source}: normalization {name} has {v.size} values for {c} channels")
-        if not np.all(np.isfinite(v)):
-            raise HardytError(f"{source}: normalization {name} {v.tolist()} is not finite")
-    if np.any(std <= 0):
-        raise HardytError(f"{source}: normalization std {std.tolist()} must be positive")
-    return ((x - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)).astype(np.float32)
+def batch_loader(dataset: ImageDataset, indices=None, batch_size: int = 64, workers: int = 0):
+    """A re-iterable ``DataLoader`` over ``indices`` (default: all) in that order, ``batch_size`` per batch."""
+    from torch.utils.data import DataLoader
+
+    indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers)
 
 
-def _to_unit(x: np.ndarray, source) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
-    x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise HardytError(f"{source}: image value {x[tuple(bad)]} at index {tuple(bad.tolist())} is not finite")
-    return x
+def load_dataset(spec, split: str = "test", limit: int | None = None, *, mean=None, std=None, pre=None):
+    """Load ``split`` of dataset ``spec`` as normalized float32 images and int64 labels (all in memory).
+
+    ``pre`` (a :class:`Preprocess`) resizes, crops and normalizes; without it
+    images are taken as they are and normalized with ``mean``/``std``
+    (default :data:`NORMALIZATION`).
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise HardytError(f"dataset limit must be a positive integer, got {limit!r}")
+    if pre is None:
+        pre = Preprocess(mean=_values(mean, "mean"), std=_values(std, "std"))
+    ds = open_dataset(spec, split, pre, labels=True)
+    return ds.batch(subset(len(ds), limit))
 
 
-def _subset(n: int, limit: int | None) -> np.ndarray:
+def _values(v, key) -> tuple:
+    return tuple(float(a) for a in np.atleast_1d(NORMALIZATION[key] if v is None else v).reshape(-1))
+
+
+def subset(n: int, limit: int | None) -> np.ndarray:
+    """A fixed pseudo-random subset of ``range(n)`` of ``limit`` indices, sorted (all when ``limit`` is None)."""
     if limit is None or limit >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(0).permutation(n)[:limit])
 
 
-# ---------------------------------------------------------------- IDX (Fashion-MNIST)
-
-def _idx_name(split: str, kind: str) -> str:
-    return f"{_IDX_PREFIX[split]}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
-
 
 def load_idx(directory, split: str = "test", limit: int | None = None):
     """uint8 images (N, 1, H, W) and labels (N,) of an MNIST-style IDX pair in ``directory``."""
-    directory = Path(directory)
-    images = _read_idx(directory / _idx_name(split, "images"), ndim=3)
-    labels = _read_idx(directory / _idx_name(split, "labels"), ndim=1)
-    if len(images) != len(labels):
-        raise HardytError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
-    keep = _subset(len(images), limit)
-    return images[keep, None], labels[keep]
+    reader: ArrayReader = idx_reader(Path(directory), split)
+    keep = subset(len(reader), limit)
+    return reader.x[keep, None], reader.labels(keep)
 
-
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    if not path.exists():
-        hint = " (install the Debian package dataset-fashion-mnist)" if path.parent == FASHION_MNIST_DIR else ""
-        raise HardytError(f"{path}: missing Fashion-MNIST file{hint}")
-    try:
-        with gzip.open(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as e:
-        raise HardytError(f"{path}: cannot read gzip IDX file: {e}") from None
-    # IDX header: two zero bytes, type code 0x08 (uint8), number of dimensions, then big-endian sizes
-    if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
-        raise HardytError(f"{path}: not a {ndim}-dimensional uint8 IDX file")
-    shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise HardytError(f"{path}: IDX header says {shape} = {int(np.prod(shape))} bytes, file holds {body.size}")
-    return body.reshape(shape)
-
-
-# ---------------------------------------------------------------- .npz
-
-def _load_npz(path: Path, split: str, limit: int | None):
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
-            xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in keys else ("x", "y")
-            for k in (xk, yk):
-                if k not in keys:
-                    raise HardytError(f"{path}: no array '{k}' (found: {', '.join(sorted(keys)) or 'none'})")
-            x, y = f[xk], f[yk]
-    except HardytError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise HardytError(f"{path}: cannot read .npz: {e}") from None
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise HardytError(f"{path}: '{xk}' must be (N, C, H, W) or (N, H, W), got shape {x.shape}")
-    if x.dtype != np.uint8 and x.dtype.kind not in "fiu":
-        raise HardytError(f"{path}: '{xk}' must be uint8 or float, got {x.dtype}")
-    if y.ndim != 1 or len(y) != len(x):
-        raise HardytError(f"{path}: '{yk}' must be ({len(x)},) labels, got shape {y.shape}")
-    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
-        raise HardytError(f"{path}: '{yk}' must hold integer class labels, got {y.dtype}")
-    if len(y) and y.min() < 0:
-        raise HardytError(f"{path}: '{yk}' holds a negative label {y.min()}")
-    if x.dtype.kind in "iu" and x.dtype != np.uint8:
-        x = x.astype(np.float32) / 255.0
-    keep = _subset(len(x), limit)
-    return x[keep], y[keep].astype(np.int64)
-
-
-# ---------------------------------------------------------------- ImageFolder
-
-def _load_image_folder(root: Path, split: str, limit: int | None):
-    try:
-        from PIL import Image
-    except ImportError:
-        raise HardytError("reading an image folder needs Pillow (pip install pillow)") from None
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        root = root / split
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise HardytError(f"{root}: no class subfolders (an ImageFolder has one folder of images per class)")
-    files = [(p, label) for label, c in enumerate(classes) for p in sorted((root / c).iterdir())
-             if p.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise HardytError(f"{root}: no PNG/JPEG images in the class folders {', '.join(classes)}")
-    keep = _subset(len(files), limit)
-    images, labels = [], []
-    for i in keep:
-        p, label = files[i]
-        try:
-            with Image.open(p) as im:
-                im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "LA") else "RGB")
-                a = np.asarray(im, dtype=np.uint8)
-        except (OSError, ValueError) as e:
-            raise HardytError(f"{p}: cannot read image: {e}") from None
-        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-        if images and a.shape != images[0].shape:
-            raise HardytError(f"{p}: image is {a.shape} (C, H, W), the first image {files[keep[0]][0].name} is "
-                              f"{images[0].shape}")
-        images.append(a)
-        labels.append(label)
-    return np.stack(images), np.asarray(labels, np.int64)

@@ -11,12 +11,12 @@ file, missing or unexpected key, wrong shape, NaN/Inf weight) is a
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 from ..errors import HardytError
+from ..files import load_json_object
 
 __all__ = ["load_vit", "load_hf", "load_state_dict", "infer_config", "read_config", "default_model_path",
            "CONFIG_KEYS"]
@@ -129,18 +129,8 @@ def _first_line(e: Exception) -> str:
 
 def read_config(path) -> dict:
     """timm keyword arguments from a JSON file: the object itself, or its ``"config"`` member."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read config: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
-    if isinstance(data, dict) and isinstance(data.get("config"), dict):
-        data = data["config"]
-    if not isinstance(data, dict):
-        raise HardytError(f"{path}: config must be a JSON object, got {type(data).__name__}")
-    return data
+    data = load_json_object(path, "config")
+    return data["config"] if isinstance(data.get("config"), dict) else data
 
 
 def _check_keys(config: dict, source) -> dict:

@@ -9,8 +9,9 @@
    tanh at input widths 6, 8 and 10, PWL at 12 (a table of 4096 entries per
    lane is past what a LUT core should spend), folded affine where the layer
    folds, channel affine where it does not; output widths: the input width
-   and the narrowest one whose layer output stays above
-   :data:`SQNR_FLOOR_DB`; and keeping the LayerNorm;
+   and the narrowest one whose layer output stays at or above the fidelity
+   check's :data:`~hardyt.quant.conversion.fidelity.SQNR_FLOOR_DB` (same clip);
+   and keeping the LayerNorm;
 3. :class:`Evaluator` measures a configuration's top-1 on a validation split
    with every DyT layer in the golden model's integer arithmetic
    (:class:`FixedDyT`; a folded layer is followed by its float gamma/beta,
@@ -31,7 +32,6 @@ complete configuration and a point of the front's candidates.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +41,7 @@ from ..errors import HardytError
 from .clip import choose_clip
 from .evaluate import accuracy
 from .fixed_dyt import FORMAT_DEFAULTS, FixedDyT, make_spec
+from .fidelity import SQNR_FLOOR_DB, sqnr_db
 from .fold import fold_all
 from .graph import capture, set_module
 from .modules import ShiftDyT
@@ -51,8 +52,6 @@ __all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "Calibration", "calibra
 
 # (tanh kind, input width) of the DyT candidates.
 TANH_CHOICES = (("lut", 6), ("lut", 8), ("lut", 10), ("pwl", 12))
-# A narrower output width is a candidate when the layer's output SQNR stays at or above this.
-SQNR_FLOOR_DB = 20.0
 LAYERNORM = {"core": "layernorm"}
 
 
@@ -134,11 +133,6 @@ def _layer(dyt: nn.Module, spec) -> nn.Module:
     return FoldedEmulation(fixed, dyt.weight, dyt.bias) if spec.affine.mode == "folded" else fixed
 
 
-def _sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
-    noise = float(((approx.double() - ref.double()) ** 2).sum())
-    return math.inf if noise == 0 else 10 * math.log10(float((ref.double() ** 2).sum()) / noise)
-
-
 def _spec(cal: Calibration, name: str, formats: dict, in_scale: float):
     dyt = cal.student.get_submodule(name)
     folded = bool(cal.folds[name])
@@ -162,7 +156,7 @@ def _layer_candidates(cal: Calibration, name: str, lanes) -> list[tuple[dict, ob
         for w in range(3, bits):     # the narrowest output width meeting the floor, same clip
             spec = _spec(cal, name, formats | {"out_bits": w, "affine_out_bits": w}, in_scale)
             with torch.no_grad():
-                if _sqnr_db(ref, _layer(dyt, spec)(x)) >= SQNR_FLOOR_DB:
+                if sqnr_db(ref, _layer(dyt, spec)(x)) >= SQNR_FLOOR_DB:
                     widths.insert(0, w)
                     break
         for w in widths:

@@ -86,6 +86,8 @@ def _check(args):
             raise HardytError(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
     if not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
+    if args.scheduler is not None and "://" not in args.scheduler:
+        raise HardytError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")
     if args.lanes is not None and args.lanes < 1:
         raise HardytError(f"--lanes must be >= 1, got {args.lanes}")
     if args.synth_budget is not None and args.synth_budget < 2:

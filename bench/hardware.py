@@ -28,12 +28,12 @@ import shlex
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
 
 from hardyt.hw import emit, random_dyt_spec
+from hardyt.hw.sweep import dask_client, failure_error, run_jobs
 from hardyt.hw.synth import synth
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
@@ -205,7 +205,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--channels", type=int, nargs="+", default=[192, 384, 768])
     ap.add_argument("--lanes", type=int, nargs="+", default=[1, 4, 16])
-    ap.add_argument("--jobs", type=int, default=2, help="tool runs in parallel (default 2)")
+    ap.add_argument("--jobs", type=int, default=2, help="local Dask workers: tool runs in parallel (default 2)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", help="tcp://HOST:PORT of a Dask scheduler (default: local)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
     ap.add_argument("--no-xilinx", action="store_true", help="skip the Xilinx reference rows")
     ap.add_argument("--work", type=Path, help="keep emitted cores and reports here (reused when unchanged)")
@@ -223,15 +224,13 @@ def main(argv=None) -> int:
     work = args.work or Path(tmp.name)
     jobs = jobs_for(args)
     dirs = [prepare(j, work) for j in tqdm(jobs, desc="emit", unit="core", leave=False)]
-    rows = []
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_job, j, d, args.seed) for j, d in zip(jobs, dirs)]
-        try:
-            for f in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="core"):
-                rows.append(f.result())
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+    # Dask jobs (hardyt.hw.sweep): run_job returns a tool failure as a row, so every row comes back.
+    with dask_client(args.scheduler, max(1, args.jobs)) as client:
+        results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in zip(jobs, dirs)},
+                                     desc="synth")
+    if failures:
+        raise failure_error(failures, len(jobs), "synthesis job")
+    rows = list(results.values())
     if tmp:
         tmp.cleanup()
     order = {c: i for i, c in enumerate([*DYT, "dyt-folded-pwl", "layernorm"])}

@@ -137,7 +137,7 @@ def run(args) -> int:
               "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
               "accuracy_check": check, **report, "warnings": report["warnings"] + ([warning] if warning else []),
               "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
-    _write_outputs(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
+    write_converted(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
@@ -157,8 +157,12 @@ def fidelity_summary(report, *, warnings: bool = False) -> str:
     return "\n".join(lines + ([f"warning: {w}" for w in report["warnings"]] if warnings else []))
 
 
-def _write_outputs(out: Path, model, float_model, converted, report: dict, record_images) -> None:
-    """Every file of ``--out``, all or none (written in a temporary directory, then renamed)."""
+def write_converted(out: Path, model, float_model, converted, report: dict, record_images,
+                    markdown: str | None = None) -> None:
+    """Every file of a converted directory, all or none (written in a temporary directory, then renamed).
+
+    ``markdown``: the text of ``report.md`` (default: :func:`render_markdown` of ``report``).
+    """
     from safetensors.torch import save_file
 
     with atomic_output_dir(out) as tmp:
@@ -169,7 +173,7 @@ def _write_outputs(out: Path, model, float_model, converted, report: dict, recor
         _plot_alpha(report, tmp / "alpha.png")
         plot_sqnr(report["layers"], report["fidelity"]["sqnr_floor_db"], tmp / "sqnr.png")
         save_json_atomic(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.md", render_markdown(report))
+        atomic_write_text(tmp / "report.md", render_markdown(report) if markdown is None else markdown)
 
 
 def _converted_config(model, report) -> dict:

@@ -4,9 +4,11 @@
 
     hardyt sim DIR [--simulator icarus|verilator] [--vectors N] [--waves]
                    [--mode cocotb|bulk] [--seed K] [--activations FILE.npz|CONVERTED_DIR]
+                   [--scheduler tcp://HOST:PORT] [--workers N]
 
 DIR is one directory written by ``hardyt rtl`` or a ``hardyt rtl`` output of
-a converted model (one subdirectory per layer: each is simulated). The
+a converted model (one subdirectory per layer: each is simulated, as a Dask
+job of its own, :mod:`hardyt.hw.sweep`). The
 Verilog and ``.mem`` files are simulated as they are in DIR; expected values
 come from the spec in DIR's manifest. Activations (the inputs a LayerNorm saw
 in the model) are used when given, or when a layer directory or DIR holds
@@ -26,6 +28,7 @@ from pathlib import Path
 from hardyt.quant.errors import HardytError
 
 from .emitted import core_dirs
+from .flags import add_sweep_flags
 
 _VECTORS = {"cocotb": 1000, "bulk": 100_000}
 
@@ -47,6 +50,7 @@ def add_parser(sub):
     p.add_argument("--activations", metavar="FILE.npz|CONVERTED_DIR",
                    help="real input codes (a <layer>.inputs.npz, or the `hardyt convert` directory holding "
                         "one per layer): cocotb mode sends the first N elements, bulk mode all of them")
+    add_sweep_flags(p)
     p.set_defaults(func=run)
 
 
@@ -104,10 +108,22 @@ def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
     return lines
 
 
-def run(args) -> int:
+def _sim_core(core: Path, root: Path, given: Path | None, args, vectors: int) -> dict:
+    """Simulate one emitted core or engine (a Dask job of its own when there are several)."""
     from hardyt.hw.emit import load_manifest
     from hardyt.sim.engine_runner import is_engine
     from hardyt.sim.runner import run_sim
+
+    manifest = load_manifest(core)
+    if is_engine(manifest):
+        return _run_engine(core, root, given, manifest, args, vectors)
+    npz = _activations_for(core, root, given, manifest["spec"]["name"])
+    return run_sim(core, simulator=args.simulator, vectors=vectors, waves=args.waves, mode=args.mode,
+                   seed=args.seed, activations=npz)
+
+
+def run(args) -> int:
+    from hardyt.hw.sweep import dask_client, run_jobs
 
     if args.vectors is not None and args.vectors < 1:
         raise HardytError(f"--vectors: must be a positive integer, got {args.vectors}")
@@ -119,30 +135,28 @@ def run(args) -> int:
     if given is not None and given.is_file() and len(cores) > 1:
         raise HardytError(f"--activations {given}: one file for {len(cores)} layers; give the converted directory")
     vectors = args.vectors or _VECTORS[args.mode]
+    if len(cores) == 1:
+        r = _sim_core(cores[0], root, given, args, vectors)
+        for line in report_lines(str(cores[0]), r):
+            print(line, flush=True)
+        if not r["ok"]:
+            raise HardytError(f"{root}: not bit-exact or failed a check (see above)")
+        return 0
+    jobs = {str(core): (_sim_core, (core, root, given, args, vectors)) for core in cores}
+    with dask_client(args.scheduler, args.workers) as client:
+        results, errors = run_jobs(client, jobs, desc="sim")
     failed = []
     for core in cores:
         name = str(core)
-        try:
-            manifest = load_manifest(core)
-            if is_engine(manifest):
-                r = _run_engine(core, root, given, manifest, args, vectors)
-            else:
-                npz = _activations_for(core, root, given, manifest["spec"]["name"])
-                r = run_sim(core, simulator=args.simulator, vectors=vectors, waves=args.waves, mode=args.mode,
-                            seed=args.seed, activations=npz)
-        except HardytError as e:
-            if len(cores) == 1:
-                raise
-            print(f"{name}: ERROR: {e}", flush=True)
+        if name in errors:
+            print(f"{name}: ERROR: {errors[name]}", flush=True)
             failed.append(core.name)
             continue
-        for line in report_lines(name, r):
+        for line in report_lines(name, results[name]):
             print(line, flush=True)
-        if not r["ok"]:
+        if not results[name]["ok"]:
             failed.append(core.name)
-    if len(cores) > 1 and failed:
+    if failed:
         raise HardytError(f"{root}: {len(failed)} of {len(cores)} cores not bit-exact or failed a check: "
                           f"{', '.join(failed)}")
-    if failed:
-        raise HardytError(f"{root}: not bit-exact or failed a check (see above)")
     return 0

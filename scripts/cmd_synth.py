@@ -2,17 +2,20 @@
 
 ::
 
-    hardyt synth DIR [--target ecp5|xilinx] [--seed K]
+    hardyt synth DIR [--target ecp5|xilinx] [--seed K] [--scheduler tcp://HOST:PORT] [--workers N]
 
 ``DIR`` is one directory written by ``hardyt rtl``, or one holding a
 directory per layer (``hardyt rtl CONVERTED_DIR --out DIR``): then every
-layer is synthesized. Each core gets ``synth-<target>.json`` and ``.md``.
+layer is synthesized, each as a Dask job (:mod:`hardyt.hw.sweep`); a failed
+layer is named once the others are done, and their reports are kept. Each
+core gets ``synth-<target>.json`` and ``.md``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .emitted import core_dirs
+from .flags import add_sweep_flags
 
 
 def add_parser(sub):
@@ -25,6 +28,7 @@ def add_parser(sub):
                    help="ecp5: synth_ecp5 + nextpnr-ecp5 --85k (Fmax); xilinx: synth_xilinx, resources only "
                         "(default ecp5)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    add_sweep_flags(p)
     p.set_defaults(func=run)
 
 
@@ -36,12 +40,20 @@ def summary(r: dict, path: Path) -> str:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
+    from hardyt.hw.sweep import dask_client, failure_error, run_jobs
     from hardyt.hw.synth import synth
 
     dirs = core_dirs(Path(args.directory))
-    for d in tqdm(dirs, desc="synth", unit="core", disable=len(dirs) < 2, leave=False):
-        r = synth(d, target=args.target, seed=args.seed)
-        tqdm.write(summary(r, d / f"synth-{args.target}.json"))
+    if len(dirs) == 1:
+        r = synth(dirs[0], target=args.target, seed=args.seed)
+        print(summary(r, dirs[0] / f"synth-{args.target}.json"))
+        return 0
+    jobs = {str(d): (synth, (d, args.target, False, args.seed)) for d in dirs}
+    with dask_client(args.scheduler, args.workers) as client:
+        reports, failures = run_jobs(client, jobs, desc="synth")
+    for d in dirs:
+        if str(d) in reports:
+            print(summary(reports[str(d)], d / f"synth-{args.target}.json"))
+    if failures:
+        raise failure_error(failures, len(jobs), "synthesis job")
     return 0

@@ -26,6 +26,10 @@ MODULES = [
     "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",
     "hardyt.hw.cores",
+    "hardyt.hw.costs",
+    "hardyt.hw.sweep",
+    "hardyt.quant.conversion.explore",
+    "hardyt.scripts.explore_report",
     "hardyt.quant.export.thresholds",
 ]
 

@@ -1,0 +1,87 @@
+"""``hardyt explore``'s report: ``front.png`` (the Pareto front against the two baselines) and ``explore.md``."""
+from __future__ import annotations
+
+from .plots import save_figure, subplots
+
+__all__ = ["plot_front", "render_markdown", "layer_choice"]
+
+
+def layer_choice(c: dict) -> str:
+    """A layer's choice in a table cell.
+
+    >>> layer_choice({"core": "dyt", "tanh": "pwl", "in_bits": 12, "out_bits": 7, "affine": "folded"})
+    'pwl12/7'
+    >>> layer_choice({"core": "layernorm"})
+    'LN'
+    """
+    return "LN" if c["core"] == "layernorm" else f"{c['tanh']}{c['in_bits']}/{c['out_bits']}" + \
+        ("" if c["affine"] == "folded" else " ch")
+
+
+def plot_front(result: dict, path) -> None:
+    """Validation accuracy against total LUT+FF: the front, the pick and the two all-alike baselines."""
+    fig, ax = subplots(figsize=(7, 4.2))
+    front = result["front"]
+    ax.step([p["lut_ff"] for p in front], [100 * p["accuracy"] for p in front], "o-", where="post", ms=4,
+            label="Pareto front (validation)")
+    marks = {"all_layernorm": ("s", "all LayerNorm"), "all_dyt_8bit": ("^", "all DyT 8-bit LUT")}
+    for key, (marker, name) in marks.items():
+        b = result["baselines"][key]
+        ax.plot([b["lut_ff"]], [100 * b["accuracy"]], marker, ms=9, label=name)
+    p = result["pick"]
+    ax.plot([p["lut_ff"]], [100 * p["accuracy"]], "*", ms=14, color="k",
+            label=f"pick (within {result['max_drop']} pt)")
+    ref = 100 * result["reference"]["validation_accuracy"]
+    ax.axhline(ref - result["max_drop"], color="k", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"total LUT + FF ({result['target']}, all normalization layers)")
+    ax.set_ylabel("top-1 on the validation split (%)")
+    ax.set_title("normalization hardware: accuracy against resources")
+    ax.legend(fontsize=8, loc="lower right")
+    save_figure(fig, path)
+
+
+def _row(name: str, p: dict, names: list[str]) -> str:
+    fmax = "—" if p["fmax_mhz"] is None else f"{p['fmax_mhz']:.0f}"
+    test = f"{100 * p['test_accuracy']:.2f}" if "test_accuracy" in p else ""
+    return (f"| {name} | {100 * p['accuracy']:.2f} | {test} | {p['lut']} | {p['ff']} | {p['lut_ff']} | {p['dsp']} "
+            f"| {p['bram']} | {fmax} | {p['estimated_layers']} | "
+            + " ".join(layer_choice(p["layers"][n]) for n in names) + " |")
+
+
+def render_markdown(result: dict) -> str:
+    """``explore.md``."""
+    names = list(result["pick"]["layers"])
+    syn, s = result["synthesis"], result["search"]
+    err = syn["model_error"]
+    err_text = "not measured (fewer than 3 runs)" if err["lut_ff"] is None else \
+        (f"LUT+FF mean {err['lut_ff']['mean_abs_pct']} %, max {err['lut_ff']['max_abs_pct']} %"
+         + ("" if err["fmax_mhz"] is None else
+            f"; Fmax mean {err['fmax_mhz']['mean_abs_pct']} %, max {err['fmax_mhz']['max_abs_pct']} %"))
+    lines = [
+        f"# hardyt explore: `{result['checkpoint']}` on `{result['data']}`, --max-drop {result['max_drop']} pt", "",
+        f"Accuracy: top-1 in the hardware's fixed-point arithmetic on {result['splits']['validation']} validation "
+        f"images (drawn from the test split; {result['splits']['calibration']} training images calibrate, labels "
+        f"unused); the pick once on the other {result['splits']['test']} test images. LayerNorm model: validation "
+        f"{100 * result['reference']['validation_accuracy']:.2f} %, test "
+        f"{100 * result['reference']['test_accuracy']:.2f} %.", "",
+        f"Resources: {result['target']}, sums over every normalization layer (slowest Fmax). {syn['cores']} "
+        f"candidate cores, {syn['runs']} synthesis runs ({syn['synthesized']} run now, {syn['cached']} from the "
+        f"cache), {syn['estimated']} cores from the cost model; its leave-one-out error on the runs: {err_text}. "
+        f"Scheduler: {syn['scheduler']}.", "",
+        f"Search: beam {s['beam']}, {s['measured']} configurations measured of {s['space']:.3g}.", "",
+        "![front](front.png)", "",
+        "| point | val top-1 % | test top-1 % | LUT | FF | LUT+FF | DSP | BRAM | Fmax MHz | est. layers | "
+        + " ".join(f"`{n}`" for n in names) + " |",
+        "|---" * 11 + "|",
+        _row("**pick**", result["pick"], names),
+        _row("all LayerNorm", result["baselines"]["all_layernorm"], names),
+        _row("all DyT 8-bit", result["baselines"]["all_dyt_8bit"], names),
+    ]
+    lines += [_row(f"front {i}", p, names) for i, p in enumerate(result["front"])]
+    lines += ["", "Choices: `lutB/O` = DyT, LUT tanh, B-bit input, O-bit output (`pwl` piecewise linear), folded "
+              "affine unless `ch` (channel affine); `LN` = LayerNorm core. `est. layers`: layers whose core's "
+              "resources come from the cost model, not from a synthesis run.", "",
+              f"Timing: calibration {result['seconds']['calibration']} s, synthesis {result['seconds']['synthesis']} s,"
+              f" search {result['seconds']['search']} s.", ""]
+    return "\n".join(lines)

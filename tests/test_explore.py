@@ -1,0 +1,158 @@
+"""``hardyt explore`` on the tiny ViT: the front, the budget, the cache, 2 Dask workers, a failed synthesis job.
+
+Synthesis is real (Yosys, Xilinx target: no place and route) but kept short:
+16-channel cores, one lane, LUT tanh at 4 and 8 input bits only, and three
+synthesis runs per exploration (the cost model covers the other cores).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import tiny_vit_files
+
+from hardyt.quant.errors import HardytError
+from hardyt.scripts.cli import main
+
+CHOICES = (("lut", 4), ("lut", 8))
+MAX_DROP = 1.0
+
+
+def _npz(tmp, n=160):
+    rng = np.random.default_rng(0)
+    path = tmp / "data.npz"
+    np.savez(path, x=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), y=rng.integers(0, 10, n))
+    return path
+
+
+def _explore(tmp, out, cache, *extra) -> dict:
+    checkpoint, data = tmp / "vit.safetensors", tmp / "data.npz"
+    rc = main(["explore", str(checkpoint), "--data", str(data), "--calib-size", "32", "--val-size", "64",
+               "--steps", "5", "--max-drop", str(MAX_DROP), "--target", "xilinx", "--lanes", "1",
+               "--synth-budget", "3", "--cache", str(cache), "--out", str(out), *extra])
+    assert rc == 0
+    return json.loads((out / "explore.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three explorations: 2 process workers (fresh cache), in-process (fresh cache), in-process again."""
+    from dask.distributed import LocalCluster
+
+    from hardyt.quant.conversion import explore
+
+    tmp = tmp_path_factory.mktemp("explore")
+    tiny_vit_files(tmp)
+    _npz(tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(explore, "TANH_CHOICES", CHOICES)
+        mp.setenv("TQDM_DISABLE", "1")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None, silence_logs=50) as cluster:
+            two = _explore(tmp, tmp / "two", tmp / "cache2", "--scheduler", cluster.scheduler_address)
+        one = _explore(tmp, tmp / "one", tmp / "cache1")
+        again = _explore(tmp, tmp / "again", tmp / "cache1")
+    return {"tmp": tmp, "two": two, "one": one, "again": again}
+
+
+def test_front_is_monotone(runs):
+    front = runs["one"]["front"]
+    assert front
+    for a, b in zip(front, front[1:]):
+        assert a["lut"] + a["ff"] < b["lut"] + b["ff"] and a["accuracy"] < b["accuracy"]
+    for p in front:
+        assert set(p) >= {"accuracy", "lut", "ff", "dsp", "bram", "fmax_mhz", "layers"}
+        assert set(p["layers"]) == {"blocks.0.norm1", "blocks.0.norm2", "norm"}
+
+
+def test_pick_meets_the_budget_on_validation(runs):
+    r = runs["one"]
+    pick, ref = r["pick"], r["reference"]["validation_accuracy"]
+    assert 100 * (ref - pick["accuracy"]) <= MAX_DROP + 1e-9
+    assert 0.0 <= pick["test_accuracy"] <= 1.0
+    within = [p for p in r["front"] if 100 * (ref - p["accuracy"]) <= MAX_DROP + 1e-9]
+    assert pick["lut"] + pick["ff"] == min(p["lut"] + p["ff"] for p in within)
+    # all-LayerNorm is a measured configuration: it bounds the front from above in accuracy
+    assert max(p["accuracy"] for p in r["front"]) >= r["baselines"]["all_layernorm"]["accuracy"]
+
+
+def test_second_run_hits_the_cache(runs):
+    first, again = runs["one"]["synthesis"], runs["again"]["synthesis"]
+    assert first["synthesized"] == first["runs"] == 3 and first["cached"] == 0
+    assert again["synthesized"] == 0 and again["cached"] == 3
+    assert runs["again"]["front"] == runs["one"]["front"]
+
+
+def test_two_workers_give_the_same_front(runs):
+    assert runs["two"]["synthesis"]["synthesized"] == 3
+    assert runs["two"]["front"] == runs["one"]["front"]
+    assert runs["two"]["pick"] == runs["one"]["pick"]
+
+
+def test_pick_directory_feeds_rtl(runs, tmp_path):
+    pick_dir = runs["tmp"] / "one" / "pick"
+    layers = runs["one"]["pick"]["layers"]
+    dyt = sorted(n.replace(".", "_") for n, c in layers.items() if c["core"] == "dyt")
+    assert sorted(p.name.removesuffix(".spec.json") for p in pick_dir.glob("*.spec.json")) == dyt
+    assert {"explore.md", "front.png", "explore.json"} <= {p.name for p in (runs["tmp"] / "one").iterdir()}
+    if dyt:
+        assert main(["rtl", str(pick_dir), "--out", str(tmp_path / "rtl")]) == 0
+        assert sorted(p.name for p in (tmp_path / "rtl").iterdir()) == dyt
+
+
+def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
+    from hardyt.hw import costs, synth as synth_mod
+    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.sweep import dask_client
+
+    specs = {f"layer{i} / dyt lut4": random_dyt_spec(4, 1, 4, 4, affine="channel", seed=i, name=f"layer{i}").to_dict()
+             for i in range(3)}
+
+    def fake_synth(directory, target, progress=True, seed=1):
+        from hardyt.hw.emit import load_manifest
+        if load_manifest(directory)["name"] == "layer1":
+            raise synth_mod.ToolError("yosys failed: made to fail (log: none)")
+        return {"lut": 10, "ff": 5, "dsp": 0, "bram": 0}
+
+    monkeypatch.setattr(synth_mod, "synth", fake_synth)
+    with dask_client(workers=2) as client, pytest.raises(HardytError) as err:
+        costs.layer_costs(client, specs, "xilinx", tmp_path / "cache", progress=False)
+    assert "1 of 3 synthesis jobs failed" in str(err.value)
+    assert "layer1 / dyt lut4: yosys failed: made to fail" in str(err.value)
+    for label in ("layer0 / dyt lut4", "layer2 / dyt lut4"):
+        assert costs.cached_report(specs[label], "xilinx", tmp_path / "cache")["lut"] == 10
+    assert costs.cached_report(specs["layer1 / dyt lut4"], "xilinx", tmp_path / "cache") is None
+
+
+def test_candidates_from_one_calibration(tmp_path, monkeypatch):
+    """Each layer's candidates come from the one float calibration; a layer that does not fold gets channel affine."""
+    import torch
+
+    from hardyt.quant.conversion import explore
+    from hardyt.quant.zoo.load import load_vit
+
+    monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
+    model = load_vit(tiny_vit_files(tmp_path)).eval()
+    x = torch.randn(64, 1, 28, 28)
+    cal = explore.calibrate(model, [x[:32]], method="sequential")
+    assert all(cal.folds[n] for n in cal.names)       # pre-LN ViT: every LayerNorm feeds Linear layers only
+    cal.folds["norm"] = []                              # as if the final norm fed a residual sum
+    cands = explore.candidates(cal, lanes=1)
+    for name, layer in cands.items():
+        affine = "channel" if name == "norm" else "folded"
+        assert {c["in_bits"] for c, _ in layer} == {4, 8}
+        for choice, spec in layer:
+            assert choice["affine"] == affine == spec.affine.mode
+            assert spec.in_bits == choice["in_bits"] and spec.tanh.out_bits == choice["out_bits"] <= spec.in_bits
+            assert spec.alpha == pytest.approx(float(cal.student.get_submodule(name).alpha.detach()))
+    specs = {(n, explore.label(c)): s for n, layer in cands.items() for c, s in layer}
+    evaluate = explore.Evaluator(cal, specs, x[32:], torch.randint(0, 10, (32,)))
+    config = {n: explore.label(cands[n][-1][0]) for n in cal.names}
+    assert 0.0 <= evaluate(config) <= 1.0 and len(evaluate.seen) == 1
+    float_model, fixed_model, folded = explore.pick_model(cal, {n: specs[(n, lab)] for n, lab in config.items()},
+                                                          x[:32])
+    assert "norm" not in folded                         # channel affine: nothing to fold
+    assert all(folded[n]["into"] for n in cal.names if n != "norm")
+    with torch.no_grad():   # the pick's model (folded into Linear) computes what the emulation computed
+        assert torch.allclose(fixed_model(x[32:]), evaluate.model(config)(x[32:]), atol=1e-4)

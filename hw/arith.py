@@ -17,7 +17,7 @@ from amaranth.hdl import Mux
 
 from hardyt.quant.contract.fixed import signed_range
 
-__all__ = ["MUL_BITS", "hdl_round_shift", "hdl_saturate", "hdl_narrow", "hdl_fit", "hdl_shift_add",
+__all__ = ["MUL_BITS", "hdl_round_shift", "hdl_clamp", "hdl_saturate", "hdl_narrow", "hdl_fit", "hdl_shift_add",
            "hdl_product", "hdl_partials", "hdl_whole"]
 
 #: Operand bits one ECP5 MULT18X18D multiplies (17 unsigned, or signed with the sign in bit 17).
@@ -29,10 +29,14 @@ def hdl_round_shift(v, s: int):
     return (v + (1 << (s - 1))) >> s if s else v
 
 
+def hdl_clamp(v, lo, hi):
+    """``v`` clamped to ``lo .. hi`` (constants, or values set at run time)."""
+    return Mux(v > hi, hi, Mux(v < lo, lo, v))
+
+
 def hdl_saturate(v, bits: int):
     """``v`` clamped to the signed ``bits``-bit range."""
-    lo, hi = signed_range(bits)
-    return Mux(v > hi, hi, Mux(v < lo, lo, v))
+    return hdl_clamp(v, *signed_range(bits))
 
 
 def hdl_narrow(v, s: int, bits: int):

@@ -1,73 +1,130 @@
-"""The DyT engine's coefficient frame: one layer's tanh table as AXI4-Stream beats.
+"""The DyT engine's coefficient frame: one layer's tanh table (and channel gamma/beta) as AXI4-Stream beats.
 
-A frame is ``2 + ceil(2**in_bits / K)`` beats of :data:`COEF_BITS` bits
-(``K = COEF_BITS // out_bits`` table entries per beat), ``tlast`` on the last:
+A frame is beats of :data:`COEF_BITS` bits, ``tlast`` on the last. Sections
+hold entries packed ``K = COEF_BITS // bits`` per beat, entry ``i`` of a
+section in bits ``[(i % K)*bits +: bits]`` of the section's beat ``i // K``
+(unused high bits zero):
 
-======  ==========================================================================
-beat    content
-======  ==========================================================================
-0       header: ``[7:0]`` :data:`MAGIC`, ``[15:8]`` layer index, ``[31:16]`` beats
-        per token minus one (``C/P - 1`` of the layer)
-1..N    the table: entry ``u`` (the output code of the input whose ``in_bits``-bit
-        two's complement is ``u``) in bits ``[(u % K)*out_bits +: out_bits]`` of
-        beat ``1 + u // K``; unused high bits zero
-N+1     checksum: the sum of beats ``0..N`` modulo ``2**32``; ``tlast`` set
-======  ==========================================================================
+=========  =======================================================================
+beats      content
+=========  =======================================================================
+1          header: ``[7:0]`` magic: :data:`MAGIC` (``0xD7``, the table only: a
+           folded layer) or :data:`MAGIC_AFFINE` (``0xDA``, the table and the
+           channel affine section); ``[15:8]`` layer index; ``[31:16]`` beats
+           per token minus one (``C/P - 1`` of the layer)
+N          the table: ``2**in_bits`` entries of ``table_bits``; entry ``u`` is
+           the tanh code of the input whose ``in_bits``-bit two's complement is ``u``
+(affine)   only after :data:`MAGIC_AFFINE`: one beat ``[7:0]`` shift, ``[15:8]``
+           the layer's output bits; ``C`` entries of ``gamma_bits`` (gamma of
+           channel ``c``); ``C`` entries of ``beta_bits`` (``beta[c]`` plus the
+           rounding half ``2**(shift-1)``, 0 when shift is 0)
+1          checksum: the sum of the beats before it modulo ``2**32``; ``tlast`` set
+=========  =======================================================================
 
-``in_bits`` and ``out_bits`` are the engine's (the widest of its layers); a
-narrower layer's table holds its own outputs, sign-extended, and the entry of
-an input code the layer cannot receive holds the output of the nearest code
-it can (a narrower layer's codes arrive sign-extended, so those entries are
-never read).
+``in_bits``, ``table_bits``, ``gamma_bits`` and ``beta_bits`` are the
+engine's (the widest of its layers; ``table_bits`` is its output width when
+no layer has channel affine, so such frames are those of a table-only
+engine); a narrower layer's entries hold its own values, sign-extended, and
+the table entry of an input code the layer cannot receive holds the output of
+the nearest code it can (a narrower layer's codes arrive sign-extended, so
+those entries are never read). ``C`` is the layer's channel count.
 
 A frame is rejected (the engine keeps no part of it, :data:`STATUS` says why)
-when the header has a wrong magic, a layer index the engine does not have or
-more beats per token than it was sized for; when ``tlast`` comes before the
-checksum beat (too short) or not on it (too long: the rest is dropped up to
-``tlast``); or when the checksum differs.
+when the header has an unknown magic (``0xDA`` included, on an engine built
+without channel affine), a layer index the engine does not have or more beats
+per token than it was sized for (bad header: the rest is dropped up to
+``tlast``); when ``tlast`` comes before the checksum beat (too short) or not
+on it (too long: the rest is dropped up to ``tlast``); when the affine beat's
+shift or output bits are outside what the engine was built for (bad header,
+given when the frame ends: the engine takes the frame to its checksum beat);
+or when the checksum differs. A frame with several faults gets the first of:
+bad header (beat 0), bad length, bad header (affine beat), bad checksum.
 
->>> words = frame_words(layer=1, beats=2, table=[0, 1, -1, -2], out_bits=8, in_bits=2)
+>>> words = frame_words(layer=1, beats=2, table=[0, 1, -1, -2], table_bits=8, in_bits=2)
 >>> [hex(w) for w in words]
 ['0x101d7', '0xfeff0100', '0xff0002d7']
->>> frame_beats(in_bits=8, out_bits=8)
+>>> frame_beats(in_bits=8, table_bits=8)
 66
+>>> aff = AffineSection(shift=2, out_bits=8, gamma=[3, -1], beta=[5, 0], gamma_bits=8, beta_bits=16)
+>>> [hex(w) for w in frame_words(0, 1, [0, 1, -1, -2], 8, 2, aff)]
+['0xda', '0xfeff0100', '0x802', '0xff03', '0x20007', '0xff0208e6']
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from hardyt.quant.contract.stream import pack_lanes
 
-__all__ = ["COEF_BITS", "MAGIC", "STATUS", "entries_per_beat", "frame_beats", "frame_words", "checksum",
-           "load_cycles", "FRAME_FORMAT"]
+__all__ = ["COEF_BITS", "MAGIC", "MAGIC_AFFINE", "STATUS", "AffineSection", "entries_per_beat", "section_beats",
+           "frame_beats", "frame_words", "checksum", "load_cycles", "FRAME_FORMAT"]
 
 #: Width of ``s_axis_coef_tdata``: a common DMA width.
 COEF_BITS = 32
-#: The header's low byte.
+#: The header's low byte: a table-only frame (a folded layer).
 MAGIC = 0xD7
+#: The header's low byte: a frame with the channel affine section.
+MAGIC_AFFINE = 0xDA
 #: ``coef_status`` codes: the outcome of the last frame.
-STATUS = {0: "none yet", 1: "loaded", 2: "bad header (magic, layer index or beats per token)",
+STATUS = {0: "none yet", 1: "loaded",
+          2: "bad header (magic, layer index, beats per token, or the affine beat's shift or output bits)",
           3: "bad length (tlast before or after the checksum beat)", 4: "bad checksum"}
 
 
-def entries_per_beat(out_bits: int) -> int:
-    """Table entries packed in one coefficient beat."""
-    return COEF_BITS // out_bits
+@dataclass(frozen=True)
+class AffineSection:
+    """A channel affine layer's part of its frame: the layer's shift and output bits, gamma and
+    ``beta + half`` per channel, packed at the engine's ``gamma_bits`` and ``beta_bits``."""
+
+    shift: int
+    out_bits: int
+    gamma: list
+    beta: list
+    gamma_bits: int
+    beta_bits: int
+
+    def words(self) -> list[int]:
+        half = (1 << self.shift) >> 1
+        return ([self.shift | (self.out_bits << 8)] + _pack(self.gamma, self.gamma_bits)
+                + _pack(np.asarray(self.beta, dtype=np.int64) + half, self.beta_bits))
 
 
-def frame_beats(in_bits: int, out_bits: int) -> int:
-    """Beats of one frame: header, the table, checksum."""
-    k = entries_per_beat(out_bits)
-    return 2 + -(-(1 << in_bits) // k)
+def entries_per_beat(bits: int) -> int:
+    """Entries of ``bits`` packed in one coefficient beat."""
+    return COEF_BITS // bits
 
 
-def load_cycles(in_bits: int, out_bits: int) -> int:
+def section_beats(entries: int, bits: int) -> int:
+    """Beats of a section of ``entries`` entries of ``bits``."""
+    return -(-entries // entries_per_beat(bits))
+
+
+def _pack(values, bits: int) -> list[int]:
+    values = np.asarray(values, dtype=np.int64)
+    k = entries_per_beat(bits)
+    return [pack_lanes(values[i:i + k], bits) for i in range(0, len(values), k)]
+
+
+def frame_beats(in_bits: int, table_bits: int, channels: int = 0, gamma_bits: int = 0, beta_bits: int = 0) -> int:
+    """Beats of one frame: header, the table, (with ``channels``) the affine section, checksum."""
+    beats = 2 + section_beats(1 << in_bits, table_bits)
+    if channels:
+        beats += 1 + section_beats(channels, gamma_bits) + section_beats(channels, beta_bits)
+    return beats
+
+
+def load_cycles(in_bits: int, channels: int = 0) -> int:
     """Cycles from a frame's header handshake to the set being usable, source always valid.
 
     One cycle per header, table entry (the engine writes one entry per cycle
-    into each lane's RAM) and checksum, one to claim the bank.
+    into each lane's RAM) and checksum, one to claim the bank; with the affine
+    section (``channels``), one for its first beat and one per gamma and beta.
+
+    >>> load_cycles(8), load_cycles(8, channels=96)
+    (259, 452)
     """
-    return 3 + (1 << in_bits)
+    return 3 + (1 << in_bits) + (1 + 2 * channels if channels else 0)
 
 
 def checksum(words) -> int:
@@ -75,22 +132,26 @@ def checksum(words) -> int:
     return int(sum(int(w) for w in words)) & ((1 << COEF_BITS) - 1)
 
 
-def frame_words(layer: int, beats: int, table, out_bits: int, in_bits: int) -> list[int]:
+def frame_words(layer: int, beats: int, table, table_bits: int, in_bits: int,
+                affine: AffineSection | None = None) -> list[int]:
     """The beats of a frame (see the module docstring); ``table`` is the ``2**in_bits`` signed
-    output codes in two's complement order of the input."""
+    tanh codes in two's complement order of the input; ``affine`` the channel affine section."""
     table = np.asarray(table, dtype=np.int64)
     assert len(table) == 1 << in_bits, len(table)
-    k = entries_per_beat(out_bits)
-    header = MAGIC | (layer << 8) | ((beats - 1) << 16)
-    body = [pack_lanes(table[i:i + k], out_bits) for i in range(0, len(table), k)]
+    header = (MAGIC if affine is None else MAGIC_AFFINE) | (layer << 8) | ((beats - 1) << 16)
+    body = _pack(table, table_bits) + ([] if affine is None else affine.words())
     return [header, *body, checksum([header, *body])]
 
 
 FRAME_FORMAT = {
     "beat_bits": COEF_BITS,
-    "header": {"magic": f"[7:0] = 0x{MAGIC:02x}", "layer": "[15:8]", "beats_per_token_minus_1": "[31:16]"},
-    "table": "beats 1..N: entry u (output code for the input whose two's complement is u) in bits "
-             "[(u % K)*out_bits +: out_bits] of beat 1 + u // K, K = entries_per_beat",
-    "checksum": "beat N+1: sum of beats 0..N modulo 2**32, tlast set on it (and on no other beat)",
+    "header": {"magic": f"[7:0] = 0x{MAGIC:02x} (table only) or 0x{MAGIC_AFFINE:02x} (table and affine section)",
+               "layer": "[15:8]", "beats_per_token_minus_1": "[31:16]"},
+    "table": "2**in_bits entries of table_bits: entry u (tanh code for the input whose two's complement is u) in bits "
+             "[(u % K)*table_bits +: table_bits] of table beat u // K, K = 32 // table_bits",
+    "affine": f"only after magic 0x{MAGIC_AFFINE:02x}: one beat [7:0] shift, [15:8] the layer's output bits; then C "
+              "entries of gamma_bits (gamma of channel c), then C entries of beta_bits (beta[c] + 2**(shift-1), "
+              "or beta[c] when shift is 0), packed as the table (K = 32 // bits); C = the layer's channels",
+    "checksum": "last beat: sum of the beats before it modulo 2**32, tlast set on it (and on no other beat)",
     "status": STATUS,
 }

@@ -9,8 +9,9 @@ Files written into the output directory (atomically, all or none):
   ``L.spec.json`` (the layer's spec, re-laned to the engine's lanes);
 - ``NAME.json``: the manifest: what every core's manifest has, plus
   ``frame`` (the format), ``coef_tdata_width``, ``layer_select_width``,
-  ``extra_ports`` and ``layers`` (index, name, files, ``load_cycles``,
-  ``frame_beats``, channels, widths) in the model's order.
+  ``extra_ports``, ``stages`` (what the latency counts) and ``layers``
+  (index, name, affine mode, files, ``load_cycles``, ``frame_beats``,
+  channels, widths) in the model's order.
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ __all__ = ["EngineTop", "emit_engine", "ENGINE_CORE"]
 
 #: The manifest's ``core`` for an engine.
 ENGINE_CORE = "dyt-engine"
+
+#: The manifest's ``stages``: the registers an input beat passes, in order (the latency counts them).
+ENGINE_STAGES = {
+    "folded": ["table RAM read", "RAM output register", "output buffer"],
+    "channel": ["table, gamma and beta RAM read", "RAM output register", "gamma*t", "+ beta'",
+                "shift, saturate (or t for a folded layer), output buffer"],
+}
 
 
 class EngineTop(AxisTop):
@@ -97,6 +105,8 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
     shape = engine_shape(specs, lanes)
     specs = [relane(s, shape.lanes) for s in specs]
     top = EngineTop(DyTEngine(shape))
+    stages = ENGINE_STAGES["channel" if shape.affine else "folded"]
+    assert len(stages) == top.latency, (stages, top.latency)
     notes = (f"// Manifest: {name}.json (the coefficient frame format, layers, load times). Lane j of a\n"
              f"// beat is tdata[j*W +: W]. Tables are loaded at run time through s_axis_coef.\n")
     text, _ = top_verilog(top, name, f"DyT engine for {shape.layers} layers", notes)
@@ -108,12 +118,15 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
         files[f"{base}.coef.bin"] = words.tobytes()
         files[f"{base}.coef.mem"] = "".join(f"{int(w):08x}\n" for w in words).encode()
         files[f"{base}.spec.json"] = spec.to_json().encode()
-        layers.append({"index": k, "name": spec.name, "spec_file": f"{base}.spec.json", "image": f"{base}.coef.bin",
-                       "image_mem": f"{base}.coef.mem", "frame_beats": len(words),
-                       "load_cycles": load_cycles(shape.in_bits, shape.out_bits), "channels": spec.channels,
+        affine = spec.affine.mode == "channel"
+        channels = spec.channels if affine else 0
+        assert len(words) == frame_beats(shape.in_bits, shape.table_bits, channels,
+                                         *((shape.affine.gamma_bits, shape.affine.beta_bits) if affine else ()))
+        layers.append({"index": k, "name": spec.name, "affine": spec.affine.mode, "spec_file": f"{base}.spec.json",
+                       "image": f"{base}.coef.bin", "image_mem": f"{base}.coef.mem", "frame_beats": len(words),
+                       "load_cycles": load_cycles(shape.in_bits, channels), "channels": spec.channels,
                        "beats_per_token": spec.channels // shape.lanes, "in_bits": spec.in_bits,
                        "out_bits": spec.out_bits})
-    assert all(lay["frame_beats"] == frame_beats(shape.in_bits, shape.out_bits) for lay in layers)
     manifest = {
         "hardyt_version": hardyt_version(), "core": ENGINE_CORE, "name": name, "top": name,
         "verilog": f"{name}.v", "mems": [], "roms": {}, "latency": top.latency,
@@ -123,9 +136,12 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
         "extra_ports": {"in": _port_widths(top, ("s_axis_coef_tdata", "s_axis_coef_tvalid", "s_axis_coef_tlast",
                                                  "layer_select")),
                         "out": _port_widths(top, ("s_axis_coef_tready", "coef_status", "coef_done"))},
+        "stages": stages,
         "reset": "aresetn, active low, synchronous to aclk; clears every loaded set",
-        "frame": FRAME_FORMAT | {"entries_per_beat": COEF_BITS // shape.out_bits,
-                                 "status_codes": {s.value: s.name.lower() for s in Status}},
+        "frame": FRAME_FORMAT | {"table_bits": shape.table_bits, "entries_per_beat": COEF_BITS // shape.table_bits,
+                                 "status_codes": {s.value: s.name.lower() for s in Status}}
+                 | ({"gamma_bits": shape.affine.gamma_bits, "beta_bits": shape.affine.beta_bits,
+                     "shifts": [shape.affine.shift_lo, shape.affine.shift_hi]} if shape.affine else {}),
         "spec": shape.to_dict(),
         "layers": layers,
     }

@@ -51,6 +51,9 @@ def add_parser(sub):
     p.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
     p.add_argument("--alpha-shift", type=int, default=0, metavar="K",
                    help="per-channel alpha as shifts 0..K (default 0: one alpha per layer)")
+    p.add_argument("--no-fold", action="store_true",
+                   help="keep gamma/beta in every DyT layer (channel affine in hardware: one multiply-add per "
+                        "lane) instead of folding them into the next Linear")
     # Weights besides DyT's and where the calibration runs (docs/conversion.md, "Weights and scale").
     p.add_argument("--freeze-weights", action="store_true",
                    help="keep every weight besides DyT's as trained (default: they adapt, label-free, toward the "
@@ -90,7 +93,8 @@ def _options(args) -> dict:
     from hardyt.quant.conversion.options import ConvertOptions
 
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "freeze_weights": args.freeze_weights,
-               "device": args.device, "seed": args.seed, "progress": True, "strict": args.strict}
+               "device": args.device, "seed": args.seed, "progress": True, "strict": args.strict,
+               "fold": not args.no_fold}
     if args.self_distill_lr is not None:
         options["self_distill_lr"] = args.self_distill_lr
     if args.steps is not None:

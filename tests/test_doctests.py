@@ -25,6 +25,8 @@ MODULES = [
     "hardyt.hw.pipeline",
     "hardyt.hw.layernorm_parts",
     "hardyt.hw.emit",
+    "hardyt.hw.coef_frame",
+    "hardyt.hw.engine_set",
     "hardyt.hw.cores",
     "hardyt.hw.costs",
     "hardyt.hw.sweep",

@@ -1,18 +1,43 @@
 # amaranth: UnusedElaboratable=no
 """DyTEngine in Amaranth's simulator: layer switches, loading while streaming, bad frames."""
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from hardyt.hw.coef_frame import STATUS, frame_beats, load_cycles
+from hardyt.hw.coef_loader import Status
 from hardyt.hw.cores import random_dyt_spec
 from hardyt.hw.engine import DyTEngine
 from hardyt.hw.engine_set import engine_shape, layer_frame
+from hardyt.quant.contract.spec import ChannelAffine
 from hardyt.quant.errors import HardytError
 
 
-def layer_set(lanes=2):
-    """Three layers of different channels, widths and alphas (the engine is sized for the widest)."""
+def channel_spec(channels, lanes, in_bits, tanh_bits, *, shift, out_bits, gamma_bits=8, alpha=None, seed=0,
+                 name="dyt"):
+    """A channel affine layer with its own shift, output and gamma widths (random gamma/beta from ``seed``;
+    beta up to twice the output range, so that about half the channels saturate)."""
+    spec = random_dyt_spec(channels, lanes, in_bits, tanh_bits, affine="channel", alpha=alpha, seed=seed, name=name)
+    rng = np.random.default_rng(seed + 100)
+    g_hi = (1 << (gamma_bits - 1)) - 1
+    top = (1 << (out_bits - 1)) << shift
+    aff = ChannelAffine(tuple(int(v) for v in rng.integers(-g_hi, g_hi + 1, channels)),
+                        tuple(int(v) for v in rng.integers(-2 * top, 2 * top, channels)), gamma_bits,
+                        out_bits + shift + 2, shift, out_bits, 1.0)
+    return dataclasses.replace(spec, affine=aff)
+
+
+def layer_set(lanes=2, kind="folded"):
+    """Three layers of different channels, widths and alphas (the engine is sized for the widest).
+
+    ``kind="mixed"``: the first and last have channel affine with different shifts and output widths.
+    """
+    if kind == "mixed":
+        return [channel_spec(8, lanes, 8, 8, shift=6, out_bits=8, alpha=0.03, name="a"),
+                random_dyt_spec(4, lanes, 6, 6, alpha=0.2, name="b"),
+                channel_spec(8, lanes, 8, 6, shift=3, out_bits=10, gamma_bits=6, alpha=0.005, seed=1, name="c")]
     return [random_dyt_spec(8, lanes, 8, 8, alpha=0.03, name="a"),
             random_dyt_spec(4, lanes, 6, 6, alpha=0.2, name="b"),
             random_dyt_spec(8, lanes, 8, 8, alpha=0.005, name="c")]
@@ -106,13 +131,14 @@ def tokens_for(specs, order, rng, per_layer=3, lanes=2):
     return tokens, np.concatenate(expect)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_switches_under_backpressure_never_mix_layers(seed):
-    """Every layer loads while the one before streams; random idle on all three streams."""
-    specs = layer_set()
+@pytest.mark.parametrize("kind,seed", [("folded", 1), ("folded", 2), ("mixed", 1), ("mixed", 2)])
+def test_switches_under_backpressure_never_mix_layers(kind, seed):
+    """Every layer loads while the one before streams; random idle on all three streams. ``mixed``: two
+    channel affine layers of different shifts and output widths around a folded one."""
+    specs = layer_set(kind=kind)
     shape = engine_shape(specs)
     engine = DyTEngine(shape)
-    order = [0, 1, 2, 1, 0]
+    order = [0, 1, 2, 1, 0, 2]
     # Frames in layer order, each sent as soon as the loader can take it: it writes the bank not in use.
     frames = [layer_frame(specs[i], i, shape) for i in order]
     tokens, expect = tokens_for(specs, order, np.random.default_rng(seed))
@@ -121,27 +147,31 @@ def test_switches_under_backpressure_never_mix_layers(seed):
     np.testing.assert_array_equal(got, expect)
     np.testing.assert_array_equal(got_last, np.concatenate([t[2] for t in tokens]))
     assert statuses == [1] * len(frames)
+    if kind == "mixed":   # the layers' own saturation bounds were exercised, not only the engine's widest
+        for idx, top in ((0, 127), (2, 511)):
+            at = np.concatenate([np.full(len(x), i == idx) for i, x, _ in tokens])
+            assert {-top - 1, top} <= set(expect[at].ravel().tolist())
 
 
-def test_layer_switch_costs_no_cycle_at_full_rate():
-    """Both sets loaded first, then tokens of layer 0, 1, 0 back to back: one beat per cycle throughout."""
-    specs = layer_set()
+@pytest.mark.parametrize("kind,latency", [("folded", 3), ("mixed", 5)])
+def test_layer_switch_costs_no_cycle_at_full_rate(kind, latency):
+    """Both sets loaded first, then tokens of layer 0, 1 back to back: one beat per cycle throughout."""
+    specs = layer_set(kind=kind)
     shape = engine_shape(specs)
     engine = DyTEngine(shape)
-    assert engine.latency == 2
+    assert engine.latency == latency
     frames = [layer_frame(specs[i], i, shape) for i in (0, 1)]
-    tokens, expect = tokens_for(specs, [0, 1, 0, 1], np.random.default_rng(3))
-    # Bank use: 0 -> bank 1? The first token takes whichever bank holds layer 0; later ones alternate.
-    got, _, t_in, t_out, _ = run_engine(engine, frames, tokens[:2], wait_frames=2)
-    np.testing.assert_array_equal(got, np.concatenate([specs[i].reference_stream(x, last)
-                                                       for i, x, last in tokens[:2]]))
+    tokens, expect = tokens_for(specs, [0, 1], np.random.default_rng(3))
+    got, _, t_in, t_out, _ = run_engine(engine, frames, tokens, wait_frames=2)
+    np.testing.assert_array_equal(got, expect)
     assert np.all(np.diff(t_in) == 1) and np.all(np.diff(t_out) == 1), "a bubble in the stream"
     assert t_out[0] - t_in[0] == engine.latency
 
 
-def test_loading_does_not_disturb_the_streaming_layer():
-    """Layer 0 streams while a frame for layer 1 (then 2) is written at full speed: layer 0 stays exact."""
-    specs = layer_set()
+@pytest.mark.parametrize("kind", ["folded", "mixed"])
+def test_loading_does_not_disturb_the_streaming_layer(kind):
+    """Layer 0 streams while frames for layers 1, 2, 1 are written at full speed: layer 0 stays exact."""
+    specs = layer_set(kind=kind)
     shape = engine_shape(specs)
     frames = [layer_frame(specs[i], i, shape) for i in (0, 1, 2, 1)]
     tokens, expect = tokens_for(specs, [0], np.random.default_rng(4), per_layer=300)
@@ -150,10 +180,14 @@ def test_loading_does_not_disturb_the_streaming_layer():
     assert statuses == [1] * 4, "the frames did not all load while layer 0 streamed"
 
 
-def _bad(frame, what):
+def _bad(frame, what, table_beats=64):
+    """``frame`` broken as ``what`` says (checksum resealed unless the checksum is the point)."""
     f = list(frame)
+    affine = 1 + table_beats           # the affine section's first beat
     if what == "short":
         return f[:-2] + [f[-1]]
+    if what == "short in gamma":
+        return f[:affine + 2] + [f[-1]]
     if what == "long":
         return f[:-1] + [f[-1], 0]
     if what == "layer":
@@ -162,23 +196,46 @@ def _bad(frame, what):
         f[0] ^= 1
     elif what == "checksum":
         f[5] ^= 1 << 3
+    elif what == "checksum in beta":
+        f[-2] ^= 1 << 3
     elif what == "beats":
         f[0] = (f[0] & 0xFFFF) | (99 << 16)
-    f[-1] = (sum(f[:-1]) & 0xFFFFFFFF) if what != "checksum" else f[-1]
+    elif what == "shift":              # above the engine's largest
+        f[affine] = (f[affine] & ~0xFF) | 9
+    elif what == "out bits":           # wider than the engine's output
+        f[affine] = (f[affine] & ~0xFF00) | (11 << 8)
+    if not what.startswith("checksum"):
+        f[-1] = sum(f[:-1]) & 0xFFFFFFFF
     return f
 
 
-@pytest.mark.parametrize("what,status", [("short", 3), ("long", 3), ("layer", 2), ("magic", 2), ("beats", 2),
-                                         ("checksum", 4)])
-def test_bad_frame_is_rejected_and_the_next_one_loads(what, status):
+@pytest.mark.parametrize("kind,layer,what,status", [
+    ("folded", 1, "short", 3), ("folded", 1, "long", 3), ("folded", 1, "layer", 2), ("folded", 1, "magic", 2),
+    ("folded", 1, "beats", 2), ("folded", 1, "checksum", 4),
+    ("mixed", 2, "short in gamma", 3), ("mixed", 2, "long", 3), ("mixed", 2, "shift", 2),
+    ("mixed", 2, "out bits", 2), ("mixed", 2, "checksum in beta", 4), ("mixed", 1, "checksum", 4)])
+def test_bad_frame_is_rejected_and_the_next_one_loads(kind, layer, what, status):
     """A bad frame leaves no set behind (status says why); the good frame after it loads and streams."""
-    specs = layer_set()
+    specs = layer_set(kind=kind)
     shape = engine_shape(specs)
-    frames = [_bad(layer_frame(specs[1], 1, shape), what), layer_frame(specs[1], 1, shape)]
-    tokens, expect = tokens_for(specs, [1], np.random.default_rng(5))
+    frames = [_bad(layer_frame(specs[layer], layer, shape), what), layer_frame(specs[layer], layer, shape)]
+    tokens, expect = tokens_for(specs, [layer], np.random.default_rng(5))
     got, _, _, _, statuses = run_engine(DyTEngine(shape), frames, tokens, coef_p=0.7, valid_p=0.8, seed=5)
     assert statuses == [status, 1], STATUS[statuses[0]]
     np.testing.assert_array_equal(got, expect)
+
+
+def test_channel_frame_is_refused_by_an_engine_without_affine():
+    """A channel affine frame (magic 0xDA) sent to a folded-only engine: bad header, nothing loaded."""
+    mixed = layer_set(kind="mixed")
+    folded = layer_set()
+    shape = engine_shape(folded)
+    frames = [layer_frame(mixed[0], 0, engine_shape(mixed)), layer_frame(folded[1], 1, shape)]
+    tokens, expect = tokens_for(folded, [1, 0], np.random.default_rng(7), per_layer=1)
+    got, _, _, _, statuses = run_engine(DyTEngine(shape), frames, tokens, max_cycles=1500)
+    assert statuses == [2, 1]
+    np.testing.assert_array_equal(got, expect[:len(got)])
+    assert len(got) == len(tokens[0][1]), "layer 0 ran without a loaded set"
 
 
 def test_unloaded_layer_stalls_instead_of_using_another_set():
@@ -190,22 +247,47 @@ def test_unloaded_layer_stalls_instead_of_using_another_set():
     assert len(got) == 0
 
 
-def test_load_time_is_what_the_manifest_says():
-    specs = layer_set()
+@pytest.mark.parametrize("kind,layer", [("folded", 0), ("mixed", 0), ("mixed", 1)])
+def test_load_time_is_what_the_manifest_says(kind, layer):
+    """With the source always valid, a frame takes ``load_cycles`` cycles from its header to its checksum."""
+    specs = layer_set(kind=kind)
     shape = engine_shape(specs)
-    assert frame_beats(8, 8) == 66 and load_cycles(8, 8) == 259
-    assert len(layer_frame(specs[0], 0, shape)) == frame_beats(shape.in_bits, shape.out_bits)
+    engine = DyTEngine(shape)
+    words = layer_frame(specs[layer], layer, shape)
+    affine = specs[layer].affine.mode == "channel"
+    assert len(words) == frame_beats(shape.in_bits, shape.table_bits, *(
+        (specs[layer].channels, shape.affine.gamma_bits, shape.affine.beta_bits) if affine else ()))
+    taken = []
+
+    async def source(ctx):
+        cycle = 0
+        for k, w in enumerate(words):
+            ctx.set(engine.coef.valid, 1)
+            ctx.set(engine.coef.payload, {"data": int(w), "last": int(k == len(words) - 1)})
+            ready = 0
+            while not ready:
+                _, _, ready = await ctx.tick().sample(engine.coef.ready)
+                cycle += 1
+            taken.append(cycle)
+        ctx.set(engine.coef.valid, 0)
+        _, _, done, status = await ctx.tick().sample(engine.coef_done, engine.coef_status)
+        assert done and status == Status.LOADED
+
+    sim = Simulator(engine)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source)
+    sim.run()
+    assert taken[-1] - taken[0] + 1 == load_cycles(shape.in_bits, specs[layer].channels if affine else 0)
+    assert load_cycles(8) == 259 and load_cycles(8, 96) == 452
 
 
-@pytest.mark.parametrize("kw,message", [
-    (dict(tanh="pwl"), "tanh pwl"),
-    (dict(affine="channel"), "channel affine"),
-    (dict(alpha_shift=True), "alpha shifts"),
-])
-def test_unsupported_layers_are_refused_by_name(kw, message):
-    specs = [random_dyt_spec(4, 1, 8, 8, name="ok"), random_dyt_spec(4, 1, 8, 8, name="odd", **kw)]
-    with pytest.raises(HardytError, match=f"layer odd: .*{message}"):
-        engine_shape(specs)
+def test_unsupported_layers_are_refused_by_name():
+    wide = channel_spec(4, 1, 8, 8, shift=30, out_bits=8, name="odd")
+    for odd, message in ((random_dyt_spec(4, 1, 8, 8, name="odd", tanh="pwl"), "tanh pwl"),
+                         (random_dyt_spec(4, 1, 8, 8, name="odd", alpha_shift=True), "alpha shifts"),
+                         (wide, "3[89]-bit beta")):
+        with pytest.raises(HardytError, match=f"layer odd: .*{message}"):
+            engine_shape([random_dyt_spec(4, 1, 8, 8, name="ok"), odd])
 
 
 # -- emission, the command line, and the emitted Verilog on both simulators ---------------------------
@@ -235,7 +317,7 @@ def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
     assert "259 cycles to load a layer" in capsys.readouterr().out
     m = load_manifest(tmp_path / "eng")
     assert [lay["name"] for lay in m["layers"]] == ["blocks_0_norm1", "blocks_1_norm1", "norm"]
-    assert m["core"] == "dyt-engine" and m["latency"] == 2 and m["frame"]["beat_bits"] == 32
+    assert m["core"] == "dyt-engine" and m["latency"] == 3 and m["frame"]["beat_bits"] == 32
     for lay in m["layers"]:
         words = np.fromfile(tmp_path / "eng" / lay["image"], dtype="<u4")
         mem = (tmp_path / "eng" / lay["image_mem"]).read_text().split()

@@ -2,10 +2,13 @@
 
 For a converted model's layers (the bundled ViT's 9), at each ``--lanes`` P,
 on ECP5: the engine serving every layer, each layer as its own folded DyT
-core, and one LayerNorm core of the widest layer's C; plus the engine's
-throughput across layer switches, measured in simulation (Icarus, the
-cocotb ``throughput`` test: two loaded sets, tokens of both back to back,
-source always valid and sink always ready). Targets (issue 18) are checked.
+core, and one LayerNorm core of the widest layer's C; with
+``--engine-channel CONVERTED_DIR`` (a ``hardyt convert --no-fold`` output)
+also the engine for those channel affine layers and its first layer as its
+own channel affine core. Plus each engine's throughput across layer
+switches, measured in simulation (Icarus, the cocotb ``throughput`` test:
+two loaded sets, tokens of both back to back, source always valid and sink
+always ready). Targets (issue 18) are checked.
 """
 from __future__ import annotations
 
@@ -22,19 +25,33 @@ __all__ = ["engine_jobs", "engine_table", "engine_targets", "engine_throughput"]
 BITS = 8
 
 
-def engine_jobs(converted: Path, lanes: list[int], work: Path) -> list[tuple[dict, Path]]:
+def _specs(converted: Path):
+    return model_order(converted, _converted_specs(converted, None))
+
+
+def engine_jobs(converted: Path, lanes: list[int], work: Path, channel: Path | None = None) -> list[tuple[dict, Path]]:
     """Emit every core of the comparison; ``(job, directory)`` pairs for the synthesis pool."""
-    specs = model_order(converted, _converted_specs(converted, None))
+    specs = _specs(converted)
+    ch_specs = _specs(channel) if channel else []
     out = []
     for p in lanes:
-        d = work / f"engine_p{p}"
-        emit_engine(specs, d, "dyt_engine", lanes=p)
-        out.append(({"core": "dyt-engine", "layers": len(specs), "channels": max(s.channels for s in specs),
-                     "lanes": p, "bits": BITS, "target": "ecp5"}, d))
+        for kind, layers in (("folded", specs), ("channel", ch_specs)):
+            if not layers:
+                continue
+            d = work / f"engine_{kind}_p{p}"
+            emit_engine(layers, d, "dyt_engine", lanes=p)
+            out.append(({"core": "dyt-engine", "set": kind, "layers": len(layers),
+                         "channels": max(s.channels for s in layers), "lanes": p, "bits": BITS, "target": "ecp5"}, d))
         for s in specs:
             d = work / f"engine_layer_{s.name}_p{p}"
             emit(relane(s, p), d, "layer")
             out.append(({"core": "dyt-folded-layer", "layer": s.name, "channels": s.channels, "lanes": p,
+                         "bits": BITS, "target": "ecp5"}, d))
+        if ch_specs:
+            s = ch_specs[0]
+            d = work / f"engine_channel_layer_{s.name}_p{p}"
+            emit(relane(s, p), d, "layer")
+            out.append(({"core": "dyt-channel-layer", "layer": s.name, "channels": s.channels, "lanes": p,
                          "bits": BITS, "target": "ecp5"}, d))
         c = max(s.channels for s in specs)
         d = work / f"engine_layernorm_c{c}_p{p}"
@@ -56,36 +73,43 @@ def _ram_luts(r: dict) -> int:
     return 4 * r["cells"].get("TRELLIS_DPR16X4", 0)
 
 
+def _row(p, name, r, ram="—", load="—") -> str:
+    return (f"| {p} | {name} | {r['lut']} | {ram} | {r['ff']} | {r['dsp']} | {r['bram']} | {r['fmax_mhz']:.1f} | "
+            f"{r['latency']} | {load} |")
+
+
 def engine_table(rows: list[dict]) -> str:
     lines = ["| P | design | LUT | (of which LUT RAM) | FF | DSP | BRAM | Fmax (MHz) | latency | load (cycles/layer) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in sorted({r["lanes"] for r in rows}):
         at = [r for r in rows if r["lanes"] == p]
-        eng = [r for r in at if r["core"] == "dyt-engine"]
         cores = [r for r in at if r["core"] == "dyt-folded-layer"]
-        ln = [r for r in at if r["core"] == "layernorm"]
-        for r in eng:
-            lines.append(f"| {p} | DyT engine ({r['layers']} layers) | {r['lut']} | {_ram_luts(r)} | {r['ff']} | "
-                         f"{r['dsp']} | {r['bram']} | {r['fmax_mhz']:.1f} | {r['latency']} | {r.get('load_cycles')} |")
+        for r in [r for r in at if r["core"] == "dyt-engine"]:
+            kind = "folded" if r["set"] == "folded" else "channel affine"
+            lines.append(_row(p, f"DyT engine ({r['layers']} layers, {kind})", r, _ram_luts(r), r.get("load_cycles")))
         if cores:
             s = {k: sum(r[k] for r in cores) for k in ("lut", "ff", "dsp", "bram")}
             one = min(cores, key=lambda r: r["lut"] + r["ff"])
             lines.append(f"| {p} | {len(cores)} folded DyT cores (sum) | {s['lut']} | — | {s['ff']} | {s['dsp']} | "
                          f"{s['bram']} | {min(r['fmax_mhz'] for r in cores):.1f} (slowest) | {cores[0]['latency']} | — |")
-            lines.append(f"| {p} | one folded core (smallest: {one['layer']}) | {one['lut']} | — | {one['ff']} | "
-                         f"{one['dsp']} | {one['bram']} | {one['fmax_mhz']:.1f} | {one['latency']} | — |")
-        for r in ln:
-            lines.append(f"| {p} | LayerNorm core (C={r['channels']}) | {r['lut']} | — | {r['ff']} | {r['dsp']} | "
-                         f"{r['bram']} | {r['fmax_mhz']:.1f} | {r['latency']} | — |")
+            lines.append(_row(p, f"one folded core (smallest: {one['layer']})", one))
+        for r in [r for r in at if r["core"] == "dyt-channel-layer"]:
+            lines.append(_row(p, f"one channel affine core ({r['layer']})", r))
+        for r in [r for r in at if r["core"] == "layernorm"]:
+            lines.append(_row(p, f"LayerNorm core (C={r['channels']})", r))
     return "\n".join(lines) + "\n"
 
 
 def engine_targets(rows: list[dict], throughput: dict) -> list[dict]:
     """Issue 18's targets, per P: PASS/MISS with the numbers that decide them."""
     out = []
+
+    def add(name, ok, detail):
+        out.append({"target": name, "result": "PASS" if ok else "MISS", "detail": detail})
+
     for p in sorted({r["lanes"] for r in rows}):
         at = [r for r in rows if r["lanes"] == p]
-        eng = next((r for r in at if r["core"] == "dyt-engine"), None)
+        eng = next((r for r in at if r["core"] == "dyt-engine" and r["set"] == "folded"), None)
         cores = [r for r in at if r["core"] == "dyt-folded-layer"]
         ln = next((r for r in at if r["core"] == "layernorm"), None)
         if eng is None or not cores:
@@ -93,23 +117,23 @@ def engine_targets(rows: list[dict], throughput: dict) -> list[dict]:
         one = min(cores, key=lambda r: r["lut"] + r["ff"])
         logic = eng["lut"] - _ram_luts(eng) + eng["ff"]
         bound = 1.5 * (one["lut"] + one["ff"])
-
-        def add(name, ok, detail):
-            out.append({"target": f"P={p}: {name}", "result": "PASS" if ok else "MISS", "detail": detail})
-
-        add("engine 0 DSP", eng["dsp"] == 0, f"{eng['dsp']} DSP")
-        add("engine LUT+FF (less its table RAM) <= 1.5x one folded core's", logic <= bound,
+        add(f"P={p}: engine 0 DSP", eng["dsp"] == 0, f"{eng['dsp']} DSP")
+        add(f"P={p}: engine LUT+FF (less its table RAM) <= 1.5x one folded core's", logic <= bound,
             f"{logic} vs 1.5 x {one['lut'] + one['ff']} = {bound:.0f}; table RAM: {eng['bram']} BRAM, "
             f"{_ram_luts(eng)} LUTs as RAM")
         if ln is not None:
-            add("engine Fmax >= LayerNorm core's", eng["fmax_mhz"] >= ln["fmax_mhz"],
+            add(f"P={p}: engine Fmax >= LayerNorm core's", eng["fmax_mhz"] >= ln["fmax_mhz"],
                 f"{eng['fmax_mhz']:.1f} vs {ln['fmax_mhz']:.1f} MHz")
         load = eng.get("load_cycles")
-        add("load time a few hundred cycles per layer", load is not None and load <= 500, f"{load} cycles")
+        add(f"P={p}: load time a few hundred cycles per layer", load is not None and load <= 500, f"{load} cycles")
+        ch = next((r for r in at if r["core"] == "dyt-engine" and r["set"] == "channel"), None)
+        if ch is not None:
+            add(f"P={p}: channel affine engine <= 1 DSP per lane", ch["dsp"] <= p, f"{ch['dsp']} DSP")
+            add(f"P={p}: channel affine engine load time a few hundred cycles per layer",
+                ch.get("load_cycles") is not None and ch["load_cycles"] <= 500, f"{ch.get('load_cycles')} cycles")
     for t in throughput.values():
         add_ok = t["ok"] and t["beats_per_cycle"] == 1.0
-        out.append({"target": f"P={t['lanes']}: 0 bubbles at layer switches (simulated)",
-                    "result": "PASS" if add_ok else "MISS",
-                    "detail": f"{t['beats_per_cycle']} beats/cycle over {t['beats']} beats and {t['switches']} "
-                              f"switches" + (f"; {t['failures']}" if t["failures"] else "")})
+        add(f"P={t['lanes']}: 0 bubbles at layer switches, {t['set']} set (simulated)", add_ok,
+            f"{t['beats_per_cycle']} beats/cycle over {t['beats']} beats and {t['switches']} switches"
+            + (f"; {t['failures']}" if t["failures"] else ""))
     return out

@@ -3,7 +3,8 @@
     .venv/bin/python bench/hardware.py --jobs 2          # the full sweep (prints the table, writes
                                                          # bench/results/hardware.{json,md,png})
     .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
-    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR --lanes 1   # only the DyT engine rows
+    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] --lanes 1 8
+                                                         # only the DyT engine rows
                                                          # (bench/results/hardware_engine.{json,md})
 
 Every core is emitted with ``hardyt.hw.emit`` (8-bit in and out, seed 0)
@@ -214,6 +215,9 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", type=Path, metavar="CONVERTED_DIR",
                     help="only the DyT engine rows: the engine for this converted model's layers against its "
                          "layers' folded cores and a LayerNorm core, at each --lanes")
+    ap.add_argument("--engine-channel", type=Path, metavar="CONVERTED_DIR",
+                    help="with --engine: also the engine for this converted model's channel affine layers "
+                         "(hardyt convert --no-fold) and its first layer as a channel affine core")
     args = ap.parse_args(argv)
     command = "python bench/hardware.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     if args.engine:
@@ -283,12 +287,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def _synth_all(pairs, args) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_job, j, d, args.seed) for j, d in pairs]
-        return [f.result() for f in tqdm(futures, desc="synth", unit="core")]
-
-
 def engine_main(args, command: str) -> int:
     """``--engine CONVERTED_DIR``: the engine rows only (see ``engine_rows``)."""
     from engine_rows import engine_jobs, engine_table, engine_targets, engine_throughput
@@ -296,20 +294,27 @@ def engine_main(args, command: str) -> int:
     t0 = time.perf_counter()
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-engine-")
     work = args.work or Path(tmp.name)
-    pairs = engine_jobs(args.engine, args.lanes, work)
-    rows = _synth_all(pairs, args)
+    pairs = engine_jobs(args.engine, args.lanes, work, args.engine_channel)
+    # Dask jobs (hardyt.hw.sweep), as the main sweep: run_job returns a tool failure as a row.
+    with dask_client(args.scheduler, max(1, args.jobs)) as client:
+        results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in pairs}, desc="synth")
+    if failures:
+        raise failure_error(failures, len(pairs), "synthesis job")
+    rows = [results[str(d)] for _, d in pairs]
+    throughput = {}
     for (job, d), r in zip(pairs, rows):
         if job["core"] == "dyt-engine":
             m = json.loads((d / "dyt_engine.json").read_text())
-            r["load_cycles"] = m["layers"][0]["load_cycles"]
-    throughput = {d: engine_throughput(d) | {"lanes": j["lanes"]} for j, d in pairs if j["core"] == "dyt-engine"}
+            r["load_cycles"] = max(lay["load_cycles"] for lay in m["layers"])
+            throughput[str(d)] = engine_throughput(d) | {"lanes": job["lanes"], "set": job["set"]}
     if tmp:
         tmp.cleanup()
     failed = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
     targets = engine_targets(rows, throughput)
+    sets = f"{args.engine}" + (f" (folded) and {args.engine_channel} (channel affine)" if args.engine_channel else "")
     text = [f"# One DyT engine for every layer vs a core per layer vs LayerNorm ({BITS}-bit, ECP5)", "",
-            f"Command: `{command}`", "", f"Layers: {args.engine} in model order; {len(rows)} tool runs, "
+            f"Command: `{command}`", "", f"Layers: {sets}, in model order; {len(rows)} tool runs, "
             f"{time.perf_counter() - t0:.0f} s wall with {args.jobs} job(s). Yosys synth_ecp5, nextpnr-ecp5 --85k "
             f"--seed {args.seed} on the port-registering wrapper. LUT = LUT4 + 2/CCU2C + 4/TRELLIS_DPR16X4.", "",
             engine_table(rows)]
@@ -321,7 +326,7 @@ def engine_main(args, command: str) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_json_atomic(args.out / "hardware_engine.json", {"command": command, "rows": rows, "failed": failed,
                                                          "throughput": list(throughput.values()),
-                                                         "targets": targets})
+                                                         "targets": targets, "wall_s": round(time.perf_counter() - t0, 1)})
     atomic_write_text(args.out / "hardware_engine.md", md)
     return 0
 

@@ -11,7 +11,7 @@ Datapath (one lane; ``[...]`` is a register enabled by the pipeline's ``ce``)::
               └─► [t]           block RAM clock-to-out is slow: nothing else in its cycle
                     │ folded only: ─────────────────────────────────────────────────► 2-entry output buffer ─► o
                     │ with channel affine (gamma, beta' = RAM{bank, beat}, read and registered with t):
-                    └─► [prod = gamma*t, beta'] ─► [acc = prod + beta'] ─► y = affine ? clamp(acc >> shift, top) : t
+                    └─► [prod = gamma*t, beta'] ─► [acc = (prod + beta') >> shift] ─► y = affine ? clamp(acc, top) : t
 
 Double buffering: the loader writes the bank the current token does not use
 while the other one streams (before the first token, frames alternate between
@@ -185,21 +185,19 @@ class DyTEngine(CountedLatency, wiring.Component):
         return out
 
     def _channel_affine(self, stages, t, gamma, beta, ctrl):
-        """Two stages: [prod = gamma*t, beta', t] ─► [acc = prod + beta', t] ─►
-        ``affine ? clamp(acc >> shift, -top-1, top) : t`` (the bank's shift and top, from ``ctrl``)."""
+        """Two stages: [prod = gamma*t, beta', t] ─► [acc = (prod + beta') >> shift, t] ─►
+        ``affine ? clamp(acc, -top-1, top) : t`` (the bank's shift and top, from ``ctrl``)."""
         a = self.shape.affine
         # The product is registered alone, as in the core: a DSP's output is slow.
         prods = [stages.reg(gamma[j] * v, f"aff_prod{j}") for j, v in enumerate(t)]
         betas = [stages.reg(beta[j], f"aff_beta{j}") for j in range(len(t))]
         t = [stages.reg(v, f"t_p{j}") for j, v in enumerate(t)]
         ctrl = stages.step(ctrl, "prod")
-        accs = [stages.reg(p + b, f"aff_acc{j}") for j, (p, b) in enumerate(zip(prods, betas))]
+        # The shift goes with the add, the saturation's compares get a cycle of their own.
+        accs = []
+        for j, (p, b) in enumerate(zip(prods, betas)):
+            acc = (p + b) >> a.shift_lo
+            accs.append(stages.reg(acc >> ctrl.shift if a.shift_hi > a.shift_lo else acc, f"aff_acc{j}"))
         t = [stages.reg(v, f"t_a{j}") for j, v in enumerate(t)]
         ctrl = stages.step(ctrl, "acc")
-        out = []
-        for acc, v in zip(accs, t):
-            shifted = acc >> a.shift_lo
-            if a.shift_hi > a.shift_lo:
-                shifted = shifted >> ctrl.shift
-            out.append(Mux(ctrl.affine, hdl_clamp(shifted, ~ctrl.top, ctrl.top), v))
-        return out, ctrl
+        return [Mux(ctrl.affine, hdl_clamp(acc, ~ctrl.top, ctrl.top), v) for acc, v in zip(accs, t)], ctrl

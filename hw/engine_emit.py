@@ -3,6 +3,7 @@
 Files written into the output directory (atomically, all or none):
 
 - ``NAME.v``: the AXI4-Stream top (:class:`EngineTop`); it has no ROMs;
+- ``NAME.core`` and ``NAME_tb.v``: a FuseSoC CAPI2 core (:mod:`hardyt.hw.fusesoc`) and its smoke testbench;
 - per layer ``L`` (index ``k`` in the layer order): ``L.coef.bin`` (the
   frame's 32-bit beats, little-endian), ``L.coef.mem`` (the same beats, one
   hex word per line, for simulation; ``tlast`` is on the last), and
@@ -31,6 +32,7 @@ from .coef_frame import COEF_BITS, FRAME_FORMAT, frame_beats, load_cycles
 from .coef_loader import Status
 from .emit import top_verilog, verilog_name
 from .engine import DyTEngine
+from .fusesoc import core_file, engine_smoke_testbench
 from .engine_set import engine_shape, layer_frame, relane
 
 __all__ = ["EngineTop", "emit_engine", "ENGINE_CORE"]
@@ -41,8 +43,8 @@ ENGINE_CORE = "dyt-engine"
 #: The manifest's ``stages``: the registers an input beat passes, in order (the latency counts them).
 ENGINE_STAGES = {
     "folded": ["table RAM read", "RAM output register", "output buffer"],
-    "channel": ["table, gamma and beta RAM read", "RAM output register", "gamma*t", "+ beta'",
-                "shift, saturate (or t for a folded layer), output buffer"],
+    "channel": ["table, gamma and beta RAM read", "RAM output register", "gamma*t", "+ beta', shift",
+                "saturate (or t for a folded layer), output buffer"],
 }
 
 
@@ -130,6 +132,7 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
     manifest = {
         "hardyt_version": hardyt_version(), "core": ENGINE_CORE, "name": name, "top": name,
         "verilog": f"{name}.v", "mems": [], "roms": {}, "latency": top.latency,
+        "fusesoc_core": f"{name}.core",        # FuseSoC CAPI2 (hw/fusesoc.py), with its smoke testbench
         "channels": shape.channels, "lanes": shape.lanes, "in_bits": shape.in_bits, "out_bits": shape.out_bits,
         "s_axis_tdata_width": len(top.s_axis_tdata), "m_axis_tdata_width": len(top.m_axis_tdata),
         "coef_tdata_width": COEF_BITS, "layer_select_width": len(top.layer_select),
@@ -149,4 +152,7 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
         for fname, data in files.items():
             (tmp / fname).write_bytes(data)
         (tmp / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        # Yosys writes the loader's FSM as case statements over only the states that assign a signal.
+        (tmp / f"{name}.core").write_text(core_file(manifest, waive=("CASEINCOMPLETE",)))
+        (tmp / f"{name}_tb.v").write_text(engine_smoke_testbench(manifest))
     return Path(out_dir) / f"{name}.json"

@@ -1,20 +1,23 @@
-"""A FuseSoC CAPI2 core file for an emitted core, and the smoke testbench its ``sim`` target runs.
+"""A FuseSoC CAPI2 core file for an emitted core or DyT engine, and the smoke testbench its ``sim`` target runs.
 
-``NAME.core`` lists ``NAME.v`` and the ``.mem`` ROM files; the ``.mem`` files
-are ``copyto`` entries, so FuseSoC copies them into the tool's work directory,
-where the ``$readmemh`` paths (relative) find them. Targets (through Edalize):
+``NAME.core`` lists ``NAME.v`` and the ``.mem`` files (a core's ROMs; an
+engine's coefficient images, ``<layer>.coef.mem``); they are ``copyto``
+entries, so FuseSoC copies them into the tool's work directory, where the
+``$readmemh`` paths (relative) find them. Targets (through Edalize):
 
 - ``default``: the files, top ``NAME`` (what an including project uses);
 - ``lint``: Verilator ``--lint-only``;
 - ``sim``: Icarus Verilog on ``NAME_tb.v``, which resets the core, streams
   every channel of a few tokens with the sink always ready and checks that as
-  many beats come out as went in (values are proven by ``hardyt sim``).
+  many beats come out as went in (values are proven by ``hardyt sim``). An
+  engine's testbench first sends layer 0's coefficient image and checks that
+  it loads.
 
 ``fusesoc --cores-root DIR run --target lint hardyt:dyt:NAME`` from any directory.
 """
 from __future__ import annotations
 
-__all__ = ["core_name", "core_file", "smoke_testbench", "SMOKE_TOKENS"]
+__all__ = ["core_name", "core_file", "smoke_testbench", "engine_smoke_testbench", "SMOKE_TOKENS"]
 
 SMOKE_TOKENS = 3
 
@@ -25,10 +28,13 @@ def core_name(manifest: dict) -> str:
     return f"hardyt:{manifest['core']}:{manifest['name']}:{version}"
 
 
-def core_file(manifest: dict) -> str:
-    """The CAPI2 ``NAME.core`` text of an emitted core's manifest."""
+def core_file(manifest: dict, waive=()) -> str:
+    """The CAPI2 ``NAME.core`` text of an emitted core's manifest; ``waive``: Verilator lint warnings
+    the ``lint`` target turns off."""
     name = manifest["name"]
-    mems = "".join(f"      - {m}: {{file_type: user, copyto: {m}}}\n" for m in manifest["mems"])
+    options = f"\n      verilator_options: [{', '.join(f'-Wno-{w}' for w in waive)}]" if waive else ""
+    files = manifest["mems"] + [lay["image_mem"] for lay in manifest.get("layers", [])]
+    mems = "".join(f"      - {m}: {{file_type: user, copyto: {m}}}\n" for m in files)
     return f"""CAPI=2:
 # Written by hardyt rtl. The .mem files are copied next to the tools ($readmemh paths are relative).
 name: {core_name(manifest)}
@@ -52,7 +58,7 @@ targets:
   lint:
     flow: lint
     flow_options:
-      tool: verilator
+      tool: verilator{options}
     filesets: [rtl]
     toplevel: {name}
   sim:
@@ -98,6 +104,63 @@ module {name}_tb;
         if (sent != {total} || received != {total}) $fatal(1, "{name} smoke: sent %0d, received %0d beats", sent,
                                                             received);
         $display("{name} smoke: %0d beats in, %0d beats out", sent, received);
+        $finish;
+    end
+endmodule
+"""
+
+
+def engine_smoke_testbench(manifest: dict) -> str:
+    """An engine's ``NAME_tb.v``: load layer 0's image (``$readmemh``), then stream ``SMOKE_TOKENS`` of its
+    tokens with ``layer_select`` 0; ``$fatal`` unless the frame loaded and every beat came out."""
+    name, w_in, w_out = manifest["name"], manifest["s_axis_tdata_width"], manifest["m_axis_tdata_width"]
+    layer = manifest["layers"][0]
+    words, beats = layer["frame_beats"], layer["beats_per_token"]
+    total = beats * SMOKE_TOKENS
+    return f"""// Smoke test of the DyT engine {name} (written by hardyt rtl): layer 0's coefficient image loads, then
+// beats in = beats out. Values: `hardyt sim`.
+`timescale 1ns/1ps
+module {name}_tb;
+    reg aclk = 0, aresetn = 0;
+    reg [{w_in - 1}:0] s_axis_tdata = 0;
+    reg s_axis_tvalid = 0, s_axis_tlast = 0;
+    wire s_axis_tready, m_axis_tvalid, m_axis_tlast;
+    wire [{w_out - 1}:0] m_axis_tdata;
+    reg [31:0] image [0:{words - 1}];
+    reg [31:0] s_axis_coef_tdata = 0;
+    reg s_axis_coef_tvalid = 0, s_axis_coef_tlast = 0;
+    wire s_axis_coef_tready, coef_done;
+    wire [{manifest["extra_ports"]["out"]["coef_status"] - 1}:0] coef_status;
+    integer sent = 0, received = 0, cycle = 0, taken = 0, loaded = 0;
+    initial $readmemh("{layer["image_mem"]}", image);
+    {name} dut (.aclk(aclk), .aresetn(aresetn),
+        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+        .s_axis_tlast(s_axis_tlast), .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid),
+        .m_axis_tready(1'b1), .m_axis_tlast(m_axis_tlast),
+        .s_axis_coef_tdata(s_axis_coef_tdata), .s_axis_coef_tvalid(s_axis_coef_tvalid),
+        .s_axis_coef_tready(s_axis_coef_tready), .s_axis_coef_tlast(s_axis_coef_tlast),
+        .layer_select({manifest["layer_select_width"]}'d0), .coef_status(coef_status), .coef_done(coef_done));
+    always #5 aclk = ~aclk;
+    always @(posedge aclk) begin
+        cycle <= cycle + 1;
+        if (cycle == 4) aresetn <= 1;
+        if (coef_done && coef_status == 1) loaded <= 1;
+        if (m_axis_tvalid) received <= received + 1;
+        if (s_axis_coef_tvalid && s_axis_coef_tready) taken <= taken + 1;
+        s_axis_coef_tvalid <= aresetn && (taken + (s_axis_coef_tvalid && s_axis_coef_tready) < {words});
+        s_axis_coef_tdata <= image[taken + (s_axis_coef_tvalid && s_axis_coef_tready)];
+        s_axis_coef_tlast <= taken + (s_axis_coef_tvalid && s_axis_coef_tready) == {words - 1};
+        // Tokens wait (s_axis_tready low) until the image has loaded.
+        if (s_axis_tvalid && s_axis_tready) sent <= sent + 1;
+        s_axis_tvalid <= aresetn && (sent + (s_axis_tvalid && s_axis_tready) < {total});
+        s_axis_tdata <= {{{max(1, w_in // 16 + 1)}{{$random}}}};
+        s_axis_tlast <= (sent + (s_axis_tvalid && s_axis_tready)) % {beats} == {beats - 1};
+    end
+    initial begin
+        #({(total + layer["load_cycles"] + 64) * 10});
+        if (!loaded || sent != {total} || received != {total})
+            $fatal(1, "{name} smoke: image loaded %0d, sent %0d, received %0d beats", loaded, sent, received);
+        $display("{name} smoke: image loaded, %0d beats in, %0d beats out", sent, received);
         $finish;
     end
 endmodule

@@ -113,11 +113,17 @@ def _engine(args, source: Path) -> Path:
 
 def _engine_summary(manifest_path: Path) -> str:
     m = json.loads(manifest_path.read_text())
-    load = m["layers"][0]["load_cycles"]
-    return (f"{m['name']}: {manifest_path.parent / m['verilog']}, DyT engine for {len(m['layers'])} layers "
-            f"(C <= {m['channels']}, P={m['lanes']}, {m['in_bits']}-bit in, {m['out_bits']}-bit out), latency "
-            f"{m['latency']} cycles, {len(m['layers'])} coefficient images of {m['layers'][0]['frame_beats']} "
-            f"x {m['coef_tdata_width']}-bit beats, {load} cycles to load a layer")
+    layers = m["layers"]
+    channel = sum(lay.get("affine") == "channel" for lay in layers)
+
+    def span(key):
+        lo, hi = min(lay[key] for lay in layers), max(lay[key] for lay in layers)
+        return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+    return (f"{m['name']}: {manifest_path.parent / m['verilog']}, DyT engine for {len(layers)} layers "
+            f"({channel} with channel affine; C <= {m['channels']}, P={m['lanes']}, {m['in_bits']}-bit in, "
+            f"{m['out_bits']}-bit out), latency {m['latency']} cycles, {len(layers)} coefficient images of "
+            f"{span('frame_beats')} x {m['coef_tdata_width']}-bit beats, {span('load_cycles')} cycles to load a layer")
 
 
 def _summary(manifest_path: Path) -> str:

@@ -126,7 +126,7 @@ def _bad_frames(frame: list[int], layers: int) -> dict[str, tuple[list[int], int
     unknown = list(frame)
     unknown[0] = (unknown[0] & ~0xFF00) | (min(layers, 255) << 8)
     corrupt = list(frame)
-    corrupt[1] ^= 1
+    corrupt[-3] ^= 1
     return {"short": (frame[:-2] + frame[-1:], 3), "long": (frame + [0], 3),
             "unknown layer": (sealed(unknown), 2), "checksum": (corrupt, 4)}
 
@@ -134,11 +134,14 @@ def _bad_frames(frame: list[int], layers: int) -> dict[str, tuple[list[int], int
 @cocotb.test()
 async def test_bad_frames(dut):
     """Frames too short, too long, for an unknown layer or with a wrong checksum are rejected with their
-    status; nothing of them is used; the good frame after them loads and streams exactly."""
+    status; nothing of them is used; the good frame after them loads and streams exactly. The layer is a
+    channel affine one when the set has one (its corrupted word is then in the beta section)."""
     cfg = EngineConfig()
     tb = EngineTestbench(dut, cfg, salt=3)
     await tb.start()
-    run = LayerRun.from_plan(cfg, 0, 2 * cfg.specs[0].channels, salt=3)
+    # The layer with the longest frame: a channel affine one when the set has one.
+    k = max(range(len(cfg.plan)), key=lambda i: (cfg.specs[i].affine.mode == "channel", cfg.specs[i].channels))
+    run = LayerRun.from_plan(cfg, k, 2 * cfg.specs[k].channels, salt=3)
     frame = [int(w) for w in run.frame]
     got = {}
     for what, (words, status) in _bad_frames(frame, len(cfg.plan)).items():

@@ -292,15 +292,18 @@ def test_unsupported_layers_are_refused_by_name():
 
 # -- emission, the command line, and the emitted Verilog on both simulators ---------------------------
 
-def converted_dir(tmp_path, lanes=2):
-    """A converted-model directory: three layer specs, a config giving their model order, activations."""
+def converted_dir(tmp_path, lanes=2, kind="folded"):
+    """A converted-model directory: three layer specs, a config giving their model order, activations.
+
+    ``kind="mixed"``: blocks.0.norm1 folded, blocks.1.norm1 and norm channel affine (as ``--no-fold`` writes them).
+    """
     conv = tmp_path / "conv"
     conv.mkdir()
-    specs = layer_set(lanes)
+    specs = layer_set(lanes, kind)
     names = ["blocks_1_norm1", "blocks_0_norm1", "norm"]   # file order differs from the model order
     rng = np.random.default_rng(0)
     for s, n in zip(specs, names):
-        s = random_dyt_spec(s.channels, lanes, s.in_bits, s.out_bits, alpha=s.alpha, name=n)
+        s = dataclasses.replace(s, name=n)
         s.save(conv / f"{n}.spec.json")
         np.savez(conv / f"{n}.inputs.npz", x=rng.integers(-(1 << (s.in_bits - 1)), 1 << (s.in_bits - 1),
                                                          (40, s.channels)))
@@ -327,38 +330,59 @@ def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
     assert "does not apply" in capsys.readouterr().err
 
 
+def test_rtl_engine_mixed_set_manifest(tmp_path, capsys):
+    """A set with channel affine layers: their frames carry the affine section, the manifest says which
+    layers have it, its widths and shifts, each layer's load time, and the stages the latency counts."""
+    from hardyt.hw.emit import load_manifest
+    from hardyt.scripts.cli import main
+
+    conv = converted_dir(tmp_path, kind="mixed")
+    assert main(["rtl", str(conv), "--engine", "--out", str(tmp_path / "eng")]) == 0
+    out = capsys.readouterr().out
+    assert "2 with channel affine" in out and "66-73 x 32-bit beats" in out and "259-276 cycles" in out, out
+    m = load_manifest(tmp_path / "eng")
+    assert m["latency"] == 5 == len(m["stages"]) and m["out_bits"] == 10
+    assert m["frame"]["shifts"] == [3, 6] and m["frame"]["gamma_bits"] == 8
+    lays = {lay["name"]: lay for lay in m["layers"]}
+    assert lays["blocks_0_norm1"]["affine"] == "folded" and lays["blocks_0_norm1"]["load_cycles"] == 259
+    assert lays["norm"]["affine"] == "channel" and lays["norm"]["load_cycles"] == 259 + 1 + 2 * 8
+    words = np.fromfile(tmp_path / "eng" / lays["norm"]["image"], dtype="<u4")
+    assert words[0] & 0xFF == 0xDA and words[65] == 3 | (10 << 8) and len(words) == lays["norm"]["frame_beats"]
+
+
 def test_rtl_engine_refuses_unsupported_layer_by_name(tmp_path, capsys):
     from hardyt.scripts.cli import main
 
     conv = converted_dir(tmp_path)
-    random_dyt_spec(4, 2, 8, 8, affine="channel", name="head_norm").save(conv / "head_norm.spec.json")
+    random_dyt_spec(4, 2, 8, 8, tanh="pwl", name="head_norm").save(conv / "head_norm.spec.json")
     assert main(["rtl", str(conv), "--engine", "--out", str(tmp_path / "eng")]) == 1
     err = capsys.readouterr().err
-    assert "layer head_norm" in err and "channel affine" in err and len(err.strip().splitlines()) == 1
+    assert "layer head_norm" in err and "tanh pwl" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "eng").exists()
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_sim_engine_bit_exact_and_corrupted_image_named(simulator, tmp_path, capsys):
+@pytest.mark.parametrize("kind,corrupt,beat", [("folded", "blocks_1_norm1", 7), ("mixed", "norm", 67)])
+def test_sim_engine_bit_exact_and_corrupted_image_named(simulator, kind, corrupt, beat, tmp_path, capsys):
     """`hardyt sim` on the engine: every layer's real activations exact, full rate across switches, bad frames
-    handled; then a corrupted image fails the run naming its layer."""
+    handled; then a corrupted image fails the run naming its layer. ``mixed``: channel affine layers of two
+    shifts and output widths after a folded one; the corrupted word is in a gamma section."""
     import shutil
 
     from hardyt.scripts.cli import main
 
-    conv = converted_dir(tmp_path)
+    conv = converted_dir(tmp_path, kind=kind)
     eng = tmp_path / "eng"
     assert main(["rtl", str(conv), "--engine", "--out", str(eng)]) == 0
     capsys.readouterr()
-    assert main(["sim", str(eng), "--simulator", simulator, "--vectors", "64", "--activations", str(conv)]) == 0
+    assert main(["sim", str(eng), "--simulator", simulator, "--vectors", "32", "--activations", str(conv)]) == 0
     out = capsys.readouterr().out
     assert "PASS" in out and "real activations for 3 of 3" in out and "1.000 beats/cycle" in out, out
     bad = tmp_path / "bad"
     shutil.copytree(eng, bad)
-    image = bytearray((bad / "blocks_1_norm1.coef.bin").read_bytes())
-    image[4 * 7] ^= 0x10
-    (bad / "blocks_1_norm1.coef.bin").write_bytes(bytes(image))
-    assert main(["sim", str(bad), "--simulator", simulator, "--vectors", "32"]) == 1
+    image = bytearray((bad / f"{corrupt}.coef.bin").read_bytes())
+    image[4 * beat] ^= 0x10        # a table beat (folded), the first gamma beat (channel affine)
+    (bad / f"{corrupt}.coef.bin").write_bytes(bytes(image))
+    assert main(["sim", str(bad), "--simulator", simulator, "--vectors", "16"]) == 1
     out = capsys.readouterr().out
-    assert "layer blocks_1_norm1: coefficient image blocks_1_norm1.coef.bin rejected by the engine (bad checksum)" \
-        in out, out
+    assert f"layer {corrupt}: coefficient image {corrupt}.coef.bin rejected by the engine (bad checksum)" in out, out

@@ -52,3 +52,29 @@ def test_icarus_sim_runs_with_the_roms(emitted, tmp_path):
     beats = SMOKE_TOKENS * 16 // 4
     assert f"dyt16 smoke: {beats} beats in, {beats} beats out" in out
     assert "Unable to open" not in out and "could not open" not in out.lower()   # the .mem files were found
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """A DyT engine for a folded and a channel affine layer."""
+    from hardyt.hw.engine_emit import emit_engine
+
+    out = tmp_path_factory.mktemp("rtl") / "engine"
+    specs = [random_dyt_spec(8, 2, 8, 8, affine="channel", name="a"), random_dyt_spec(4, 2, 6, 6, name="b")]
+    emit_engine(specs, out, "eng")
+    return out
+
+
+def test_engine_core_lints_clean_and_its_smoke_sim_loads_a_layer(engine, tmp_path):
+    m = load_manifest(engine)
+    text = (engine / m["fusesoc_core"]).read_text()
+    assert all(lay["image_mem"] in text for lay in m["layers"])
+    (tmp_path / "lint").mkdir()
+    (tmp_path / "sim").mkdir()
+    r = _fusesoc(engine, "lint", tmp_path / "lint")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "%Warning" not in r.stdout + r.stderr and "%Error" not in r.stdout + r.stderr
+    r = _fusesoc(engine, "sim", tmp_path / "sim")
+    assert r.returncode == 0, r.stdout + r.stderr
+    beats = SMOKE_TOKENS * 8 // 2
+    assert f"eng smoke: image loaded, {beats} beats in, {beats} beats out" in r.stdout + r.stderr

@@ -71,33 +71,46 @@ targets:
 """
 
 
-def smoke_testbench(manifest: dict) -> str:
-    """``NAME_tb.v``: reset, stream ``SMOKE_TOKENS`` tokens, count the beats out; ``$fatal`` if any is lost."""
-    name, w_in, w_out = manifest["name"], manifest["s_axis_tdata_width"], manifest["m_axis_tdata_width"]
-    beats = manifest["channels"] // manifest["lanes"]
-    total = beats * SMOKE_TOKENS
-    return f"""// Smoke test of {name} (written by hardyt rtl): beats in = beats out. Values: `hardyt sim`.
-`timescale 1ns/1ps
-module {name}_tb;
-    reg aclk = 0, aresetn = 0;
+def _data_stream(manifest: dict, beats: int) -> dict:
+    """The Verilog every smoke testbench shares: the data ports' declarations and connections, and the
+    always-block statements of the reset, the source (``beats`` per token) and the sink (always ready)."""
+    w_in, w_out = manifest["s_axis_tdata_width"], manifest["m_axis_tdata_width"]
+    handshake = "(s_axis_tvalid && s_axis_tready)"
+    return {
+        "decl": f"""    reg aclk = 0, aresetn = 0;
     reg [{w_in - 1}:0] s_axis_tdata = 0;
     reg s_axis_tvalid = 0, s_axis_tlast = 0;
     wire s_axis_tready, m_axis_tvalid, m_axis_tlast;
-    wire [{w_out - 1}:0] m_axis_tdata;
-    integer sent = 0, received = 0, cycle = 0;
-    {name} dut (.aclk(aclk), .aresetn(aresetn),
+    wire [{w_out - 1}:0] m_axis_tdata;""",
+        "ports": """.aclk(aclk), .aresetn(aresetn),
         .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
         .s_axis_tlast(s_axis_tlast), .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid),
-        .m_axis_tready(1'b1), .m_axis_tlast(m_axis_tlast));
-    always #5 aclk = ~aclk;
-    always @(posedge aclk) begin
-        cycle <= cycle + 1;
+        .m_axis_tready(1'b1), .m_axis_tlast(m_axis_tlast)""",
+        "always": f"""        cycle <= cycle + 1;
         if (cycle == 4) aresetn <= 1;
         if (m_axis_tvalid) received <= received + 1;
-        if (s_axis_tvalid && s_axis_tready) sent <= sent + 1;
-        s_axis_tvalid <= aresetn && (sent + (s_axis_tvalid && s_axis_tready) < {total});
+        if {handshake} sent <= sent + 1;
+        s_axis_tvalid <= aresetn && (sent + {handshake} < {beats * SMOKE_TOKENS});
         s_axis_tdata <= {{{max(1, w_in // 16 + 1)}{{$random}}}};
-        s_axis_tlast <= (sent + (s_axis_tvalid && s_axis_tready)) % {beats} == {beats - 1};
+        s_axis_tlast <= (sent + {handshake}) % {beats} == {beats - 1};""",
+    }
+
+
+def smoke_testbench(manifest: dict) -> str:
+    """``NAME_tb.v``: reset, stream ``SMOKE_TOKENS`` tokens, count the beats out; ``$fatal`` if any is lost."""
+    name = manifest["name"]
+    beats = manifest["channels"] // manifest["lanes"]
+    total = beats * SMOKE_TOKENS
+    v = _data_stream(manifest, beats)
+    return f"""// Smoke test of {name} (written by hardyt rtl): beats in = beats out. Values: `hardyt sim`.
+`timescale 1ns/1ps
+module {name}_tb;
+{v["decl"]}
+    integer sent = 0, received = 0, cycle = 0;
+    {name} dut ({v["ports"]});
+    always #5 aclk = ~aclk;
+    always @(posedge aclk) begin
+{v["always"]}
     end
     initial begin
         #({(total + 64) * 10});
@@ -113,19 +126,16 @@ endmodule
 def engine_smoke_testbench(manifest: dict) -> str:
     """An engine's ``NAME_tb.v``: load layer 0's image (``$readmemh``), then stream ``SMOKE_TOKENS`` of its
     tokens with ``layer_select`` 0; ``$fatal`` unless the frame loaded and every beat came out."""
-    name, w_in, w_out = manifest["name"], manifest["s_axis_tdata_width"], manifest["m_axis_tdata_width"]
-    layer = manifest["layers"][0]
+    name, layer = manifest["name"], manifest["layers"][0]
     words, beats = layer["frame_beats"], layer["beats_per_token"]
     total = beats * SMOKE_TOKENS
+    v = _data_stream(manifest, beats)
+    taken = "(s_axis_coef_tvalid && s_axis_coef_tready)"
     return f"""// Smoke test of the DyT engine {name} (written by hardyt rtl): layer 0's coefficient image loads, then
-// beats in = beats out. Values: `hardyt sim`.
+// beats in = beats out (tokens wait, s_axis_tready low, until the image has loaded). Values: `hardyt sim`.
 `timescale 1ns/1ps
 module {name}_tb;
-    reg aclk = 0, aresetn = 0;
-    reg [{w_in - 1}:0] s_axis_tdata = 0;
-    reg s_axis_tvalid = 0, s_axis_tlast = 0;
-    wire s_axis_tready, m_axis_tvalid, m_axis_tlast;
-    wire [{w_out - 1}:0] m_axis_tdata;
+{v["decl"]}
     reg [31:0] image [0:{words - 1}];
     reg [31:0] s_axis_coef_tdata = 0;
     reg s_axis_coef_tvalid = 0, s_axis_coef_tlast = 0;
@@ -133,28 +143,18 @@ module {name}_tb;
     wire [{manifest["extra_ports"]["out"]["coef_status"] - 1}:0] coef_status;
     integer sent = 0, received = 0, cycle = 0, taken = 0, loaded = 0;
     initial $readmemh("{layer["image_mem"]}", image);
-    {name} dut (.aclk(aclk), .aresetn(aresetn),
-        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
-        .s_axis_tlast(s_axis_tlast), .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid),
-        .m_axis_tready(1'b1), .m_axis_tlast(m_axis_tlast),
+    {name} dut ({v["ports"]},
         .s_axis_coef_tdata(s_axis_coef_tdata), .s_axis_coef_tvalid(s_axis_coef_tvalid),
         .s_axis_coef_tready(s_axis_coef_tready), .s_axis_coef_tlast(s_axis_coef_tlast),
         .layer_select({manifest["layer_select_width"]}'d0), .coef_status(coef_status), .coef_done(coef_done));
     always #5 aclk = ~aclk;
     always @(posedge aclk) begin
-        cycle <= cycle + 1;
-        if (cycle == 4) aresetn <= 1;
+{v["always"]}
         if (coef_done && coef_status == 1) loaded <= 1;
-        if (m_axis_tvalid) received <= received + 1;
-        if (s_axis_coef_tvalid && s_axis_coef_tready) taken <= taken + 1;
-        s_axis_coef_tvalid <= aresetn && (taken + (s_axis_coef_tvalid && s_axis_coef_tready) < {words});
-        s_axis_coef_tdata <= image[taken + (s_axis_coef_tvalid && s_axis_coef_tready)];
-        s_axis_coef_tlast <= taken + (s_axis_coef_tvalid && s_axis_coef_tready) == {words - 1};
-        // Tokens wait (s_axis_tready low) until the image has loaded.
-        if (s_axis_tvalid && s_axis_tready) sent <= sent + 1;
-        s_axis_tvalid <= aresetn && (sent + (s_axis_tvalid && s_axis_tready) < {total});
-        s_axis_tdata <= {{{max(1, w_in // 16 + 1)}{{$random}}}};
-        s_axis_tlast <= (sent + (s_axis_tvalid && s_axis_tready)) % {beats} == {beats - 1};
+        if {taken} taken <= taken + 1;
+        s_axis_coef_tvalid <= aresetn && (taken + {taken} < {words});
+        s_axis_coef_tdata <= image[taken + {taken}];
+        s_axis_coef_tlast <= taken + {taken} == {words - 1};
     end
     initial begin
         #({(total + layer["load_cycles"] + 64) * 10});

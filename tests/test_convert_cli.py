@@ -95,3 +95,18 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
     assert "Weights besides DyT's: " in (out / "report.md").read_text()
     assert set(report["fidelity"]) >= {"cosine", "kl", "top1_agreement", "sqnr_floor_db"}
     assert all(layer["sqnr_db"] >= report["fidelity"]["sqnr_floor_db"] for layer in report["layers"])
+
+
+def test_no_fold_keeps_channel_affine_and_the_engine_takes_it(tmp_path, monkeypatch):
+    """--no-fold: every layer keeps gamma/beta (channel affine specs); the DyT engine serves them."""
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    out = tmp_path / "out"
+    checkpoint, data = tiny_vit_files(tmp_path), _npz(tmp_path)
+    assert main(["convert", str(checkpoint), "--data", str(data), "--calib-size", str(CALIB), "--steps", "2",
+                 "--no-fold", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["options"]["fold"] is False and report["folded"] == 0
+    assert all(load_spec(out / f"{n}.spec.json").affine.mode == "channel" for n in LAYERS)
+    assert main(["rtl", str(out), "--engine", "--out", str(tmp_path / "eng")]) == 0
+    manifest = json.loads((tmp_path / "eng" / "dyt_engine.json").read_text())
+    assert [lay["affine"] for lay in manifest["layers"]] == ["channel"] * 3 and manifest["latency"] == 5

@@ -7,7 +7,6 @@ import pytest
 from amaranth.sim import Simulator
 
 from hardyt.hw.coef_frame import STATUS, frame_beats, load_cycles
-from hardyt.hw.coef_loader import Status
 from hardyt.hw.cores import random_dyt_spec
 from hardyt.hw.engine import DyTEngine
 from hardyt.hw.engine_set import engine_shape, layer_frame
@@ -44,11 +43,12 @@ def layer_set(lanes=2, kind="folded"):
 
 
 def run_engine(engine, frames, tokens, *, valid_p=1.0, ready_p=1.0, coef_p=1.0, seed=0, wait_frames=0,
-               max_cycles=20000):
+               max_cycles=20000, coef_taken=None):
     """Send coefficient ``frames`` (lists of words) and ``tokens`` ((layer, x beats, last)) at once.
 
     Returns output beats, last flags, input/output handshake cycles and the status after each frame.
-    ``wait_frames``: the data stream starts after this many frames ended.
+    ``wait_frames``: the data stream starts after this many frames ended. ``coef_taken``: a list that
+    receives the cycle of every coefficient beat's handshake.
     """
     rng = np.random.default_rng(seed)
     P = engine.shape.lanes
@@ -56,15 +56,20 @@ def run_engine(engine, frames, tokens, *, valid_p=1.0, ready_p=1.0, coef_p=1.0, 
     n = sum(len(x) for _, x, _ in tokens)
 
     async def coef_source(ctx):
+        cycle = 0
         for words in frames:
             for k, w in enumerate(words):
                 while rng.random() > coef_p:
                     await ctx.tick()
+                    cycle += 1
                 ctx.set(engine.coef.valid, 1)
                 ctx.set(engine.coef.payload, {"data": int(w), "last": int(k == len(words) - 1)})
                 ready = 0
                 while not ready:
                     _, _, ready = await ctx.tick().sample(engine.coef.ready)
+                    cycle += 1
+                if coef_taken is not None:
+                    coef_taken.append(cycle)
                 ctx.set(engine.coef.valid, 0)
 
     async def status_watch(ctx):
@@ -258,25 +263,9 @@ def test_load_time_is_what_the_manifest_says(kind, layer):
     assert len(words) == frame_beats(shape.in_bits, shape.table_bits, *(
         (specs[layer].channels, shape.affine.gamma_bits, shape.affine.beta_bits) if affine else ()))
     taken = []
-
-    async def source(ctx):
-        cycle = 0
-        for k, w in enumerate(words):
-            ctx.set(engine.coef.valid, 1)
-            ctx.set(engine.coef.payload, {"data": int(w), "last": int(k == len(words) - 1)})
-            ready = 0
-            while not ready:
-                _, _, ready = await ctx.tick().sample(engine.coef.ready)
-                cycle += 1
-            taken.append(cycle)
-        ctx.set(engine.coef.valid, 0)
-        _, _, done, status = await ctx.tick().sample(engine.coef_done, engine.coef_status)
-        assert done and status == Status.LOADED
-
-    sim = Simulator(engine)
-    sim.add_clock(1e-8)
-    sim.add_testbench(source)
-    sim.run()
+    tokens, expect = tokens_for(specs, [layer], np.random.default_rng(8), per_layer=1)
+    got, _, _, _, statuses = run_engine(engine, [words], tokens, wait_frames=1, coef_taken=taken)
+    assert statuses == [1] and np.array_equal(got, expect)
     assert taken[-1] - taken[0] + 1 == load_cycles(shape.in_bits, specs[layer].channels if affine else 0)
     assert load_cycles(8) == 259 and load_cycles(8, 96) == 452
 

@@ -121,8 +121,9 @@ class DyTEngine(CountedLatency, wiring.Component):
         t = [self._table_read(m, loader, ce, bank, x, j) for j, x in enumerate(self.i.payload.data)]
         coefs = self._channel_reads(m, loader, ce, Cat(beat, bank)) if s.affine is not None else {}
         ctrl = stages.step(ctrl, "t")
+        # Block RAM clock-to-out is slow: the RAM outputs are registered before any logic.
         t = [stages.reg(v, f"t_r{j}") for j, v in enumerate(t)]
-        coefs = {n: data.View(w.shape(), stages.reg(w, f"{n}_r")) for n, w in coefs.items()}
+        coefs = {n: stages.reg(w, f"{n}_r") for n, w in coefs.items()}
         ctrl = stages.step(ctrl, "r")
         y = t
         if s.affine is not None:

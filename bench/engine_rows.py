@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hardyt.hw import emit
+from hardyt.hw.emit import load_manifest
 from hardyt.hw.engine_emit import emit_engine
 from hardyt.hw.engine_set import relane
 from hardyt.quant.contract.layernorm import random_layernorm_spec
@@ -29,6 +30,23 @@ def _specs(converted: Path):
     return model_order(converted, _converted_specs(converted, None))
 
 
+def _emit(d: Path, write) -> Path:
+    """``write(d)`` (an emission); earlier synthesis reports in ``d`` are kept only when the files synthesis
+    reads (the manifest's Verilog and ``.mem`` ROMs) came out byte-identical."""
+    def synthesized():
+        if not d.is_dir():
+            return None
+        m = load_manifest(d)
+        return {f: (d / f).read_bytes() for f in [m["verilog"], *m["mems"]]}
+
+    before = synthesized()
+    write(d)
+    if synthesized() != before:
+        for stale in d.glob("synth-*"):
+            stale.unlink()
+    return d
+
+
 def engine_jobs(converted: Path, lanes: list[int], work: Path, channel: Path | None = None) -> list[tuple[dict, Path]]:
     """Emit every core of the comparison; ``(job, directory)`` pairs for the synthesis pool."""
     specs = _specs(converted)
@@ -38,24 +56,21 @@ def engine_jobs(converted: Path, lanes: list[int], work: Path, channel: Path | N
         for kind, layers in (("folded", specs), ("channel", ch_specs)):
             if not layers:
                 continue
-            d = work / f"engine_{kind}_p{p}"
-            emit_engine(layers, d, "dyt_engine", lanes=p)
+            d = _emit(work / f"engine_{kind}_p{p}", lambda d: emit_engine(layers, d, "dyt_engine", lanes=p))
             out.append(({"core": "dyt-engine", "set": kind, "layers": len(layers),
                          "channels": max(s.channels for s in layers), "lanes": p, "bits": BITS, "target": "ecp5"}, d))
         for s in specs:
-            d = work / f"engine_layer_{s.name}_p{p}"
-            emit(relane(s, p), d, "layer")
+            d = _emit(work / f"engine_layer_{s.name}_p{p}", lambda d: emit(relane(s, p), d, "layer"))
             out.append(({"core": "dyt-folded-layer", "layer": s.name, "channels": s.channels, "lanes": p,
                          "bits": BITS, "target": "ecp5"}, d))
         if ch_specs:
             s = ch_specs[0]
-            d = work / f"engine_channel_layer_{s.name}_p{p}"
-            emit(relane(s, p), d, "layer")
+            d = _emit(work / f"engine_channel_layer_{s.name}_p{p}", lambda d: emit(relane(s, p), d, "layer"))
             out.append(({"core": "dyt-channel-layer", "layer": s.name, "channels": s.channels, "lanes": p,
                          "bits": BITS, "target": "ecp5"}, d))
         c = max(s.channels for s in specs)
-        d = work / f"engine_layernorm_c{c}_p{p}"
-        emit(random_layernorm_spec(c, p, BITS, BITS, seed=0, name="layernorm"), d, "layernorm")
+        ln = random_layernorm_spec(c, p, BITS, BITS, seed=0, name="layernorm")
+        d = _emit(work / f"engine_layernorm_c{c}_p{p}", lambda d: emit(ln, d, "layernorm"))
         out.append(({"core": "layernorm", "channels": c, "lanes": p, "bits": BITS, "target": "ecp5"}, d))
     return out
 

@@ -312,9 +312,11 @@ def engine_main(args, command: str) -> int:
     failed = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
     targets = engine_targets(rows, throughput)
+    reused = sum(r["reused"] for r in rows)
     sets = f"{args.engine}" + (f" (folded) and {args.engine_channel} (channel affine)" if args.engine_channel else "")
     text = [f"# One DyT engine for every layer vs a core per layer vs LayerNorm ({BITS}-bit, ECP5)", "",
-            f"Command: `{command}`", "", f"Layers: {sets}, in model order; {len(rows)} tool runs, "
+            f"Command: `{command}`", "", f"Layers: {sets}, in model order; {len(rows)} tool runs"
+            + (f" ({reused} reused from --work: the same Verilog and ROMs)" if reused else "") + ", "
             f"{time.perf_counter() - t0:.0f} s wall with {args.jobs} job(s). Yosys synth_ecp5, nextpnr-ecp5 --85k "
             f"--seed {args.seed} on the port-registering wrapper. LUT = LUT4 + 2/CCU2C + 4/TRELLIS_DPR16X4.", "",
             engine_table(rows)]

@@ -284,12 +284,15 @@ def test_unsupported_layers_are_refused_by_name():
 def converted_dir(tmp_path, lanes=2, kind="folded"):
     """A converted-model directory: three layer specs, a config giving their model order, activations.
 
-    ``kind="mixed"``: blocks.0.norm1 folded, blocks.1.norm1 and norm channel affine (as ``--no-fold`` writes them).
+    ``kind="mixed"``: blocks.0.norm1 and blocks.1.norm1 channel affine (different shifts and output widths, as
+    ``--no-fold`` writes them), norm folded.
     """
     conv = tmp_path / "conv"
     conv.mkdir()
     specs = layer_set(lanes, kind)
-    names = ["blocks_1_norm1", "blocks_0_norm1", "norm"]   # file order differs from the model order
+    # Folded: the file order differs from the model order.
+    names = ["blocks_1_norm1", "blocks_0_norm1", "norm"] if kind == "folded" else ["blocks_0_norm1", "norm",
+                                                                                   "blocks_1_norm1"]
     rng = np.random.default_rng(0)
     for s, n in zip(specs, names):
         s = dataclasses.replace(s, name=n)
@@ -333,10 +336,11 @@ def test_rtl_engine_mixed_set_manifest(tmp_path, capsys):
     assert m["latency"] == 5 == len(m["stages"]) and m["out_bits"] == 10
     assert m["frame"]["shifts"] == [3, 6] and m["frame"]["gamma_bits"] == 8
     lays = {lay["name"]: lay for lay in m["layers"]}
-    assert lays["blocks_0_norm1"]["affine"] == "folded" and lays["blocks_0_norm1"]["load_cycles"] == 259
-    assert lays["norm"]["affine"] == "channel" and lays["norm"]["load_cycles"] == 259 + 1 + 2 * 8
-    words = np.fromfile(tmp_path / "eng" / lays["norm"]["image"], dtype="<u4")
-    assert words[0] & 0xFF == 0xDA and words[65] == 3 | (10 << 8) and len(words) == lays["norm"]["frame_beats"]
+    assert lays["norm"]["affine"] == "folded" and lays["norm"]["load_cycles"] == 259
+    c = lays["blocks_1_norm1"]
+    assert c["affine"] == "channel" and c["load_cycles"] == 259 + 1 + 2 * 8
+    words = np.fromfile(tmp_path / "eng" / c["image"], dtype="<u4")
+    assert words[0] & 0xFF == 0xDA and words[65] == 3 | (10 << 8) and len(words) == c["frame_beats"]
 
 
 def test_rtl_engine_refuses_unsupported_layer_by_name(tmp_path, capsys):
@@ -351,11 +355,12 @@ def test_rtl_engine_refuses_unsupported_layer_by_name(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("kind,corrupt,beat", [("folded", "blocks_1_norm1", 7), ("mixed", "norm", 67)])
+@pytest.mark.parametrize("kind,corrupt,beat", [("folded", "blocks_1_norm1", 7), ("mixed", "blocks_1_norm1", 67)])
 def test_sim_engine_bit_exact_and_corrupted_image_named(simulator, kind, corrupt, beat, tmp_path, capsys):
     """`hardyt sim` on the engine: every layer's real activations exact, full rate across switches, bad frames
-    handled; then a corrupted image fails the run naming its layer. ``mixed``: channel affine layers of two
-    shifts and output widths after a folded one; the corrupted word is in a gamma section."""
+    handled; then a corrupted image fails the run naming its layer. ``mixed``: two channel affine layers of
+    different shifts and output widths (the throughput test switches between them) and a folded one; the
+    corrupted word is in a gamma section."""
     import shutil
 
     from hardyt.scripts.cli import main

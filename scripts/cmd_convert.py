@@ -286,4 +286,8 @@ def render_markdown(report) -> str:
         lines.append(f"| 0 | – | – | {_pct(part['curve'][0])} |")
         for k, name in enumerate(part["order"], 1):
             lines.append(f"| {k} | {name} | {part['costs'][name]:.4f} | {_pct(part['curve'][k])} |")
+        if any(t["accuracy"] is not None for t in part.get("tried", [])):
+            lines += ["", "Full conversions tried (weights adapt; the curve above is on the trained weights):", "",
+                      "| converted | top-1 |", "|---|---|"]
+            lines += [f"| {t['converted']} | {_pct(t['accuracy'])} |" for t in part["tried"]]
     return "\n".join(lines) + "\n"

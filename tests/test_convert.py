@@ -287,8 +287,14 @@ def test_partial_replacement_keeps_fewest():
     part = report["partial"]
     assert part["kept"] == [] and len(part["curve"]) == 6 and part["curve"][0] == 1.0
     assert sorted(part["order"]) == sorted(part["costs"])
+    assert [t["converted"] for t in part["tried"]] == [5] and 0 <= part["tried"][0]["accuracy"] <= 1
     conv, report = partial_convert(model, calib, x, y, max_drop=0.0, **FAST)
-    kept = report["partial"]["kept"]
+    part = report["partial"]
+    kept = part["kept"]
+    # Weights adapt: full conversions searched upward; every try above the pick broke the budget.
+    best = len(part["order"]) - len(kept)
+    assert best in {t["converted"] for t in part["tried"]}
+    assert all(t["accuracy"] < part["curve"][0] for t in part["tried"] if t["converted"] > best)
     assert report["kept_layernorms"] == [n for n in report["partial"]["order"] if n in kept] or \
         sorted(report["kept_layernorms"]) == sorted(kept)
     assert sum(isinstance(m, nn.LayerNorm) for m in conv.modules()) == len(kept)

@@ -1,14 +1,20 @@
 """Hardware-aware partial replacement: keep the fewest LayerNorms under an accuracy budget.
 
-1. convert every LayerNorm once (no folding, so each layer stands alone);
+1. convert every LayerNorm once with the other weights frozen (no folding,
+   so each DyT layer fits the trained weights and stands alone);
 2. **rank** the LayerNorms by the cost of converting each one alone: the KL
    divergence of the logits to the LayerNorm model's on the calibration set;
 3. **curve**: accuracy on the evaluation set with the k cheapest converted,
-   k = 0..L;
+   k = 0..L, on the trained weights;
 4. **select** the largest k whose accuracy drop is within ``max_drop``
    points; the others stay LayerNorm (served by the LayerNorm core);
 5. convert again with those LayerNorms kept, so that the calibration
-   reconstructs the model as it will run.
+   reconstructs the model as it will run;
+6. when the weights adapt (the default), the curve is pessimistic: the
+   adapted model loses less than the frozen one. **Search** k upward with
+   full conversions (all L first, then bisection between the curve's k and
+   L), each measured on the evaluation set, and return the conversion with
+   the largest k found within ``max_drop``; every try is in the report.
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ from torch import nn
 
 from ..errors import HardytError
 from .graph import kl_to, model_logits, set_module
-from .pipeline import calibration_batches, convert, dyt_layers
 from .evaluate import accuracy
+from .options import ConvertOptions
+from .pipeline import calibration_batches, convert, dyt_layers
 
 __all__ = ["layer_costs", "accuracy_curve", "select_kept", "partial_convert"]
 
@@ -65,20 +72,57 @@ def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float,
 
     Returns ``(converted, report)`` like :func:`hardyt.quant.convert`, with
     ``report["partial"]``: ``costs``, ``order`` (cheapest first), ``curve``
-    (accuracy on ``x_eval`` vs number converted), ``kept`` and ``max_drop``.
+    (accuracy on ``x_eval`` vs number converted, trained weights), ``kept``,
+    ``max_drop`` and ``tried`` (each full conversion: ``converted`` count,
+    ``accuracy`` on ``x_eval``).
     """
     if not max_drop >= 0:
         raise HardytError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
     batches = calibration_batches(calib)
+    adapts = ConvertOptions.from_kwargs(**options).weight_lr > 0
     alone, _ = convert(model, batches, fixed_point=fixed_point, progress=progress,
-                       **(options | {"fold": False, "strict": False}))
+                       **(options | {"fold": False, "strict": False, "freeze_weights": True}))
     modules = dyt_layers(alone)
     teacher = copy.deepcopy(model).eval()
     costs = layer_costs(teacher, modules, batches)
     order = sorted(costs, key=costs.__getitem__)
     curve = accuracy_curve(teacher, modules, order, x_eval, y_eval, progress=progress)
-    kept = select_kept(order, curve, max_drop)
-    converted, report = convert(model, batches, fixed_point=fixed_point, progress=progress,
-                                **(options | {"keep": tuple(kept)}))
-    report["partial"] = {"max_drop": max_drop, "costs": costs, "order": order, "curve": curve, "kept": kept}
+    k0 = len(order) - len(select_kept(order, curve, max_drop))
+    tried = {}
+
+    def attempt(k: int):
+        if k not in tried:
+            conv, rep = convert(model, batches, fixed_point=fixed_point, progress=progress,
+                                **(options | {"keep": tuple(order[k:])}))
+            tried[k] = (conv, rep, accuracy(conv, x_eval, y_eval) if adapts else None)
+        return tried[k]
+
+    best = _largest_within(k0, len(order), lambda k: 100 * (curve[0] - attempt(k)[2]) <= max_drop) \
+        if adapts else k0
+    converted, report, _ = attempt(best)
+    report["partial"] = {"max_drop": max_drop, "costs": costs, "order": order, "curve": curve,
+                         "kept": list(order[best:]), "curve_weights": "trained",
+                         "tried": [{"converted": k, "accuracy": acc} for k, (_, _, acc) in sorted(tried.items())]}
     return converted, report
+
+
+def _largest_within(lo: int, hi: int, ok) -> int:
+    """The largest k in ``lo..hi`` with ``ok(k)``: ``hi`` first, then bisection, ``lo`` when none is.
+
+    ``lo`` is taken as the answer without calling ``ok`` on it (the frozen curve already put it within).
+
+    >>> calls = []
+    >>> _largest_within(2, 9, lambda k: calls.append(k) or k <= 6), calls
+    (6, [9, 5, 7, 6])
+    >>> _largest_within(3, 3, lambda k: False)
+    3
+    """
+    if lo >= hi or ok(hi):
+        return hi if lo < hi else lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -19,6 +19,8 @@ class ConvertOptions:
 
     >>> ConvertOptions(steps=10).steps
     10
+    >>> ConvertOptions().feature_weight, ConvertOptions(freeze_weights=True).feature_weight
+    (10.0, 1.0)
     >>> ConvertOptions.from_kwargs(stpes=10)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -37,8 +39,9 @@ class ConvertOptions:
     lr: float = 2e-2               # reconstruction: gamma/beta learning rate
     alpha_lr: float = 2e-2         # reconstruction: alpha learning rate, relative to each alpha
     temperature: float = 1.0       # reconstruction: softmax temperature of the KL
-    feature_weight: float = 1.0    # reconstruction: weight of the DyT-output vs LayerNorm-output MSE term
-    self_distill_lr: float = 1e-3  # learning rate of the weights that adapt besides DyT's (0: none adapt)
+    feature_weight: float | None = None  # reconstruction: weight of the DyT-output vs LayerNorm-output MSE
+    #                                      term; None: 10 when other weights adapt (it anchors them), else 1
+    self_distill_lr: float = 3e-3  # learning rate of the weights that adapt besides DyT's (0: none adapt)
     quant_aware: bool = False      # reconstruction through the fixed-point quantization (STE)
     augment: str = "shift"         # label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
     alpha_shift: int = 0           # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
@@ -58,6 +61,8 @@ class ConvertOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))
+        if self.feature_weight is None:  # chosen by measurement (docs/conversion.md, "Choosing the default")
+            object.__setattr__(self, "feature_weight", 10.0 if self.weight_lr > 0 else 1.0)
         check_options(self, "convert", ints={"steps": (0, None), "alpha_shift": (0, 8), "rows_per_batch": (1, None),
                                              "fit_samples": (1, None), "seed": (0, None),
                                              "holdout": (0, None), "eval_every": (1, None)},

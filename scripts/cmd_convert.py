@@ -60,6 +60,9 @@ def add_parser(sub):
                         "LayerNorm model; the report says how far each tensor moved)")
     p.add_argument("--self-distill-lr", type=float, metavar="LR",
                    help="learning rate of the weights that adapt (default: the library's; 0: none adapt)")
+    p.add_argument("--feature-weight", type=float, metavar="W",
+                   help="weight of the per-layer DyT-output vs LayerNorm-output term of the reconstruction "
+                        "(default: 10 when weights adapt, 1 when frozen; 0: logit KL only)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present); under torchrun each rank "
                                     "takes its share of every calibration batch and rank 0 writes the outputs")
     p.add_argument("--augment", metavar="KINDS",
@@ -97,6 +100,8 @@ def _options(args) -> dict:
                "fold": not args.no_fold}
     if args.self_distill_lr is not None:
         options["self_distill_lr"] = args.self_distill_lr
+    if args.feature_weight is not None:
+        options["feature_weight"] = args.feature_weight
     if args.steps is not None:
         options["steps"] = args.steps
     if args.augment is not None:

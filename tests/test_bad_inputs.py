@@ -130,6 +130,8 @@ CASES = [
          r"c\.json"),
     Case("negative self-distillation rate", "convert",
          lambda t: ["convert", str(tiny_vit_files(t)), "--self-distill-lr", "-1"], r"--self-distill-lr"),
+    Case("negative feature weight", "convert",
+         lambda t: ["convert", str(tiny_vit_files(t)), "--feature-weight", "-2"], r"--feature-weight: .*-2"),
     Case("negative reconstruction steps", "convert",
          lambda t: ["convert", str(tiny_vit_files(t)), "--steps", "-1"], r"--steps: .*-1"),
     Case("train: zero epochs", "train", lambda t: ["train", "--epochs", "0"], r"--epochs: .*0", out=False),

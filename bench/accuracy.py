@@ -90,7 +90,7 @@ def _jobs(args) -> list[dict]:
         jobs.append({**base, "model": model, "path": path, "label": "LayerNorm (float)", "options": None,
                      "whole": False})
         jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": False}
-                 for label, opts in CANDIDATES]
+                 for label, opts in CANDIDATES + [_extra(e) for e in args.extra]]
         if args.whole:
             jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": True}
                      for label, opts in WHOLE]
@@ -111,30 +111,46 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="conversions at a time (each in its own process)")
     ap.add_argument("--models", default="bundled,second", help="comma-separated: bundled, second")
     ap.add_argument("--only", help="regular expression: run only the rows whose label matches it")
+    ap.add_argument("--extra", action="append", default=[], metavar="LABEL=JSON",
+                    help='one more candidate row: its label and its convert options, e.g. '
+                         '\'1200 steps, lr 1e-2={"steps": 1200, "self_distill_lr": 1e-2}\'; repeatable')
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows of an interrupted run (results/NAME.partial.jsonl) with the same settings")
     args = ap.parse_args(argv)
-    name = "accuracy" if args.models == "bundled,second" and not args.only else "accuracy_" + \
-        args.models.replace(",", "_") + ("_some" if args.only else "")
+    everything = _jobs(args)  # bad --extra values stop here, before any file is touched
+    custom = args.only or args.extra or args.models != "bundled,second"
+    name = "accuracy" + ("_" + args.models.replace(",", "_") + ("_some" if args.only or args.extra else "")
+                         if custom else "")
     cmd = "python bench/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
     OUT.mkdir(exist_ok=True)
     partial = OUT / f"{name}.partial.jsonl"
     rows = _resumed(partial) if args.resume else []
-    partial.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
     done = {_key(r) for r in rows}
+    jobs = [j for j in everything if (not args.only or j["options"] is None or re.search(args.only, j["label"]))
+            and _key(j) not in done]
+    partial.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
     with mp.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-        jobs = [j for j in _jobs(args) if (not args.only or j["options"] is None or re.search(args.only, j["label"]))
-                and _key(j) not in done]
         for row in pool.imap(_run, jobs):
             rows.append(row)
             with partial.open("a") as f:
                 f.write(json.dumps(row, default=str) + "\n")
             print(_line(row), flush=True)
-    order = [_key(j) for j in _jobs(args)]
+    order = [_key(j) for j in everything]
     rows = sorted((r for r in rows if _key(r) in order), key=lambda r: order.index(_key(r)))
     _write(rows, args, cmd, name)
     partial.unlink()
     return 0
+
+
+def _extra(text: str) -> tuple[str, dict]:
+    label, sep, opts = text.partition("=")
+    try:
+        parsed = json.loads(opts) if sep else None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--extra {text!r}: options are not JSON ({e})") from None
+    if not label or not isinstance(parsed, dict):
+        raise SystemExit(f"--extra {text!r}: expected LABEL={{JSON object of convert options}}")
+    return label, parsed
 
 
 def _key(job: dict) -> tuple:

@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--extra", action="append", default=[], metavar="LABEL=JSON",
                     help='one more candidate row: its label and its convert options, e.g. '
                          '\'1200 steps, lr 1e-2={"steps": 1200, "self_distill_lr": 1e-2}\'; repeatable')
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: write the table from an interrupted run's rows, naming the rows missing")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows of an interrupted run (results/NAME.partial.jsonl) with the same settings")
     args = ap.parse_args(argv)
@@ -124,10 +126,13 @@ def main(argv=None) -> int:
     cmd = "python bench/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
     OUT.mkdir(exist_ok=True)
     partial = OUT / f"{name}.partial.jsonl"
-    rows = _resumed(partial) if args.resume else []
+    rows = _resumed(partial) if args.resume or args.report_only else []
     done = {_key(r) for r in rows}
     jobs = [j for j in everything if (not args.only or j["options"] is None or re.search(args.only, j["label"]))
             and _key(j) not in done]
+    if args.report_only:
+        missing = [f"{j['model']}: {j['label']}" for j in jobs]
+        jobs = []
     partial.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
     with mp.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
         for row in pool.imap(_run, jobs):
@@ -137,8 +142,9 @@ def main(argv=None) -> int:
             print(_line(row), flush=True)
     order = [_key(j) for j in everything]
     rows = sorted((r for r in rows if _key(r) in order), key=lambda r: order.index(_key(r)))
-    _write(rows, args, cmd, name)
-    partial.unlink()
+    _write(rows, args, cmd, name, missing if args.report_only else [])
+    if not args.report_only:
+        partial.unlink()
     return 0
 
 
@@ -173,7 +179,7 @@ def _line(r: dict) -> str:
             f"({r['calib_seconds']:.0f} s, {r['peak_rss_mb']:.0f} MB)")
 
 
-def _write(rows: list, args, cmd: str, name: str) -> None:
+def _write(rows: list, args, cmd: str, name: str, missing: list[str]) -> None:
     from hardyt.quant.conversion.options import OPTION_DEFAULTS
     from hardyt.quant.files import atomic_write_text
 
@@ -190,7 +196,7 @@ def _write(rows: list, args, cmd: str, name: str) -> None:
                      f"| {r['calib_seconds']:.0f} | {r['peak_rss_mb']:.0f} |")
     text = "\n".join(table)
     print(text)
-    meta = {"command": cmd, "calib_size": args.calib_size, "seed": args.seed, "defaults": OPTION_DEFAULTS,
+    meta = {"command": cmd, "missing": missing, "calib_size": args.calib_size, "seed": args.seed, "defaults": OPTION_DEFAULTS,
             "torch_threads": args.threads, "jobs": args.jobs,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": sys.version.split()[0],
             "machine": platform.machine()}
@@ -201,7 +207,8 @@ def _write(rows: list, args, cmd: str, name: str) -> None:
                       "8-bit output), rest of the model float. Calibration labels unused; whole training set = "
                       "60 000 images in batches of 64 (938 steps = one pass). LayerNorms kept: "
                       "`--max-drop` rows only. Time: the conversion (calibration) alone.\n\n"
-                      + text + "\n")
+                      + text + "\n" + "".join(f"\nNot run (interrupted): {m}" for m in missing)
+                      + ("\n" if missing else ""))
 
 
 def _pct(v) -> str:

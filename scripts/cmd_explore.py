@@ -52,9 +52,10 @@ def add_parser(sub):
                                              "dividing C)")
     add_sweep_flags(p)
     model_input.add_arguments(p)
-    p.add_argument("--synth-budget", type=int, metavar="N",
-                   help="synthesize at most N cores, one of each structure first; the cost model predicts the "
-                        "rest (default: synthesize all)")
+    p.add_argument("--synth-budget", type=_budget, metavar="N|all",
+                   help="synthesize at most N cores (one of each structure first, then a second of each, ...) or "
+                        "all of them; the cost model predicts the rest (default: one core of each structure, so "
+                        "every other core differs from a synthesized one in ROM contents only)")
     p.add_argument("--beam", type=int, default=3, help="beam width of the search (default 3)")
     p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default 1024)")
     p.add_argument("--val-size", type=int, default=2000,
@@ -66,6 +67,11 @@ def add_parser(sub):
                    help="synthesis cache directory (default $HARDYT_SYNTH_CACHE or ~/.cache/hardyt/synth)")
     p.add_argument("--out", default="out/explore", help="output directory (default out/explore)")
     p.set_defaults(func=run)
+
+
+def _budget(text: str):
+    """``--synth-budget``: a count or ``all``."""
+    return text if text == "all" else int(text)
 
 
 def _source(args):
@@ -90,8 +96,9 @@ def _check(args):
         raise HardytError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")
     if args.lanes is not None and args.lanes < 1:
         raise HardytError(f"--lanes must be >= 1, got {args.lanes}")
-    if args.synth_budget is not None and args.synth_budget < 2:
-        raise HardytError(f"--synth-budget must be >= 2 (the cost model needs runs to fit), got {args.synth_budget}")
+    if args.synth_budget not in (None, "all") and args.synth_budget < 2:
+        raise HardytError(f"--synth-budget must be >= 2 or all (the cost model needs runs to fit), "
+                          f"got {args.synth_budget}")
 
 
 def _splits(args, pre):
@@ -219,7 +226,8 @@ def finish(e: dict, max_drop: float) -> dict:
         "pick": _point(pick, costs, choices) | {"test_accuracy": pick_test},
         "baselines": {k: _point(p, costs, choices) for k, p in e["baselines"].items()},
         "search": {"method": "beam", "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
-        "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "estimated", "model_error")}
+        "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "reused", "estimated", "structures",
+                                         "structures_synthesized", "model_error")}
         | {"cores": len(e["dicts"]), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
         "candidates": dict(costs),
         "seconds": e["seconds"],

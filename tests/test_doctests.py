@@ -27,6 +27,8 @@ MODULES = [
     "hardyt.hw.emit",
     "hardyt.hw.cores",
     "hardyt.hw.costs",
+    "hardyt.hw.cost_features",
+    "hardyt.hw.cost_model",
     "hardyt.hw.sweep",
     "hardyt.quant.conversion.explore",
     "hardyt.scripts.explore_report",

@@ -28,7 +28,7 @@ from hardyt.quant.contract.tanh import tanh_int
 
 from .dyt_core import SIGNED_ROM_MAX_BITS
 
-__all__ = ["LUT_INPUTS", "FEATURES", "rom_logic", "roms", "kind", "structure", "features"]
+__all__ = ["LUT_INPUTS", "FREE_MUX_LEVELS", "FEATURES", "rom_logic", "roms", "kind", "structure", "features"]
 
 #: Inputs of one LUT of each target: ECP5 has LUT4s, UltraScale+ LUT6s.
 LUT_INPUTS = {"ecp5": 4, "xilinx": 6}
@@ -37,22 +37,30 @@ LUT_INPUTS = {"ecp5": 4, "xilinx": 6}
 FEATURES = ("one", "lane_bits", "rom_logic", "rom_bits")
 
 
+#: Mux levels above a LUT that a slice builds without LUTs: ECP5's PFUMX and L6MUX21 (5- and 6-input
+#: functions from two and four LUT4s), UltraScale+'s MUXF7 and MUXF8.
+FREE_MUX_LEVELS = 2
+
+
 def rom_logic(words, width: int, lut_inputs: int = 4) -> int:
     """How many LUTs a ROM of ``words`` (``width`` bits each) takes as logic: a decision-diagram count.
 
     Per output bit, the table is cut into blocks of ``2**lut_inputs``
     entries: each distinct block that is not constant is one LUT (shared by
-    the addresses that hold the same block), and each distinct larger block
-    (``2**(lut_inputs + l)`` entries) whose two halves differ is one 2:1
-    mux above them. A constant bit costs nothing; a staircase with few steps
-    has few distinct blocks. Words past the end read as the last word
-    (the cores hold the address there).
+    the addresses that hold the same block). Above them, each distinct larger
+    block (``2**(lut_inputs + l)`` entries) whose two halves differ is a 2:1
+    mux: the first :data:`FREE_MUX_LEVELS` levels are the slice's own muxes,
+    each level above costs one LUT per such block. A constant bit costs
+    nothing; a staircase with few steps has few distinct blocks. Words past
+    the end read as the last word (the cores hold the address there).
 
     >>> rom_logic([5] * 64, 3)                       # constant: no logic
     0
     >>> rom_logic(range(16), 4)                      # each bit: one LUT4 of the 4 address bits
     4
-    >>> rom_logic([0] * 16 + [1] * 16, 1)            # a bit of the 5th address bit: a mux of two constants
+    >>> rom_logic([0] * 16 + [1] * 16, 1)            # the 5th address bit: a slice mux, no LUT
+    0
+    >>> rom_logic([0] * 64 + [1] * 64, 1)            # the 7th: one LUT
     1
     >>> rom_logic(list(range(16)) * 2, 4)            # both halves alike: no mux
     4
@@ -65,7 +73,7 @@ def rom_logic(words, width: int, lut_inputs: int = 4) -> int:
         bits = ((w >> b) & 1).astype(np.uint8)
         leaves = bits.reshape(-1, 1 << lut_inputs)
         total += len({r.tobytes() for r in leaves if r.min() != r.max()})
-        for level in range(lut_inputs + 1, a + 1):
+        for level in range(lut_inputs + FREE_MUX_LEVELS + 1, a + 1):
             blocks = bits.reshape(-1, 1 << level)
             half = 1 << (level - 1)
             total += len({r.tobytes() for r in blocks if (r[:half] != r[half:]).any()})

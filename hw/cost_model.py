@@ -13,9 +13,13 @@ Two levels (see :mod:`hardyt.hw.cost_features` for what they read):
    :func:`hardyt.hw.costs.synthesis_plan` synthesizes each LayerNorm
    structure (it has no table, so one run is exact).
 
-``w`` comes from the runs: within structures that have several runs (the
-contents' own effect, every structure's offset removed), else from the
-across-structure fit.
+``w`` comes from structures with several runs (the contents' own effect,
+every structure's offset removed); with one run per structure nothing says
+how contents move LUTs within one, and ``w`` is 0: the structure's run
+stands for its siblings. (On the bundled ViT the within-structure ``w`` is
+about 0 anyway: each layer's tanh table spans that layer's own range, so
+the tables of one structure are nearly alike, and what differs between
+their runs is the mapper's noise, a few percent.)
 
 :func:`holdout_error` says how far off it is: each synthesized DyT core is
 held out in turn, the model fitted on the others and its prediction compared
@@ -31,7 +35,7 @@ from hardyt.quant.errors import HardytError
 
 from .cost_features import FEATURES, features, structure
 
-__all__ = ["RESOURCES", "CostModel", "holdout_error"]
+__all__ = ["RESOURCES", "CostModel", "holdout_error", "prediction_error"]
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
 _LOGIC = FEATURES.index("rom_logic")
@@ -79,7 +83,7 @@ class CostModel:
         if dyt:
             xd = np.stack([x[i] for i in dyt])
             across = {k: _lstsq(xd, np.array([float(reports[i][k]) for i in dyt])) for k in keys}
-        return cls(target, groups, across, _lut_per_logic(by, x, reports, across))
+        return cls(target, groups, across, _lut_per_logic(by, x, reports))
 
     def predict(self, spec_dict: dict) -> dict:
         """``{lut, ff, dsp, bram[, fmax_mhz], "across": bool}``: ``across`` when no run had its structure."""
@@ -98,8 +102,9 @@ class CostModel:
         return {k: (round(v, 1) if k == "fmax_mhz" else int(round(v))) for k, v in out.items()} | {"across": across}
 
 
-def _lut_per_logic(by: dict, x: list, reports: list, across: dict) -> float:
-    """LUTs per unit of rom_logic: within structures with several runs whose ROMs are logic, else across."""
+def _lut_per_logic(by: dict, x: list, reports: list) -> float:
+    """LUTs per unit of rom_logic within a structure: the within-structure regression (every structure's
+    mean removed) over structures with several runs whose ROMs are logic; 0 when there is none."""
     dx, dy = [], []
     for idx in by.values():
         if len(idx) > 1 and all(reports[i]["bram"] == 0 for i in idx):
@@ -109,7 +114,7 @@ def _lut_per_logic(by: dict, x: list, reports: list, across: dict) -> float:
             dy += [reports[i]["lut"] - my for i in idx]
     if dx and float(np.dot(dx, dx)) > 0:
         return float(np.dot(dx, dy) / np.dot(dx, dx))
-    return float(across["lut"][_LOGIC]) if across else 0.0
+    return 0.0
 
 
 def _stats(errors: list[float]) -> dict | None:
@@ -117,6 +122,25 @@ def _stats(errors: list[float]) -> dict | None:
         return None
     return {"n": len(errors), "mean_abs_pct": round(float(np.mean(errors)), 1),
             "max_abs_pct": round(float(np.max(errors)), 1)}
+
+
+def prediction_error(predicted: list[dict], real: list[dict]) -> dict:
+    """How far ``predicted`` reports are from ``real`` ones (same order): per key, ``n``,
+    ``mean_abs_pct``, ``max_abs_pct`` (percent of the real value; LUT+FF as ``lut_ff``), and for DSP and
+    BRAM, whose counts are often 0, ``exact`` (the share predicted exactly).
+
+    >>> e = prediction_error([{"lut": 90, "ff": 10, "dsp": 0, "bram": 1}], [{"lut": 100, "ff": 10, "dsp": 0, "bram": 1}])
+    >>> e["lut"]["mean_abs_pct"], e["lut_ff"]["mean_abs_pct"], e["dsp"]["exact"]
+    (10.0, 9.1, 1.0)
+    """
+    out = {}
+    pairs = [(p | {"lut_ff": p["lut"] + p["ff"]}, r | {"lut_ff": r["lut"] + r["ff"]}) for p, r in zip(predicted, real)]
+    for k in ("lut", "ff", "lut_ff", "fmax_mhz"):
+        e = [100 * abs(p[k] - r[k]) / max(1, r[k]) for p, r in pairs if k in p and k in r]
+        out[k] = _stats(e)
+    for k in ("dsp", "bram"):
+        out[k] = {"n": len(pairs), "exact": round(sum(p[k] == r[k] for p, r in pairs) / max(1, len(pairs)), 3)}
+    return out
 
 
 def holdout_error(specs: list[dict], reports: list[dict], target: str = "ecp5") -> dict:

@@ -52,7 +52,7 @@ def add_parser(sub):
                                              "dividing C)")
     add_sweep_flags(p)
     model_input.add_arguments(p)
-    p.add_argument("--synth-budget", type=_budget, metavar="N|all",
+    p.add_argument("--synth-budget", type=synth_budget, metavar="N|all",
                    help="synthesize at most N cores (one of each structure first, then a second of each, ...) or "
                         "all of them; the cost model predicts the rest (default: one core of each structure, so "
                         "every other core differs from a synthesized one in ROM contents only)")
@@ -69,7 +69,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _budget(text: str):
+def synth_budget(text: str):
     """``--synth-budget``: a count or ``all``."""
     return text if text == "all" else int(text)
 
@@ -167,7 +167,7 @@ def explore(args) -> dict:
     """Calibrate, cost every candidate core, search: what :func:`finish` needs for any budget."""
     from hardyt.hw.costs import layer_costs
     from hardyt.hw.sweep import dask_client
-    from hardyt.quant.conversion.explore import Evaluator, beam_search, calibrate, pareto
+    from hardyt.quant.conversion.explore import Evaluator, calibrate, pareto, search
 
     _check(args)
     t0 = time.perf_counter()
@@ -189,7 +189,7 @@ def explore(args) -> dict:
 
     t2 = time.perf_counter()
     evaluate = Evaluator(cal, specs, x_val, y_val)
-    points = beam_search(cal.names, options_by_layer, lut_ff, evaluate, beam=args.beam)
+    points, method = search(cal.names, options_by_layer, lut_ff, evaluate, beam=args.beam)
     eight = {n: next(lab for lab in options_by_layer[n] if lab.startswith("dyt lut8 out8")) for n in cal.names}
     base = {"all_layernorm": {n: "layernorm" for n in cal.names}, "all_dyt_8bit": eight}
     baselines = {k: {"layers": v, "accuracy": evaluate(v), "cost": sum(lut_ff[(n, lab)] for n, lab in v.items())}
@@ -197,7 +197,7 @@ def explore(args) -> dict:
     return {"args": args, "model": model, "cal": cal, "batches": batches, "test": (x_test, y_test),
             "validation_size": len(x_val), "specs": specs, "dicts": dicts, "choices": choices, "hw": hw,
             "evaluate": evaluate, "front": pareto(points + list(baselines.values())), "baselines": baselines,
-            "space": _space(options_by_layer),
+            "space": _space(options_by_layer), "method": method,
             "seconds": {"calibration": round(t_cal, 1), "synthesis": round(t_synth, 1),
                         "search": round(time.perf_counter() - t2, 1)}}
 
@@ -225,7 +225,7 @@ def finish(e: dict, max_drop: float) -> dict:
         "front": [_point(p, costs, choices) for p in e["front"]],
         "pick": _point(pick, costs, choices) | {"test_accuracy": pick_test},
         "baselines": {k: _point(p, costs, choices) for k, p in e["baselines"].items()},
-        "search": {"method": "beam", "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
+        "search": {"method": e["method"], "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
         "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "reused", "estimated", "structures",
                                          "structures_synthesized", "model_error")}
         | {"cores": len(e["dicts"]), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},

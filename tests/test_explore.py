@@ -117,7 +117,7 @@ def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
 
     monkeypatch.setattr(synth_mod, "synth", fake_synth)
     with dask_client(workers=2) as client, pytest.raises(HardytError) as err:
-        costs.layer_costs(client, specs, "xilinx", tmp_path / "cache", progress=False)
+        costs.layer_costs(client, specs, "xilinx", tmp_path / "cache", budget="all", progress=False)
     assert "1 of 3 synthesis jobs failed" in str(err.value)
     assert "layer1 / dyt lut4: yosys failed: made to fail" in str(err.value)
     for label in ("layer0 / dyt lut4", "layer2 / dyt lut4"):

@@ -3,13 +3,14 @@
 ::
 
     hardyt explore [CHECKPOINT|CONVERTED_DIR] --max-drop PT [--target ecp5|xilinx] [--lanes P]
-                   [--scheduler tcp://HOST:PORT] [--out DIR]
+                   [--scheduler tcp://HOST:PORT] [--synth-budget N|all] [--beam B] [--out DIR]
 
 Converts once, derives every layer's candidates (DyT at several formats, or
 LayerNorm) from that calibration, measures each core's resources by
-synthesis (cached by spec content; a cost model fitted to the runs covers
-the cores not synthesized), measures configurations' top-1 on a validation
-split in the hardware's arithmetic, and writes into ``--out``:
+synthesis (cached by spec content; one core of each structure by default, a
+cost model fitted to the runs covers the other cores), measures
+configurations' top-1 on a validation split in the hardware's arithmetic,
+and writes into ``--out``:
 ``explore.json`` (``front``, ``pick``), ``explore.md`` + ``front.png`` and
 ``pick/``, a converted directory that ``hardyt rtl``, ``sim`` and ``synth``
 take as it is. See :mod:`hardyt.quant.conversion.explore` for the search.
@@ -70,7 +71,11 @@ def add_parser(sub):
 
 
 def synth_budget(text: str):
-    """``--synth-budget``: a count or ``all``."""
+    """``--synth-budget``: a count or ``all``.
+
+    >>> synth_budget("all"), synth_budget("12")
+    ('all', 12)
+    """
     return text if text == "all" else int(text)
 
 

@@ -32,6 +32,7 @@ MODULES = [
     "hardyt.hw.sweep",
     "hardyt.quant.conversion.explore",
     "hardyt.scripts.explore_report",
+    "hardyt.scripts.cmd_explore",
     "hardyt.quant.export.thresholds",
 ]
 

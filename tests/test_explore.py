@@ -226,3 +226,30 @@ def test_default_plan_covers_every_structure():
     assert {structure(by_label[lab]) for lab in plan} == {structure(s) for s in specs}
     assert len(plan) == len({structure(s) for s in specs})
     assert len(synthesis_plan(by_label, "all")) == len(specs)
+
+
+def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
+    """A core an earlier run synthesized is used as it is (no tool, no prediction), and the model fits it."""
+    from hardyt.hw import costs, synth as synth_mod
+    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.sweep import dask_client
+
+    specs = {f"layer{i} / dyt lut6": random_dyt_spec(8, 2, 6, 5, alpha=0.2 + 0.1 * i, name=f"layer{i}").to_dict()
+             for i in range(3)}
+    calls = []
+
+    def fake_synth(directory, target, progress=True, seed=1):
+        from hardyt.hw.emit import load_manifest
+        calls.append(load_manifest(directory)["name"])
+        return {"lut": 10 * len(calls), "ff": 5, "dsp": 0, "bram": 0}
+
+    monkeypatch.setattr(synth_mod, "synth", fake_synth)
+    with dask_client(workers=1) as client:
+        one = costs.layer_costs(client, specs, "xilinx", tmp_path, progress=False)
+        assert (one["runs"], one["synthesized"], one["estimated"], one["structures"]) == (1, 1, 2, 1)
+        costs.layer_costs(client, specs, "xilinx", tmp_path, budget="all", progress=False)
+        again = costs.layer_costs(client, specs, "xilinx", tmp_path, progress=False)
+    assert len(calls) == 3
+    assert (again["synthesized"], again["cached"], again["reused"], again["estimated"]) == (0, 1, 2, 0)
+    assert sorted(c["lut"] for c in again["costs"].values()) == [10, 20, 30]
+    assert again["model_error"]["within_structure"]["n"] == 3

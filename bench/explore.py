@@ -227,10 +227,11 @@ def render(meta: dict, results: dict, e: dict, check: dict, text: str, same: boo
         "![front](explore.png)", "", text, "",
         "`real LUT+FF`: the same configuration costed with the real synthesis run of every one of its cores.", "",
         "## The cost model against real synthesis", "",
-        f"Every core explore predicted ({check['cores_predicted']}) was synthesized as well ({check['checked']} "
-        f"checked, {check['synthesized_now']} synthesized by this run, the rest found in `--check-cache` from an "
-        f"earlier run of the same specs): the model's prediction (fitted on explore's {syn['runs']} runs) against "
-        f"the real run, mean / max absolute error in percent of the real value:", "",
+        f"Of the {check['cores_predicted']} cores explore predicted, {check['checked']} were synthesized as well "
+        f"({check['synthesized_now']} by this run, in {check['synth_seconds']} s, chosen across the structures; "
+        f"the rest found in `--check-cache` from an earlier run of the same specs): the model's prediction (fitted "
+        f"on explore's {syn['runs']} runs) against the real run, mean / max absolute error in percent of the real "
+        f"value:", "",
         check_table(check), "",
         f"Leave-one-out over all {loo['runs']} real runs (each DyT core held out, the model fitted on the rest): "
         f"{model_error_text(loo)}.", "",

@@ -59,14 +59,16 @@ def _explore_args(a) -> argparse.Namespace:
 
 def check_costs(e: dict, cache, budget) -> dict:
     """The explore's predicted cores against their real synthesis (from ``cache`` or run now, at most
-    ``budget`` new runs); the leave-one-out error over every real run."""
+    ``budget`` new runs, spread over the structures); the leave-one-out error over every real run
+    (explore's own and these)."""
     dicts, costs = e["dicts"], e["hw"]["costs"]
     first = {}
     for lab in sorted(dicts):
         first.setdefault(spec_key(dicts[lab], "ecp5"), lab)
     distinct = set(first.values())
-    real = {lab: cached_report(dicts[lab], "ecp5", cache) for lab in distinct}
-    missing = {lab: dicts[lab] for lab, r in real.items() if r is None}
+    real = {lab: costs[lab] for lab in distinct if costs[lab]["synthesized"]}
+    predicted = {lab: cached_report(dicts[lab], "ecp5", cache) for lab in distinct - real.keys()}
+    missing = {lab: dicts[lab] for lab, r in predicted.items() if r is None}
     todo = synthesis_plan(missing, budget or "all")
     t0 = time.perf_counter()
     with dask_client(workers=1) as client:
@@ -74,9 +76,9 @@ def check_costs(e: dict, cache, budget) -> dict:
                                   desc="check synth")
     if failures:
         raise failure_error(failures, len(todo), "synthesis job")
-    real |= done
-    real = {lab: r for lab, r in real.items() if r is not None}
-    by_key = {spec_key(dicts[lab], "ecp5"): r for lab, r in real.items()}
+    predicted = {lab: r for lab, r in (predicted | done).items() if r is not None}
+    real |= predicted
+    by_key = {spec_key(dicts[lab], "ecp5"): r for lab, r in predicted.items()}
     checked = [lab for lab, c in costs.items() if not c["synthesized"] and spec_key(dicts[lab], "ecp5") in by_key]
     pairs = {lab: (costs[lab], by_key[spec_key(dicts[lab], "ecp5")]) for lab in checked}
     by_kind = {}

@@ -8,12 +8,12 @@ hardyt version (a new version may build other gates). A spec already in the
 cache is never synthesized again. It is a plain function of picklable
 arguments, so it runs as a Dask job (:mod:`hardyt.hw.sweep`).
 
-:class:`CostModel` predicts the resources and Fmax of cores that were not
-synthesized: per report key, least squares on a few features of the spec
-that the hardware scales with (:func:`features`: lanes, datapath widths, ROM
-bits). :func:`holdout_error` says how far off it is: each synthesized core is
-held out in turn, the model fitted on the others, and its prediction compared
-with the real run.
+:func:`synthesis_plan` chooses which cores to synthesize (by default one of
+each structure, :func:`~hardyt.hw.cost_features.structure`), and
+:func:`layer_costs` runs them as Dask jobs and costs every core: synthesized
+(or found in the cache from an earlier run), or predicted by the
+:class:`~hardyt.hw.cost_model.CostModel` fitted to those runs, whose
+leave-one-out error it reports.
 """
 from __future__ import annotations
 
@@ -23,18 +23,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import prepare_out_dir, save_json_atomic
 from hardyt.quant.version import hardyt_version
 
-__all__ = ["RESOURCES", "spec_key", "cached_report", "synth_cached", "structure", "synthesis_plan", "features",
-           "CostModel", "holdout_error", "layer_costs"]
+from .cost_features import structure
+from .cost_model import RESOURCES, CostModel, holdout_error
 
-RESOURCES = ("lut", "ff", "dsp", "bram")
-FEATURES = ("one", "layernorm", "layernorm_lanes", "lanes_in_bits", "lanes_out_bits", "tanh_rom", "affine_rom")
+__all__ = ["spec_key", "cached_report", "synth_cached", "synthesis_plan", "layer_costs"]
 
 
 def spec_key(spec_dict: dict, target: str, seed: int = 1) -> str:
@@ -76,116 +73,46 @@ def synth_cached(spec_dict: dict, target: str, cache_dir, seed: int = 1) -> dict
     return report | {"cached": False, "key": key}
 
 
-def structure(spec_dict: dict) -> tuple:
-    """What shapes the gates of a core, its ROM contents aside: cores alike in this differ only in coefficients."""
-    if spec_dict["hardyt"] == "layernorm":
-        return ("layernorm", spec_dict["channels"], spec_dict["lanes"], spec_dict["in_bits"], spec_dict["out_bits"])
-    t, a = spec_dict["tanh"], spec_dict["affine"]
-    return ("dyt", spec_dict["channels"], spec_dict["lanes"], spec_dict["in_bits"], t["out_bits"], t["kind"],
-            len(t.get("slope", ())), a["mode"])
+def synthesis_plan(specs: dict[str, dict], budget: int | str | None = None) -> list[str]:
+    """Which of ``specs`` (``{label: spec dict}``, distinct contents) to synthesize.
 
-
-def synthesis_plan(specs: dict[str, dict], budget: int | None) -> list[str]:
-    """Which of ``specs`` (``{label: spec dict}``, distinct contents) to synthesize within ``budget`` runs.
-
-    One core of each structure first (LayerNorm cores before DyT cores: the
-    cost model has no other way to know them), then a second of each, and so
-    on: the cost model sees every kind of core it can, and the rest differ
-    from a synthesized one in ROM contents only. ``None``: all of them.
+    ``budget``: ``None`` (the default) one core of each structure;
+    ``"all"`` every core; ``N``: at most N runs, one core of each structure
+    first (LayerNorm cores before DyT cores: with no table, their one run is
+    exact), then a second of each, and so on. With one run per structure,
+    every core not synthesized differs from a synthesized one in ROM contents
+    only.
 
     >>> s = lambda c, b: {"hardyt": "layernorm", "channels": c, "lanes": 1, "in_bits": b, "out_bits": b}
-    >>> synthesis_plan({"a": s(4, 8), "b": s(4, 8), "c": s(4, 6)}, 2)
+    >>> synthesis_plan({"a": s(4, 8), "b": s(4, 8), "c": s(4, 6)})
     ['a', 'c']
+    >>> synthesis_plan({"a": s(4, 8), "b": s(4, 8), "c": s(4, 6)}, 1), synthesis_plan({"a": s(4, 8), "b": s(4, 8)}, "all")
+    (['a'], ['a', 'b'])
     """
     found: dict[tuple, list[str]] = {}
     for label in sorted(specs):
         found.setdefault(structure(specs[label]), []).append(label)
     groups = sorted(found.values(), key=lambda g: structure(specs[g[0]])[0] != "layernorm")   # stable
+    if budget is None:
+        return [g[0] for g in groups]
     order = [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
-    return order if budget is None else order[:budget]
+    return order if budget == "all" else order[:budget]
 
 
-def features(spec_dict: dict) -> np.ndarray:
-    """The cost model's features of a core (see :data:`FEATURES`)."""
-    spec = spec_from_dict(spec_dict)
-    p = spec.lanes
-    if spec_dict["hardyt"] == "layernorm":
-        return np.array([1.0, 1.0, p, p * spec.in_bits, p * spec.out_bits, 0.0, 0.0])
-    affine = 0.0
-    if spec.affine.mode == "channel":
-        affine = spec.channels * (spec.affine.gamma_bits + spec.affine.beta_bits) / 64
-    return np.array([1.0, 0.0, 0.0, p * spec.in_bits, p * spec.tanh.out_bits, p * spec.tanh.rom_bits / 64, affine])
-
-
-class CostModel:
-    """Least squares per report key on :func:`features`; predictions are clipped at 0.
-
-    Parameters
-    ----------
-    weights : dict
-        ``{key: weight vector}`` for each of :data:`RESOURCES` and ``fmax_mhz`` (if fitted).
-    """
-
-    def __init__(self, weights: dict[str, np.ndarray]):
-        self.weights = weights
-
-    @classmethod
-    def fit(cls, specs: list[dict], reports: list[dict]) -> "CostModel":
-        x = np.stack([features(s) for s in specs])
-        keys = RESOURCES + (("fmax_mhz",) if all("fmax_mhz" in r for r in reports) else ())
-        # A small ridge term: few runs, and features that some runs leave at zero.
-        reg = 1e-6 * np.eye(x.shape[1])
-        weights = {}
-        for k in keys:
-            y = np.array([float(r[k]) for r in reports])
-            weights[k] = np.linalg.solve(x.T @ x + reg, x.T @ y)
-        return cls(weights)
-
-    def predict(self, spec_dict: dict) -> dict:
-        f = features(spec_dict)
-        out = {k: max(0.0, float(f @ w)) for k, w in self.weights.items()}
-        return {k: (round(v, 1) if k == "fmax_mhz" else int(round(v))) for k, v in out.items()}
-
-
-def holdout_error(specs: list[dict], reports: list[dict]) -> dict:
-    """Leave-one-out error of :class:`CostModel` on synthesized runs.
-
-    Returns ``{"runs": n, "lut_ff": {...}, "fmax_mhz": {...}}``, each with
-    ``mean_abs_pct`` and ``max_abs_pct`` (percent of the real value) and the
-    per-run ``rows``; ``None`` values with fewer than 3 runs.
-    """
-    n = len(specs)
-    out = {"runs": n, "lut_ff": None, "fmax_mhz": None, "rows": []}
-    if n < 3:
-        return out
-    errs = {"lut_ff": [], "fmax_mhz": []}
-    for i in range(n):
-        model = CostModel.fit(specs[:i] + specs[i + 1:], reports[:i] + reports[i + 1:])
-        p, r = model.predict(specs[i]), reports[i]
-        row = {"real_lut_ff": r["lut"] + r["ff"], "predicted_lut_ff": p["lut"] + p["ff"]}
-        errs["lut_ff"].append(100 * abs(row["predicted_lut_ff"] - row["real_lut_ff"]) / max(1, row["real_lut_ff"]))
-        if "fmax_mhz" in p:
-            row |= {"real_fmax_mhz": r["fmax_mhz"], "predicted_fmax_mhz": p["fmax_mhz"]}
-            errs["fmax_mhz"].append(100 * abs(p["fmax_mhz"] - r["fmax_mhz"]) / r["fmax_mhz"])
-        out["rows"].append(row)
-    for k, e in errs.items():
-        if e:
-            out[k] = {"mean_abs_pct": round(float(np.mean(e)), 1), "max_abs_pct": round(float(np.max(e)), 1)}
-    return out
-
-
-def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budget: int | None = None,
+def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budget: int | str | None = None,
                 seed: int = 1, progress: bool = True) -> dict:
     """Cost of every core in ``specs`` (``{label: spec dict}``, label naming the layer and choice).
 
     The cores of :func:`synthesis_plan` are synthesized as Dask jobs on
-    ``client`` (cached ones run no tool); every other core is predicted by
-    the :class:`CostModel` fitted to those runs. A failed job raises, naming
-    its label, once every other job has finished (their reports are in the
-    cache, so a rerun synthesizes only what failed).
+    ``client`` (cached ones run no tool); a core the cache already holds from
+    an earlier run is used as well (it costs nothing); every other core is
+    predicted by the :class:`CostModel` fitted to all of those runs. A failed
+    job raises, naming its label, once every other job has finished (their
+    reports are in the cache, so a rerun synthesizes only what failed).
 
-    Returns ``{"costs": {label: {lut, ff, dsp, bram, fmax_mhz?, "synthesized": bool}}, "runs": n,
-    "synthesized": n_tool_runs, "cached": n_cache_hits, "estimated": n_predicted, "model_error": ...}``.
+    Returns ``{"costs": {label: {lut, ff, dsp, bram, fmax_mhz?, "synthesized": bool}}, "runs": n_planned,
+    "synthesized": n_tool_runs, "cached": n_cache_hits (planned), "reused": n_other_cached,
+    "estimated": n_predicted, "structures": n, "structures_synthesized": n, "model_error": ...}``.
     """
     from .sweep import failure_error, run_jobs
 
@@ -193,11 +120,17 @@ def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budge
     first: dict[str, str] = {}
     for label in sorted(specs):
         first.setdefault(spec_key(specs[label], target, seed), label)
-    plan = synthesis_plan({label: specs[label] for label in first.values()}, budget)
+    distinct = {label: specs[label] for label in first.values()}
+    plan = synthesis_plan(distinct, budget)
     jobs = {label: (synth_cached, (specs[label], target, str(cache_dir), seed)) for label in plan}
     reports, failures = run_jobs(client, jobs, desc=f"synth {target}", progress=progress)
     if failures:
         raise failure_error(failures, len(jobs), "synthesis job")
+    planned = dict(reports)
+    for label in distinct.keys() - reports.keys():
+        found = cached_report(distinct[label], target, cache_dir, seed)
+        if found is not None:
+            reports[label] = found | {"cached": True}
     keys = RESOURCES + (("fmax_mhz",) if target == "ecp5" else ())
     costs = {}
     for label, spec in specs.items():
@@ -205,13 +138,13 @@ def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budge
         if r is not None:
             costs[label] = {k: r[k] for k in keys} | {"synthesized": True}
     rest = [label for label in specs if label not in costs]
-    error = holdout_error([specs[lab] for lab in plan], [reports[lab] for lab in plan])
+    runs = sorted(reports)
+    fit = ([distinct[lab] for lab in runs], [reports[lab] for lab in runs])
     if rest:
-        if len(plan) < 2:
-            raise HardytError(f"cost model: {len(rest)} cores to predict from {len(plan)} synthesis run(s); "
-                              "raise the synthesis budget")
-        model = CostModel.fit([specs[lab] for lab in plan], [reports[lab] for lab in plan])
+        model = CostModel.fit(*fit, target)
         costs |= {label: model.predict(specs[label]) | {"synthesized": False} for label in rest}
-    return {"costs": costs, "runs": len(plan), "synthesized": sum(not r["cached"] for r in reports.values()),
-            "cached": sum(bool(r["cached"]) for r in reports.values()), "estimated": len(rest),
-            "model_error": error}
+    return {"costs": costs, "runs": len(plan), "synthesized": sum(not r["cached"] for r in planned.values()),
+            "cached": sum(bool(r["cached"]) for r in planned.values()), "reused": len(reports) - len(planned),
+            "estimated": len(rest), "structures": len({structure(s) for s in distinct.values()}),
+            "structures_synthesized": len({structure(distinct[lab]) for lab in runs}),
+            "model_error": holdout_error(*fit, target)}

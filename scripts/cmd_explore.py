@@ -3,13 +3,14 @@
 ::
 
     hardyt explore [CHECKPOINT|CONVERTED_DIR] --max-drop PT [--target ecp5|xilinx] [--lanes P]
-                   [--scheduler tcp://HOST:PORT] [--out DIR]
+                   [--scheduler tcp://HOST:PORT] [--synth-budget N|all] [--beam B] [--out DIR]
 
 Converts once, derives every layer's candidates (DyT at several formats, or
 LayerNorm) from that calibration, measures each core's resources by
-synthesis (cached by spec content; a cost model fitted to the runs covers
-the cores not synthesized), measures configurations' top-1 on a validation
-split in the hardware's arithmetic, and writes into ``--out``:
+synthesis (cached by spec content; one core of each structure by default, a
+cost model fitted to the runs covers the other cores), measures
+configurations' top-1 on a validation split in the hardware's arithmetic,
+and writes into ``--out``:
 ``explore.json`` (``front``, ``pick``), ``explore.md`` + ``front.png`` and
 ``pick/``, a converted directory that ``hardyt rtl``, ``sim`` and ``synth``
 take as it is. See :mod:`hardyt.quant.conversion.explore` for the search.
@@ -52,9 +53,10 @@ def add_parser(sub):
                                              "dividing C)")
     add_sweep_flags(p)
     model_input.add_arguments(p)
-    p.add_argument("--synth-budget", type=int, metavar="N",
-                   help="synthesize at most N cores, one of each structure first; the cost model predicts the "
-                        "rest (default: synthesize all)")
+    p.add_argument("--synth-budget", type=synth_budget, metavar="N|all",
+                   help="synthesize at most N cores (one of each structure first, then a second of each, ...) or "
+                        "all of them; the cost model predicts the rest (default: one core of each structure, so "
+                        "every other core differs from a synthesized one in ROM contents only)")
     p.add_argument("--beam", type=int, default=3, help="beam width of the search (default 3)")
     p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default 1024)")
     p.add_argument("--val-size", type=int, default=2000,
@@ -66,6 +68,15 @@ def add_parser(sub):
                    help="synthesis cache directory (default $HARDYT_SYNTH_CACHE or ~/.cache/hardyt/synth)")
     p.add_argument("--out", default="out/explore", help="output directory (default out/explore)")
     p.set_defaults(func=run)
+
+
+def synth_budget(text: str):
+    """``--synth-budget``: a count or ``all``.
+
+    >>> synth_budget("all"), synth_budget("12")
+    ('all', 12)
+    """
+    return text if text == "all" else int(text)
 
 
 def _source(args):
@@ -90,8 +101,9 @@ def _check(args):
         raise HardytError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")
     if args.lanes is not None and args.lanes < 1:
         raise HardytError(f"--lanes must be >= 1, got {args.lanes}")
-    if args.synth_budget is not None and args.synth_budget < 2:
-        raise HardytError(f"--synth-budget must be >= 2 (the cost model needs runs to fit), got {args.synth_budget}")
+    if args.synth_budget not in (None, "all") and args.synth_budget < 2:
+        raise HardytError(f"--synth-budget must be >= 2 or all (the cost model needs runs to fit), "
+                          f"got {args.synth_budget}")
 
 
 def _splits(args, pre):
@@ -160,7 +172,7 @@ def explore(args) -> dict:
     """Calibrate, cost every candidate core, search: what :func:`finish` needs for any budget."""
     from hardyt.hw.costs import layer_costs
     from hardyt.hw.sweep import dask_client
-    from hardyt.quant.conversion.explore import Evaluator, beam_search, calibrate, pareto
+    from hardyt.quant.conversion.explore import Evaluator, calibrate, pareto, search
 
     _check(args)
     t0 = time.perf_counter()
@@ -182,7 +194,7 @@ def explore(args) -> dict:
 
     t2 = time.perf_counter()
     evaluate = Evaluator(cal, specs, x_val, y_val)
-    points = beam_search(cal.names, options_by_layer, lut_ff, evaluate, beam=args.beam)
+    points, method = search(cal.names, options_by_layer, lut_ff, evaluate, beam=args.beam)
     eight = {n: next(lab for lab in options_by_layer[n] if lab.startswith("dyt lut8 out8")) for n in cal.names}
     base = {"all_layernorm": {n: "layernorm" for n in cal.names}, "all_dyt_8bit": eight}
     baselines = {k: {"layers": v, "accuracy": evaluate(v), "cost": sum(lut_ff[(n, lab)] for n, lab in v.items())}
@@ -190,7 +202,7 @@ def explore(args) -> dict:
     return {"args": args, "model": model, "cal": cal, "batches": batches, "test": (x_test, y_test),
             "validation_size": len(x_val), "specs": specs, "dicts": dicts, "choices": choices, "hw": hw,
             "evaluate": evaluate, "front": pareto(points + list(baselines.values())), "baselines": baselines,
-            "space": _space(options_by_layer),
+            "space": _space(options_by_layer), "method": method,
             "seconds": {"calibration": round(t_cal, 1), "synthesis": round(t_synth, 1),
                         "search": round(time.perf_counter() - t2, 1)}}
 
@@ -218,8 +230,9 @@ def finish(e: dict, max_drop: float) -> dict:
         "front": [_point(p, costs, choices) for p in e["front"]],
         "pick": _point(pick, costs, choices) | {"test_accuracy": pick_test},
         "baselines": {k: _point(p, costs, choices) for k, p in e["baselines"].items()},
-        "search": {"method": "beam", "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
-        "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "estimated", "model_error")}
+        "search": {"method": e["method"], "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
+        "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "reused", "estimated", "structures",
+                                         "structures_synthesized", "model_error")}
         | {"cores": len(e["dicts"]), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
         "candidates": dict(costs),
         "seconds": e["seconds"],

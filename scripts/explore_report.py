@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .plots import save_figure, subplots
 
-__all__ = ["plot_front", "render_markdown", "layer_choice"]
+__all__ = ["plot_front", "render_markdown", "layer_choice", "model_error_text"]
 
 
 def layer_choice(c: dict) -> str:
@@ -49,15 +49,29 @@ def _row(name: str, p: dict, names: list[str]) -> str:
             + " ".join(layer_choice(p["layers"][n]) for n in names) + " |")
 
 
+def _pct(e: dict | None) -> str:
+    return "—" if e is None else f"mean {e['mean_abs_pct']} %, max {e['max_abs_pct']} % (n={e['n']})"
+
+
+def model_error_text(err: dict) -> str:
+    """The cost model's leave-one-out error in words.
+
+    >>> e = {"n": 2, "mean_abs_pct": 5.0, "max_abs_pct": 8.0}
+    >>> model_error_text({"lut_ff": e, "fmax_mhz": None, "within_structure": e, "across_structures": None})
+    'LUT+FF mean 5.0 %, max 8.0 % (n=2) (runs whose structure another run had: mean 5.0 %, max 8.0 % (n=2); the others: —)'
+    """
+    if err["lut_ff"] is None:
+        return "not measured (no DyT run to hold out)"
+    text = (f"LUT+FF {_pct(err['lut_ff'])} (runs whose structure another run had: {_pct(err['within_structure'])}; "
+            f"the others: {_pct(err['across_structures'])})")
+    return text + ("" if err["fmax_mhz"] is None else f"; Fmax {_pct(err['fmax_mhz'])}")
+
+
 def render_markdown(result: dict) -> str:
     """``explore.md``."""
     names = list(result["pick"]["layers"])
     syn, s = result["synthesis"], result["search"]
-    err = syn["model_error"]
-    err_text = "not measured (fewer than 3 runs)" if err["lut_ff"] is None else \
-        (f"LUT+FF mean {err['lut_ff']['mean_abs_pct']} %, max {err['lut_ff']['max_abs_pct']} %"
-         + ("" if err["fmax_mhz"] is None else
-            f"; Fmax mean {err['fmax_mhz']['mean_abs_pct']} %, max {err['fmax_mhz']['max_abs_pct']} %"))
+    err_text = model_error_text(syn["model_error"])
     lines = [
         f"# hardyt explore: `{result['checkpoint']}` on `{result['data']}`, --max-drop {result['max_drop']} pt", "",
         f"Accuracy: top-1 in the hardware's fixed-point arithmetic on {result['splits']['validation']} validation "
@@ -66,10 +80,12 @@ def render_markdown(result: dict) -> str:
         f"{100 * result['reference']['validation_accuracy']:.2f} %, test "
         f"{100 * result['reference']['test_accuracy']:.2f} %.", "",
         f"Resources: {result['target']}, sums over every normalization layer (slowest Fmax). {syn['cores']} "
-        f"candidate cores, {syn['runs']} synthesis runs ({syn['synthesized']} run now, {syn['cached']} from the "
-        f"cache), {syn['estimated']} cores from the cost model; its leave-one-out error on the runs: {err_text}. "
-        f"Scheduler: {syn['scheduler']}.", "",
-        f"Search: beam {s['beam']}, {s['measured']} configurations measured of {s['space']:.3g}.", "",
+        f"candidate cores of {syn['structures']} structures, {syn['runs']} synthesis runs ({syn['synthesized']} run "
+        f"now, {syn['cached']} from the cache; {syn['reused']} more cores found in the cache), covering "
+        f"{syn['structures_synthesized']} of the {syn['structures']} structures; {syn['estimated']} cores from the "
+        f"cost model. Its leave-one-out error on the runs: {err_text}. Scheduler: {syn['scheduler']}.", "",
+        f"Search: {'exact' if s['method'] == 'exact' else 'beam ' + str(s['beam'])}, {s['measured']} configurations "
+        f"measured of {s['space']:.3g}.", "",
         "![front](front.png)", "",
         "| point | val top-1 % | test top-1 % | LUT | FF | LUT+FF | DSP | BRAM | Fmax MHz | est. layers | "
         + " ".join(f"`{n}`" for n in names) + " |",

@@ -29,9 +29,12 @@ MODULES = [
     "hardyt.hw.engine_set",
     "hardyt.hw.cores",
     "hardyt.hw.costs",
+    "hardyt.hw.cost_features",
+    "hardyt.hw.cost_model",
     "hardyt.hw.sweep",
     "hardyt.quant.conversion.explore",
     "hardyt.scripts.explore_report",
+    "hardyt.scripts.cmd_explore",
     "hardyt.quant.export.thresholds",
 ]
 

@@ -117,7 +117,7 @@ def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
 
     monkeypatch.setattr(synth_mod, "synth", fake_synth)
     with dask_client(workers=2) as client, pytest.raises(HardytError) as err:
-        costs.layer_costs(client, specs, "xilinx", tmp_path / "cache", progress=False)
+        costs.layer_costs(client, specs, "xilinx", tmp_path / "cache", budget="all", progress=False)
     assert "1 of 3 synthesis jobs failed" in str(err.value)
     assert "layer1 / dyt lut4: yosys failed: made to fail" in str(err.value)
     for label in ("layer0 / dyt lut4", "layer2 / dyt lut4"):
@@ -156,3 +156,100 @@ def test_candidates_from_one_calibration(tmp_path, monkeypatch):
     assert all(folded[n]["into"] for n in cal.names if n != "norm")
     with torch.no_grad():   # the pick's model (folded into Linear) computes what the emulation computed
         assert torch.allclose(fixed_model(x[32:]), evaluate.model(config)(x[32:]), atol=1e-4)
+
+
+def _synthetic_runs(lut_per_logic=0.75):
+    """Cores of three structures (contents varied by alpha) with resources made from a known rule."""
+    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.cost_features import features, structure
+
+    base = {6: (100, 40, 0), 8: (300, 60, 0), 10: (150, 80, 2)}          # in_bits: (LUT offset, FF, BRAM)
+    specs, reports = [], []
+    for bits, (lut0, ff, bram) in base.items():
+        for k in range(4):
+            s = random_dyt_spec(16, 2, bits, bits - 1, alpha=(1.0 + 0.7 * k) / (1 << (bits - 1)),
+                                name=f"l{k}").to_dict()
+            logic = features(s)[2]
+            lut = lut0 + (lut_per_logic * logic if bram == 0 else 0)
+            specs.append(s)
+            reports.append({"lut": lut, "ff": ff, "dsp": 0, "bram": bram, "fmax_mhz": 200.0 - bits})
+    assert len({structure(s) for s in specs}) >= 3
+    return specs, reports
+
+
+def test_cost_model_recovers_a_known_rule():
+    """Fitted on cores whose LUTs are an offset per structure plus w * rom_logic, the model finds w and
+    predicts held-out cores of those structures exactly."""
+    from hardyt.hw.cost_features import structure
+    from hardyt.hw.cost_model import CostModel, holdout_error
+
+    specs, reports = _synthetic_runs(0.75)
+    fit_idx = [i for i in range(len(specs)) if i % 4 != 3]            # hold out one core of each structure
+    model = CostModel.fit([specs[i] for i in fit_idx], [reports[i] for i in fit_idx])
+    assert model.lut_per_logic == pytest.approx(0.75, rel=1e-6)
+    for i in range(3, len(specs), 4):
+        p, r = model.predict(specs[i]), reports[i]
+        assert not p["across"]
+        assert p["lut"] == round(r["lut"]) and p["ff"] == r["ff"] and p["bram"] == r["bram"]
+        assert p["fmax_mhz"] == r["fmax_mhz"]
+    err = holdout_error(specs, reports)
+    assert err["within_structure"]["max_abs_pct"] < 0.5 and err["across_structures"] is None
+    # a structure no run has is predicted across structures, and says so
+    lone = [i for i in range(len(specs)) if structure(specs[i]) != structure(specs[0])]
+    p = CostModel.fit([specs[i] for i in lone], [reports[i] for i in lone]).predict(specs[0])
+    assert p["across"]
+
+
+def test_cost_model_content_feature_tracks_the_table():
+    """rom_logic: a table whose bits change more often costs more, a constant one nothing."""
+    from hardyt.hw.cost_features import rom_logic, roms
+    from hardyt.hw.cores import random_dyt_spec
+
+    assert rom_logic([0] * 256, 8) == 0
+    steep = rom_logic([(i * 37) % 256 for i in range(256)], 8)
+    stair = rom_logic([i // 32 for i in range(256)], 8)
+    assert 0 < stair < steep
+    # an LUT over every signed code: one ROM read by each lane; PWL: slope and intercept ROMs
+    lut = roms(random_dyt_spec(16, 4, 8, 8, seed=0).to_dict())
+    assert [(n, len(w), p) for n, w, _, p in lut] == [("tanh", 256, 4)]
+    pwl = roms(random_dyt_spec(16, 4, 12, 12, tanh="pwl", seed=0).to_dict())
+    assert [n for n, *_ in pwl] == ["slope", "intercept"]
+
+
+def test_default_plan_covers_every_structure():
+    from hardyt.hw.cost_features import structure
+    from hardyt.hw.costs import synthesis_plan
+
+    specs, _ = _synthetic_runs()
+    by_label = {f"c{i}": s for i, s in enumerate(specs)}
+    plan = synthesis_plan(by_label)
+    assert {structure(by_label[lab]) for lab in plan} == {structure(s) for s in specs}
+    assert len(plan) == len({structure(s) for s in specs})
+    assert len(synthesis_plan(by_label, "all")) == len(specs)
+
+
+def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
+    """A core an earlier run synthesized is used as it is (no tool, no prediction), and the model fits it."""
+    from hardyt.hw import costs, synth as synth_mod
+    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.sweep import dask_client
+
+    specs = {f"layer{i} / dyt lut6": random_dyt_spec(8, 2, 6, 5, alpha=0.2 + 0.1 * i, name=f"layer{i}").to_dict()
+             for i in range(3)}
+    calls = []
+
+    def fake_synth(directory, target, progress=True, seed=1):
+        from hardyt.hw.emit import load_manifest
+        calls.append(load_manifest(directory)["name"])
+        return {"lut": 10 * len(calls), "ff": 5, "dsp": 0, "bram": 0}
+
+    monkeypatch.setattr(synth_mod, "synth", fake_synth)
+    with dask_client(workers=1) as client:
+        one = costs.layer_costs(client, specs, "xilinx", tmp_path, progress=False)
+        assert (one["runs"], one["synthesized"], one["estimated"], one["structures"]) == (1, 1, 2, 1)
+        costs.layer_costs(client, specs, "xilinx", tmp_path, budget="all", progress=False)
+        again = costs.layer_costs(client, specs, "xilinx", tmp_path, progress=False)
+    assert len(calls) == 3
+    assert (again["synthesized"], again["cached"], again["reused"], again["estimated"]) == (0, 1, 2, 0)
+    assert sorted(c["lut"] for c in again["costs"].values()) == [10, 20, 30]
+    assert again["model_error"]["within_structure"]["n"] == 3

@@ -1,6 +1,7 @@
 """Weights besides DyT's, streamed calibration data, devices and torch.distributed (2 processes, gloo)."""
 from __future__ import annotations
 
+import copy
 import os
 import socket
 from datetime import timedelta
@@ -128,5 +129,17 @@ def test_two_processes_equal_one(tmp_path):
     want = single.state_dict()
     assert got["state"].keys() == want.keys()
     for k, v in want.items():
-        assert torch.allclose(got["state"][k], v, rtol=1e-4, atol=1e-5), k
+        g = got["state"][k]
+        if k.endswith("qkv.bias"):
+            # The key bias shifts every score of a query equally: softmax ignores it, its exact gradient is
+            # zero, and Adam turns the float noise of its gradient (which differs with the reduction
+            # order) into steps. It changes no output, so the outputs are compared below instead.
+            c = v.shape[0] // 3
+            g, v = torch.cat([g[:c], g[2 * c:]]), torch.cat([v[:c], v[2 * c:]])
+        assert torch.allclose(g, v, rtol=1e-4, atol=1e-5), k
+    two = copy.deepcopy(single)
+    two.load_state_dict(got["state"])
+    with torch.no_grad():
+        for batch in _calib():
+            assert torch.allclose(two(batch), single(batch), rtol=1e-4, atol=1e-5)
     assert got["kl"] == pytest.approx(report["kl"], rel=1e-3)

@@ -101,7 +101,7 @@ def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float,
         if adapts else k0
     converted, report, _ = attempt(best)
     report["partial"] = {"max_drop": max_drop, "costs": costs, "order": order, "curve": curve,
-                         "kept": list(order[best:]), "curve_weights": "trained",
+                         "kept": list(order[best:]),
                          "tried": [{"converted": k, "accuracy": acc} for k, (_, _, acc) in sorted(tried.items())]}
     return converted, report
 
@@ -117,8 +117,10 @@ def _largest_within(lo: int, hi: int, ok) -> int:
     >>> _largest_within(3, 3, lambda k: False)
     3
     """
-    if lo >= hi or ok(hi):
-        return hi if lo < hi else lo
+    if lo >= hi:
+        return lo
+    if ok(hi):
+        return hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if ok(mid):

@@ -48,7 +48,9 @@ def add_parser(sub):
     p.add_argument("--lanes", type=int, help="channels per beat P (default: largest of 8, 4, 2, 1 dividing C)")
     p.add_argument("--method", default="reconstruct",
                    choices=("naive", "lstsq", "sequential", "reconstruct"), help="calibration (default: reconstruct)")
-    p.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
+    p.add_argument("--steps", type=int,
+                   help="reconstruction steps, exactly (default: follow the data and the held-out check within "
+                        "--time-budget)")
     p.add_argument("--alpha-shift", type=int, default=0, metavar="K",
                    help="per-channel alpha as shifts 0..K (default 0: one alpha per layer)")
     p.add_argument("--no-fold", action="store_true",
@@ -58,6 +60,12 @@ def add_parser(sub):
     p.add_argument("--freeze-weights", action="store_true",
                    help="keep every weight besides DyT's as trained (default: they adapt, label-free, toward the "
                         "LayerNorm model; the report says how far each tensor moved)")
+    p.add_argument("--no-guard", action="store_true",
+                   help="keep the adapted weights even if they do not beat the frozen-weight conversion on the "
+                        "held-out check (default: the better of the two is returned, and the report says which)")
+    p.add_argument("--time-budget", type=float, metavar="S",
+                   help="seconds of reconstruction (default: 480 when --steps is not given; steps then follow "
+                        "the calibration set's size until the held-out check stops improving)")
     p.add_argument("--self-distill-lr", type=float, metavar="LR",
                    help="learning rate of the weights that adapt (default: the library's; 0: none adapt)")
     p.add_argument("--feature-weight", type=float, metavar="W",
@@ -97,13 +105,15 @@ def _options(args) -> dict:
 
     options = {"method": args.method, "alpha_shift": args.alpha_shift, "freeze_weights": args.freeze_weights,
                "device": args.device, "seed": args.seed, "progress": True, "strict": args.strict,
-               "fold": not args.no_fold}
+               "fold": not args.no_fold, "guard": not args.no_guard}
     if args.self_distill_lr is not None:
         options["self_distill_lr"] = args.self_distill_lr
     if args.feature_weight is not None:
         options["feature_weight"] = args.feature_weight
     if args.steps is not None:
         options["steps"] = args.steps
+    if args.time_budget is not None:
+        options["time_budget"] = args.time_budget
     if args.augment is not None:
         options["augment"] = args.augment
     with flag_errors():
@@ -151,8 +161,15 @@ def run(args) -> int:
           f"DyT fixed {100 * acc['dyt_fixed']:.2f} %  ({len(report['layers'])} DyT layers, "
           f"{report['folded']} folded, {len(report['kept_layernorms'])} LayerNorm kept, "
           f"{report['total_seconds']:.0f} s) -> {Path(args.out)}")
+    print(teacher_summary(report))
     print(fidelity_summary(report, warnings=True))
     return 0
+
+
+def teacher_summary(report) -> str:
+    """The held-out check against the LayerNorm model, one line (docs/conversion.md, "The referee")."""
+    from hardyt.quant.conversion.referee import referee_summary
+    return referee_summary(report)
 
 
 def fidelity_summary(report, *, warnings: bool = False) -> str:
@@ -247,6 +264,14 @@ def _weights_line(report) -> str:
             + f" (every tensor in report.json). {where}")
 
 
+def _teacher_layers(report) -> list[str]:
+    layers = (report.get("teacher") or {}).get("layers") or []
+    if not layers:
+        return []
+    return ["", "| layer | cosine to its LayerNorm's output (returned model) | float DyT |", "|---|---|---|"] + \
+        [f"| {r['name']} | {r['cosine']:.4f} | {r['cosine_float']:.4f} |" for r in layers]
+
+
 def render_markdown(report) -> str:
     acc = report["accuracy"]
     ln = acc["ln_float"]
@@ -279,6 +304,8 @@ def render_markdown(report) -> str:
                      f"| {layer['fit_error']:.3g} | {layer['sqnr_db']:.1f} "
                      f"| {layer['min_in_bits'] or '>16'}/{layer['min_out_bits'] or '>16'} "
                      f"| {layer['spec']['affine']['mode']} | {', '.join(layer['folded_into']) or '–'} |")
+    lines += ["", "## Against the LayerNorm model (held-out check)", "", "```", teacher_summary(report), "```"]
+    lines += _teacher_layers(report)
     lines += ["", "## Fixed point vs float DyT", "", "![per-layer SQNR](sqnr.png)", "",
               "```", fidelity_summary(report), "```"]
     if report["kept_layernorms"]:

@@ -1,15 +1,17 @@
 """Accuracy of LayerNorm → DyT conversion: the default over 3 seeds, --freeze-weights, candidates, one run.
 
-    .venv/bin/python bench/accuracy.py                 # both ViTs, 1024 images, the whole pool, --max-drop 0.3
+    .venv/bin/python bench/accuracy.py                 # both ViTs, 1024 images, the whole training set, --max-drop 0.3
     .venv/bin/python bench/accuracy.py --no-whole      # 1024-image rows only
     .venv/bin/python bench/accuracy.py --jobs 2        # two conversions at a time, one torch thread each
 
-No decision reads the test split: the Fashion-MNIST training split is cut
-once (a fixed permutation, seed 12345) into a **validation** split
-(``--val-size``, 5000 labelled images) and the **pool** the calibration
-images are drawn from (labels unused; "whole" = the whole pool, 55 000).
-Candidates are compared on validation, ``--max-drop`` chooses on
-validation; the test split is only reported. The default runs with seeds
+No decision reads the reported test images: the Fashion-MNIST test split
+is cut once (a fixed permutation, seed 12345) into a **validation** half
+(``--val-size``, 5000 labelled images) and the **test** half that is only
+reported (the rest). Validation is not cut from the training split because
+both ViTs were trained on all of it: its images score ~6 pt higher than
+unseen ones (LayerNorm 96.2 % vs 89.7 %). Calibration images (labels unused)
+come from the training split ("whole" = all 60 000). Candidates are
+compared on validation, ``--max-drop`` chooses on validation. The default runs with seeds
 0, 1, 2 (calibration sample, optimizer and augmentation draws) and is
 reported as mean ± std.
 
@@ -37,7 +39,7 @@ from pathlib import Path
 OUT = Path(__file__).parent / "results"
 SECOND = Path(__file__).parent / "models" / "vit_fmnist_d6w32.safetensors"
 
-VAL_SEED = 12345  # the validation / pool cut of the training split, the same for every row
+VAL_SEED = 12345  # the validation / test cut of the test split, the same for every row
 DEFAULT = "default (guarded: frozen phase, then every weight adapts; kept only if it beats frozen on the referee)"
 # (label, options on top of the defaults), seed 0 only, compared with the default on validation.
 CANDIDATES = [
@@ -46,7 +48,7 @@ CANDIDATES = [
     ("guarded, per-tensor rate 0.05 x RMS (relative_lr)", {"relative_lr": 0.05}),
 ]
 WHOLE = [
-    ("default, whole pool (steps follow the data within the 480-s budget)", {}),
+    ("default, whole training set (steps follow the data within the 480-s budget)", {}),
 ]
 MAX_DROP = [  # the bundled ViT only: the issue's target is stated for its 9 LayerNorms
     ("default + --max-drop 0.3 (chosen on validation)", {}, 0.3),
@@ -64,11 +66,12 @@ def _run(job: dict) -> dict:
 
     torch.set_num_threads(job["threads"])
     model = load_vit(job["path"]).eval()
-    x_train, y_train = load_dataset("fashion-mnist", "train", None)
-    cut = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(VAL_SEED))
-    x_val, y_val = x_train[cut[:job["val"]]], y_train[cut[:job["val"]]]
-    pool = x_train[cut[job["val"]:]]
-    x_test, y_test = load_dataset("fashion-mnist", "test", job["test"])
+    pool, _ = load_dataset("fashion-mnist", "train", None)
+    x_all, y_all = load_dataset("fashion-mnist", "test", None)
+    cut = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(VAL_SEED))
+    x_val, y_val = x_all[cut[:job["val"]]], y_all[cut[:job["val"]]]
+    test = cut[job["val"]:][:job["test"]]
+    x_test, y_test = x_all[test], y_all[test]
     if job["options"] is None:  # the LayerNorm model itself
         return {**job, "ln_float": accuracy(model, x_test, y_test), "ln_val": accuracy(model, x_val, y_val)}
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(job["seed"]))
@@ -123,8 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-whole", dest="whole", action="store_false", help="skip the whole-training-set rows")
     ap.add_argument("--no-max-drop", dest="max_drop", action="store_false", help="skip the --max-drop row")
     ap.add_argument("--calib-size", type=int, default=1024)
-    ap.add_argument("--test-size", type=int, help="test images (default: all 10 000)")
-    ap.add_argument("--val-size", type=int, default=5000, help="validation images cut from the training split")
+    ap.add_argument("--test-size", type=int, help="test images reported (default: all not used for validation)")
+    ap.add_argument("--val-size", type=int, default=5000, help="validation images cut from the test split")
     ap.add_argument("--seed", type=int, default=0, help="seed of the candidate, whole and max-drop rows")
     ap.add_argument("--seeds", default="0,1,2", help="seeds of the default's rows (comma-separated)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per conversion")
@@ -231,9 +234,9 @@ def _write(rows: list, args, cmd: str, name: str, missing: list[str]) -> None:
                       f"Command: `{cmd}` ({args.threads} torch thread(s) per conversion, {args.jobs} at a time; "
                       f"load average at the end {meta['load']}). Top-1; fixed point = the golden model's integer "
                       "DyT (8-bit input, LUT tanh, 8-bit output), rest of the model float. Validation: "
-                      f"{args.val_size} training images never used for calibration (the only split any choice "
-                      "reads); test: the 10 000-image test split, reported only. Calibration labels unused, "
-                      "drawn from the rest of the training split (whole pool = all of it) in batches of 64, "
+                      f"{args.val_size} images of the test split (a fixed half; the only split any choice reads); "
+                      "test: the other images of the test split, reported only. Calibration labels unused, "
+                      "drawn from the training split (whole = all 60 000) in batches of 64, "
                       "1/8 of them (at least 64, at most 1024) held out as the referee. Referee: the fixed-point "
                       "model against the LayerNorm model on those held-out samples. Time: the conversion alone."
                       "\n\n" + text + "\n" + "".join(f"\nNot run (interrupted): {m}" for m in missing)

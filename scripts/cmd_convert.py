@@ -41,7 +41,15 @@ def add_parser(sub):
     p.add_argument("--calib-size", type=model_input.calib_size, default=1024, metavar="N|all",
                    help="calibration images from the training split, or 'all' of it; labels unused (default: 1024)")
     p.add_argument("--max-drop", type=float, metavar="PT",
-                   help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
+                   help="keep the fewest LayerNorms such that top-1 drops by at most PT points, judged on the "
+                        "validation split (--val-size/--val-data) or else on the held-out calibration images "
+                        "(top-1 agreement with the LayerNorm model); the test split is only reported")
+    p.add_argument("--val-size", type=int, metavar="N",
+                   help="labelled validation images cut from --data's training split (never calibrated on) for "
+                        "--max-drop to decide on; with --val-data, how many of its images (default: all)")
+    p.add_argument("--val-data", metavar="SPEC",
+                   help="a labelled validation set for --max-drop (fashion-mnist, DIR or FILE.npz; its training "
+                        "split)")
     p.add_argument("--in-bits", type=int, default=8, help="DyT input code width (default: 8)")
     p.add_argument("--out-bits", type=int, default=8, help="tanh output width (default: 8)")
     p.add_argument("--tanh", choices=("lut", "pwl"), default="lut", help="fixed-point tanh kind (default: lut)")
@@ -97,6 +105,8 @@ def _check_args(args):
                               f"got {v}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
+    if args.val_size is not None and args.val_size < 1:
+        raise HardytError(f"--val-size must be >= 1, got {args.val_size}")
 
 
 def _options(args) -> dict:
@@ -138,9 +148,9 @@ def run(args) -> int:
     formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes,
                "tanh_range": args.tanh_range}
     if args.max_drop is not None:
-        x_test, y_test = test.batch(test_idx)
-        converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,
-                                            fixed_point=formats, **options)
+        val = model_input.validation_set(args, pre)
+        converted, report = partial_convert(model, batches, *(val[:2] if val else (None, None)),
+                                            max_drop=args.max_drop, fixed_point=formats, **options)
     else:
         converted, report = convert(model, batches, fixed_point=formats, **options)
     t_convert = time.perf_counter() - t0
@@ -155,6 +165,7 @@ def run(args) -> int:
               "checkpoint": str(args.checkpoint or "bundled"), "format": fmt, "data": args.data,
               "test_samples": len(test_idx), "preprocessing": pre.to_dict(), "accuracy": acc,
               "accuracy_check": check, **report, "warnings": report["warnings"] + ([warning] if warning else []),
+              "splits": _splits(args, report, len(test_idx)),
               "convert_seconds": t_convert, "total_seconds": time.perf_counter() - t0}
     write_converted(Path(args.out), model, float_model, converted, report, next(iter(batches))[:RECORD_IMAGES])
     print(f"LayerNorm {100 * acc['ln_float']:.2f} %  DyT float {100 * acc['dyt_float']:.2f} %  "
@@ -164,6 +175,17 @@ def run(args) -> int:
     print(teacher_summary(report))
     print(fidelity_summary(report, warnings=True))
     return 0
+
+
+def _splits(args, report, test_samples: int) -> dict:
+    """Which split decided (the referee, or --max-drop's validation split) and which was only reported."""
+    decided = [{"split": "referee", "samples": report["teacher"]["samples"], "source": "held-out calibration "
+                "images", "decides": "early stopping, adapted vs frozen weights"}]
+    part = report.get("partial")
+    if part:
+        decided.append(part["decided_on"] | {"decides": "--max-drop: which LayerNorms are kept"})
+    return {"decided": decided, "reported": {"split": "test", "source": f"{args.data} (test split)",
+                                             "samples": test_samples}}
 
 
 def teacher_summary(report) -> str:
@@ -313,7 +335,10 @@ def render_markdown(report) -> str:
                   + ", ".join(f"`{n}`" for n in report["kept_layernorms"])]
     part = report.get("partial")
     if part:
+        dec = part["decided_on"]
         lines += ["", f"## Partial replacement (--max-drop {part['max_drop']} pt)", "",
+                  f"Decided on the {dec['split']} ({dec['samples']} images, {dec['metric']}); the test split "
+                  "above is reported only.", "",
                   "| converted (cheapest first) | layer added | cost (KL, alone) | top-1 |", "|---|---|---|---|"]
         lines.append(f"| 0 | – | – | {_pct(part['curve'][0])} |")
         for k, name in enumerate(part["order"], 1):

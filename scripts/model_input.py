@@ -130,16 +130,50 @@ def describe(pre) -> str:
     return describe_dict(pre.to_dict())
 
 
+VAL_SEED = 12345  # the validation images cut from the training split: the same whatever --seed
+
+
+def validation_indices(args, n_train: int) -> list[int]:
+    """Indices of ``--data``'s training split held out as labelled validation (``--val-size``; none without it)."""
+    import torch
+    if not getattr(args, "val_size", None) or getattr(args, "val_data", None):
+        return []
+    if args.val_size >= n_train:
+        raise HardytError(f"--val-size {args.val_size}: the training split of {args.data} holds {n_train} images; "
+                          "leave some to calibrate on")
+    return torch.randperm(n_train, generator=torch.Generator().manual_seed(VAL_SEED))[:args.val_size].tolist()
+
+
 def calibration_loader(args, pre):
-    """Lazy calibration batches of the training split (labels never read): ``--calib-size`` images or all."""
+    """Lazy calibration batches of the training split (labels never read): ``--calib-size`` images or all,
+    never one of the validation images (:func:`validation_indices`)."""
     import torch
 
     from hardyt.quant.zoo.data import batch_loader, open_dataset
     train = open_dataset(args.data, "train", pre, labels=False)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
+    val = set(validation_indices(args, len(train)))
+    if val:
+        order = order[[i not in val for i in order.tolist()]]
     if args.calib_size != "all":
         order = order[:args.calib_size]
     return batch_loader(train, order.tolist(), CALIB_BATCH)
+
+
+def validation_set(args, pre):
+    """``(x, y, record)``: the labelled validation split ``--max-drop`` decides on, or None (the referee).
+
+    ``--val-data SPEC``: that dataset's training split (``--val-size`` images of it, else all);
+    ``--val-size N`` alone: N images of ``--data``'s training split, kept out of calibration.
+    """
+    from hardyt.quant.zoo.data import open_dataset, subset
+    if not getattr(args, "val_data", None) and not getattr(args, "val_size", None):
+        return None
+    spec = args.val_data or args.data
+    ds = open_dataset(spec, "train", pre, labels=True)
+    idx = validation_indices(args, len(ds)) if not args.val_data else subset(len(ds), args.val_size)
+    x, y = ds.batch(idx)
+    return x, y, {"split": "validation", "source": f"{spec} (training split)", "samples": len(idx)}
 
 
 def test_set(args, pre):

@@ -98,7 +98,26 @@ def test_cli_referee_line_and_strict_writes_nothing(tmp_path, monkeypatch, capsy
     report = json.loads((tmp_path / "ok" / "report.json").read_text())
     assert report["teacher"]["samples"] == 64 and report["teacher"]["fixed"]["top1_agreement"] is not None
     assert "held-out check" in (tmp_path / "ok" / "report.md").read_text()
+    assert report["splits"]["reported"] == {"split": "test", "source": f"{data} (test split)", "samples": 192}
+    # --max-drop decides on a labelled validation split cut from the training split, never on the test split.
+    assert main(args + ["--max-drop", "100", "--val-size", "32", "--out", str(tmp_path / "part")]) == 0
+    report = json.loads((tmp_path / "part" / "report.json").read_text())
+    assert report["calib_samples"] == 160 and report["partial"]["decided_on"]["samples"] == 32
+    assert [d["split"] for d in report["splits"]["decided"]] == ["referee", "validation"]
     # No reconstruction (LayerNorm's gamma/beta, alpha by MSE): the held-out check fails, --strict writes nothing.
     bad = args + ["--method", "naive", "--strict", "--out", str(tmp_path / "bad")]
     assert main(bad) == 1
     assert "held-out check" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_max_drop_decides_on_the_referee_without_a_validation_split():
+    from test_convert import FAST, _calib, _model
+
+    from hardyt.quant.conversion.partial import partial_convert
+
+    model, calib = _model(), _calib(8)  # 128 images: the first 64 are the referee
+    _, report = partial_convert(model, calib, max_drop=100.0, **FAST)
+    part = report["partial"]
+    assert part["decided_on"] == {"split": "referee", "samples": 64,
+                                  "metric": "top-1 agreement with the LayerNorm model"}
+    assert part["curve"][0] == 1.0 and part["kept"] == []

@@ -54,7 +54,8 @@ def calibration_batches(calib) -> list:
     A single tensor is split into batches of 64 samples. For callers that
     need every batch at hand (partial replacement); :func:`convert` streams.
     """
-    return Calibration(calib, fit_samples=math.inf).fit
+    data = Calibration(calib, fit_samples=math.inf)
+    return data.holdout + data.fit
 
 
 def _check_layer_norms(model: nn.Module, names: list[str]) -> None:

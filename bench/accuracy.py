@@ -27,6 +27,7 @@ bench/results/accuracy.{json,md}; rows are appended to the JSON as they finish.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import platform
@@ -104,21 +105,20 @@ def _jobs(args) -> list[dict]:
     base = {"threads": args.threads, "seed": args.seed, "calib": args.calib_size, "test": args.test_size,
             "val": args.val_size}
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = []
+    per_model = []
     for model, path in models:
-        jobs.append({**base, "model": model, "path": path, "label": "LayerNorm (float)", "options": None,
-                     "whole": False})
-        jobs += [{**base, "seed": s, "model": model, "path": path, "label": DEFAULT, "options": {}, "whole": False}
-                 for s in seeds]
-        jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": False}
-                 for label, opts in CANDIDATES + [_extra(e) for e in args.extra]]
-        if args.whole:
-            jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": True}
-                     for label, opts in WHOLE]
+        one = {**base, "model": model, "path": path, "whole": False}
+        jobs = [{**one, "label": "LayerNorm (float)", "options": None}]
+        jobs += [{**one, "seed": s, "label": DEFAULT, "options": {}} for s in seeds]
+        cands = [{**one, "label": label, "options": opts} for label, opts in CANDIDATES + [_extra(e) for e in args.extra]]
+        jobs += cands[:1]  # --freeze-weights first: the guard's comparison
+        if args.whole and model.startswith("bundled"):  # the whole-set target is the bundled ViT's
+            jobs += [{**one, "label": label, "options": opts, "whole": True} for label, opts in WHOLE]
         if args.max_drop and model.startswith("bundled"):
-            jobs += [{**base, "model": model, "path": path, "label": label, "options": opts, "whole": False,
-                      "max_drop": pt} for label, opts, pt in MAX_DROP]
-    return jobs
+            jobs += [{**one, "label": label, "options": opts, "max_drop": pt} for label, opts, pt in MAX_DROP]
+        per_model.append(jobs + cands[1:])
+    # Interleaved, so that an interrupted run has the same rows of every model.
+    return [j for group in itertools.zip_longest(*per_model) for j in group if j is not None]
 
 
 def main(argv=None) -> int:

@@ -278,12 +278,13 @@ def _pct(v) -> str:
 def _weights_line(report) -> str:
     w = report["weights"]
     where = f"Calibrated on {report['device']}, {report['world_size']} process(es)."
+    why = f" Kept {w['kept']}: {w['reason']}." if w.get("reason") else ""
     if w["adapted"] in ("frozen", "none"):
-        return f"Weights besides DyT's: kept as trained ({w['adapted']}). {where}"
+        return f"Weights besides DyT's: kept as trained ({w['adapted']}).{why} {where}"
     top = sorted(w["relative_change"].items(), key=lambda kv: -kv[1])[:3]
     return (f"Weights besides DyT's: {w['tensors']} tensors adapted ({w['adapted']}, lr {w['lr']:g}); largest "
             "relative changes ||W - W0|| / ||W0||: " + ", ".join(f"`{n}` {c:.3g}" for n, c in top)
-            + f" (every tensor in report.json). {where}")
+            + f" (every tensor in report.json).{why} {where}")
 
 
 def _teacher_layers(report) -> list[str]:

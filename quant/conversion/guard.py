@@ -17,11 +17,10 @@ With ``freeze_weights`` (or nothing to adapt) only phase 1 runs.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from .reconstruct import reconstruct
-from .schedule import Plan
+from .schedule import Plan, compute_seconds
 
 __all__ = ["PATIENCE", "guarded_reconstruct", "phase_record", "stop_reason"]
 
@@ -41,7 +40,7 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
     ``kw`` goes to :func:`~hardyt.quant.conversion.reconstruct.reconstruct`
     (``feature_scale``, ``quant``, ``device``, ``progress``).
     """
-    t0 = time.perf_counter()
+    t0 = compute_seconds()
     frozen_opts = replace(opts, steps=plan.frozen_steps, feature_weight=plan.frozen_feature_weight)
     out = reconstruct(student, dyts, data, teacher, frozen_opts, weights={}, referee=referee, objective=objective,
                       budget=plan.remaining(0.0, plan.frozen_share), **kw)
@@ -50,7 +49,7 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
     if not (plan.adapt_steps and weights):
         return {"losses": losses, "held_out": out["held_out"], "phases": phases,
                 "choice": {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}}
-    spent = time.perf_counter() - t0
+    spent = compute_seconds() - t0
     adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
                           referee=referee, objective=objective, patience=PATIENCE,
                           budget=plan.remaining(spent), **kw)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +21,7 @@ from .calibration import batch_samples
 from .distributed import all_sum, rank_world, sum_gradients
 from .graph import hooks, kl_to, model_logits
 from .modules import effective_alpha
+from .schedule import compute_seconds
 
 __all__ = ["quantized_forward", "reconstruct", "to_device", "feature_distance"]
 
@@ -93,7 +93,7 @@ def reconstruct(model: nn.Module, dyts: dict, data, teacher: nn.Module, opts, *,
     steps = opts.steps
     if steps <= 0:
         return {"losses": [], "held_out": None, "steps_run": 0, "stopped": "no steps"}
-    t0 = time.perf_counter()
+    t0 = compute_seconds()
     features = _Features(teacher, model, dyts, feature_scale) if opts.feature_weight else contextlib.nullcontext()
     frozen = {p: p.requires_grad for p in model.parameters()}
     groups = _param_groups(model, dyts, opts.lr, opts.alpha_lr, weights or {}, opts.self_distill_lr,
@@ -126,7 +126,7 @@ def reconstruct(model: nn.Module, dyts: dict, data, teacher: nn.Module, opts, *,
                         stopped = "the held-out check stopped improving"
                         break
                 if budget is not None:  # the mean over ranks, so every rank decides alike
-                    elapsed = all_sum([time.perf_counter() - t0])[0] / rank_world()[1]
+                    elapsed = all_sum([compute_seconds() - t0])[0] / rank_world()[1]
                     if elapsed >= budget:
                         stopped = "time budget"
                         break

@@ -147,6 +147,10 @@ def referee_summary(report: dict) -> str:
     worst = min(t["layers"], key=lambda r: r["cosine"], default=None)
     if worst:
         line += f"; lowest layer cosine {worst['cosine']:.4f} ({worst['name']})"
+    if t.get("weights"):
+        line += f"\nweights: {t['weights']['kept']} kept — {t['weights']['reason']}"
+    if t.get("stopped"):
+        line += f"\nreconstruction: {t['stopped']}"
     return line
 
 

@@ -2,8 +2,8 @@
 
 By default (``steps=None``) the reconstruction plans ``max(STEPS_MIN,
 PASSES x batches)`` steps — 600 on a 1024-image set, about three passes
-over a large one — within ``time_budget`` seconds (default
-:data:`TIME_BUDGET`): the steps shrink to fit the budget as it is measured,
+over a large one — within ``time_budget`` seconds of compute (default :data:`TIME_BUDGET`;
+:func:`compute_seconds`): the steps shrink to fit the budget as it is measured,
 and the adapted phase stops early when the held-out check stops improving
 (:mod:`.guard`). ``steps=N`` runs N steps with no time budget unless one is
 given. A share of the steps and of the budget (:data:`FROZEN_SHARE`) goes to
@@ -25,15 +25,27 @@ weights and ``steps=None`` only that frozen phase runs — so
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
-__all__ = ["STEPS_MIN", "PASSES", "TIME_BUDGET", "FROZEN_SHARE", "Plan", "plan_steps"]
+__all__ = ["STEPS_MIN", "PASSES", "TIME_BUDGET", "FROZEN_SHARE", "Plan", "plan_steps", "compute_seconds"]
 
 STEPS_MIN = 600       # steps at least (a small calibration set is revisited, augmented afresh each time)
 PASSES = 3            # passes over a large calibration set
 TIME_BUDGET = 480.0   # seconds of reconstruction by default (the whole conversion stays within 10 minutes)
 FROZEN_SHARE = 0.25   # of the steps, DyT's parameters only, before the weights adapt
 FROZEN_FEATURE_WEIGHT = 1.0  # the frozen phase's feature weight (measured best with frozen weights)
+
+
+def compute_seconds() -> float:
+    """Seconds of compute so far: this process's CPU time over torch's thread count.
+
+    The budget is counted in these, not in wall time, so that the steps a
+    conversion runs do not depend on what else the machine is doing: on an
+    idle machine they are wall seconds; on a loaded one the wall time is longer.
+    """
+    import torch
+    return time.process_time() / max(1, torch.get_num_threads())
 
 
 @dataclass(frozen=True)

@@ -112,10 +112,10 @@ def _jobs(args) -> list[dict]:
         jobs += [{**one, "seed": s, "label": DEFAULT, "options": {}} for s in seeds]
         cands = [{**one, "label": label, "options": opts} for label, opts in CANDIDATES + [_extra(e) for e in args.extra]]
         jobs += cands[:1]  # --freeze-weights first: the guard's comparison
-        if args.whole and model.startswith("bundled"):  # the whole-set target is the bundled ViT's
-            jobs += [{**one, "label": label, "options": opts, "whole": True} for label, opts in WHOLE]
         if args.max_drop and model.startswith("bundled"):
             jobs += [{**one, "label": label, "options": opts, "max_drop": pt} for label, opts, pt in MAX_DROP]
+        if args.whole and model.startswith("bundled"):  # the whole-set target is the bundled ViT's
+            jobs += [{**one, "label": label, "options": opts, "whole": True} for label, opts in WHOLE]
         per_model.append(jobs + cands[1:])
     # Interleaved, so that an interrupted run has the same rows of every model.
     return [j for group in itertools.zip_longest(*per_model) for j in group if j is not None]

@@ -111,7 +111,7 @@ def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
 
     def fake_synth(directory, target, progress=True, seed=1):
         from hardyt.hw.emit import load_manifest
-        if load_manifest(directory)["name"] == "layer1":
+        if load_manifest(directory)["spec"]["name"] == "layer1":
             raise synth_mod.ToolError("yosys failed: made to fail (log: none)")
         return {"lut": 10, "ff": 5, "dsp": 0, "bram": 0}
 
@@ -240,7 +240,7 @@ def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
 
     def fake_synth(directory, target, progress=True, seed=1):
         from hardyt.hw.emit import load_manifest
-        calls.append(load_manifest(directory)["name"])
+        calls.append(load_manifest(directory)["spec"]["name"])
         return {"lut": 10 * len(calls), "ff": 5, "dsp": 0, "bram": 0}
 
     monkeypatch.setattr(synth_mod, "synth", fake_synth)

@@ -72,8 +72,9 @@ def add_parser(sub):
                    help="keep the adapted weights even if they do not beat the frozen-weight conversion on the "
                         "held-out check (default: the better of the two is returned, and the report says which)")
     p.add_argument("--time-budget", type=float, metavar="S",
-                   help="seconds of reconstruction (default: 480 when --steps is not given; steps then follow "
-                        "the calibration set's size until the held-out check stops improving)")
+                   help="compute seconds of reconstruction (CPU time over torch threads: wall seconds on an idle "
+                        "machine; default: 480 when --steps is not given; steps then follow the calibration set's "
+                        "size until the held-out check stops improving)")
     p.add_argument("--self-distill-lr", type=float, metavar="LR",
                    help="learning rate of the weights that adapt (default: the library's; 0: none adapt)")
     p.add_argument("--feature-weight", type=float, metavar="W",

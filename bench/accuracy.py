@@ -41,12 +41,13 @@ OUT = Path(__file__).parent / "results"
 SECOND = Path(__file__).parent / "models" / "vit_fmnist_d6w32.safetensors"
 
 VAL_SEED = 12345  # the validation / test cut of the test split, the same for every row
-DEFAULT = "default (guarded: frozen phase, then every weight adapts; kept only if it beats frozen on the referee)"
+DEFAULT = ("default (guarded: frozen phase, then every weight adapts at 0.08 x its RMS; kept only if it beats "
+           "frozen on the referee)")
 # (label, options on top of the defaults), seed 0 only, compared with the default on validation.
 CANDIDATES = [
     ("--freeze-weights (DyT parameters only; feature weight 1)", {"freeze_weights": True}),
     ("unguarded: every weight adapts from the start, 600 steps (the previous default)", {"guard": False, "steps": 600}),
-    ("guarded, per-tensor rate 0.05 x RMS (relative_lr)", {"relative_lr": 0.05}),
+    ("guarded, one rate for every tensor (3e-3, the previous default's; relative_lr=None)", {"relative_lr": None}),
 ]
 WHOLE = [
     ("default, whole training set (steps follow the data within the 480-s budget)", {}),

@@ -47,8 +47,8 @@ class ConvertOptions:
     feature_weight: float | None = None  # reconstruction: weight of the DyT-output vs LayerNorm-output MSE
     #                                      term; None: 10 when other weights adapt (it anchors them), else 1
     self_distill_lr: float = 3e-3  # learning rate of the weights that adapt besides DyT's (0: none adapt)
-    relative_lr: float | None = None  # set: each adapting tensor's rate is this times its RMS (self_distill_lr
-    #                                   only switches adaptation on or off)
+    relative_lr: float | None = 0.08  # each adapting tensor's rate is this times its RMS (self_distill_lr then
+    #                                   only switches adaptation on or off); None: every tensor at self_distill_lr
     quant_aware: bool = False      # reconstruction through the fixed-point quantization (STE)
     augment: str = "shift"         # label-free variants of image batches: "flip", "shift", "mixup", "+"-joined
     alpha_shift: int = 0           # > 0: per-channel alpha as shifts 0..alpha_shift (else one scalar alpha)
@@ -97,6 +97,8 @@ class ConvertOptions:
         unknown = set(options) - known
         if unknown:
             raise HardytError(f"convert: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+        if options.get("self_distill_lr") and "relative_lr" not in options:
+            options = options | {"relative_lr": None}  # a rate given is the rate used, for every tensor
         return cls(**options)
 
     @property

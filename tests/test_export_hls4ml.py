@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hardyt.hw.cores import random_dyt_spec
-from hardyt.quant.export.hls4ml_project import csim_check
+from hardyt.quant.export.hls4ml_project import csim_check, every_code, load_keras_model
 from hardyt.scripts.cli import main
 
 # keras's torch backend converts tensors with np.array(x), which numpy 2 flags on every call
@@ -95,6 +95,12 @@ def test_bad_input_one_line_error_writes_nothing(tmp_path, capsys, monkeypatch, 
 
 
 def test_every_code_rows():
-    from hardyt.quant.export.hls4ml_project import every_code
     x = every_code(SPECS[2])
     assert x.shape == (1024, 8) and np.array_equal(x[:, 3], np.arange(-512, 512))
+
+
+def test_saved_keras_model_reloads_and_equals_golden(exported):
+    """The Keras model in a project (to convert again with another hls4ml config) computes the same codes."""
+    model = load_keras_model(exported / "norm")
+    x = every_code(SPECS[2])
+    assert np.array_equal(model.predict(x.astype(np.float32), verbose=0), SPECS[2].reference(x))

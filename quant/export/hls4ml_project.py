@@ -102,6 +102,10 @@ def _tanh_codes_class():
         def get_config(self):
             return {"table": self.table, "lo": self.lo}
 
+        @classmethod
+        def from_config(cls, config):
+            return cls(**config)
+
     return TanhCodes
 
 

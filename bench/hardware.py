@@ -184,7 +184,7 @@ def check_targets(ecp5: list[dict], xilinx: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from hardyt.scripts.plots import save_figure, subplots
+    from hardyt.flow.plots import save_figure, subplots
     configs = sorted({(r["channels"], r["lanes"]) for r in rows})
     labels = [f"C={c}\nP={p}" for c, p in configs]
     fig, (ax1, ax2) = subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 
-from hardyt.quant.contract.tanh import build_tanh, error_report
+from hardyt.flow.tanh import tanh_report
 
-from .plots import plot_tanh
 
 
 def add_parser(sub):
@@ -24,17 +23,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    t = build_tanh(args.kind, args.in_bits, args.out_bits, args.alpha_scale,
-                   segments=args.segments, drop_bits=args.drop_bits)
-    report = error_report(t)
-    if args.plot:
-        plot_tanh(t, args.plot)
-    d = report.as_dict()
-    if args.kind == "lut":
-        d |= {"drop_bits": t.drop_bits, "index_bits": t.index_bits}
-    else:
-        d |= {"segments": t.segments, "seg_shift": t.seg_shift, "frac": t.frac,
-              "slope_bits": t.slope_bits, "intercept_bits": t.intercept_bits}
+    d = tanh_report(args.kind, args.in_bits, args.out_bits, args.alpha_scale, segments=args.segments,
+                    drop_bits=args.drop_bits, plot=args.plot)
     if args.json:
         print(json.dumps(d))
     else:

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..contract.fixed import bits_for_signed, round_half_up, signed_range
 from ..contract.golden_dyt import dyt_elements, dyt_golden
+from ..contract.names import layer_stem
 from ..contract.spec import ChannelAffine, DyTSpec, FoldedAffine
 from ..contract.tanh import build_tanh, full_scale, range_out_scale
 from ..errors import HardytError
@@ -144,7 +145,7 @@ def make_spec(name: str, alpha: float, in_scale: float, formats: dict, *, channe
     return DyTSpec(channels=channels, lanes=_lanes(channels, f["lanes"]), in_bits=f["in_bits"],
                    in_scale=float(in_scale), alpha=float(alpha), tanh=tanh, affine=affine,
                    alpha_shift=None if alpha_shift is None else tuple(int(k) for k in alpha_shift),
-                   name=name.replace(".", "_"))
+                   name=layer_stem(name))
 
 
 def quantize_codes(x: torch.Tensor, in_scale: float, in_bits: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from ..contract.spec import DyTSpec
+from ..contract.names import layer_file
 from ..contract.spec_io import load_spec
 from ..conversion.fixed_dyt import FixedDyT
 from ..conversion.graph import set_module
@@ -108,7 +109,7 @@ def load_converted(directory) -> Converted:
         raise HardytError(f"{config_path}: source_config: {e}") from None
     specs = {}
     for name, info in layers.items():
-        spec = load_spec(directory / f"{name.replace('.', '_')}.spec.json")
+        spec = load_spec(layer_file(directory, name, ".spec.json"))
         if not isinstance(spec, DyTSpec):
             raise HardytError(f"{directory}: layer {name} has a {type(spec).__name__}, not a DyT spec")
         try:

@@ -116,7 +116,7 @@ def _save_layer_files(converted, report: ConvertReport, images, tmp: Path) -> No
 
     from hardyt.quant.contract.spec import DyTSpec
     from hardyt.quant.conversion.fixed_dyt import dyt_layers
-    from hardyt.quant.conversion.graph import model_logits
+    from hardyt.quant.runtime.graph import model_logits
 
     layers = dyt_layers(converted)
     for m in layers.values():

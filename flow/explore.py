@@ -170,7 +170,7 @@ def explore(args: ExploreConfig) -> dict:
 
 def finish(e: dict, max_drop: float) -> ExploreResult:
     """The pick within ``max_drop`` points (measured once on the test split): the ``explore.json`` content."""
-    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.runtime.evaluate import accuracy
     from hardyt.quant.conversion.explore import LAYERNORM, pick_within
 
     args, hw, choices = e["args"], e["hw"], e["choices"]

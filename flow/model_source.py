@@ -145,7 +145,7 @@ def test_set(source, pre):
 
 def evaluate(models: dict, test, indices, batch_size: int = 256) -> dict:
     """Top-1 of each model (by name) on the test items at ``indices``, each batch read once."""
-    from hardyt.quant.conversion.evaluate import predictions
+    from hardyt.quant.runtime.evaluate import predictions
     from hardyt.quant.zoo.data import batch_loader
 
     from hardyt.quant.progress import progress

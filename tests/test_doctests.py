@@ -10,7 +10,7 @@ MODULES = [
     "hardyt.quant.contract.spec",
     "hardyt.quant.contract.golden_dyt",
     "hardyt.quant.contract.stream",
-    "hardyt.quant.conversion.evaluate",
+    "hardyt.quant.runtime.evaluate",
     "hardyt.quant.conversion.partial",
     "hardyt.quant.contract.check",
     "hardyt.quant.contract.layernorm",

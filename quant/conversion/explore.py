@@ -42,11 +42,11 @@ from torch import nn
 
 from ..errors import HardytError
 from .clip import choose_clip
-from .evaluate import accuracy
+from ..runtime.evaluate import accuracy
 from .fixed_dyt import FORMAT_DEFAULTS, FixedDyT, make_spec
 from .fidelity import SQNR_FLOOR_DB, sqnr_db
 from .fold import fold_all
-from .graph import capture, set_module
+from ..runtime.graph import capture, set_module
 from .modules import ShiftDyT
 from .pipeline import convert
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import HardytError
 from .fixed_dyt import FixedDyT, make_spec, to_float, with_layers
-from .graph import capture, model_logits
+from ..runtime.graph import capture, model_logits
 from .modules import DyT
 
 __all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "spec_at", "min_widths", "agreement",

@@ -25,7 +25,7 @@ from ..contract.names import layer_stem
 from ..contract.spec import ChannelAffine, DyTSpec, FoldedAffine
 from ..contract.tanh import build_tanh, full_scale, range_out_scale
 from ..errors import HardytError
-from .graph import set_module
+from ..runtime.graph import set_module
 from .modules import NOT_LAYERNORM_EPS, DyT
 
 __all__ = ["FORMAT_DEFAULTS", "formats_from", "tanh_out_scale", "channel_affine", "make_spec", "quantize_codes",

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ..errors import HardytError
-from .graph import kl_to, model_logits, set_module
-from .evaluate import accuracy
+from ..runtime.graph import kl_to, model_logits, set_module
+from ..runtime.evaluate import accuracy
 from .options import ConvertOptions
 from .pipeline import calibration_batches, convert, dyt_layers
 

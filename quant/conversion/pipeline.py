@@ -36,7 +36,7 @@ from .fit import fit_dyt
 from .fidelity import check_fidelity
 from .fixed_dyt import FixedDyT, dyt_layers, formats_from, make_spec, to_float
 from .fold import fold_all
-from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
+from ..runtime.graph import capture, kl_to, layer_norm_names, model_logits, set_module
 from .modules import DyT, ShiftDyT
 from .options import METHODS, OPTION_DEFAULTS, ConvertOptions
 from .reconstruct import reconstruct, to_device

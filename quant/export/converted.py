@@ -19,7 +19,7 @@ from ..contract.spec import DyTSpec
 from ..contract.names import layer_file
 from ..contract.spec_io import load_spec
 from ..conversion.fixed_dyt import FixedDyT
-from ..conversion.graph import set_module
+from ..runtime.graph import set_module
 from ..conversion.modules import DyT, ShiftDyT
 from ..errors import HardytError
 

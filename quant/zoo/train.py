@@ -78,7 +78,7 @@ def train(options: TrainOptions, progress: bool = True):
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from ..conversion.evaluate import accuracy
+    from ..runtime.evaluate import accuracy
     from .data import NORMALIZATION, load_dataset
     from .vit import VisionTransformer
 

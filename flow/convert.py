@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .convert_record import ConvertReport
 from .converted import RECORD_IMAGES, ConvertedDir, write_converted
-from .model_source import LoadedModel, accuracy_check, evaluate, load_model_source
+from .model_source import LoadedModel, accuracy_check, describe, evaluate, load_model_source
 from .options import ConvertConfig
 
 __all__ = ["ConvertResult", "convert_model"]
@@ -31,10 +31,11 @@ class ConvertResult:
                 + fidelity_summary(r, warnings=True))
 
 
-def convert_model(config: ConvertConfig, loaded: LoadedModel | None = None) -> ConvertResult | None:
+def convert_model(config: ConvertConfig, loaded: LoadedModel | None = None, log=None) -> ConvertResult | None:
     """Convert ``loaded`` (default: load ``config.source``), evaluate LayerNorm / DyT float / DyT fixed on the
-    test split and write ``config.out``. Warnings go to stderr as they arise; under torchrun only rank 0
-    evaluates and writes (the others return None)."""
+    test split and write ``config.out``. ``log`` (a callable) gets the preprocessing line before the
+    calibration starts; warnings go to stderr as they arise; under torchrun only rank 0 evaluates and
+    writes (the others return None)."""
     from hardyt.quant.conversion.distributed import init_from_env, is_main
     from hardyt.quant.conversion.fixed_dyt import to_float
     from hardyt.quant.conversion.partial import partial_convert
@@ -44,6 +45,8 @@ def convert_model(config: ConvertConfig, loaded: LoadedModel | None = None) -> C
     options["device"] = str(init_from_env(config.device))  # joins the process group under torchrun
     t0 = time.perf_counter()
     loaded = loaded or load_model_source(config.source)
+    if log:
+        log(f"preprocessing: {describe(loaded.preprocess)}")
     batches = loaded.calibration()
     test, test_idx = loaded.test()
     if config.max_drop is not None:

@@ -87,7 +87,7 @@ def run_demo(config: DemoConfig, log=print) -> DemoResult:
     t0 = time.perf_counter()
     log("[1/4] convert the bundled ViT: LayerNorm → DyT, calibrate, 8-bit fixed point")
     source = ModelSource(calib_size=config.calib_size, seed=config.seed)
-    converted = convert_model(ConvertConfig(source=source, out=str(out / "convert"), command=config.command))
+    converted = convert_model(ConvertConfig(source=source, out=str(out / "convert"), command=config.command), log=log)
     log(converted.summary())
     times["convert"] = time.perf_counter() - t0
 

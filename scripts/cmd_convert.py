@@ -75,7 +75,7 @@ def config(args) -> ConvertConfig:
 
 
 def run(args) -> int:
-    result = convert_model(config(args))
+    result = convert_model(config(args), log=lambda line: print(line, flush=True))
     if result is not None:  # None: a torchrun rank other than 0
         print(result.summary())
     return 0

@@ -33,11 +33,14 @@ class ExploreResult(Record):
     max_drop: float = None
     splits: dict = None
     reference: dict = None
+    fmax_floor_mhz: float | None = None
+    min_fmax: float | None = None
     front: list = None
     pick: dict = None
     baselines: dict = None
     search: dict = None
     synthesis: dict = None
+    cost_model_error: dict = None
     candidates: dict = None
     seconds: dict = None
 

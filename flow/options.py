@@ -162,6 +162,7 @@ class ExploreConfig:
     scheduler: str | None = None
     workers: int = 1
     synth_budget: int | str | None = None
+    min_fmax: float | None = None
     beam: int = 3
     val_size: int = 2000
     steps: int | None = None

@@ -37,6 +37,9 @@ def add_parser(sub):
                    help="synthesize at most N cores (one of each structure first, then a second of each, ...) or "
                         "all of them; the cost model predicts the rest (default: one core of each structure, so "
                         "every other core differs from a synthesized one in ROM contents only)")
+    g.add_argument("--min-fmax", type=float, metavar="MHZ",
+                   help="every core of the pick at least this fast (ECP5; default: the slowest LayerNorm core of "
+                        "the all-LayerNorm design, so a replacement never slows the system; 0: no floor)")
     g.add_argument("--cache", default=str(DEFAULT_CACHE),
                    help="synthesis cache directory (default $HARDYT_SYNTH_CACHE or ~/.cache/hardyt/synth)")
     add_sweep_flags(p)
@@ -64,6 +67,7 @@ def run(args) -> int:
     print(f"pick within {args.max_drop} pt: validation {100 * p['accuracy']:.2f} % (LayerNorm "
           f"{100 * result.reference['validation_accuracy']:.2f} %), test {100 * p['test_accuracy']:.2f} % "
           f"(LayerNorm {100 * result.reference['test_accuracy']:.2f} %), LUT {p['lut']} FF {p['ff']} "
-          f"DSP {p['dsp']} BRAM {p['bram']}; front of {len(result.front)} points; {hw['synthesized']} "
+          f"DSP {p['dsp']} BRAM {p['bram']} Fmax {p['fmax_mhz']} MHz; front of {len(result.front)} points; "
+          f"{hw['synthesized']} "
           f"synthesized, {hw['cached']} cached, {hw['estimated']} estimated -> {args.out}")
     return 0

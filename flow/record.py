@@ -14,11 +14,15 @@ survives a read and a write unchanged, in its place.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from hardyt.quant.errors import HardytError
 
 __all__ = ["Record"]
+
+
+def _default(f):
+    return f.default_factory() if f.default_factory is not MISSING else None if f.default is MISSING else f.default
 
 
 @dataclass
@@ -59,10 +63,12 @@ class Record:
     def to_dict(self) -> dict:
         """The JSON object: the keys read in their order, then fields set since, then new extras."""
         values = {}
-        for name in self.known():
-            v = getattr(self, name)
-            if v is None and name not in self._order:
-                continue  # an optional section this record never had
+        for f in fields(self):
+            name, v = f.name, getattr(self, f.name)
+            if name in ("extra", "_order"):
+                continue
+            if name not in self._order and v == _default(f):
+                continue  # a section this record never had, still at its default
             values[name] = [e.to_dict() for e in v] if isinstance(v, list) and v and isinstance(v[0], Record) \
                 else v.to_dict() if isinstance(v, Record) else v
         values.update(self.extra)

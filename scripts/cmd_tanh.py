@@ -5,11 +5,16 @@ import json
 
 from hardyt.flow.tanh import tanh_report
 
+from .flags import command_parser
+
 
 
 def add_parser(sub):
-    p = sub.add_parser("tanh", help="error report of one fixed-point tanh (lut or pwl)",
-                       description="Build a fixed-point tanh and measure its error over every input code.")
+    p = command_parser(sub, "tanh", help="error report of one fixed-point tanh (lut or pwl)",
+                       description="Build a fixed-point tanh and measure its error over every input code.",
+                       examples=["hardyt tanh --kind lut --in-bits 8 --out-bits 8 --alpha-scale 0.03",
+                                 "hardyt tanh --kind pwl --in-bits 12 --out-bits 8 --alpha-scale 0.002 --segments 32 "
+                                 "--json"])
     p.add_argument("--kind", choices=("lut", "pwl"), required=True)
     p.add_argument("--in-bits", type=int, required=True, help="signed input width")
     p.add_argument("--out-bits", type=int, required=True, help="signed output width (full scale = 1.0)")

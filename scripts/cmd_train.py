@@ -4,17 +4,19 @@ from __future__ import annotations
 import shlex
 
 
-from .flags import flag_errors
+from .flags import command_parser, flag_errors
 
 
 def add_parser(sub):
     from hardyt.flow.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
 
     d = TrainOptions()
-    p = sub.add_parser("train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
+    p = command_parser(sub, "train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
                        description="Train a timm-layout VisionTransformer on Fashion-MNIST (Debian's "
                                    "dataset-fashion-mnist), seeded, with AdamW and a cosine schedule; write "
-                                   "FILE.safetensors and FILE.json (config, normalization, command, accuracy).")
+                                   "FILE.safetensors and FILE.json (config, normalization, command, accuracy).",
+                       examples=["hardyt train --out vit_fmnist.safetensors      # the bundled model's recipe",
+                                 "hardyt train --depth 6 --embed-dim 32 --epochs 5 --out vit_small.safetensors"])
     p.add_argument("--out", default="vit_fmnist.safetensors", help="output .safetensors (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")

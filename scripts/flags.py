@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from contextlib import contextmanager
 
 from hardyt.flow.model_source import INTERPOLATIONS
@@ -32,7 +33,7 @@ def flag_errors():
 def command_parser(sub, name: str, *, help: str, description: str, examples: list[str]):
     """A subcommand parser whose ``--help`` ends with EXAMPLES (each line a command, ``#`` comments)."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
-    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 88), epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 

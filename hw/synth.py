@@ -258,7 +258,7 @@ def synth(directory, target: str = "ecp5", progress: bool = True, seed: int = 1)
     target : {"ecp5", "xilinx"}
         ``ecp5`` also places and routes for Fmax; ``xilinx`` is synthesis only.
     progress : bool
-        Show a tqdm bar of the tool stages with the running tool's elapsed time.
+        Show a progress bar of the tool stages with the running tool's elapsed time.
     seed : int
         nextpnr's placement seed (ECP5).
 
@@ -293,7 +293,7 @@ def synth(directory, target: str = "ecp5", progress: bool = True, seed: int = 1)
 
 def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: bool) -> dict:
     """Run the tools in ``run_dir`` on a copy of the emitted files; the report dict."""
-    from tqdm import tqdm
+    from hardyt.quant.progress import progress as progress_bar
 
     src, top = Path(manifest["dir"]), manifest["top"]
     for f in [manifest["verilog"], *manifest["mems"]]:
@@ -312,7 +312,7 @@ def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: b
                        "--timing-allow-fail", "--json", f"{wrapper}.json", "--report", "report.json",
                        "-q", "-l", "nextpnr.log"]))
     seconds = {}
-    with tqdm(total=len(steps), desc=f"synth {top} {target}", unit="tool", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(steps), desc=f"synth {top} {target}", unit="tool", disable=not progress, leave=False) as bar:
         for stage, exe, args in steps:
             seconds[stage] = _run(exe + args, run_dir, f"{stage}.log", stage, bar)
             bar.update()

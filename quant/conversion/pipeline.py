@@ -26,9 +26,9 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..errors import HardytError
+from ..progress import progress
 from .calibration import Calibration, batch_samples
 from .clip import choose_clip
 from .distributed import all_sum, pick_device, rank_world
@@ -162,7 +162,7 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
             raise HardytError("model output on the calibration set is not finite")
 
     steps = opts.steps if opts.method == "reconstruct" and names else 0
-    with tqdm(total=len(names) * 2 + steps, desc="convert", unit="step", disable=not opts.progress or rank,
+    with progress(total=len(names) * 2 + steps, desc="convert", unit="step", disable=not opts.progress or rank,
               leave=False) as bar:
         # Closed-form stages on a bounded prefix (the same on every rank): their memory grows
         # with the rows they hold; a larger calibration set pays off in the reconstruction.

@@ -125,7 +125,8 @@ def wrapper_verilog(top: str, in_width: int, out_width: int, extra_ports: dict |
     shift = "din" if in_width == 1 else f"{{tdata_i[{in_width - 2}:0], din}}"
     lines = [
         f"// Timing wrapper for {top}: every core port is driven by or lands in a register.",
-        f"module {name} (input wire aclk, input wire aresetn_pin, input wire din, input wire tvalid_pin,",
+        f"module {name} (input wire aclk, input wire aresetn_pin, input wire din,"
+        + (" input wire xdin," if xin_width else "") + " input wire tvalid_pin,",
         "    input wire tlast_pin, input wire tready_pin, output reg dout, output reg tvalid_out,",
         "    output reg tlast_out, output reg tready_out);",
         "    reg [1:0] rst_sync = 2'b00;",
@@ -155,7 +156,6 @@ def wrapper_verilog(top: str, in_width: int, out_width: int, extra_ports: dict |
     body.append("    end")
     conns = []
     if xin_width:
-        lines[1] = lines[1].replace("input wire din,", "input wire din, input wire xdin,")
         lines.append(f"    reg [{xin_width - 1}:0] xin = 0;")
         body.insert(1, "        xin <= " + ("xdin;" if xin_width == 1 else f"{{xin[{xin_width - 2}:0], xdin}};"))
         at = 0

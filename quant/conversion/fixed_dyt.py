@@ -220,10 +220,15 @@ def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
 
 
-def with_layers(model: nn.Module, make) -> nn.Module:
-    """A copy of ``model`` whose DyT layers are replaced by ``make(name, layer)``."""
+def with_layers(model: nn.Module, make, names=None) -> nn.Module:
+    """A copy of ``model`` with layers replaced: each DyT layer (or each layer in ``names``) by
+    ``make(name, layer)``; ``make`` may also be a dict of modules by name, copied in."""
     out = copy.deepcopy(model)
-    for name, m in dyt_layers(out).items():
+    if isinstance(make, dict):
+        modules = make
+        make = lambda name, _: copy.deepcopy(modules[name])  # noqa: E731
+    targets = dyt_layers(out) if names is None else {n: out.get_submodule(n) for n in names}
+    for name, m in targets.items():
         set_module(out, name, make(name, m))
     return out
 

@@ -243,17 +243,3 @@ def _logit_kl(teacher, student, batches) -> float | None:
             n += k
     kl /= max(n, 1)
     return kl if math.isfinite(kl) else None
-
-
-def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The DyT layers (float or fixed point) of a converted model, by name."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
-
-
-def to_float(model: nn.Module) -> nn.Module:
-    """A copy of a fixed-point converted model with float DyT layers (same calibration)."""
-    out = copy.deepcopy(model)
-    for name, m in dyt_layers(out).items():
-        if isinstance(m, FixedDyT):
-            set_module(out, name, m.float_module[0])
-    return out

@@ -143,12 +143,14 @@ class SynthConfig:
 
 @dataclass
 class ExportConfig:
-    """``hardyt export``: ONNX or QONNX, whole model or one layer."""
+    """``hardyt export``: ONNX, QONNX or hls4ml, whole model or one layer."""
 
     format: str
     out: str
     layer: str | None = None
     batch: int = 1
+    backend: str | None = None  # hls4ml: Vitis (default) or Vivado
+    check: bool = False         # hls4ml: C simulation against the golden model before writing
 
 
 @dataclass

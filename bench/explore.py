@@ -33,10 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hardyt.hw.cost_features import kind
-from hardyt.hw.cost_model import holdout_error, prediction_error
-from hardyt.hw.costs import cached_report, layer_costs, spec_key, synth_cached, synthesis_plan
-from hardyt.hw.sweep import dask_client, failure_error, run_jobs
+from hardyt.hw.costmodel.cost_features import kind
+from hardyt.hw.costmodel.cost_model import holdout_error, prediction_error
+from hardyt.hw.costmodel.costs import cached_report, layer_costs, spec_key, synth_cached, synthesis_plan
+from hardyt.hw.tools.sweep import dask_client, failure_error, run_jobs
 from hardyt.quant.conversion.explore import label
 from hardyt.quant.files import atomic_write_text, save_json_atomic
 from hardyt.flow import explore as explore_step

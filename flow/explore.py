@@ -137,8 +137,8 @@ def _point(p: dict, costs: dict, choices: dict, dicts: dict) -> dict:
 
 def explore(args: ExploreConfig) -> dict:
     """Calibrate, cost every candidate core, search: what :func:`finish` needs for any budget."""
-    from hardyt.hw.costs import layer_costs
-    from hardyt.hw.sweep import dask_client
+    from hardyt.hw.costmodel.costs import layer_costs
+    from hardyt.hw.tools.sweep import dask_client
     from hardyt.quant.conversion.explore import (Evaluator, calibrate, feasible_options, fmax_floor, pareto,
                                                  search)
 

@@ -12,6 +12,6 @@ def random_spec(core: str = "dyt", *, channels: int, lanes: int = 1, in_bits: in
     if core == "layernorm":
         from hardyt.quant.contract.layernorm import random_layernorm_spec
         return random_layernorm_spec(channels, lanes, in_bits, out_bits, seed)
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.datapath.cores import random_dyt_spec
     return random_dyt_spec(channels, lanes, in_bits, out_bits, tanh=tanh, affine=affine, alpha=alpha,
                            segments=segments, drop_bits=drop_bits, seed=seed, name=name or core)

@@ -12,8 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from hardyt.hw.engine_emit import ENGINE_CORE
-from hardyt.hw.emit import load_manifest
+from hardyt.hw.emission.engine_emit import ENGINE_CORE
+from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import save_json_atomic
 

@@ -32,8 +32,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from hardyt.hw.emit import load_manifest
-from hardyt.hw.toolchain import iverilog_cmd, verilator_env
+from hardyt.hw.emission.emit import load_manifest
+from hardyt.hw.tools.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_bytes, atomic_write_text, save_json_atomic
 from hardyt.quant.contract.check import check_int

@@ -24,7 +24,7 @@ cycle (II = 1).
 
 ROMs are :class:`amaranth.lib.memory.Memory` read ports (synchronous, enabled
 by ``ce``) tagged with a ``hardyt_rom`` attribute that names their ``.mem``
-file on emission (:mod:`hardyt.hw.emit`).
+file on emission (:mod:`hardyt.hw.emission.emit`).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from hardyt.quant.contract.spec import ChannelAffine, DyTSpec
 from hardyt.quant.contract.tanh import full_scale, tanh_int
 
 from .arith import hdl_product, hdl_saturate
-from .pipeline import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
+from .stages import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
 
 __all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]
 

@@ -9,7 +9,7 @@
   ``i.ready`` (the pipeline's enable) depends on registers only.
 
 The HDL arithmetic (rounding, saturation, shift-add products) is in
-:mod:`hardyt.hw.arith`.
+:mod:`hardyt.hw.datapath.arith`.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def lane_words(values, lanes: int, bits: int) -> list[int]:
 
 
 def rom(name: str, width: int, words) -> Memory:
-    """A ROM whose contents are emitted as ``NAME_<name>.mem`` (see :mod:`hardyt.hw.emit`)."""
+    """A ROM whose contents are emitted as ``NAME_<name>.mem`` (see :mod:`hardyt.hw.emission.emit`)."""
     words = [int(w) for w in words]
     # A one-word memory has a 0-bit address, which Verilog cannot declare: pad to two words.
     words += [0] * (2 - len(words))

@@ -26,8 +26,8 @@ from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir
 from hardyt.quant.version import hardyt_version
 
-from .axis_top import AxisTop
-from .cores import build_core
+from ..datapath.axis_top import AxisTop
+from ..datapath.cores import build_core
 from .fusesoc import core_file, smoke_testbench
 
 __all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "top_verilog", "load_manifest", "verilog_name", "MANIFEST_KEYS"]

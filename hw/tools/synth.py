@@ -53,7 +53,7 @@ from hardyt.quant.files import atomic_write_text
 
 from hardyt.quant.version import hardyt_version
 
-from .emit import load_manifest
+from ..emission.emit import load_manifest
 from .toolchain import nextpnr_ecp5_cmd, yosys_cmd
 
 __all__ = ["synth", "ToolError", "TARGETS", "COUNTING", "count_cells", "wrapper_verilog", "report_markdown"]
@@ -254,7 +254,7 @@ def synth(directory, target: str = "ecp5", progress: bool = True, seed: int = 1)
     Parameters
     ----------
     directory : path
-        A directory written by :func:`hardyt.hw.emit.emit` (``hardyt rtl``).
+        A directory written by :func:`hardyt.hw.emission.emit.emit` (``hardyt rtl``).
     target : {"ecp5", "xilinx"}
         ``ecp5`` also places and routes for Fmax; ``xilinx`` is synthesis only.
     progress : bool

@@ -49,8 +49,6 @@ def _source(config: ExploreConfig):
 
 
 def _check(args: ExploreConfig):
-    if args.source.calib_size == "all":
-        raise HardytError("--calib-size all: explore holds its calibration images in memory; give a number")
     for name, lo in (("val_size", 1), ("beam", 1), ("workers", 1)):
         if getattr(args, name) < lo:
             raise HardytError(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
@@ -82,11 +80,12 @@ def _splits(config: ExploreConfig, pre):
     args = config.source
     x_train, _ = load_dataset(args.data, "train", None, pre=pre)
     x_all, y_all = load_dataset(args.data, "test", None, pre=pre)
-    if len(x_train) < args.calib_size:
-        raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size {args.calib_size}")
+    size = len(x_train) if args.calib_size == "all" else args.calib_size
+    if len(x_train) < size:
+        raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size {size}")
     if len(x_all) <= config.val_size:
         raise HardytError(f"{args.data}: {len(x_all)} test images: --val-size {config.val_size} leaves none to test on")
-    calib = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.calib_size]
+    calib = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:size]
     order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(args.seed + 1))
     val, test = order[:config.val_size], order[config.val_size:]
     if args.eval_size is not None:
@@ -172,7 +171,8 @@ def explore(args: ExploreConfig) -> dict:
     baselines = {k: {"layers": v, "accuracy": evaluate(v), "cost": sum(lut_ff[(n, lab)] for n, lab in v.items())}
                  for k, v in base.items()}
     return {"args": args, "config": args, "model": model, "cal": cal, "batches": batches, "test": (x_test, y_test),
-            "validation_size": len(x_val), "specs": specs, "dicts": dicts, "choices": choices, "hw": hw,
+            "validation_size": len(x_val), "calibration_size": sum(len(b) for b in batches), "specs": specs,
+            "dicts": dicts, "choices": choices, "hw": hw,
             "evaluate": evaluate, "baselines": baselines, "fmax_floor": floor,
             "front": pareto([p for p in points + list(baselines.values()) if _allowed(p, allowed)]),
             "space": _space(allowed), "method": method,
@@ -198,7 +198,7 @@ def finish(e: dict, max_drop: float) -> ExploreResult:
         "command": args.command,
         "checkpoint": str(args.source.checkpoint or "bundled"), "data": args.source.data, "target": args.target,
         "lanes": args.lanes, "max_drop": max_drop,
-        "splits": {"calibration": args.source.calib_size, "validation": e["validation_size"], "test": len(x_test)},
+        "splits": {"calibration": e["calibration_size"], "validation": e["validation_size"], "test": len(x_test)},
         "reference": {"validation_accuracy": reference, "test_accuracy": ln_test},
         "fmax_floor_mhz": e["fmax_floor"], "min_fmax": args.min_fmax,
         "front": [_point(p, costs, choices, dicts) for p in e["front"]],

@@ -99,11 +99,12 @@ def test_cli_referee_line_and_strict_writes_nothing(tmp_path, monkeypatch, capsy
     assert report["teacher"]["samples"] == 64 and report["teacher"]["fixed"]["top1_agreement"] is not None
     assert "held-out check" in (tmp_path / "ok" / "report.md").read_text()
     assert report["splits"]["reported"] == {"split": "test", "source": f"{data} (test split)", "samples": 192}
-    # --max-drop decides on a labelled validation split cut from the training split, never on the test split.
+    # --max-drop decides on validation images cut from the test split, disjoint from the test images reported.
     assert main(args + ["--max-drop", "100", "--val-size", "32", "--out", str(tmp_path / "part")]) == 0
     report = json.loads((tmp_path / "part" / "report.json").read_text())
-    assert report["calib_samples"] == 160 and report["partial"]["decided_on"]["samples"] == 32
+    assert report["partial"]["decided_on"]["samples"] == 32 and report["test_samples"] == 160
     assert [d["split"] for d in report["splits"]["decided"]] == ["referee", "validation"]
+    assert report["splits"]["reported"]["samples"] == 160
     # No reconstruction (LayerNorm's gamma/beta, alpha by MSE): the held-out check fails, --strict writes nothing.
     bad = args + ["--method", "naive", "--strict", "--out", str(tmp_path / "bad")]
     assert main(bad) == 1

@@ -26,9 +26,9 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..errors import HardytError
+from ..progress import progress
 from .calibration import Calibration, batch_samples
 from .clip import choose_clip
 from .distributed import all_sum, pick_device, rank_world
@@ -36,7 +36,7 @@ from .fit import fit_dyt
 from .fidelity import check_fidelity
 from .fixed_dyt import FixedDyT, dyt_layers, formats_from, make_spec, to_float
 from .fold import fold_all
-from .graph import capture, is_logits, kl_to, layer_norm_names, model_logits, selected_output, set_module
+from ..runtime.graph import capture, is_logits, kl_to, layer_norm_names, model_logits, selected_output, set_module
 from .modules import DyT, ShiftDyT
 from .options import METHODS, OPTION_DEFAULTS, ConvertOptions
 from .guard import guarded_reconstruct, phase_record, stop_reason
@@ -178,7 +178,8 @@ def _convert(model, calib, fixed_point, opts: ConvertOptions):
     plan = plan_steps(steps=opts.steps, time_budget=opts.time_budget, adapt=adapts and opts.guard,
                       train_samples=data.samples - data.holdout_samples, batch=batch_samples(fit_batches[0]),
                       frozen_feature_weight=FROZEN_FEATURE_WEIGHT if adapts else opts.feature_weight)
-    with tqdm(total=len(names) * 2 + (plan.total if recon_on else 0), desc="convert", unit="step", disable=not opts.progress or rank,
+    with progress(total=len(names) * 2 + (plan.total if recon_on else 0), desc="convert", unit="step",
+                  disable=not opts.progress or rank,
               leave=False) as bar:
         # Closed-form stages on a bounded prefix (the same on every rank): their memory grows
         # with the rows they hold; a larger calibration set pays off in the reconstruction.

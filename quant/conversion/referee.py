@@ -26,7 +26,7 @@ from torch import nn
 from .calibration import REFEREE_MIN, batch_samples
 from .fidelity import output_agreement
 from .fixed_dyt import to_float
-from .graph import hooks, model_logits
+from ..runtime.graph import hooks, model_logits
 
 __all__ = ["REFEREE_FLOORS", "Referee", "referee_warnings", "referee_summary", "teacher_section"]
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
+from hardyt.quant.contract.tanh import TANH_KINDS
 
 from . import model_input
 from .flags import flag_errors
@@ -44,7 +45,7 @@ def add_parser(sub):
                    help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
     p.add_argument("--in-bits", type=int, default=8, help="DyT input code width (default: 8)")
     p.add_argument("--out-bits", type=int, default=8, help="tanh output width (default: 8)")
-    p.add_argument("--tanh", choices=("lut", "pwl"), default="lut", help="fixed-point tanh kind (default: lut)")
+    p.add_argument("--tanh", choices=TANH_KINDS, default="lut", help="fixed-point tanh kind (default: lut)")
     p.add_argument("--lanes", type=int, help="channels per beat P (default: largest of 8, 4, 2, 1 dividing C)")
     p.add_argument("--method", default="reconstruct",
                    choices=("naive", "lstsq", "sequential", "reconstruct"), help="calibration (default: reconstruct)")

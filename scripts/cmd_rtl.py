@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hardyt.quant.errors import HardytError
 from hardyt.quant.contract.spec_io import load_spec
+from hardyt.quant.contract.tanh import TANH_KINDS
 
 _FLAG_DEFAULTS = {"lanes": 1, "in_bits": 8, "out_bits": 8, "tanh": "lut", "affine": "folded", "segments": 16,
                   "drop_bits": 0, "alpha": None, "seed": 0, "core": "dyt"}
@@ -40,7 +41,7 @@ def add_parser(sub):
     g.add_argument("--lanes", type=int, help="channels per beat P (default 1)")
     g.add_argument("--in-bits", type=int, help="signed input width (default 8)")
     g.add_argument("--out-bits", type=int, help="signed output width (default 8)")
-    g.add_argument("--tanh", choices=("lut", "pwl"), help="tanh kind (default lut)")
+    g.add_argument("--tanh", choices=TANH_KINDS, help="tanh kind (default lut)")
     g.add_argument("--segments", type=int, help="pwl segments, a power of two (default 16)")
     g.add_argument("--drop-bits", type=int, help="lut: low bits of |x| dropped from the index (default 0)")
     g.add_argument("--affine", choices=("folded", "channel"), help="affine mode (default folded)")

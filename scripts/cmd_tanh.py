@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import json
 
-from hardyt.quant.contract.tanh import build_tanh, error_report
+from hardyt.quant.contract.tanh import TANH_KINDS, build_tanh, error_report
 
 from .plots import plot_tanh
 
 
 def add_parser(sub):
-    p = sub.add_parser("tanh", help="error report of one fixed-point tanh (lut or pwl)",
+    p = sub.add_parser("tanh", help="error report of one fixed-point tanh (lut, pwl or threshold)",
                        description="Build a fixed-point tanh and measure its error over every input code.")
-    p.add_argument("--kind", choices=("lut", "pwl"), required=True)
+    p.add_argument("--kind", choices=TANH_KINDS, required=True,
+                   help="lut: table of outputs; pwl: segments, one multiply; threshold: the 2**out_bits - 1 "
+                        "inputs where the correctly rounded output steps (binary search, no multiply)")
     p.add_argument("--in-bits", type=int, required=True, help="signed input width")
     p.add_argument("--out-bits", type=int, required=True, help="signed output width (full scale = 1.0)")
     p.add_argument("--alpha-scale", type=float, required=True,
@@ -32,6 +34,8 @@ def run(args) -> int:
     d = report.as_dict()
     if args.kind == "lut":
         d |= {"drop_bits": t.drop_bits, "index_bits": t.index_bits}
+    elif args.kind == "threshold":
+        d |= {"stages": t.stages, "word_bits": t.word_bits}
     else:
         d |= {"segments": t.segments, "seg_shift": t.seg_shift, "frac": t.frac,
               "slope_bits": t.slope_bits, "intercept_bits": t.intercept_bits}

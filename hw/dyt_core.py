@@ -5,6 +5,7 @@ Datapath (one lane; every register is enabled by the pipeline's ``ce``)::
     i.payload ─► [A: x, alpha_shift ROM]* ─► |x|, sign ─► tanh ROM(s) ─┐
                                                                        │
       lut: t = sign(sat ? T : rom)                                     │
+      threshold: p = [x >= thr0] ─► [p = 2p + (x >= thr_i[p])] x (out_bits - 1) ─► t = p - 2**(out_bits-1)
       pwl: acc = (intercept + half) + slope*off ─► [reg] ─► t = sign(min(T, acc >> frac))
            (slope*off by adders when off has <= 4 bits: no DSP block)   │
       folded:  y = t                                                   │
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,6 +39,7 @@ from hardyt.quant.errors import SpecError
 from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned
 from hardyt.quant.contract.spec import ChannelAffine, DyTSpec
 from hardyt.quant.contract.tanh import full_scale, tanh_int
+from hardyt.quant.contract.threshold import threshold_stages
 
 from .arith import hdl_product, hdl_saturate
 from .pipeline import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
@@ -141,6 +143,8 @@ class DyTCore(CountedLatency, wiring.Component):
             y, ctrl = self._tanh_signed_rom(dp, x, ctrl)
         elif spec.tanh.kind == "lut":
             y, ctrl = self._tanh_lut(dp, x, ctrl)
+        elif spec.tanh.kind == "threshold":
+            y, ctrl = self._tanh_threshold(dp, x, ctrl)
         else:
             y, ctrl = self._tanh_pwl(dp, x, ctrl)
         if isinstance(spec.affine, ChannelAffine):
@@ -188,6 +192,26 @@ class DyTCore(CountedLatency, wiring.Component):
             tmag = Mux(sat, T, dp.read(table[j], Mux(idx >= n, 0, idx)))
             out.append(Mux(dp.reg(v < 0, f"neg{j}"), -tmag, tmag))
         return out, dp.stages.step(ctrl, "t")
+
+    def _tanh_threshold(self, dp, x, ctrl):
+        """``out_bits - 1`` stages of a binary search over the thresholds: no multiplier, no table of outputs.
+
+        Stage 0's single threshold is a constant compare; stage ``i`` reads word
+        ``p`` (the ``i`` bits found so far) of its ``2**i``-word ROM while ``x``
+        is registered beside it, and appends ``x >= word`` to ``p``. After the
+        last stage ``p`` counts the thresholds ``x`` reaches; the code is
+        ``p - 2**(out_bits-1)``: ``p`` with its top bit inverted, read signed.
+        """
+        t = self.spec.tanh
+        stages, w = threshold_stages(t), t.word_bits
+        p = [v >= stages[0][0] for v in x]
+        for i in range(1, t.out_bits):
+            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]])
+            words = [dp.read(roms[j], pj).as_signed() for j, pj in enumerate(p)]
+            x = [dp.reg(v, f"x_s{i}_{j}") for j, v in enumerate(x)]
+            p = [Cat(v >= words[j], dp.reg(p[j], f"p_s{i}_{j}")) for j, v in enumerate(x)]
+            ctrl = dp.stages.step(ctrl, f"s{i}")
+        return [Cat(pj[:-1], ~pj[-1]).as_signed() for pj in p], ctrl
 
     def _tanh_pwl(self, dp, x, ctrl):
         """Two stages: [slope, intercept ROMs] ─► [acc = (intercept + half) + slope*off] ─►

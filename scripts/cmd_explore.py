@@ -36,7 +36,7 @@ DEFAULT_CACHE = Path(os.environ.get("HARDYT_SYNTH_CACHE", Path.home() / ".cache"
 def add_parser(sub):
     from hardyt.hw.synth import TARGETS
     p = sub.add_parser("explore", help="the smallest normalization hardware within an accuracy budget",
-                       description="Search per-layer choices (DyT at 6/8/10-bit LUT or 12-bit PWL tanh, or "
+                       description="Search per-layer choices (DyT at 6/8/10-bit LUT, 12-bit PWL or 8/10/12/16-bit threshold tanh, or "
                                    "LayerNorm) for the Pareto front of accuracy against LUT+FF, with resources "
                                    "from synthesis runs (on Dask) and accuracy from the fixed-point emulation on "
                                    "a validation split; pick the smallest configuration within --max-drop.")

@@ -44,12 +44,17 @@ from hardyt.quant.contract.threshold import threshold_stages
 from .arith import hdl_product, hdl_saturate
 from .pipeline import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
 
-__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]
+__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS", "THRESHOLD_BLOCK_MIN_WORDS"]
 
 #: A LUT tanh of at most this many input bits is one ROM over every signed
 #: code, read with x itself: no |x|, saturation or negation logic. A 256-word
 #: ROM is 32 LUT6s on Xilinx, fewer than that logic.
 SIGNED_ROM_MAX_BITS = 8
+
+#: Threshold stages of at least this many words are ROMs in block RAM: one
+#: 18-Kbit block holds a lane pair's 64- or 128-word stage, which as logic
+#: costs one to three LUT6 per bit per lane pair (and four times that in LUT4).
+THRESHOLD_BLOCK_MIN_WORDS = 64
 
 #: PWL offsets of at most this many bits are multiplied by a tree of adders
 #: rather than a DSP block: a 4-bit factor costs three adders, less than a
@@ -77,11 +82,11 @@ class _Datapath:
         self.m.submodules[f"{name}_rom"] = memory = rom(name, self.P * bits, lane_words(values, self.P, bits))
         return memory, lanes_layout(bits, self.P, sign)
 
-    def lane_roms(self, name: str, width: int, words):
-        """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair."""
+    def lane_roms(self, name: str, width: int, words, block: bool = False):
+        """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair (``block``: in block RAM)."""
         # Two read ports is what block RAM has; Yosys 0.70 fails on ROMs with more
         # (memory_libmap or, built as logic, ABC9 at P = 16).
-        copies = [rom(name, width, words) for _ in range((self.P + 1) // 2)]
+        copies = [rom(name, width, words, block=block) for _ in range((self.P + 1) // 2)]
         for k, copy in enumerate(copies):
             self.m.submodules[f"{name}_rom{k}"] = copy
         return [copies[j // 2] for j in range(self.P)]
@@ -206,7 +211,8 @@ class DyTCore(CountedLatency, wiring.Component):
         stages, w = threshold_stages(t), t.word_bits
         p = [v >= stages[0][0] for v in x]
         for i in range(1, t.out_bits):
-            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]])
+            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]],
+                                block=len(stages[i]) >= THRESHOLD_BLOCK_MIN_WORDS)
             words = [dp.read(roms[j], pj).as_signed() for j, pj in enumerate(p)]
             x = [dp.reg(v, f"x_s{i}_{j}") for j, v in enumerate(x)]
             p = [Cat(v >= words[j], dp.reg(p[j], f"p_s{i}_{j}")) for j, v in enumerate(x)]

@@ -85,3 +85,22 @@ def test_cli_tanh_threshold(tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["worst_ulp"] <= 0.5 and d["rom_entries"] == 255 and d["stages"] == 8 and d["word_bits"] == 16   # T reached in range
+
+
+@pytest.mark.parametrize("in_bits,affine,shift", [(12, "folded", False), (10, "channel", False), (8, "folded", True)])
+def test_qonnx_multithreshold_bit_exact(tmp_path, in_bits, affine, shift):
+    """QONNX export: the threshold tanh's own thresholds are the MultiThreshold (alpha shifts: via the table)."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.quant.export import layer_qonnx, save_model
+
+    spec = random_dyt_spec(4, 2, in_bits, 8, tanh="threshold", affine=affine, seed=2, alpha_shift=shift,
+                           alpha=0.3 / (1 << (in_bits - 1)), out_range="full")     # levels past tanh(0.3): NEVER
+    codes = _codes(in_bits)[:, None].repeat(4, axis=1)
+    save_model(layer_qonnx(spec, rows=len(codes)), tmp_path / "l.onnx")
+    onnx.checker.check_model(onnx.load(tmp_path / "l.onnx"))
+    got = execute_onnx(ModelWrapper(str(tmp_path / "l.onnx")), {"codes": codes.astype(np.float32)})["y"]
+    assert np.array_equal(got, golden(codes, spec))

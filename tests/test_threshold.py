@@ -104,3 +104,18 @@ def test_qonnx_multithreshold_bit_exact(tmp_path, in_bits, affine, shift):
     onnx.checker.check_model(onnx.load(tmp_path / "l.onnx"))
     got = execute_onnx(ModelWrapper(str(tmp_path / "l.onnx")), {"codes": codes.astype(np.float32)})["y"]
     assert np.array_equal(got, golden(codes, spec))
+
+
+def test_convert_spec_threshold_equals_lut():
+    """What ``hardyt convert --tanh threshold`` builds per layer computes what ``--tanh lut`` does, element for element."""
+    import torch
+
+    from hardyt.quant.conversion.fixed_dyt import FixedDyT, make_spec
+
+    gamma, beta = np.linspace(-1.0, 2.0, 6), np.linspace(0.5, -0.5, 6)
+    x = torch.randn(64, 6) * 3
+    for kw in ({}, {"gamma": gamma, "beta": beta}, {"alpha_shift": [0, 1, 0, 2, 0, 1]}):
+        specs = [make_spec("blocks.0.norm1", 0.7, 0.02, {"tanh": k, "in_bits": 12}, channels=6, **kw)
+                 for k in ("threshold", "lut")]
+        assert specs[0].tanh.kind == "threshold"
+        assert torch.equal(FixedDyT(specs[0])(x), FixedDyT(specs[1])(x))

@@ -6,6 +6,7 @@ Datapath (one lane; every register is enabled by the pipeline's ``ce``)::
                                                                        │
       lut: t = sign(sat ? T : rom)                                     │
       threshold: p = [x >= thr0] ─► [p = 2p + (x >= thr_i[p])] x (out_bits - 1) ─► t = p - 2**(out_bits-1)
+                 (a stage whose ROM is in block RAM registers the word once more: two cycles)
       pwl: acc = (intercept + half) + slope*off ─► [reg] ─► t = sign(min(T, acc >> frac))
            (slope*off by adders when off has <= 4 bits: no DSP block)   │
       folded:  y = t                                                   │
@@ -211,12 +212,18 @@ class DyTCore(CountedLatency, wiring.Component):
         stages, w = threshold_stages(t), t.word_bits
         p = [v >= stages[0][0] for v in x]
         for i in range(1, t.out_bits):
-            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]],
-                                block=len(stages[i]) >= THRESHOLD_BLOCK_MIN_WORDS)
+            block = len(stages[i]) >= THRESHOLD_BLOCK_MIN_WORDS
+            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]], block=block)
             words = [dp.read(roms[j], pj).as_signed() for j, pj in enumerate(p)]
             x = [dp.reg(v, f"x_s{i}_{j}") for j, v in enumerate(x)]
-            p = [Cat(v >= words[j], dp.reg(p[j], f"p_s{i}_{j}")) for j, v in enumerate(x)]
+            p = [dp.reg(pj, f"p_s{i}_{j}") for j, pj in enumerate(p)]
             ctrl = dp.stages.step(ctrl, f"s{i}")
+            if block:   # a block RAM's output is slow: registered before the compare, one more stage
+                words = [dp.reg(wd, f"thr_w{i}_{j}") for j, wd in enumerate(words)]
+                x = [dp.reg(v, f"x_b{i}_{j}") for j, v in enumerate(x)]
+                p = [dp.reg(pj, f"p_b{i}_{j}") for j, pj in enumerate(p)]
+                ctrl = dp.stages.step(ctrl, f"b{i}")
+            p = [Cat(v >= words[j], p[j]) for j, v in enumerate(x)]
         return [Cat(pj[:-1], ~pj[-1]).as_signed() for pj in p], ctrl
 
     def _tanh_pwl(self, dp, x, ctrl):

@@ -223,6 +223,8 @@ def main(argv=None) -> int:
     ap.add_argument("--widths", action="store_true",
                     help="only the input-width rows: lut, pwl and threshold cores and LayerNorm at 8-16-bit input "
                          "(ECP5, C=768, P=4) and the hls4ml point (bench/results/hardware_width.{json,md,png})")
+    ap.add_argument("--width-bits", type=int, nargs="+", metavar="N",
+                    help="with --widths: the input widths of the ECP5 DyT rows (default 8 12 16)")
     ap.add_argument("--engine-channel", type=Path, metavar="CONVERTED_DIR",
                     help="with --engine: also the engine for this converted model's channel affine layers "
                          "(hardyt convert --no-fold) and its first layer as a channel affine core")

@@ -130,7 +130,7 @@ def width_main(args, command: str, prepare, run_job) -> int:
     t0, load = time.perf_counter(), os.getloadavg()
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-width-")
     work = args.work or Path(tmp.name)
-    jobs = width_jobs(xilinx=not args.no_xilinx)
+    jobs = width_jobs(tuple(args.width_bits or WIDTHS), xilinx=not args.no_xilinx)
     dirs = [prepare(j, work) for j in jobs]
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in zip(jobs, dirs)},

@@ -187,43 +187,16 @@ def _convert(model, calib, fixed_point, opts: ConvertOptions):
         dyts = {n: student.get_submodule(n) for n in names}
         weights = adapted_parameters(student, dyts, opts.adapt, fit_batches[0]) if adapts else {}
         before = snapshot(weights)
-        recon = {"losses": [], "held_out": None, "phases": [], "choice": None}
-        if recon_on:
-            quant = None
-            if opts.quant_aware:
-                scales = {n: c[0] for n, c in _clips(student, names, fit_batches, formats, opts).items()}
-                quant = (scales, formats["in_bits"], formats["out_bits"])
-            kw = {"feature_scale": feature_scale, "quant": quant, "device": device, "progress": bar}
-            if opts.guard or not weights:
-                recon = guarded_reconstruct(student, dyts, data, teacher, opts, plan, weights=weights,
-                                            referee=referee, objective=objective, **kw)
-            else:
-                recon |= reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.total),
-                                     weights=weights, referee=referee, objective=objective, budget=plan.seconds, **kw)
-                recon["phases"] = [phase_record("adapted, unguarded", recon)]
+        recon = _reconstruct(student, dyts, data, teacher, opts, plan, weights, fit_batches, formats,
+                             referee=referee, objective=objective, feature_scale=feature_scale, device=device,
+                             progress=bar) if recon_on else {"losses": [], "held_out": None, "phases": [], "choice": None}
         changes = weight_changes(before, weights)
         teacher, student = teacher.cpu(), student.cpu()
         clips = _clips(student, names, data.fit, formats, opts) if names else {}
         bar.update(len(names))
     folded = fold_all(student, names, data.fit[0]) if opts.fold and names else {}
 
-    layers, specs = [], {}
-    for name in names:
-        dyt = student.get_submodule(name)
-        in_scale, clip, clip_err = clips[name]
-        shift = dyt.shift.tolist() if isinstance(dyt, ShiftDyT) else None
-        gamma = None if dyt.weight is None else dyt.weight.detach().numpy()
-        beta = None if dyt.bias is None else dyt.bias.detach().numpy()
-        spec = make_spec(name, _alpha_of(dyt), in_scale, formats, channels=dyt.channels, alpha_shift=shift,
-                         gamma=gamma, beta=beta)
-        specs[name] = spec
-        into = folded.get(name, {}).get("into", [])
-        layers.append({
-            "name": name, "spec_name": spec.name, "channels": dyt.channels, "alpha": _alpha_of(dyt),
-            "alpha_shift": shift, "in_scale": in_scale, "clip": clip, "fit_error": fits[name].error,
-            "clip_error": clip_err, "folded": bool(into), "folded_into": into,
-            "fold_change": folded.get(name, {}).get("change"), "spec": spec.to_dict(),
-        })
+    layers, specs = _layer_records(student, names, fits, clips, folded, formats)
     fixed = fixed_point is not False and fixed_point is not None
     if fixed:
         for name in names:
@@ -255,6 +228,43 @@ def _convert(model, calib, fixed_point, opts: ConvertOptions):
                           "held-out check against the LayerNorm model):\n  " + "\n  ".join(report["warnings"]))
     report["seconds"] = time.perf_counter() - t0
     return student, report
+
+
+def _reconstruct(student, dyts, data, teacher, opts, plan, weights, fit_batches, formats, *, referee, objective,
+                 **kw) -> dict:
+    """The reconstruction: guarded (frozen phase, then the weights kept only if they beat it), or not."""
+    quant = None
+    if opts.quant_aware:
+        scales = {n: c[0] for n, c in _clips(student, list(dyts), fit_batches, formats, opts).items()}
+        quant = (scales, formats["in_bits"], formats["out_bits"])
+    if opts.guard or not weights:
+        return guarded_reconstruct(student, dyts, data, teacher, opts, plan, weights=weights, referee=referee,
+                                   objective=objective, quant=quant, **kw)
+    recon = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.total), weights=weights,
+                        referee=referee, objective=objective, budget=plan.seconds, quant=quant, **kw)
+    return recon | {"phases": [phase_record("adapted, unguarded", recon)], "choice": None}
+
+
+def _layer_records(student, names, fits, clips, folded, formats) -> tuple[list[dict], dict]:
+    """Per DyT layer: the report's record and the :class:`DyTSpec` the hardware builds."""
+    layers, specs = [], {}
+    for name in names:
+        dyt = student.get_submodule(name)
+        in_scale, clip, clip_err = clips[name]
+        shift = dyt.shift.tolist() if isinstance(dyt, ShiftDyT) else None
+        gamma = None if dyt.weight is None else dyt.weight.detach().numpy()
+        beta = None if dyt.bias is None else dyt.bias.detach().numpy()
+        spec = make_spec(name, _alpha_of(dyt), in_scale, formats, channels=dyt.channels, alpha_shift=shift,
+                         gamma=gamma, beta=beta)
+        specs[name] = spec
+        into = folded.get(name, {}).get("into", [])
+        layers.append({
+            "name": name, "spec_name": spec.name, "channels": dyt.channels, "alpha": _alpha_of(dyt),
+            "alpha_shift": shift, "in_scale": in_scale, "clip": clip, "fit_error": fits[name].error,
+            "clip_error": clip_err, "folded": bool(into), "folded_into": into,
+            "fold_change": folded.get(name, {}).get("change"), "spec": spec.to_dict(),
+        })
+    return layers, specs
 
 
 def _weights_record(opts: ConvertOptions, changes: dict, choice: dict | None) -> dict:

@@ -46,7 +46,8 @@ DEFAULT = ("default (guarded: frozen phase, then every weight adapts at 0.08 x i
 # (label, options on top of the defaults), seed 0 only, compared with the default on validation.
 CANDIDATES = [
     ("--freeze-weights (DyT parameters only; feature weight 1)", {"freeze_weights": True}),
-    ("unguarded: every weight adapts from the start, 600 steps (the previous default)", {"guard": False, "steps": 600}),
+    ("unguarded: every weight adapts from the start at 3e-3, 600 steps (the previous default)",
+     {"guard": False, "steps": 600, "relative_lr": None}),
     ("guarded, one rate for every tensor (3e-3, the previous default's; relative_lr=None)", {"relative_lr": None}),
 ]
 WHOLE = [

@@ -60,11 +60,11 @@ def default_cache() -> Path:
 
 def bulk_stream(spec, vectors: int, seed: int, activations=None) -> tuple[np.ndarray, np.ndarray]:
     """Bulk stimulus: saturation corners, every code on every channel (inputs of at
-    most 10 bits), the tokens of an activations file if given, then random tokens
-    up to ``vectors`` elements."""
+    most 10 bits, or when ``vectors`` is at least that many elements), the tokens
+    of an activations file if given, then random tokens up to ``vectors`` elements."""
     rng = np.random.default_rng([seed, 99])
     parts = [extreme_tokens(spec.in_bits, spec.channels)]
-    if spec.in_bits <= 10:
+    if spec.in_bits <= 10 or spec.channels << spec.in_bits <= vectors:
         parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
     if activations is not None:
         with np.load(activations, allow_pickle=False) as f:

@@ -13,6 +13,7 @@ opened as a user opens it (``hls4ml.converters.link_existing_project``), built b
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -44,6 +45,10 @@ def _cpu_s() -> float:
 def run(converted: Path, work: Path, backend: str) -> dict:
     """Export every layer of ``converted`` into ``work``, then each project's C simulation against the golden model."""
     specs = list(converted_specs(converted).values())
+    try:
+        made_by = json.loads((converted / "report.json").read_text())["command"]
+    except (OSError, ValueError, KeyError):
+        made_by = None
     t0 = time.perf_counter()
     write_projects(specs, work, backend=backend)
     export_s = time.perf_counter() - t0
@@ -58,11 +63,12 @@ def run(converted: Path, work: Path, backend: str) -> dict:
                      "affine": s.affine.mode if len(group) == 1 else "—",
                      "elements": r["elements"], "mismatches": r["mismatches"],
                      "csim_s": round(time.perf_counter() - t, 1)})
-    return {"export_s": round(export_s, 1), "rows": rows}
+    return {"converted": str(converted), "made_by": made_by, "export_s": round(export_s, 1), "rows": rows}
 
 
 def table(result: dict) -> str:
-    lines = [f"Export of `{result['rows'][0]['converted']}` ({result['export_s']} s):", "",
+    made_by = f", made by `{result['made_by']}`" if result["made_by"] else ""
+    lines = [f"`{result['converted']}`{made_by}; export {result['export_s']} s:", "",
              "| project | layers | channels | input bits | tanh | affine | elements checked | mismatches | "
              "compile + predict (s) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -112,7 +118,8 @@ def main(argv=None) -> int:
         *[table(r) for r in results]])
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    save_json_atomic(args.out / "hls4ml_export.json", {"meta": meta, "rows": rows})
+    save_json_atomic(args.out / "hls4ml_export.json", {"meta": meta, "converted": [
+        {k: r[k] for k in ("converted", "made_by", "export_s")} for r in results], "rows": rows})
     atomic_write_text(args.out / "hls4ml_export.md", md)
     return 0 if all(r["mismatches"] == 0 for r in rows) else 1
 

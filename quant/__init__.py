@@ -25,7 +25,7 @@ __all__ = [
     "TanhLUT", "TanhPWL", "build_lut", "build_pwl", "build_tanh", "error_report", "full_scale", "tanh_int",
     "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
     "VisionTransformer", "load_vit", "load_hf", "load_dataset", "SentenceEncoder", "load_sentence_transformer",
-    "load_onnx_bert",
+    "load_onnx_bert", "load_onnx_dinov2",
 ]
 
 _TORCH_SIDE = {
@@ -34,6 +34,7 @@ _TORCH_SIDE = {
     "partial_convert": "conversion.partial", "accuracy": "conversion.evaluate",
     "VisionTransformer": "zoo.vit", "load_vit": "zoo.load", "load_hf": "zoo.load", "load_dataset": "zoo.data",
     "SentenceEncoder": "zoo.encoders", "load_sentence_transformer": "zoo.encoders", "load_onnx_bert": "zoo.onnx_weights",
+    "load_onnx_dinov2": "zoo.onnx_vit",
 }
 
 

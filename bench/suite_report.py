@@ -38,7 +38,8 @@ def _task(kind: str, m: dict) -> str:
 def _teacher(t: dict | None) -> str:
     if not t or not t.get("fixed"):
         return "—"
-    return f"{t['fixed']['cosine']:.4f} ({t['samples']})"
+    kept = (t.get("weights") or {}).get("kept")
+    return f"{t['fixed']['cosine']:.4f} ({t['samples']}){f'; kept {kept}' if kept else ''}"
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -48,9 +49,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
           f"machine: times are under that load). Python {meta['python']}, torch {meta['torch']}.", "",
           "Held-out cosine: mean cosine of the converted model's output to the LayerNorm model's on the "
           "validation split (never seen by the conversion); `report[\"teacher\"]`: the converter's own referee "
-          "(held-out calibration samples, fixed point; — when the converter has none). Test: the task metric, "
-          "LayerNorm model first.", "",
-          "| model | LNs | conversion | seconds | held-out cos float / fixed | report[\"teacher\"] cos (n) | "
+          "(held-out calibration samples, fixed point; — when the converter has none) and which weights the "
+          "guard kept. Test: the task metric, LayerNorm model first.", "",
+          "| model | LNs | conversion | seconds | held-out cos float / fixed | report[\"teacher\"] cos (n); weights kept | "
           "test, LayerNorm | test, DyT fixed | targets |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for label in ("default", "freeze_weights"):

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import HardytError
 from ..files import load_json_object
-from .load import _first_line
+from .load import _first_line, model_directory
 
 __all__ = ["POOLING_MODES", "SentenceEncoder", "load_sentence_transformer", "read_pooling", "load_tokenizer"]
 
@@ -139,13 +139,7 @@ def load_tokenizer(directory):
 
 
 def _model_dir(directory) -> Path:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise HardytError(f"{directory}: not a directory (a sentence encoder directory holds config.json, "
-                          "the weights and modules.json)")
-    if not (directory / "config.json").is_file():
-        raise HardytError(f"{directory}: no config.json: not a Hugging Face / sentence-transformers directory")
-    return directory
+    return model_directory(directory, "sentence-transformers or Hugging Face")
 
 
 def _read_json(path: Path):

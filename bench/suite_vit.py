@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hardyt.quant.conversion.evaluate import accuracy
+from hardyt.quant.runtime.evaluate import accuracy
 from hardyt.quant.files import atomic_write_text
 from hardyt.quant.zoo.data import NORMALIZATION, load_dataset
 

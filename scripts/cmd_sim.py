@@ -4,7 +4,7 @@
 
     hardyt sim DIR [--simulator icarus|verilator] [--vectors N] [--waves]
                    [--mode cocotb|bulk] [--seed K] [--activations FILE.npz|CONVERTED_DIR]
-                   [--scheduler tcp://HOST:PORT] [--workers N]
+                   [--exhaustive] [--scheduler tcp://HOST:PORT] [--workers N]
 
 DIR is one directory written by ``hardyt rtl`` or a ``hardyt rtl`` output of
 a converted model (one subdirectory per layer: each is simulated, as a Dask
@@ -15,6 +15,9 @@ in the model) are used when given, or when a layer directory or DIR holds
 ``<layer>.inputs.npz`` as ``hardyt convert`` writes it; ``--activations
 CONVERTED_DIR`` picks each layer's file from a converted model's directory.
 Exits 1 on any mismatch, protocol violation, throughput or latency miss.
+``--exhaustive`` simulates every input code on every channel of each DyT core
+(:mod:`hardyt.sim.exhaustive`: Verilator bulk mode, in parts over the Dask
+workers).
 
 On a DyT engine directory (``hardyt rtl CONVERTED_DIR --engine``) it runs the
 model's layers in order: layer 0's coefficients load, each layer streams
@@ -50,6 +53,10 @@ def add_parser(sub):
     p.add_argument("--activations", metavar="FILE.npz|CONVERTED_DIR",
                    help="real input codes (a <layer>.inputs.npz, or the `hardyt convert` directory holding "
                         "one per layer): cocotb mode sends the first N elements, bulk mode all of them")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="DyT cores: every input code on every channel (2**in_bits x C elements, up to 16-bit "
+                        "inputs), Verilator bulk mode, in parts over the Dask workers (bulk mode already "
+                        "includes it when it fits 4M elements)")
     add_sweep_flags(p)
     p.set_defaults(func=run)
 
@@ -122,9 +129,35 @@ def _sim_core(core: Path, root: Path, given: Path | None, args, vectors: int) ->
                    seed=args.seed, activations=npz)
 
 
+def _run_exhaustive(args) -> int:
+    """``--exhaustive``: each DyT core's whole input space, its parts spread over the Dask workers."""
+    from hardyt.hw.sweep import dask_client
+    from hardyt.sim.exhaustive import run_exhaustive
+
+    failed = []
+    cores = core_dirs(Path(args.dir))
+    with dask_client(args.scheduler, args.workers) as client:
+        for core in cores:
+            r = run_exhaustive(core, client=client, workers=args.workers, seed=args.seed)
+            verdict = "PASS" if r["ok"] else "FAIL"
+            print(f"{core}: {verdict} (verilator, exhaustive): {r['elements']:,} of {r['space']:,} inputs checked "
+                  f"(every code on every channel), {r['mismatches']} mismatches, {r['parts']} parts, "
+                  f"{r['seconds']} s", flush=True)
+            for line in r["failures"][:10] + r["report"][:10]:
+                print(f"  {line}", flush=True)
+            if not r["ok"]:
+                failed.append(core.name)
+    if failed:
+        raise HardytError(f"{args.dir}: {len(failed)} of {len(cores)} cores failed the exhaustive sweep: "
+                          f"{', '.join(failed)}")
+    return 0
+
+
 def run(args) -> int:
     from hardyt.hw.sweep import dask_client, run_jobs
 
+    if args.exhaustive:
+        return _run_exhaustive(args)
     if args.vectors is not None and args.vectors < 1:
         raise HardytError(f"--vectors: must be a positive integer, got {args.vectors}")
     root = Path(args.dir)

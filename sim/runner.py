@@ -35,7 +35,7 @@ import numpy as np
 from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_bytes, atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_write_bytes, save_json_atomic
 from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
@@ -58,13 +58,32 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardyt" / "sim"
 
 
-def bulk_stream(spec, vectors: int, seed: int, activations=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bulk stimulus: saturation corners, every code on every channel (inputs of at
-    most 10 bits), the tokens of an activations file if given, then random tokens
-    up to ``vectors`` elements."""
+#: Bulk mode sends every code on every channel when that is at most this many elements (any input
+#: width): 4M elements, ~15 s of Verilator here. ``hardyt sim --exhaustive`` covers any size in parts.
+EXHAUSTIVE_BUDGET = 1 << 22
+
+
+def exhaustive_fits(spec) -> bool:
+    """Whether the bulk stream of ``spec`` holds every code on every channel (inputs of at most
+    10 bits, or ``2**in_bits * C`` within :data:`EXHAUSTIVE_BUDGET`)."""
+    return spec.in_bits <= 10 or (1 << spec.in_bits) * spec.channels <= EXHAUSTIVE_BUDGET
+
+
+def bulk_stream(spec, vectors: int, seed: int, activations=None, part=None) -> tuple[np.ndarray, np.ndarray]:
+    """Bulk stimulus: saturation corners, every code on every channel (when :func:`exhaustive_fits`),
+    the tokens of an activations file if given, then random tokens up to ``vectors`` elements.
+
+    ``part=(k, n)``: only part ``k`` of ``n`` of the exhaustive tokens (every code on every channel
+    is the union of the ``n`` parts), nothing else.
+    """
+    if part is not None:
+        k, n = part
+        tokens = 1 << spec.in_bits
+        return tokens_to_beats(exhaustive_tokens(spec.in_bits, spec.channels, k * tokens // n,
+                                                 (k + 1) * tokens // n), spec.lanes)
     rng = np.random.default_rng([seed, 99])
     parts = [extreme_tokens(spec.in_bits, spec.channels)]
-    if spec.in_bits <= 10:
+    if exhaustive_fits(spec):
         parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
     if activations is not None:
         with np.load(activations, allow_pickle=False) as f:
@@ -75,22 +94,39 @@ def bulk_stream(spec, vectors: int, seed: int, activations=None) -> tuple[np.nda
     return tokens_to_beats(np.concatenate(parts), spec.lanes)
 
 
-def _hex_lines(values, bits: int, depth: int) -> str:
+def _hex_bytes(values, bits: int, depth: int) -> bytes:
+    """``$readmemh`` text of ``values`` (two's complement, ``bits`` wide), zero-padded to ``depth`` lines.
+
+    >>> _hex_bytes([1, -1], 8, 3)
+    b'01\\nff\\n00\\n'
+    """
     digits = -(-bits // 4)
-    v = np.asarray(values, dtype=np.int64).reshape(-1) & ((1 << bits) - 1)
-    v = np.concatenate([v, np.zeros(depth - len(v), dtype=np.int64)])
-    return "\n".join(np.char.zfill(np.char.mod("%x", v), digits).tolist()) + "\n"
+    v = np.zeros(depth, dtype=np.int64)
+    flat = np.asarray(values, dtype=np.int64).reshape(-1)
+    v[:len(flat)] = flat & ((1 << bits) - 1)
+    chars = np.empty((depth, digits + 1), dtype=np.uint8)
+    for d in range(digits):
+        chars[:, d] = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[(v >> (4 * (digits - 1 - d))) & 15]
+    chars[:, digits] = ord("\n")
+    return chars.tobytes()
 
 
-def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int, activations) -> tuple[int, int]:
-    x, last = bulk_stream(spec, vectors, seed, activations)
+def _small(a, bits: int) -> np.ndarray:
+    """``a`` in the narrowest of int16/int32 that holds ``bits``-bit codes (the stream file stays small)."""
+    return np.asarray(a, dtype=np.int16 if bits <= 16 else np.int32)
+
+
+def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int, activations,
+                      part=None) -> tuple[int, int]:
+    x, last = bulk_stream(spec, vectors, seed, activations, part)
     y = spec.reference_stream(x, last)
     beats, lanes = len(x), spec.lanes
     depth = max(256, 1 << (beats - 1).bit_length())
-    atomic_write_text(run_dir / "bulk_x.mem", _hex_lines(x, manifest["in_bits"], depth * lanes))
-    atomic_write_text(run_dir / "bulk_y.mem", _hex_lines(y, manifest["out_bits"], depth * lanes))
-    atomic_write_text(run_dir / "bulk_last.mem", _hex_lines(last, 1, depth))
-    np.savez(run_dir / "bulk_stream.npz", x=x, y=y, channels=lane_channels(last, lanes, spec.channels))
+    atomic_write_bytes(run_dir / "bulk_x.mem", _hex_bytes(x, manifest["in_bits"], depth * lanes))
+    atomic_write_bytes(run_dir / "bulk_y.mem", _hex_bytes(y, manifest["out_bits"], depth * lanes))
+    atomic_write_bytes(run_dir / "bulk_last.mem", _hex_bytes(last, 1, depth))
+    np.savez(run_dir / "bulk_stream.npz", x=_small(x, manifest["in_bits"]), y=_small(y, manifest["out_bits"]),
+             channels=_small(lane_channels(last, lanes, spec.channels), 16 if spec.channels < 1 << 15 else 32))
     return beats, depth
 
 
@@ -191,12 +227,12 @@ def _test_env(manifest, run_dir: Path, seed: int, vectors: int, activations) -> 
 
 
 def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, simulator, mode, vectors, seed,
-         activations, pause, waves) -> tuple[dict, dict]:
+         activations, pause, waves, part=None) -> tuple[dict, dict]:
     """The arguments of cocotb's build and test for this run, and the variables its tests read."""
     test_env = _test_env(manifest, run_dir, seed, vectors, activations)
     sources, parameters, defines = [str(src)], {}, {}
     if mode == "bulk":
-        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations)
+        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations, part)
         top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
         sources.append(str(HARNESS))
         parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
@@ -234,14 +270,16 @@ def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dic
 
 def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: bool = False,
             mode: str = "cocotb", seed: int = 1, activations=None, cache=None, testcase=None,
-            pause: bool = True, quiet: bool = True) -> dict:
+            pause: bool = True, quiet: bool = True, part=None) -> dict:
     """Simulate an emitted directory; returns the numbers (see ``hardyt sim``).
 
     ``activations`` is a ``<layer>.inputs.npz`` (key ``x``: input codes, one
     token per row): the cocotb ``activations`` test sends its first
     ``vectors`` elements, bulk mode sends all of it; ``pause=False`` runs
     bulk mode's main test at full rate (the cocotb mode always pauses, except
-    in its throughput test); ``testcase`` picks cocotb tests by name.
+    in its throughput test); ``testcase`` picks cocotb tests by name;
+    ``part=(k, n)`` (bulk mode) streams part ``k`` of ``n`` of every code on
+    every channel and nothing else (:mod:`hardyt.sim.exhaustive`).
     ``beats_per_cycle`` and ``latency`` come from the full-rate
     ``throughput`` test of either mode (see :mod:`hardyt.sim.test_bulk`).
 
@@ -257,6 +295,8 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     when a run fails or dumps waves; ``waves`` then lists the files).
     """
     _check_args(simulator, mode, vectors, seed)
+    if part is not None and mode != "bulk":
+        raise HardytError(f"part {part}: a part of the exhaustive sweep runs in bulk mode only")
     manifest = load_manifest(directory)
     spec = spec_from_dict(manifest["spec"])
     cache = Path(cache) if cache else default_cache()
@@ -269,7 +309,8 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         (run_dir / mem).symlink_to(Path(manifest["dir"]) / mem)
     save_json_atomic(run_dir / "manifest.json", manifest)
     job, test_env = _job(manifest, spec, src, digest, run_dir, cache, simulator=simulator, mode=mode,
-                         vectors=vectors, seed=seed, activations=activations, pause=pause, waves=waves)
+                         vectors=vectors, seed=seed, activations=activations, pause=pause, waves=waves,
+                         part=part)
     job |= {"testcase": testcase, "quiet": quiet}
     # cocotb's runner hands its whole process environment to the simulator (over its extra_env).
     outcome = _launch(job, env | test_env, run_dir, quiet, manifest["dir"])

@@ -36,11 +36,16 @@ def random_tokens(rng: np.random.Generator, elements: int, channels: int, in_bit
     return rng.integers(lo, hi + 1, (tokens, channels), dtype=np.int64)
 
 
-def exhaustive_tokens(in_bits: int, channels: int) -> np.ndarray:
-    """Every code on every channel: ``2**in_bits`` tokens, channel c rotated by c."""
+def exhaustive_tokens(in_bits: int, channels: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Every code on every channel: ``2**in_bits`` tokens, channel c rotated by c (tokens
+    ``start:stop`` of them: a part of the sweep).
+
+    >>> exhaustive_tokens(3, 2, 6).tolist()
+    [[2, 3], [3, -4]]
+    """
     lo, _ = signed_range(in_bits)
     n = 1 << in_bits
-    t = np.arange(n)[:, None] + np.arange(channels)[None, :]
+    t = np.arange(start, n if stop is None else stop)[:, None] + np.arange(channels)[None, :]
     return lo + t % n
 
 

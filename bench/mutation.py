@@ -6,8 +6,9 @@ For each core kind (two DyT cores — LUT/folded and PWL/channel with
 per-channel alpha shifts —, a LayerNorm core, a DyT engine with a folded and a
 channel affine layer) the emitted Verilog is read by Yosys (``hierarchy;
 proc; flatten``), ``mutate -list N`` draws N mutations of its netlist (YosysHQ's
-mcy flow: inverted, constant or swapped bits on cell ports and wires), and
-each mutant is applied to a fresh copy and written back as Verilog. Every
+mcy flow: inverted, constant or swapped bits on cell ports and wires; the
+logic only, not the ROM contents, which tests/test_sim.py mutates in the
+``.mem`` files), and each mutant is applied to a fresh copy and written back as Verilog. Every
 mutant then meets the project's checks, cheapest first, until one kills it:
 
 1. **sim**: the bulk harness (``sim/bulk_harness.v``) on Icarus, every code on
@@ -103,7 +104,9 @@ def mutants(core: Path, n: int, seed: int) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     prep = f"read_verilog {m['verilog']}; hierarchy -top {m['top']}; proc; flatten; opt_clean; design -save orig"
     listing = out / "mutations.txt"
-    r = _run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list {n} -seed {seed} -o mutants/mutations.txt"], core)
+    # The logic only: ROM contents ($meminit cells) are the .mem files' business (tests/test_sim.py mutates them).
+    r = _run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list {n} -seed {seed} -o mutants/mutations.txt "
+                                        "* t:$meminit* %d"], core)
     if r.returncode:
         raise RuntimeError(f"{core}: yosys mutate failed: {r.stderr[-500:]}")
     cmds = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
@@ -195,7 +198,7 @@ def formal_check(mdir: Path, kind: str) -> str | None:
     return f"formal: {', '.join(bad)}" if bad else None
 
 
-def equivalent(core: Path, verilog: Path, steps: int = 20) -> str:
+def equivalent(core: Path, verilog: Path, steps: int = 20, timeout: float = 300) -> str:
     """``proven`` (k-induction), ``bounded`` (no difference within ``steps`` cycles) or ``differs``."""
     m = load_manifest(core)
     top = m["top"]
@@ -205,7 +208,10 @@ def equivalent(core: Path, verilog: Path, steps: int = 20) -> str:
               f"design -copy-from gate -as gate gate; memory_map; opt -fast; "
               f"miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter; hierarchy -top miter; "
               f"sat -verify -tempinduct -prove-asserts -set-at 1 in_aresetn 0 -seq 1 -maxsteps {steps} miter")
-    r = _run([*yosys_cmd(), "-q", "-p", script], core, timeout=600)
+    try:
+        r = _run([*yosys_cmd(), "-q", "-p", script], core, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"undecided (no answer in {timeout:.0f} s)"
     text = r.stdout + r.stderr
     if r.returncode == 0:
         return "proven" if "Induction step proven" in text or "SUCCESS" in text else "bounded"

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.emit import emit
-from hardyt.hw.sweep import dask_client
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.emission.emit import emit
+from hardyt.hw.tools.sweep import dask_client
 from hardyt.quant.files import atomic_write_text
 from hardyt.sim.exhaustive import run_exhaustive
 

@@ -7,8 +7,8 @@
                                                          # only the DyT engine rows
                                                          # (bench/results/hardware_engine.{json,md})
 
-Every core is emitted with ``hardyt.hw.emit`` (8-bit in and out, seed 0)
-and synthesized with ``hardyt.hw.synth`` (the code behind ``hardyt synth``):
+Every core is emitted with ``hardyt.hw.emission.emit`` (8-bit in and out, seed 0)
+and synthesized with ``hardyt.hw.tools.synth`` (the code behind ``hardyt synth``):
 ECP5 (Yosys ``synth_ecp5`` + ``nextpnr-ecp5 --85k --seed 1`` on the
 port-registering wrapper) for the sweep over C and P, and Xilinx
 (``synth_xilinx -flatten -noiopad -family xcup``, resources only, not placed)
@@ -33,11 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tqdm import tqdm
+from hardyt.quant.progress import progress
 
 from hardyt.hw import emit, random_dyt_spec
-from hardyt.hw.sweep import dask_client, failure_error, run_jobs
-from hardyt.hw.synth import synth
+from hardyt.hw.tools.sweep import dask_client, failure_error, run_jobs
+from hardyt.hw.tools.synth import synth
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
 
@@ -190,7 +190,7 @@ def check_targets(ecp5: list[dict], xilinx: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from hardyt.scripts.plots import save_figure, subplots
+    from hardyt.flow.plots import save_figure, subplots
     configs = sorted({(r["channels"], r["lanes"]) for r in rows})
     labels = [f"C={c}\nP={p}" for c, p in configs]
     fig, (ax1, ax2) = subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)
@@ -233,8 +233,8 @@ def main(argv=None) -> int:
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-hw-")
     work = args.work or Path(tmp.name)
     jobs = jobs_for(args)
-    dirs = [prepare(j, work) for j in tqdm(jobs, desc="emit", unit="core", leave=False)]
-    # Dask jobs (hardyt.hw.sweep): run_job returns a tool failure as a row, so every row comes back.
+    dirs = [prepare(j, work) for j in progress(jobs, desc="emit", unit="core", leave=False)]
+    # Dask jobs (hardyt.hw.tools.sweep): run_job returns a tool failure as a row, so every row comes back.
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in zip(jobs, dirs)},
                                      desc="synth")
@@ -304,7 +304,7 @@ def engine_main(args, command: str) -> int:
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-engine-")
     work = args.work or Path(tmp.name)
     pairs = engine_jobs(args.engine, args.lanes, work, args.engine_channel)
-    # Dask jobs (hardyt.hw.sweep), as the main sweep: run_job returns a tool failure as a row.
+    # Dask jobs (hardyt.hw.tools.sweep), as the main sweep: run_job returns a tool failure as a row.
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in pairs}, desc="synth")
     if failures:

@@ -39,11 +39,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hardyt.hw.cores import random_dyt_spec, random_layernorm_spec
-from hardyt.hw.emit import emit, load_manifest
-from hardyt.hw.engine_emit import emit_engine
-from hardyt.hw.formal import prove_core
-from hardyt.hw.toolchain import iverilog_cmd, yosys_cmd
+from hardyt.hw.datapath.cores import random_dyt_spec, random_layernorm_spec
+from hardyt.hw.emission.emit import emit, load_manifest
+from hardyt.hw.emission.engine_emit import emit_engine
+from hardyt.hw.formal.prove import prove_core
+from hardyt.hw.tools.toolchain import iverilog_cmd, yosys_cmd
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.files import atomic_write_text
 from hardyt.sim.runner import HARNESS, _write_bulk_files

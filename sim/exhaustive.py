@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from hardyt.hw.emit import load_manifest
+from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.errors import HardytError
 
@@ -29,7 +29,7 @@ def sweep_parts(spec, workers: int = 1) -> int:
     """How many parts the sweep of ``spec`` is cut into: enough to keep each within
     :data:`PART_ELEMENTS`, at least one per worker, at most one per token.
 
-    >>> from hardyt.hw.cores import random_dyt_spec
+    >>> from hardyt.hw.datapath.cores import random_dyt_spec
     >>> sweep_parts(random_dyt_spec(768, 1, 16, 8, tanh="pwl"), 1), sweep_parts(random_dyt_spec(4, 1, 8, 8), 2)
     (2, 2)
     """

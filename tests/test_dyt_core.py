@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from hardyt.hw.cores import build_core, random_dyt_spec
-from hardyt.hw.dyt_core import DyTCore
+from hardyt.hw.datapath.cores import build_core, random_dyt_spec
+from hardyt.hw.datapath.dyt_core import DyTCore
 from hardyt.quant.errors import SpecError
 
 

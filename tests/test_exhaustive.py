@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.emit import emit
-from hardyt.hw.sweep import dask_client
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.emission.emit import emit
+from hardyt.hw.tools.sweep import dask_client
 from hardyt.sim.exhaustive import run_exhaustive, sweep_parts
 from hardyt.sim.runner import bulk_stream, exhaustive_fits
 from hardyt.scripts.cli import main
@@ -49,3 +49,5 @@ def test_exhaustive_catches_one_wrong_rom_word(pwl12, tmp_path, capsys):
     r = run_exhaustive(d, simulator="icarus", cache=tmp_path / "cache")
     assert not r["ok"] and r["mismatches"] > 0
     assert r["report"] and "channel" in r["report"][0]
+    from hardyt.flow.sim import report_lines
+    assert "FAIL (verilator, exhaustive)" in report_lines("core", r)[0]

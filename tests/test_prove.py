@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hardyt.hw.cores import random_dyt_spec, random_layernorm_spec
-from hardyt.hw.emit import emit, load_manifest
-from hardyt.hw.engine_emit import emit_engine
-from hardyt.hw.formal import prove_core
+from hardyt.hw.datapath.cores import random_dyt_spec, random_layernorm_spec
+from hardyt.hw.emission.emit import emit, load_manifest
+from hardyt.hw.emission.engine_emit import emit_engine
+from hardyt.hw.formal.prove import PROPERTIES, prove_core
 from hardyt.scripts.cli import main
 
 
@@ -110,3 +110,8 @@ def test_unknown_property_is_one_line_error(tmp_path, capsys):
     with pytest.raises(Exception) as e:
         prove_core(d, properties=["token_bank"])
     assert "no property token_bank for a layernorm core" in str(e.value)
+
+
+def test_cli_offers_every_property():
+    from hardyt.scripts.cmd_prove import PROPERTY_NAMES
+    assert set(PROPERTY_NAMES) == set(PROPERTIES)

@@ -1,6 +1,7 @@
 """Mutation testing of the emitted HDL: do the project's checks notice a wrong netlist?
 
-    nice -n 10 python bench/mutation.py [--dyt 100] [--layernorm 60] [--engine 45] [--seed 1] [--out bench/results/mutation]
+    nice -n 10 python bench/mutation.py [--dyt 100] [--layernorm 60] [--engine 45] [--seed 1] [--jobs 3]
+                                        [--out bench/results/mutation]
 
 For each core kind (two DyT cores — LUT/folded and PWL/channel with
 per-channel alpha shifts —, a LayerNorm core, a DyT engine with a folded and a
@@ -16,11 +17,12 @@ mutant then meets the project's checks, cheapest first, until one kills it:
    sides, then at full rate (latency and throughput must equal the
    manifest's); the engine: its FuseSoC smoke testbench (layer 0's image
    loaded, every beat compared with the golden model);
-2. **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove_core`) on the
-   mutant directory (LayerNorm: ``axis``, by induction);
-3. survivors: a Yosys equivalence check of mutant against original (``miter
-   -equiv``, ``sat -tempinduct``, 20 steps): **equivalent** (proven, or no
-   difference within 20 cycles from reset — stated) or a **survivor**, listed.
+2. a Yosys equivalence check of mutant against original (``miter -equiv``,
+   ``sat -tempinduct``, 20 steps, 3 minutes at most): **equivalent** (proven,
+   or no difference within 20 cycles from reset — stated);
+3. otherwise **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove.prove_core`)
+   on the mutant directory (LayerNorm: ``axis``, by induction); a mutant it
+   does not kill is a **survivor**, listed.
 
 Writes ``OUT.json`` (every mutant: its ``mutate`` command, the check that
 killed it and how) and ``OUT.md`` (killed / survived / equivalent per kind,
@@ -31,12 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hardyt.hw.datapath.cores import random_dyt_spec, random_layernorm_spec
@@ -46,7 +50,8 @@ from hardyt.hw.formal.prove import prove_core
 from hardyt.hw.tools.toolchain import iverilog_cmd, yosys_cmd
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.files import atomic_write_text
-from hardyt.sim.runner import HARNESS, _write_bulk_files
+from hardyt.sim.bulk_files import write_bulk_files
+from hardyt.sim.runner import HARNESS
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -140,7 +145,7 @@ class BulkCheck:
         spec = spec_from_dict(self.m["spec"])
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
-        self.beats, self.depth = _write_bulk_files(work, spec, self.m, 1, 1, None)
+        self.beats, self.depth = write_bulk_files(work, spec, self.m, 1, 1, None)
         for mem in self.m["mems"]:
             shutil.copy(core / mem, work / mem)
 
@@ -225,15 +230,18 @@ def judge(kind: str, core: Path, row: dict, check, scratch: Path) -> dict:
     t0 = time.perf_counter()
     out = {"id": row["id"], "kind": kind, "cmd": row["cmd"]}
     why = check(row["verilog"])
+    eq = None
     if why is None:
-        try:
-            why = formal_check(_mutant_dir(core, row["verilog"], scratch / "mutant"), kind)
-        except Exception as e:   # noqa: BLE001 - a mutant the harness cannot even bind is a kill, say so
-            why = f"formal: {type(e).__name__}: {str(e)[:120]}"
+        # Equivalent mutants cannot be killed by anything: check that before the (costlier) proofs.
+        eq = equivalent(core, row["verilog"], timeout=180)
+        if eq not in ("proven", "bounded"):
+            try:
+                why = formal_check(_mutant_dir(core, row["verilog"], scratch / row["id"].replace("/", "_")), kind)
+            except Exception as e:   # noqa: BLE001 - a mutant the harness cannot even bind is a kill, say so
+                why = f"formal: {type(e).__name__}: {str(e)[:120]}"
     if why is not None:
-        out |= {"status": "killed", "by": why}
+        out |= {"status": "killed", "by": why} | ({"equivalence": eq} if eq else {})
     else:
-        eq = equivalent(core, row["verilog"])
         out |= {"status": "equivalent" if eq in ("proven", "bounded") else "survived", "equivalence": eq}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
@@ -245,6 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--layernorm", type=int, default=60)
     ap.add_argument("--engine", type=int, default=45)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=3, help="mutants judged at once (each in its own directory)")
     ap.add_argument("--out", default=str(RESULTS / "mutation"))
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hardyt-mutation-"))
@@ -259,10 +268,23 @@ def main(argv=None) -> int:
             ms = mutants(core, n, args.seed)
             check = (SmokeCheck if kind == "engine" else BulkCheck)(core, work / "check" / core.name)
             assert check(Path(core / load_manifest(core)["verilog"])) is None, f"{core}: the original fails"
-            for row in ms:
-                rows.append(judge(kind, core, row, check, work / "scratch"))
-                print(json.dumps(rows[-1]), flush=True)
-                _write(out, rows, args, t0, load0)
+            checks = [check] + [type(check)(core, work / "check" / f"{core.name}{j}") for j in range(1, args.jobs)]
+            free = queue.Queue()
+            for c in checks:
+                free.put(c)
+
+            def one(row):
+                c = free.get()
+                try:
+                    return judge(kind, core, row, c, work / "scratch")
+                finally:
+                    free.put(c)
+
+            with ThreadPoolExecutor(args.jobs) as pool:
+                for r in pool.map(one, ms):
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+                    _write(out, rows, args, t0, load0)
     _write(out, rows, args, t0, load0)
     return 0
 

@@ -39,9 +39,8 @@ from hardyt.quant.files import atomic_write_bytes, save_json_atomic
 from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
-from hardyt.quant.contract.stream import lane_channels
 
-from .stimulus import exhaustive_tokens, extreme_tokens, random_tokens, tokens_to_beats
+from .bulk_files import bulk_stream, write_bulk_files
 
 __all__ = ["run_sim", "bulk_stream", "check_activations", "SIMULATORS", "MODES", "default_cache"]
 
@@ -56,78 +55,6 @@ def default_cache() -> Path:
     if os.environ.get("HARDYT_SIM_CACHE"):
         return Path(os.environ["HARDYT_SIM_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardyt" / "sim"
-
-
-#: Bulk mode sends every code on every channel when that is at most this many elements (any input
-#: width): 4M elements, ~15 s of Verilator here. ``hardyt sim --exhaustive`` covers any size in parts.
-EXHAUSTIVE_BUDGET = 1 << 22
-
-
-def exhaustive_fits(spec) -> bool:
-    """Whether the bulk stream of ``spec`` holds every code on every channel (inputs of at most
-    10 bits, or ``2**in_bits * C`` within :data:`EXHAUSTIVE_BUDGET`)."""
-    return spec.in_bits <= 10 or (1 << spec.in_bits) * spec.channels <= EXHAUSTIVE_BUDGET
-
-
-def bulk_stream(spec, vectors: int, seed: int, activations=None, part=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bulk stimulus: saturation corners, every code on every channel (when :func:`exhaustive_fits`),
-    the tokens of an activations file if given, then random tokens up to ``vectors`` elements.
-
-    ``part=(k, n)``: only part ``k`` of ``n`` of the exhaustive tokens (every code on every channel
-    is the union of the ``n`` parts), nothing else.
-    """
-    if part is not None:
-        k, n = part
-        tokens = 1 << spec.in_bits
-        return tokens_to_beats(exhaustive_tokens(spec.in_bits, spec.channels, k * tokens // n,
-                                                 (k + 1) * tokens // n), spec.lanes)
-    rng = np.random.default_rng([seed, 99])
-    parts = [extreme_tokens(spec.in_bits, spec.channels)]
-    if exhaustive_fits(spec):
-        parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
-    if activations is not None:
-        with np.load(activations, allow_pickle=False) as f:
-            parts.append(np.asarray(f["x"], dtype=np.int64).reshape(-1, spec.channels))
-    have = sum(p.size for p in parts)
-    if vectors > have:
-        parts.append(random_tokens(rng, vectors - have, spec.channels, spec.in_bits))
-    return tokens_to_beats(np.concatenate(parts), spec.lanes)
-
-
-def _hex_bytes(values, bits: int, depth: int) -> bytes:
-    """``$readmemh`` text of ``values`` (two's complement, ``bits`` wide), zero-padded to ``depth`` lines.
-
-    >>> _hex_bytes([1, -1], 8, 3)
-    b'01\\nff\\n00\\n'
-    """
-    digits = -(-bits // 4)
-    v = np.zeros(depth, dtype=np.int64)
-    flat = np.asarray(values, dtype=np.int64).reshape(-1)
-    v[:len(flat)] = flat & ((1 << bits) - 1)
-    chars = np.empty((depth, digits + 1), dtype=np.uint8)
-    for d in range(digits):
-        chars[:, d] = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[(v >> (4 * (digits - 1 - d))) & 15]
-    chars[:, digits] = ord("\n")
-    return chars.tobytes()
-
-
-def _small(a, bits: int) -> np.ndarray:
-    """``a`` in the narrowest of int16/int32 that holds ``bits``-bit codes (the stream file stays small)."""
-    return np.asarray(a, dtype=np.int16 if bits <= 16 else np.int32)
-
-
-def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int, activations,
-                      part=None) -> tuple[int, int]:
-    x, last = bulk_stream(spec, vectors, seed, activations, part)
-    y = spec.reference_stream(x, last)
-    beats, lanes = len(x), spec.lanes
-    depth = max(256, 1 << (beats - 1).bit_length())
-    atomic_write_bytes(run_dir / "bulk_x.mem", _hex_bytes(x, manifest["in_bits"], depth * lanes))
-    atomic_write_bytes(run_dir / "bulk_y.mem", _hex_bytes(y, manifest["out_bits"], depth * lanes))
-    atomic_write_bytes(run_dir / "bulk_last.mem", _hex_bytes(last, 1, depth))
-    np.savez(run_dir / "bulk_stream.npz", x=_small(x, manifest["in_bits"]), y=_small(y, manifest["out_bits"]),
-             channels=_small(lane_channels(last, lanes, spec.channels), 16 if spec.channels < 1 << 15 else 32))
-    return beats, depth
 
 
 def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
@@ -232,7 +159,7 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
     test_env = _test_env(manifest, run_dir, seed, vectors, activations)
     sources, parameters, defines = [str(src)], {}, {}
     if mode == "bulk":
-        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations, part)
+        beats, depth = write_bulk_files(run_dir, spec, manifest, vectors, seed, activations, part)
         top, module = "hardyt_bulk", "hardyt.sim.cocotb_bulk"
         sources.append(str(HARNESS))
         parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],

@@ -7,7 +7,7 @@ from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.hw.emission.emit import emit
 from hardyt.hw.tools.sweep import dask_client
 from hardyt.sim.exhaustive import run_exhaustive, sweep_parts
-from hardyt.sim.runner import bulk_stream, exhaustive_fits
+from hardyt.sim.bulk_files import bulk_stream, exhaustive_fits
 from hardyt.scripts.cli import main
 
 

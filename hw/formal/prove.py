@@ -208,7 +208,10 @@ def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], n
     done = re.search(r"DONE \((\w+)", log)
     status = done.group(1) if done else ("TIMEOUT" if proc is None else "ERROR")
     result = {"PASS": "proven", "FAIL": "failed", "UNKNOWN": "induction failed"}.get(status, status.lower())
-    base = {"task": name, "mode": mode, "depth": depth, "seconds": seconds}
+    cpu = re.search(r"Elapsed process time \[H:MM:SS \(secs\)\]: \S+ \((\d+)\)", log)
+    # CPU seconds of the tools (sby's count): on a shared machine the wall time says more about the load.
+    base = {"task": name, "mode": mode, "depth": depth, "seconds": seconds,
+            "cpu_seconds": int(cpu.group(1)) if cpu else None}
     if status == "PASS":
         return [{"property": p, "states": PROPERTIES[p][1], "result": result, **base} for p in props]
     trace = re.search(r"counterexample trace(?: \[\w+\])?: (\S+)", log)

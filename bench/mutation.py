@@ -17,9 +17,11 @@ mutant then meets the project's checks, cheapest first, until one kills it:
    sides, then at full rate (latency and throughput must equal the
    manifest's); the engine: its FuseSoC smoke testbench (layer 0's image
    loaded, every beat compared with the golden model);
-2. a Yosys equivalence check of mutant against original (``miter -equiv``,
-   ``sat -tempinduct``, 20 steps, 3 minutes at most): **equivalent** (proven,
-   or no difference within 20 cycles from reset — stated);
+2. a Yosys equivalence check of mutant against original (``equiv_make``,
+   ``equiv_simple``, ``equiv_induct``: signal by signal, matched by name;
+   else ``miter -equiv`` and ``sat -tempinduct``, 20 steps; 3 minutes each at
+   most): **equivalent** (proven, or no difference within 20 cycles from
+   reset — stated);
 3. otherwise **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove.prove_core`)
    on the mutant directory (LayerNorm: ``axis``, by induction); a mutant it
    does not kill is a **survivor**, listed.
@@ -204,31 +206,43 @@ def formal_check(mdir: Path, kind: str) -> str | None:
 
 
 def equivalent(core: Path, verilog: Path, steps: int = 20, timeout: float = 300) -> str:
-    """``proven`` (k-induction), ``bounded`` (no difference within ``steps`` cycles) or ``differs``."""
+    """``proven`` (Yosys ``equiv_make``/``equiv_simple``/``equiv_induct``: every signal of the mutant, matched
+    by name, equals the original's; or a ``miter -equiv`` proven by ``sat -tempinduct``), ``bounded`` (no
+    output difference within ``steps`` cycles from reset), ``differs`` or ``undecided``."""
     m = load_manifest(core)
-    top = m["top"]
-    script = (f"read_verilog {m['verilog']}; hierarchy -top {top}; proc; flatten; opt_clean; rename {top} gold; "
-              f"design -stash gold; read_verilog {verilog.relative_to(core)}; hierarchy -top {top}; proc; flatten; opt_clean; "
-              f"rename {top} gate; design -stash gate; design -copy-from gold -as gold gold; "
-              f"design -copy-from gate -as gate gate; memory_map; opt -fast; "
-              f"miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter; hierarchy -top miter; "
-              f"sat -verify -tempinduct -prove-asserts -set-at 1 in_aresetn 0 -seq 1 -maxsteps {steps} miter")
-    try:
-        r = _run([*yosys_cmd(), "-q", "-p", script], core, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"undecided (no answer in {timeout:.0f} s)"
-    text = r.stdout + r.stderr
-    if r.returncode == 0:
-        return "proven" if "Induction step proven" in text or "SUCCESS" in text else "bounded"
-    if "failed" in text.lower() and ("assert" in text.lower() or "proof" in text.lower()):
-        return "bounded" if "Reached maximum number of time steps" in text and "FAIL" not in text else "differs"
-    return f"error: {text.strip().splitlines()[-1][:120] if text.strip() else r.returncode}"
+    top, rel = m["top"], verilog.relative_to(core)
+    load = (f"read_verilog {m['verilog']}; hierarchy -top {top}; proc; flatten; opt_clean; rename {top} gold; "
+            f"design -stash gold; read_verilog {rel}; hierarchy -top {top}; proc; flatten; opt_clean; "
+            f"rename {top} gate; design -stash gate; design -copy-from gold -as gold gold; "
+            f"design -copy-from gate -as gate gate; memory_map; opt -fast; ")
+    scripts = [("proven", load + "equiv_make gold gate equiv; hierarchy -top equiv; equiv_simple -seq 5; "
+                                 "equiv_induct -seq 5; equiv_status -assert"),
+               (None, load + "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter; hierarchy -top miter; "
+                             f"sat -verify -tempinduct -prove-asserts -set-at 1 in_aresetn 0 -seq 1 -maxsteps {steps} miter")]
+    for verdict, script in scripts:
+        try:
+            r = _run([*yosys_cmd(), "-q", "-p", script], core, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if verdict is None:
+                return f"undecided (no answer in {timeout:.0f} s)"
+            continue
+        text = r.stdout + r.stderr
+        if verdict is not None:
+            if r.returncode == 0:
+                return verdict
+            continue
+        if r.returncode == 0:
+            return "proven" if "Induction step proven" in text or "SUCCESS" in text else "bounded"
+        if "failed" in text.lower() and ("assert" in text.lower() or "proof" in text.lower()):
+            return "bounded" if "Reached maximum number of time steps" in text and "FAIL" not in text else "differs"
+        return f"error: {text.strip().splitlines()[-1][:120] if text.strip() else r.returncode}"
+    return "undecided"
 
 
 def judge(kind: str, core: Path, row: dict, check, scratch: Path) -> dict:
     """Run the checks on one mutant; what killed it, or whether it is equivalent."""
     t0 = time.perf_counter()
-    out = {"id": row["id"], "kind": kind, "cmd": row["cmd"]}
+    out = {"id": row["id"], "kind": kind, "cmd": row["cmd"], "verilog": str(row["verilog"])}
     why = check(row["verilog"])
     eq = None
     if why is None:

@@ -3,6 +3,8 @@
     .venv/bin/python bench/hardware.py --jobs 2          # the full sweep (prints the table, writes
                                                          # bench/results/hardware.{json,md,png})
     .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
+    .venv/bin/python bench/hardware.py --widths --jobs 2  # only the input-width rows (lut, pwl, threshold
+                                                         # and LayerNorm, 8-16 bits; bench/results/hardware_width.*)
     .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] --lanes 1 8
                                                          # only the DyT engine rows
                                                          # (bench/results/hardware_engine.{json,md})
@@ -40,6 +42,7 @@ from hardyt.hw.tools.sweep import dask_client, failure_error, run_jobs
 from hardyt.hw.tools.synth import synth
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
+from width_rows import WIDTH_CORES, width_main
 
 OUT = Path(__file__).parent / "results"
 BITS = 8
@@ -68,12 +71,13 @@ def layernorm_available() -> bool:
     return True
 
 
-def make_spec(core: str, channels: int, lanes: int, bits: int):
+def make_spec(core: str, channels: int, lanes: int, bits: int, out_bits: int | None = None):
+    out_bits = bits if out_bits is None else out_bits
     if core == "layernorm":
         from hardyt.quant.contract.layernorm import random_layernorm_spec
-        return random_layernorm_spec(channels, lanes, bits, bits, seed=0, name="layernorm")
-    kw = DYT.get(core) or next(k for c, _, k in XILINX if c == core)
-    return random_dyt_spec(channels, lanes, bits, bits, seed=0, name=core.replace("-", "_"), **kw)
+        return random_layernorm_spec(channels, lanes, bits, out_bits, seed=0, name="layernorm")
+    kw = DYT.get(core) or WIDTH_CORES.get(core) or next(k for c, _, k in XILINX if c == core)
+    return random_dyt_spec(channels, lanes, bits, out_bits, seed=0, name=core.replace("-", "_"), **kw)
 
 
 def jobs_for(args) -> list[dict]:
@@ -93,8 +97,9 @@ def jobs_for(args) -> list[dict]:
 def prepare(job: dict, work: Path) -> Path:
     """Emit the job's core into its work directory; earlier reports are kept only when the
     emitted files are byte-identical (same spec *and* same generator)."""
-    spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"])
-    d = work / f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
+    spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"], job.get("out_bits"))
+    d = work / (f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
+                + (f"_o{job['out_bits']}" if "out_bits" in job else ""))
 
     def files():
         return {p.name: p.read_bytes() for p in sorted(d.glob(f"{spec.name}*")) if p.suffix in (".v", ".mem", ".json")}
@@ -221,6 +226,11 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", type=Path, metavar="CONVERTED_DIR",
                     help="only the DyT engine rows: the engine for this converted model's layers against its "
                          "layers' folded cores and a LayerNorm core, at each --lanes")
+    ap.add_argument("--widths", action="store_true",
+                    help="only the input-width rows: lut, pwl and threshold cores and LayerNorm at 8-16-bit input "
+                         "(ECP5, C=768, P=4) and the hls4ml point (bench/results/hardware_width.{json,md,png})")
+    ap.add_argument("--width-bits", type=int, nargs="+", metavar="N",
+                    help="with --widths: the input widths of the ECP5 DyT rows (default 8 12 16)")
     ap.add_argument("--engine-channel", type=Path, metavar="CONVERTED_DIR",
                     help="with --engine: also the engine for this converted model's channel affine layers "
                          "(hardyt convert --no-fold) and its first layer as a channel affine core")
@@ -228,6 +238,8 @@ def main(argv=None) -> int:
     command = "python bench/hardware.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     if args.engine:
         return engine_main(args, command)
+    if args.widths:
+        return width_main(args, command, prepare, run_job)
 
     t0 = time.perf_counter()
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-hw-")

@@ -29,8 +29,9 @@ def exhaustive_fits(spec) -> bool:
 
 
 def bulk_stream(spec, vectors: int, seed: int, activations=None, part=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bulk stimulus: saturation corners, every code on every channel (when :func:`exhaustive_fits`),
-    the tokens of an activations file if given, then random tokens up to ``vectors`` elements.
+    """Bulk stimulus: saturation corners, every code on every channel (when :func:`exhaustive_fits`, or
+    when ``vectors`` is at least that many elements), the tokens of an activations file if given, then
+    random tokens up to ``vectors`` elements.
 
     ``part=(k, n)``: only part ``k`` of ``n`` of the exhaustive tokens (every code on every channel
     is the union of the ``n`` parts), nothing else.
@@ -42,7 +43,7 @@ def bulk_stream(spec, vectors: int, seed: int, activations=None, part=None) -> t
                                                  (k + 1) * tokens // n), spec.lanes)
     rng = np.random.default_rng([seed, 99])
     parts = [extreme_tokens(spec.in_bits, spec.channels)]
-    if exhaustive_fits(spec):
+    if exhaustive_fits(spec) or spec.channels << spec.in_bits <= vectors:
         parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
     if activations is not None:
         with np.load(activations, allow_pickle=False) as f:

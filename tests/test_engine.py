@@ -80,7 +80,7 @@ def run_engine(engine, frames, tokens, *, valid_p=1.0, ready_p=1.0, coef_p=1.0, 
         for layer, x, last in tokens:
             for k in range(len(x)):
                 cycle += await stream_put(ctx, engine.i, {"data": [int(v) for v in x[k]], "last": int(last[k])},
-                                          idle=lambda: rng.random() > valid_p, also={engine.layer_select: layer})
+                                          idle=lambda: rng.random() > valid_p, also=[(engine.layer_select, layer)])
                 t_in.append(cycle)
 
     async def consumer(ctx):
@@ -257,6 +257,7 @@ def test_load_time_is_what_the_manifest_says(kind, layer):
 def test_unsupported_layers_are_refused_by_name():
     wide = channel_spec(4, 1, 8, 8, shift=30, out_bits=8, name="odd")
     for odd, message in ((random_dyt_spec(4, 1, 8, 8, name="odd", tanh="pwl"), "tanh pwl"),
+                         (random_dyt_spec(4, 1, 8, 8, name="odd", tanh="threshold"), "tanh threshold .*thresholds"),
                          (random_dyt_spec(4, 1, 8, 8, name="odd", alpha_shift=True), "alpha shifts"),
                          (wide, "3[89]-bit beta")):
         with pytest.raises(HardytError, match=f"layer odd: .*{message}"):

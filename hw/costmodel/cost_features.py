@@ -25,6 +25,7 @@ import numpy as np
 from hardyt.quant.contract.fixed import bits_for_unsigned
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.contract.tanh import tanh_int
+from hardyt.quant.contract.threshold import threshold_stages
 
 from ..datapath.dyt_core import SIGNED_ROM_MAX_BITS
 
@@ -99,6 +100,10 @@ def roms(spec_dict: dict) -> list[tuple[str, list, int, int]]:
         out.append(("tanh", list(tanh_int(codes, t) & ((1 << t.out_bits) - 1)), t.out_bits, p))
     elif t.kind == "lut":
         out.append(("tanh", list(t.table), t.out_bits - 1, p))
+    elif t.kind == "threshold":
+        mask = (1 << t.word_bits) - 1
+        out += [(f"thr{i}", [v & mask for v in words], t.word_bits, p)
+                for i, words in enumerate(threshold_stages(t)) if i]
     else:
         icpt = [c + ((1 << t.frac) >> 1) for c in t.intercept]
         out += [("slope", list(t.slope), t.slope_bits, p), ("intercept", icpt, bits_for_unsigned(max(icpt)), p)]
@@ -109,8 +114,8 @@ def roms(spec_dict: dict) -> list[tuple[str, list, int, int]]:
 
 
 def kind(spec_dict: dict) -> str:
-    """The core's kind: ``layernorm``, ``lut_signed`` (a ROM over every signed code), ``lut_abs``, ``pwl``;
-    DyT kinds end in ``+channel`` with channel affine.
+    """The core's kind: ``layernorm``, ``lut_signed`` (a ROM over every signed code), ``lut_abs``, ``pwl``,
+    ``threshold``; DyT kinds end in ``+channel`` with channel affine.
 
     >>> from hardyt.hw.datapath.cores import random_dyt_spec
     >>> kind(random_dyt_spec(8, 4, 10, 8, seed=0, affine="channel").to_dict())
@@ -119,7 +124,10 @@ def kind(spec_dict: dict) -> str:
     if spec_dict["hardyt"] == "layernorm":
         return "layernorm"
     t = spec_dict["tanh"]
-    k = "pwl" if t["kind"] == "pwl" else ("lut_signed" if t["in_bits"] <= SIGNED_ROM_MAX_BITS else "lut_abs")
+    if t["kind"] in ("pwl", "threshold"):
+        k = t["kind"]
+    else:
+        k = "lut_signed" if t["in_bits"] <= SIGNED_ROM_MAX_BITS else "lut_abs"
     return k + ("+channel" if spec_dict["affine"]["mode"] == "channel" else "")
 
 

@@ -83,6 +83,9 @@ def _check_layer(spec) -> None:
     why = None
     if spec.alpha_shift is not None:
         why = "per-channel alpha shifts"
+    elif spec.tanh.kind == "threshold":
+        why = ("tanh threshold (the engine's RAM holds one table of outputs read in one cycle, not the per-stage "
+               "thresholds of a binary search: convert with --tanh lut, or emit the layer as its own core)")
     elif spec.tanh.kind != "lut":
         why = f"tanh {spec.tanh.kind} (the engine's table is a LUT over every code: convert with --tanh lut)"
     elif spec.tanh.in_bits > SIGNED_ROM_MAX_BITS:

@@ -153,7 +153,7 @@ def width_main(args, command: str, prepare, run_job) -> int:
             f"{args.seed}, Fmax of aclk on the port-registering wrapper; LUT = LUT4 + 2 per CCU2C + 4 per "
             "TRELLIS_DPR16X4, BRAM = DP16KD. Xilinx: synth_xilinx -flatten -noiopad -family xcup (not placed), "
             "BRAM in RAMB18 units. DyT cores: folded affine unless named channel, alpha = 2 / 2**(in_bits-1), "
-            "8-bit output; LayerNorm cores: output as wide as the input. Threshold stages of 64 words or more "
+            "8-bit output; LayerNorm cores: output as wide as the input. Threshold stages of 16 words or more "
             "are ROMs in block RAM (hardyt.hw.dyt_core.THRESHOLD_BLOCK_MIN_WORDS).", "", width_table(rows)]
     text += [f"- failed: {r['core']} {r['target']} {r['bits']}-bit: {r['error']}" for r in failed]
     text += ["", "## Targets", "", "| target | result | numbers |", "|---|---|---|"]

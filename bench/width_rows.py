@@ -145,8 +145,11 @@ def width_main(args, command: str, prepare, run_job) -> int:
     add_width_ratios(rows)
     targets = width_targets(rows)
     wall, load_end = time.perf_counter() - t0, os.getloadavg()
+    reused = sum(r["reused"] for r in rows)
     text = ["# DyT by tanh kind and input width vs LayerNorm", "", f"Command: `{command}`", "",
-            f"{len(rows)} tool runs, {wall:.0f} s wall with {args.jobs} job(s), under `nice -n 10` on a shared "
+            f"{len(rows)} tool runs" + (f" ({reused} reused from --work: reports of byte-identical emitted files, "
+                                        "synthesized by an earlier run of this command)" if reused else "")
+            + f", {wall:.0f} s wall with {args.jobs} job(s), under `nice -n 10` on a shared "
             f"2-core machine: load average {load[0]:.1f} at the start, {load_end[0]:.1f} at the end (tool "
             "times are not comparable across rows; resources and Fmax do not depend on load).", "",
             "ECP5: Yosys synth_ecp5, nextpnr-ecp5 --85k --package CABGA381 --seed "

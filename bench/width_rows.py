@@ -132,6 +132,11 @@ def width_main(args, command: str, prepare, run_job) -> int:
     work = args.work or Path(tmp.name)
     jobs = width_jobs(tuple(args.width_bits or WIDTHS), xilinx=not args.no_xilinx)
     dirs = [prepare(j, work) for j in jobs]
+    missing = []
+    if args.report_only:   # an interrupted run: keep the jobs whose report is in --work, name the others
+        have = [(d / f"synth-{j['target']}.json").is_file() for j, d in zip(jobs, dirs)]
+        missing = [j for j, h in zip(jobs, have) if not h]
+        jobs, dirs = [j for j, h in zip(jobs, have) if h], [d for d, h in zip(dirs, have) if h]
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in zip(jobs, dirs)},
                                      desc="synth")
@@ -159,6 +164,8 @@ def width_main(args, command: str, prepare, run_job) -> int:
             "8-bit output; LayerNorm cores: output as wide as the input. Threshold stages of 16 words or more "
             "are ROMs in block RAM (hardyt.hw.dyt_core.THRESHOLD_BLOCK_MIN_WORDS).", "", width_table(rows)]
     text += [f"- failed: {r['core']} {r['target']} {r['bits']}-bit: {r['error']}" for r in failed]
+    text += [f"- not run (the run was interrupted; --report-only): {j['core']} {j['target']} C={j['channels']} "
+             f"P={j['lanes']} {j['bits']}-bit" for j in missing]
     text += ["", "## Targets", "", "| target | result | numbers |", "|---|---|---|"]
     text += [f"| {t['target']} | {t['result']} | {t['detail']} |" for t in targets]
     md = "\n".join(text) + "\n"
@@ -166,6 +173,7 @@ def width_main(args, command: str, prepare, run_job) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_json_atomic(args.out / "hardware_width.json", {"command": command, "rows": rows, "failed": failed,
                                                         "targets": targets, "wall_s": round(wall, 1),
+                                                        "missing": missing,
                                                         "load_start": load, "load_end": load_end})
     atomic_write_text(args.out / "hardware_width.md", md)
     width_plot(rows, args.out / "hardware_width.png")

@@ -46,6 +46,13 @@ def add_parser(sub):
     p.add_argument("--out-bits", type=int, default=8, help="tanh output width (default: 8)")
     p.add_argument("--tanh", choices=("lut", "pwl"), default="lut", help="fixed-point tanh kind (default: lut)")
     p.add_argument("--lanes", type=int, help="channels per beat P (default: largest of 8, 4, 2, 1 dividing C)")
+    p.add_argument("--keep", metavar="NAME[,NAME...]",
+                   help="LayerNorms to keep as LayerNorm (module names, comma-separated), e.g. what `hardyt explore` "
+                        "picked (its pick/report.json, convert_options)")
+    p.add_argument("--layer-formats", metavar="FILE.json",
+                   help="per-layer formats overriding --in-bits/--out-bits/--tanh/--lanes: a JSON object "
+                        "{layer: {tanh, in_bits, out_bits, affine_out_bits, ...}}, e.g. `hardyt explore`'s "
+                        "pick/layer_formats.json")
     p.add_argument("--method", default="reconstruct",
                    choices=("naive", "lstsq", "sequential", "reconstruct"), help="calibration (default: reconstruct)")
     p.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
@@ -89,6 +96,23 @@ def _check_args(args):
                               f"got {v}")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
+    if args.max_drop is not None and args.keep:
+        raise HardytError("--keep and --max-drop: give one (--max-drop chooses the LayerNorms to keep)")
+    if args.layer_formats:
+        _layer_formats(args.layer_formats)
+
+
+def _layer_formats(path) -> dict:
+    """``--layer-formats FILE.json``: ``{layer: {format key: value}}``, checked."""
+    from hardyt.quant.conversion.fixed_dyt import formats_from
+    from hardyt.quant.files import load_json_object
+
+    layers = load_json_object(path, "layer formats")
+    try:
+        formats_from({"layers": layers})
+    except HardytError as e:
+        raise HardytError(f"{path}: {e}") from None
+    return layers
 
 
 def _options(args) -> dict:
@@ -106,6 +130,8 @@ def _options(args) -> dict:
         options["steps"] = args.steps
     if args.augment is not None:
         options["augment"] = args.augment
+    if args.keep:
+        options["keep"] = tuple(n.strip() for n in args.keep.split(",") if n.strip())
     with flag_errors():
         ConvertOptions(**options)
     return options
@@ -127,6 +153,8 @@ def run(args) -> int:
     test, test_idx = model_input.test_set(args, pre)
     formats = {"in_bits": args.in_bits, "out_bits": args.out_bits, "tanh": args.tanh, "lanes": args.lanes,
                "tanh_range": args.tanh_range}
+    if args.layer_formats:
+        formats["layers"] = _layer_formats(args.layer_formats)
     if args.max_drop is not None:
         x_test, y_test = test.batch(test_idx)
         converted, report = partial_convert(model, batches, x_test, y_test, max_drop=args.max_drop,

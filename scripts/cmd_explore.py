@@ -29,7 +29,8 @@ from pathlib import Path
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
 
-from . import cmd_convert, model_input
+from . import model_input
+from .explore_pick import convert_record, write_pick
 from .explore_report import plot_front, render_markdown
 from .flags import add_sweep_flags
 
@@ -157,7 +158,7 @@ def _layernorm_spec(channels: int, lanes: int, name: str):
 
 def _point(p: dict, e: dict) -> dict:
     """A search point with its summed resources, the slowest Fmax and the throughput it allows."""
-    from hardyt.quant.conversion.explore import throughput
+    from hardyt.hw.objective import throughput
 
     from .explore_search import core_label
 
@@ -174,7 +175,7 @@ def _point(p: dict, e: dict) -> dict:
     out["estimated_layers"] = sum(not r["synthesized"] for r in rows)
     out["layers"] = {n: choices.get(lab, {"core": "layernorm"}) for n, lab in zip(p["layers"], labels)}
     out["kept"] = list(e["families"][p["family"]][0])
-    out["convert"] = _convert_record(e, out["kept"], {n: e["formats"][lab] for n, lab in zip(p["layers"], labels)
+    out["convert"] = convert_record(e, out["kept"], {n: e["formats"][lab] for n, lab in zip(p["layers"], labels)
                                                       if lab in e["formats"]})
     return out
 
@@ -185,7 +186,8 @@ def explore(args) -> dict:
 
     from hardyt.hw.costs import layer_costs
     from hardyt.hw.sweep import dask_client
-    from hardyt.quant.conversion.explore import fmax_floor, pareto
+    from hardyt.hw.objective import fmax_floor
+    from hardyt.quant.conversion.explore import pareto
     from hardyt.quant.conversion.graph import layer_norm_names
 
     from .explore_search import convert_families, family_specs, search_families
@@ -245,7 +247,7 @@ def finish(e: dict, max_drop: float) -> dict:
     args, hw = e["args"], e["hw"]
     reference = e["baselines"]["all_layernorm"]["accuracy"]
     pick = pick_within(e["front"], reference, max_drop)
-    directory, measured = _write_pick(e, pick, max_drop)
+    directory, measured = write_pick(e, pick, max_drop)
     e.setdefault("picks", {})[max_drop] = directory
     x_test, y_test = e["test"]
     from hardyt.quant.conversion.evaluate import accuracy
@@ -273,64 +275,6 @@ def finish(e: dict, max_drop: float) -> dict:
     }
 
 
-def _write_pick(e: dict, pick: dict, max_drop: float):
-    """The pick's converted directory (a temporary one) and its accuracies measured from it."""
-    import tempfile
-
-    from hardyt.quant.conversion.evaluate import accuracy
-    from hardyt.quant.conversion.explore import pick_model
-    from hardyt.quant.export.converted import load_converted
-
-    from .explore_search import core_label
-
-    j = pick["family"]
-    kept, fam, _ = e["families"][j]
-    labels = {n: core_label(n, lab, j) for n, lab in pick["layers"].items() if lab != "layernorm"}
-    chosen = {n: e["specs"][lab] for n, lab in labels.items()}
-    float_model, fixed_model, folded = pick_model(fam, chosen, e["batches"][0])
-    layer_formats = {n: e["formats"][lab] for n, lab in labels.items()}
-    by_name = {layer["name"]: layer for layer in fam.report["layers"]}
-    layers = [by_name[n] | {"spec_name": s.name, "in_scale": s.in_scale, "clip": s.in_scale * 2 ** (s.in_bits - 1),
-                            "folded": bool(folded.get(n, {}).get("into")),
-                            "folded_into": folded.get(n, {}).get("into", []),
-                            "fold_change": folded.get(n, {}).get("change"), "spec": s.to_dict()}
-              for n, s in chosen.items()]
-    convert = _convert_record(e, kept, layer_formats)
-    report = fam.report | {"checkpoint": str(e["args"].checkpoint or "bundled"), "data": e["args"].data,
-                           "layers": layers, "kept_layernorms": list(kept),
-                           "folded": sum(layer["folded"] for layer in layers), "convert_options": convert}
-    directory = Path(tempfile.mkdtemp(prefix="hardyt-explore-pick-")) / "pick"
-    cmd_convert.write_converted(directory, e["model"], float_model, fixed_model, report,
-                                e["batches"][0][:cmd_convert.RECORD_IMAGES], markdown=render_pick(report, pick,
-                                                                                                max_drop))
-    save_json_atomic(directory / "layer_formats.json", layer_formats)
-    try:   # measured on the directory as written (the model `hardyt export` and the user load)
-        model, where = load_converted(directory).fixed_model(), "pick/ as written"
-    except HardytError:   # not a timm-layout ViT: the model that was written, in memory
-        model, where = fixed_model, "the pick's model in memory (pick/ holds a non-timm model)"
-    (x_val, y_val), (x_test, y_test) = e["validation"], e["test"]
-    return directory, {"search_accuracy": pick["accuracy"],
-                       "accuracy": accuracy(model, x_val, y_val, progress=True, desc="pick (validation)"),
-                       "test_accuracy": accuracy(model, x_test, y_test, progress=True, desc="pick (test)"),
-                       "measured_on": where, "convert": convert}
-
-
-def _convert_record(e: dict, kept, layer_formats: dict) -> dict:
-    """The ``hardyt convert`` options that reproduce a point (the pick's ``layer_formats.json`` beside)."""
-    args = e["args"]
-    flags = [str(args.checkpoint)] if args.checkpoint else []
-    flags += ["--data", args.data, "--calib-size", str(args.calib_size), "--seed", str(args.seed)]
-    flags += [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in e["options"].items()
-              if k in ("steps", "method", "alpha_shift", "augment") and v is not False]
-    if args.lanes:
-        flags += ["--lanes", str(args.lanes)]
-    if kept:
-        flags += ["--keep", ",".join(kept)]
-    flags += ["--layer-formats", "pick/layer_formats.json"]
-    return {"keep": list(kept), "layer_formats": layer_formats,
-            "command": "hardyt convert " + " ".join(flags)}
-
-
 def run(args) -> int:
     e = explore(args)
     result = finish(e, args.max_drop)
@@ -354,15 +298,3 @@ def write(out: Path, e: dict, result: dict) -> None:
         save_json_atomic(tmp / "explore.json", result)
         plot_front(result, tmp / "front.png")
         atomic_write_text(tmp / "explore.md", render_markdown(result))
-
-
-def render_pick(report: dict, pick: dict, max_drop: float) -> str:
-    lines = [f"# Converted by `hardyt explore` (--max-drop {max_drop} pt)", "",
-             f"Validation top-1 in the search {100 * pick['accuracy']:.2f} %. Reproduce with `hardyt convert`: "
-             f"`{report['convert_options']['command']}`. See ../explore.md.", "",
-             "| layer | choice |", "|---|---|"]
-    lines += [f"| {n} | {'layernorm' if lab == 'layernorm' else lab} |" for n, lab in pick["layers"].items()]
-    if report["kept_layernorms"]:
-        lines += ["", "LayerNorms kept (served by the LayerNorm core; no spec file here): "
-                  + ", ".join(f"`{n}`" for n in report["kept_layernorms"])]
-    return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ MODULES = [
     "hardyt.hw.cores",
     "hardyt.hw.costs",
     "hardyt.hw.synth_cache",
+    "hardyt.hw.objective",
     "hardyt.hw.cost_features",
     "hardyt.hw.cost_model",
     "hardyt.hw.sweep",

@@ -37,7 +37,12 @@ def _explore(tmp, out, cache, *extra) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three explorations: 2 process workers (fresh cache), in-process (fresh cache), in-process again."""
+    """Three explorations: 2 process workers (fresh cache), in-process (fresh cache), in-process again.
+
+    Dask's process workers run torch on one thread (``OMP_NUM_THREADS=1``), and a conversion's floats depend on
+    the thread count (reduction order): the in-process runs use one thread as well, so all three compute alike.
+    """
+    import torch
     from dask.distributed import LocalCluster
 
     from hardyt.quant.conversion import explore
@@ -45,6 +50,8 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("explore")
     tiny_vit_files(tmp)
     _npz(tmp)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(explore, "TANH_CHOICES", CHOICES)
         mp.setenv("TQDM_DISABLE", "1")
@@ -53,6 +60,7 @@ def runs(tmp_path_factory):
             two = _explore(tmp, tmp / "two", tmp / "cache2", "--scheduler", cluster.scheduler_address)
         one = _explore(tmp, tmp / "one", tmp / "cache1")
         again = _explore(tmp, tmp / "again", tmp / "cache1")
+    torch.set_num_threads(threads)
     return {"tmp": tmp, "two": two, "one": one, "again": again}
 
 

@@ -49,7 +49,7 @@ def _run(job: dict) -> dict:
     """One conversion + evaluation in this (fresh) process; returns the row."""
     import torch
 
-    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.runtime.evaluate import accuracy
     from hardyt.quant.conversion.pipeline import convert, to_float
     from hardyt.quant.zoo.data import load_dataset
     from hardyt.quant.zoo.load import load_vit

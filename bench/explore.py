@@ -5,7 +5,7 @@ never used to pick), against all-LayerNorm and all-DyT 8-bit; wall time and mach
     .venv/bin/python bench/explore.py --workers 2
     .venv/bin/python bench/explore.py --checkpoint bench/models/vit_fmnist_d6w32.safetensors
 
-One run of the search (``hardyt.scripts.cmd_explore.explore``: the default
+One run of the search (``hardyt.flow.explore.explore``: the default
 conversion and the chain of conversions keeping 1, 2 LayerNorms as Dask jobs,
 every candidate core costed — one synthesis run per core structure, fresh
 cache, the cost model for the rest —, each conversion's formats searched on
@@ -25,24 +25,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from hardyt.flow import explore as explore_step
+from hardyt.flow.explore_report import layer_choice, model_error_text, search_text
+from hardyt.flow.options import ExploreConfig, ModelSource
 from hardyt.quant.files import atomic_write_text, save_json_atomic
-from hardyt.scripts import cmd_explore
-from hardyt.scripts.explore_report import layer_choice, model_error_text, search_text
 
 OUT = Path(__file__).parent / "results"
 BUDGETS = (0.3, 0.5, 1.0)
 
 
-def _explore_args(a, cache) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    cmd_explore.add_parser(parser.add_subparsers())
-    argv = ["explore"] + ([str(a.checkpoint)] if a.checkpoint else [])
-    argv += ["--max-drop", str(BUDGETS[-1]), "--target", "ecp5", "--cache", str(cache), "--workers", str(a.workers),
-             "--out", str(a.work)]
-    for flag in ("steps", "calib_size", "val_size", "conversions", "measure"):
-        if getattr(a, flag) is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(getattr(a, flag))]
-    return parser.parse_args(argv)
+def _explore_config(a, cache) -> ExploreConfig:
+    source = ModelSource(checkpoint=str(a.checkpoint) if a.checkpoint else None)
+    if a.calib_size is not None:
+        source.calib_size = a.calib_size
+    given = {k: getattr(a, k) for k in ("steps", "val_size", "conversions", "measure") if getattr(a, k) is not None}
+    return ExploreConfig(source=source, max_drop=BUDGETS[-1], target="ecp5", cache=str(cache), workers=a.workers,
+                         out=str(a.work), **given)
 
 
 def _row(name: str, p: dict, ln: dict) -> str:
@@ -90,11 +88,12 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     cache = Path(tempfile.mkdtemp(prefix="hardyt-bench-explore-"))
     try:
-        e = cmd_explore.explore(_explore_args(a, cache))
+        e = explore_step.explore(_explore_config(a, cache))
         results = {}
         for b in BUDGETS:
-            results[b] = cmd_explore.finish(e, b)
-            cmd_explore.write(a.work / f"{name or 'bundled'}-drop-{b}", e, results[b])
+            result = explore_step.finish(e, b)
+            explore_step.write(a.work / f"{name or 'bundled'}-drop-{b}", e, result)
+            results[b] = result.to_dict()
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     wall = round(time.perf_counter() - t0, 1)

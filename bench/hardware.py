@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tqdm import tqdm
+from hardyt.quant.progress import progress
 
 from hardyt.hw import emit, random_dyt_spec
 from hardyt.hw.sweep import dask_client, failure_error, run_jobs
@@ -190,7 +190,7 @@ def check_targets(ecp5: list[dict], xilinx: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from hardyt.scripts.plots import save_figure, subplots
+    from hardyt.flow.plots import save_figure, subplots
     configs = sorted({(r["channels"], r["lanes"]) for r in rows})
     labels = [f"C={c}\nP={p}" for c, p in configs]
     fig, (ax1, ax2) = subplots(2, 1, figsize=(max(7, 0.8 * len(configs) + 2), 7), sharex=True)
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-hw-")
     work = args.work or Path(tmp.name)
     jobs = jobs_for(args)
-    dirs = [prepare(j, work) for j in tqdm(jobs, desc="emit", unit="core", leave=False)]
+    dirs = [prepare(j, work) for j in progress(jobs, desc="emit", unit="core", leave=False)]
     # Dask jobs (hardyt.hw.sweep): run_job returns a tool failure as a row, so every row comes back.
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in zip(jobs, dirs)},

@@ -16,12 +16,12 @@ the same spec always gives byte-identical files.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Shape, Value
 
+from hardyt.quant.contract.names import layer_stem
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir
 from hardyt.quant.version import hardyt_version
@@ -35,7 +35,6 @@ __all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "top_verilog", "load_mani
 MANIFEST_KEYS = ("hardyt_version", "core", "name", "top", "verilog", "mems", "latency", "channels", "lanes",
                  "in_bits", "out_bits", "s_axis_tdata_width", "m_axis_tdata_width", "spec")
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _ROM_MODULE = """\
 // Read-only memory loaded from a $readmemh file, PORTS synchronous read ports.
@@ -79,13 +78,12 @@ _LINT_ON = "".join(f"// verilator lint_on {w}\n" for w in _WAIVED)
 
 
 def verilog_name(name: str) -> str:
-    """A Verilog identifier from a layer name (other characters become ``_``).
+    """A Verilog identifier from a layer name: the one naming rule, :func:`hardyt.quant.contract.names.layer_stem`.
 
     >>> verilog_name("blocks.0.norm1"), verilog_name("3x")
     ('blocks_0_norm1', 'm_3x')
     """
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", str(name))
-    return ident if _IDENT.fullmatch(ident) else f"m_{ident}"
+    return layer_stem(name)
 
 
 class ReadmemhPlatform:

@@ -1,7 +1,7 @@
 """Tool sweeps on Dask distributed: many synthesis or simulation jobs, one progress bar, failures kept apart.
 
 A sweep is a mapping ``{label: (function, args)}``; :func:`run_jobs` submits
-every job to a :class:`dask.distributed.Client`, shows one tqdm bar over all
+every job to a :class:`dask.distributed.Client`, shows one progress bar over all
 of them as they complete, and returns the results of the jobs that succeeded
 next to the errors of those that failed, by label — one failed job never
 loses the others' results (jobs that write a cache, such as
@@ -82,13 +82,13 @@ def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool
     text); the results of every other job are returned whatever failed.
     """
     from dask.distributed import as_completed
-    from tqdm import tqdm
+    from hardyt.quant.progress import progress as progress_bar
 
     if not jobs:
         return {}, {}
     futures = {client.submit(fn, *args, pure=False): label for label, (fn, args) in jobs.items()}
     results, failures = {}, {}
-    with tqdm(total=len(futures), desc=desc, unit="job", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(futures), desc=desc, unit="job", disable=not progress, leave=False) as bar:
         for future in as_completed(futures):
             label = futures[future]
             if future.status == "error":

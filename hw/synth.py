@@ -125,7 +125,8 @@ def wrapper_verilog(top: str, in_width: int, out_width: int, extra_ports: dict |
     shift = "din" if in_width == 1 else f"{{tdata_i[{in_width - 2}:0], din}}"
     lines = [
         f"// Timing wrapper for {top}: every core port is driven by or lands in a register.",
-        f"module {name} (input wire aclk, input wire aresetn_pin, input wire din, input wire tvalid_pin,",
+        f"module {name} (input wire aclk, input wire aresetn_pin, input wire din,"
+        + (" input wire xdin," if xin_width else "") + " input wire tvalid_pin,",
         "    input wire tlast_pin, input wire tready_pin, output reg dout, output reg tvalid_out,",
         "    output reg tlast_out, output reg tready_out);",
         "    reg [1:0] rst_sync = 2'b00;",
@@ -155,7 +156,6 @@ def wrapper_verilog(top: str, in_width: int, out_width: int, extra_ports: dict |
     body.append("    end")
     conns = []
     if xin_width:
-        lines[1] = lines[1].replace("input wire din,", "input wire din, input wire xdin,")
         lines.append(f"    reg [{xin_width - 1}:0] xin = 0;")
         body.insert(1, "        xin <= " + ("xdin;" if xin_width == 1 else f"{{xin[{xin_width - 2}:0], xdin}};"))
         at = 0
@@ -258,7 +258,7 @@ def synth(directory, target: str = "ecp5", progress: bool = True, seed: int = 1)
     target : {"ecp5", "xilinx"}
         ``ecp5`` also places and routes for Fmax; ``xilinx`` is synthesis only.
     progress : bool
-        Show a tqdm bar of the tool stages with the running tool's elapsed time.
+        Show a progress bar of the tool stages with the running tool's elapsed time.
     seed : int
         nextpnr's placement seed (ECP5).
 
@@ -293,7 +293,7 @@ def synth(directory, target: str = "ecp5", progress: bool = True, seed: int = 1)
 
 def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: bool) -> dict:
     """Run the tools in ``run_dir`` on a copy of the emitted files; the report dict."""
-    from tqdm import tqdm
+    from hardyt.quant.progress import progress as progress_bar
 
     src, top = Path(manifest["dir"]), manifest["top"]
     for f in [manifest["verilog"], *manifest["mems"]]:
@@ -312,7 +312,7 @@ def _synth_in(run_dir: Path, manifest: dict, target: str, seed: int, progress: b
                        "--timing-allow-fail", "--json", f"{wrapper}.json", "--report", "report.json",
                        "-q", "-l", "nextpnr.log"]))
     seconds = {}
-    with tqdm(total=len(steps), desc=f"synth {top} {target}", unit="tool", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(steps), desc=f"synth {top} {target}", unit="tool", disable=not progress, leave=False) as bar:
         for stage, exe, args in steps:
             seconds[stage] = _run(exe + args, run_dir, f"{stage}.log", stage, bar)
             bar.update()

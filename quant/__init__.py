@@ -30,7 +30,7 @@ __all__ = [
 _TORCH_SIDE = {
     "DyT": "conversion.modules", "FixedDyT": "conversion.fixed_dyt",
     "convert": "conversion.pipeline", "to_float": "conversion.pipeline",
-    "partial_convert": "conversion.partial", "accuracy": "conversion.evaluate",
+    "partial_convert": "conversion.partial", "accuracy": "runtime.evaluate",
     "VisionTransformer": "zoo.vit", "load_vit": "zoo.load", "load_hf": "zoo.load", "load_dataset": "zoo.data",
 }
 

@@ -42,15 +42,15 @@ from torch import nn
 
 from ..errors import HardytError
 from .clip import choose_clip
-from .evaluate import accuracy
+from ..runtime.evaluate import accuracy
 from .fixed_dyt import FORMAT_DEFAULTS, FixedDyT, make_spec
 from .fidelity import SQNR_FLOOR_DB, sqnr_db
 from .fold import fold_all
-from .graph import capture, set_module
+from ..runtime.graph import capture, set_module
 from .modules import ShiftDyT
 from .pipeline import convert
 
-__all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "Calibration", "calibrate", "label", "candidates",
+__all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "ExploreCalibration", "Calibration", "calibrate", "label", "candidates",
            "Evaluator", "pareto", "beam_search", "exhaustive", "search", "pick_within", "FoldedEmulation", "pick_model"]
 
 # (tanh kind, input width) of the DyT candidates.
@@ -59,8 +59,9 @@ LAYERNORM = {"core": "layernorm"}
 
 
 @dataclass
-class Calibration:
-    """One conversion's float DyT layers, from which every candidate is derived.
+class ExploreCalibration:
+    """One conversion's float DyT layers, from which every candidate is derived (not
+    :class:`hardyt.quant.conversion.calibration.Calibration`, a source of calibration batches).
 
     Members
     -------
@@ -83,6 +84,9 @@ class Calibration:
     inputs: dict
     folds: dict
     report: dict
+
+
+Calibration = ExploreCalibration  # the old name
 
 
 def calibrate(model: nn.Module, batches: list, **options) -> Calibration:

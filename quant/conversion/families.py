@@ -10,7 +10,7 @@ then each layer's input scale chosen for its format on the same rows
 (:func:`~hardyt.quant.conversion.pipeline.clip_inputs`) and its spec built by
 the same :func:`~hardyt.quant.conversion.fixed_dyt.make_spec`.
 
-A family is a :class:`~hardyt.quant.conversion.explore.Calibration` whose
+A family is a :class:`~hardyt.quant.conversion.explore.ExploreCalibration` whose
 ``teacher`` is the converted model itself (adapted weights, the kept
 LayerNorms in place), so :class:`~hardyt.quant.conversion.explore.Evaluator`
 and :func:`~hardyt.quant.conversion.explore.pick_model` run it unchanged.
@@ -41,7 +41,7 @@ from torch import nn
 from ..errors import HardytError
 from .clip import choose_clip
 from . import explore
-from .explore import SQNR_FLOOR_DB, Calibration, _layer, _spec, _spread, exhaustive, pareto
+from .explore import SQNR_FLOOR_DB, ExploreCalibration, _layer, _spec, _spread, exhaustive, pareto
 from .fixed_dyt import FORMAT_DEFAULTS
 from .fidelity import sqnr_db
 from .fold import fold_all
@@ -54,7 +54,7 @@ __all__ = ["convert_family", "family_candidates", "build_family", "layer_ranking
 REFERENCE = "dyt lut8 out8"     # the label prefix of the default conversion's format (8-bit LUT tanh)
 
 
-def convert_family(model: nn.Module, batches: list, kept, options: dict) -> Calibration:
+def convert_family(model: nn.Module, batches: list, kept, options: dict) -> ExploreCalibration:
     """The conversion keeping ``kept`` (float DyT, not folded: folding comes after the reconstruction and
     changes nothing it computes), as a :class:`Calibration` whose teacher is the converted model."""
     options = {k: v for k, v in options.items() if k not in ("fold", "keep")}
@@ -62,10 +62,10 @@ def convert_family(model: nn.Module, batches: list, kept, options: dict) -> Cali
     names = [layer["name"] for layer in report["layers"]]
     inputs = clip_inputs(student, names, batches, **options) if names else {}
     folded = fold_all(copy.deepcopy(student), names, batches[0]) if names else {}
-    return Calibration(student.eval(), student, names, inputs, {n: folded[n]["into"] for n in names}, report)
+    return ExploreCalibration(student.eval(), student, names, inputs, {n: folded[n]["into"] for n in names}, report)
 
 
-def family_candidates(fam: Calibration, lanes=None) -> dict[str, list[tuple[dict, dict, object]]]:
+def family_candidates(fam: ExploreCalibration, lanes=None) -> dict[str, list[tuple[dict, dict, object]]]:
     """``{layer: [(choice, formats, DyTSpec)]}`` of every converted layer: the spec ``hardyt convert`` builds
     with those formats (input scale chosen for them on the same rows). Formats: LUT tanh 6/8/10, PWL 12 (as
     :data:`TANH_CHOICES` says), output width the input width and the narrowest one whose layer output stays at

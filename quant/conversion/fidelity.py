@@ -17,8 +17,8 @@ for classifiers (``(batch, classes)`` outputs) ``kl`` and ``top1_agreement``.
 A layer below the SQNR floor, or agreement below its floor, is a warning
 naming the layer and the remedy; ``strict`` turns warnings into an error.
 
->>> sqnr_db(torch.tensor([1.0, -1.0]), torch.tensor([1.1, -1.0]))
-20.0
+>>> round(sqnr_db(torch.tensor([1.0, -1.0]), torch.tensor([1.1, -1.0])), 2)   # 10 log10(2 / 0.01)
+23.01
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import HardytError
 from .fixed_dyt import FixedDyT, layer_formats, make_spec, to_float, with_layers
-from .graph import capture, model_logits
+from ..runtime.graph import capture, model_logits
 from .modules import DyT
 
 __all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "spec_at", "min_widths", "agreement",

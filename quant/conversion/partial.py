@@ -24,28 +24,23 @@ import torch
 from torch import nn
 
 from ..errors import HardytError
-from .graph import kl_to, model_logits, set_module
-from .evaluate import accuracy
+from ..runtime.graph import kl_to, model_logits
+from ..runtime.evaluate import accuracy
 from .options import ConvertOptions
-from .pipeline import calibration_batches, convert, dyt_layers
+from .fixed_dyt import dyt_layers, with_layers
+from .pipeline import calibration_batches, convert
 
-__all__ = ["layer_costs", "accuracy_curve", "select_kept", "partial_convert"]
-
-
-def _with_layers(model: nn.Module, modules: dict, names) -> nn.Module:
-    out = copy.deepcopy(model)
-    for n in names:
-        set_module(out, n, copy.deepcopy(modules[n]))
-    return out.eval()
+__all__ = ["layer_kl", "layer_costs", "accuracy_curve", "select_kept", "partial_convert"]
 
 
-def layer_costs(model: nn.Module, modules: dict, batches: list) -> dict[str, float]:
-    """KL on ``batches`` of the model with only one LayerNorm replaced, per layer."""
+def layer_kl(model: nn.Module, modules: dict, batches: list) -> dict[str, float]:
+    """KL on ``batches`` of the model with only one LayerNorm replaced, per layer (the order of replacement;
+    not to be confused with :func:`hardyt.hw.costs.layer_costs`, hardware resources)."""
     with torch.no_grad():
         teacher = [model_logits(model, b) for b in batches]
         costs = {}
         for name in modules:
-            m = _with_layers(model, modules, [name])
+            m = with_layers(model, modules, [name]).eval()
             costs[name] = sum(float(kl_to(t, model_logits(m, b))) * len(t) for t, b in zip(teacher, batches))
             costs[name] /= sum(len(t) for t in teacher)
     return costs
@@ -53,7 +48,10 @@ def layer_costs(model: nn.Module, modules: dict, batches: list) -> dict[str, flo
 
 def accuracy_curve(model: nn.Module, modules: dict, order: list[str], x, y, **kw) -> list[float]:
     """Accuracy with the ``k`` first layers of ``order`` replaced, for k = 0..len(order)."""
-    return [accuracy(_with_layers(model, modules, order[:k]), x, y, **kw) for k in range(len(order) + 1)]
+    return [accuracy(with_layers(model, modules, order[:k]).eval(), x, y, **kw) for k in range(len(order) + 1)]
+
+
+layer_costs = layer_kl  # the old name
 
 
 def select_kept(order: list[str], curve: list[float], max_drop_pt: float) -> list[str]:
@@ -84,7 +82,7 @@ def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float,
                        **(options | {"fold": False, "strict": False, "freeze_weights": True}))
     modules = dyt_layers(alone)
     teacher = copy.deepcopy(model).eval()
-    costs = layer_costs(teacher, modules, batches)
+    costs = layer_kl(teacher, modules, batches)
     order = sorted(costs, key=costs.__getitem__)
     curve = accuracy_curve(teacher, modules, order, x_eval, y_eval, progress=progress)
     k0 = len(order) - len(select_kept(order, curve, max_drop))

@@ -26,9 +26,9 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..errors import HardytError
+from ..progress import progress
 from .calibration import Calibration, batch_samples
 from .clip import choose_clip
 from .distributed import all_sum, pick_device, rank_world
@@ -36,7 +36,7 @@ from .fit import fit_dyt
 from .fidelity import check_fidelity
 from .fixed_dyt import FixedDyT, dyt_layers, formats_from, layer_formats, make_spec, to_float
 from .fold import fold_all
-from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
+from ..runtime.graph import capture, kl_to, layer_norm_names, model_logits, set_module
 from .modules import DyT, ShiftDyT
 from .options import METHODS, OPTION_DEFAULTS, ConvertOptions
 from .reconstruct import reconstruct, to_device
@@ -181,7 +181,7 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
             raise HardytError("model output on the calibration set is not finite")
 
     steps = opts.steps if opts.method == "reconstruct" and names else 0
-    with tqdm(total=len(names) * 2 + steps, desc="convert", unit="step", disable=not opts.progress or rank,
+    with progress(total=len(names) * 2 + steps, desc="convert", unit="step", disable=not opts.progress or rank,
               leave=False) as bar:
         # Closed-form stages on a bounded prefix (the same on every rank): their memory grows
         # with the rows they hold; a larger calibration set pays off in the reconstruction.
@@ -262,17 +262,3 @@ def _logit_kl(teacher, student, batches) -> float | None:
             n += k
     kl /= max(n, 1)
     return kl if math.isfinite(kl) else None
-
-
-def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The DyT layers (float or fixed point) of a converted model, by name."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
-
-
-def to_float(model: nn.Module) -> nn.Module:
-    """A copy of a fixed-point converted model with float DyT layers (same calibration)."""
-    out = copy.deepcopy(model)
-    for name, m in dyt_layers(out).items():
-        if isinstance(m, FixedDyT):
-            set_module(out, name, m.float_module[0])
-    return out

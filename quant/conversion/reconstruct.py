@@ -19,7 +19,7 @@ from ..contract.tanh import full_scale
 from .augment import augment_batch
 from .calibration import batch_samples
 from .distributed import all_sum, rank_world, sum_gradients
-from .graph import hooks, kl_to, model_logits
+from ..runtime.graph import hooks, kl_to, model_logits
 from .modules import effective_alpha
 
 __all__ = ["quantized_forward", "reconstruct", "to_device", "held_out_kl"]

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm import tqdm
-
+from ..progress import progress as progress_bar
 from .graph import model_logits
 
 __all__ = ["predictions", "accuracy"]
@@ -18,7 +17,7 @@ def predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int = 500, pro
     out = []
     try:
         with torch.inference_mode():
-            for chunk in tqdm(x.split(batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
+            for chunk in progress_bar(x.split(batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
                 out.append(model_logits(model, chunk).argmax(-1))
     finally:
         model.train(was_training)

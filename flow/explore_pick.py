@@ -13,7 +13,7 @@ from pathlib import Path
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import save_json_atomic
 
-from . import cmd_convert
+from .converted import RECORD_IMAGES, write_converted
 
 __all__ = ["write_pick", "convert_record", "render_pick"]
 
@@ -22,7 +22,7 @@ def write_pick(e: dict, pick: dict, max_drop: float):
     """The pick's converted directory (a temporary one) and its accuracies measured from it."""
     import tempfile
 
-    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.runtime.evaluate import accuracy
     from hardyt.quant.conversion.explore import pick_model
     from hardyt.quant.export.converted import load_converted
 
@@ -41,12 +41,12 @@ def write_pick(e: dict, pick: dict, max_drop: float):
                             "fold_change": folded.get(n, {}).get("change"), "spec": s.to_dict()}
               for n, s in chosen.items()]
     convert = convert_record(e, kept, layer_formats)
-    report = fam.report | {"checkpoint": str(e["args"].checkpoint or "bundled"), "data": e["args"].data,
+    report = fam.report | {"checkpoint": str(e["args"].source.checkpoint or "bundled"), "data": e["args"].source.data,
                            "layers": layers, "kept_layernorms": list(kept),
                            "folded": sum(layer["folded"] for layer in layers), "convert_options": convert}
     directory = Path(tempfile.mkdtemp(prefix="hardyt-explore-pick-")) / "pick"
-    cmd_convert.write_converted(directory, e["model"], float_model, fixed_model, report,
-                                e["batches"][0][:cmd_convert.RECORD_IMAGES], markdown=render_pick(report, pick,
+    write_converted(directory, e["model"], float_model, fixed_model, report,
+                                e["batches"][0][:RECORD_IMAGES], markdown=render_pick(report, pick,
                                                                                                 max_drop))
     save_json_atomic(directory / "layer_formats.json", layer_formats)
     try:   # measured on the directory as written (the model `hardyt export` and the user load)
@@ -63,8 +63,9 @@ def write_pick(e: dict, pick: dict, max_drop: float):
 def convert_record(e: dict, kept, layer_formats: dict) -> dict:
     """The ``hardyt convert`` options that reproduce a point (the pick's ``layer_formats.json`` beside)."""
     args = e["args"]
-    flags = [str(args.checkpoint)] if args.checkpoint else []
-    flags += ["--data", args.data, "--calib-size", str(args.calib_size), "--seed", str(args.seed)]
+    src = args.source
+    flags = [str(src.checkpoint)] if src.checkpoint else []
+    flags += ["--data", src.data, "--calib-size", str(src.calib_size), "--seed", str(src.seed)]
     flags += [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in e["options"].items()
               if k in ("steps", "method", "alpha_shift", "augment") and v is not False]
     if args.lanes:

@@ -1,4 +1,10 @@
-"""What ``hardyt convert`` feeds the model: checkpoint format, preprocessing, data batches, sanity check.
+"""The load step: a model source (checkpoint, format, preprocessing, data) → the model and its data.
+
+:func:`load_model_source` takes a :class:`hardyt.flow.options.ModelSource` and
+returns a :class:`LoadedModel`; the functions below are its parts. Every
+function that takes ``source`` also takes an argparse namespace with the same
+attribute names (the old ``load_model(args)``): :func:`as_source` fills in the
+rest from the defaults.
 
 - :func:`detect_format`: a directory with ``config.json`` is ``hf``;
   ``.safetensors``/``.pth``/``.pt``/``.bin`` is ``timm``; ``--format`` wins.
@@ -15,41 +21,18 @@
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import load_json_object
-from hardyt.quant.zoo.preprocess import INTERPOLATIONS
+from hardyt.quant.zoo.preprocess import INTERPOLATIONS  # noqa: F401 - the command line's choices
+
+from .options import ModelSource
 
 GAP_PT = 2.0  # measured vs recorded LayerNorm top-1, in points, above which preprocessing is suspect
 CALIB_BATCH = 64
 TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-
-
-def calib_size(text: str):
-    """``--calib-size``: a positive count or ``all``."""
-    if text == "all":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of images or 'all', got {text!r}") from None
-
-
-def add_arguments(p) -> None:
-    """The model-input flags of ``hardyt convert``."""
-    g = p.add_argument_group("model input (default: what the checkpoint records)")
-    g.add_argument("--mean", type=float, nargs="+", metavar="M",
-                   help="per-channel mean of pixels scaled to [0, 1] (overrides the checkpoint's)")
-    g.add_argument("--std", type=float, nargs="+", metavar="S", help="per-channel std (overrides the checkpoint's)")
-    g.add_argument("--image-size", type=int, metavar="N", help="model input side in pixels (the center crop)")
-    g.add_argument("--crop-pct", type=float, metavar="F",
-                   help="resize the shortest edge to image-size / F, then center-crop (timm's crop_pct; 1: no margin)")
-    g.add_argument("--interpolation", choices=INTERPOLATIONS, help="resize filter (Pillow's; .npz: torch's)")
-    g.add_argument("--expect-accuracy", type=float, metavar="PCT",
-                   help="the checkpoint's own test top-1 in percent, compared with what hardyt measures "
-                        "(default: the sidecar JSON's test_accuracy, if any)")
 
 
 def detect_format(checkpoint, fmt: str | None) -> str:
@@ -68,9 +51,17 @@ def detect_format(checkpoint, fmt: str | None) -> str:
                       f"config.json, a timm checkpoint ends in {', '.join(TIMM_SUFFIXES)}; or pass --format timm|hf")
 
 
-def load_model(args):
-    """``(model, format, path)`` of ``args.checkpoint`` (default: the bundled ViT), in eval mode."""
+def as_source(source) -> ModelSource:
+    """``source`` as a :class:`ModelSource` (an argparse namespace: its attributes of the same names)."""
+    if isinstance(source, ModelSource):
+        return source
+    return ModelSource(**{f.name: getattr(source, f.name) for f in fields(ModelSource) if hasattr(source, f.name)})
+
+
+def load_model(source):
+    """``(model, format, path)`` of ``source.checkpoint`` (default: the bundled ViT), in eval mode."""
     from hardyt.quant.zoo import load
+    args = as_source(source)
     fmt = detect_format(args.checkpoint, args.format)
     if fmt == "hf":
         if not args.checkpoint:
@@ -94,9 +85,10 @@ def model_input_shape(model) -> tuple[int, tuple[int, int]]:
     return int(getattr(cfg, "num_channels", 3)), size
 
 
-def resolve_input(args, model, fmt: str, path: Path):
+def resolve_input(source, model, fmt: str, path: Path):
     """``(preprocess, expected)``: the model's input pipeline and its recorded top-1 ``(fraction, source)``."""
     from hardyt.quant.zoo.preprocess import resolve_preprocessing
+    args = as_source(source)
     channels, size = model_input_shape(model)
     overrides = {"mean": args.mean, "std": args.std, "image_size": args.image_size, "crop_pct": args.crop_pct,
                  "interpolation": args.interpolation}
@@ -130,9 +122,10 @@ def describe(pre) -> str:
     return describe_dict(pre.to_dict())
 
 
-def calibration_loader(args, pre):
+def calibration_loader(source, pre):
     """Lazy calibration batches of the training split (labels never read): ``--calib-size`` images or all."""
     import torch
+    args = as_source(source)
 
     from hardyt.quant.zoo.data import batch_loader, open_dataset
     train = open_dataset(args.data, "train", pre, labels=False)
@@ -142,24 +135,23 @@ def calibration_loader(args, pre):
     return batch_loader(train, order.tolist(), CALIB_BATCH)
 
 
-def test_set(args, pre):
+def test_set(source, pre):
     """``(dataset, indices)`` of the labelled test split, ``--eval-size`` images (a fixed subset) or all."""
     from hardyt.quant.zoo.data import open_dataset, subset
-    if args.eval_size is not None and args.eval_size < 1:
-        raise HardytError(f"--eval-size must be >= 1, got {args.eval_size}")
+    args = as_source(source)
     test = open_dataset(args.data, "test", pre, labels=True)
     return test, subset(len(test), args.eval_size)
 
 
 def evaluate(models: dict, test, indices, batch_size: int = 256) -> dict:
     """Top-1 of each model (by name) on the test items at ``indices``, each batch read once."""
-    from tqdm import tqdm
-
-    from hardyt.quant.conversion.evaluate import predictions
+    from hardyt.quant.runtime.evaluate import predictions
     from hardyt.quant.zoo.data import batch_loader
+
+    from hardyt.quant.progress import progress
     hits = dict.fromkeys(models, 0)
     loader = batch_loader(test, indices, batch_size)
-    for x, y in tqdm(loader, desc="evaluate", unit="batch", leave=False):
+    for x, y in progress(loader, desc="evaluate", unit="batch", leave=False):
         for name, model in models.items():
             hits[name] += int((predictions(model, x, batch_size=batch_size) == y).sum())
     return {name: h / len(indices) for name, h in hits.items()}
@@ -178,3 +170,46 @@ def accuracy_check(measured: float, expected, test_samples: int) -> tuple[dict |
                     f"records {100 * value:.2f} % ({source}): a gap of {gap:+.2f} pt (over {GAP_PT:g}) — the "
                     "preprocessing (--mean/--std/--image-size/--crop-pct/--interpolation) or the data probably "
                     "differ from training")
+
+
+@dataclass
+class LoadedModel:
+    """What the load step gives the steps after it.
+
+    Members
+    -------
+    source : ModelSource
+    model : torch.nn.Module
+        The trained model, eval mode (the teacher and the referee).
+    format : str
+        ``timm`` or ``hf``.
+    path : Path
+        The checkpoint read.
+    preprocess : hardyt.quant.zoo.preprocess.Preprocess
+        The input pipeline, each value with where it came from.
+    expected : tuple or None
+        The checkpoint's own test top-1 ``(fraction, where recorded)``.
+    """
+
+    source: ModelSource
+    model: object
+    format: str
+    path: Path
+    preprocess: object
+    expected: tuple | None
+
+    def calibration(self):
+        """Lazy calibration batches (:func:`calibration_loader`)."""
+        return calibration_loader(self.source, self.preprocess)
+
+    def test(self):
+        """``(dataset, indices)`` of the test split (:func:`test_set`)."""
+        return test_set(self.source, self.preprocess)
+
+
+def load_model_source(source) -> LoadedModel:
+    """The load step: the model of ``source`` and its preprocessing (checkpoint's, with the overrides)."""
+    source = as_source(source)
+    model, fmt, path = load_model(source)
+    pre, expected = resolve_input(source, model, fmt, path)
+    return LoadedModel(source, model, fmt, path, pre, expected)

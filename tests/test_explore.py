@@ -314,7 +314,7 @@ def test_min_fmax_excludes_slower_cores(tmp_path, monkeypatch, min_fmax):
 
 def _convert_accuracy(tmp, out, kept, layer_formats, x_val, y_val) -> float:
     """Top-1 on ``x_val`` of a fresh ``hardyt convert`` with these options (read back from its directory)."""
-    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.runtime.evaluate import accuracy
     from hardyt.quant.export.converted import load_converted
 
     formats = tmp / f"{out.name}.formats.json"
@@ -328,17 +328,15 @@ def _convert_accuracy(tmp, out, kept, layer_formats, x_val, y_val) -> float:
 
 def _explore_inputs(tmp, full=False):
     """explore's validation split (``_splits`` with the arguments :func:`_explore` gives)."""
-    import argparse
+    from hardyt.flow import explore as step
+    from hardyt.flow.model_source import load_model, resolve_input
+    from hardyt.flow.options import ExploreConfig, ModelSource
 
-    from hardyt.scripts import cmd_explore, model_input
-
-    parser = argparse.ArgumentParser()
-    cmd_explore.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["explore", str(tmp / "vit.safetensors"), "--data", str(tmp / "data.npz"),
-                              "--calib-size", "32", "--val-size", "64", "--max-drop", "1"])
-    model, fmt, path = model_input.load_model(args)
-    pre, _ = model_input.resolve_input(args, model, fmt, path)
-    batches, x_val, y_val, _, _ = cmd_explore._splits(args, pre)
+    config = ExploreConfig(source=ModelSource(checkpoint=str(tmp / "vit.safetensors"), data=str(tmp / "data.npz"),
+                                              calib_size=32), val_size=64)
+    model, fmt, path = load_model(config.source)
+    pre, _ = resolve_input(config.source, model, fmt, path)
+    batches, x_val, y_val, _, _ = step._splits(config, pre)
     return (x_val, y_val, model, batches) if full else (x_val, y_val)
 
 
@@ -379,7 +377,7 @@ def test_explore_equals_the_exhaustive_search_on_three_layers_by_three_choices(t
 
     from hardyt.hw import costs
     from hardyt.quant.conversion import explore, families
-    from hardyt.quant.conversion.evaluate import accuracy
+    from hardyt.quant.runtime.evaluate import accuracy
     from hardyt.quant.conversion.pipeline import convert
 
     tiny_vit_files(tmp_path)

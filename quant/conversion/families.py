@@ -119,7 +119,7 @@ def kept_sets(names: list[str], conversions: int, order: list[str] | None = None
     >>> kept_sets(["a", "b"], 4)
     [(), ('a',), ('b',), ('a', 'b')]
     >>> kept_sets(["a", "b", "c"], 3, order=["b", "c", "a"])
-    [(), ('a',), ('c', 'a')]
+    [(), ('a',), ('a', 'c')]
     """
     if conversions < 1:
         raise HardytError(f"conversions: must be >= 1, got {conversions}")

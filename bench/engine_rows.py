@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hardyt.hw import emit
-from hardyt.hw.emit import load_manifest
-from hardyt.hw.engine_emit import emit_engine
-from hardyt.hw.engine_set import relane
+from hardyt.hw.emission.emit import load_manifest
+from hardyt.hw.emission.engine_emit import emit_engine
+from hardyt.hw.datapath.engine_set import relane
 from hardyt.quant.contract.layernorm import random_layernorm_spec
 from hardyt.flow.converted import ConvertedDir
 

@@ -9,7 +9,6 @@ File names follow :func:`hardyt.quant.contract.names.layer_stem`.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 from hardyt.quant.contract.names import layer_file
 from hardyt.quant.contract.spec_io import load_spec
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_output_dir, atomic_write_text, load_json_object, save_json_atomic
 
 from .convert_record import ConvertReport, LayerRecord  # noqa: F401 - LayerRecord: the records of report()
 
@@ -42,17 +41,7 @@ class ConvertedDir:
         object.__setattr__(self, "path", Path(self.path))
 
     def _json(self, name: str) -> dict:
-        path = self.path / name
-        try:
-            d = json.loads(path.read_text())
-        except OSError as e:
-            raise HardytError(f"{path}: cannot read: {e.strerror or e} (is {self.path} a `hardyt convert` "
-                              "output?)") from None
-        except json.JSONDecodeError as e:
-            raise HardytError(f"{path}: not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise HardytError(f"{path}: expected a JSON object")
-        return d
+        return load_json_object(self.path / name, f"a `hardyt convert` output's {name}")
 
     def report(self) -> ConvertReport:
         """``report.json``."""

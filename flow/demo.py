@@ -44,7 +44,7 @@ class DemoResult:
 
 
 def _synth_pair(dyt_dir: Path, ln_dir: Path) -> dict:
-    from hardyt.hw.synth import synth
+    from hardyt.hw.tools.synth import synth
     return {"dyt": synth(dyt_dir, target="ecp5", progress=False),
             "layernorm": synth(ln_dir, target="ecp5", progress=False)}
 

@@ -74,7 +74,7 @@ def _budget(report: dict) -> str:
 
 def render_report(out: Path, convert_report: dict, layer_dirs, sims: dict, synth, times: dict) -> str:
     """Write the plots into ``out`` and return the markdown text of the report."""
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     manifests = {d.name: load_manifest(d) for d in layer_dirs}
     lines = ["# hardyt demo: the bundled ViT, LayerNorm → DyT, on an FPGA", ""]
 

@@ -47,14 +47,14 @@ def _manifest(path: Path) -> CoreManifest:
 
 def emit_spec(spec, out, name: str | None = None) -> EmittedCores:
     """One core of ``spec`` (a :class:`DyTSpec` or :class:`LayerNormSpec`) into ``out``."""
-    from hardyt.hw.emit import emit
+    from hardyt.hw.emission.emit import emit
     return EmittedCores(Path(out), [_manifest(emit(spec, Path(out), name))])
 
 
 def emit_cores(source, config: EmitConfig) -> EmittedCores:
     """Emit ``source`` — a spec file, a :class:`ConvertedDir` or a converted directory's path."""
-    from hardyt.hw.emit import emit
-    from hardyt.hw.engine_emit import emit_engine
+    from hardyt.hw.emission.emit import emit
+    from hardyt.hw.emission.engine_emit import emit_engine
 
     out = Path(config.out)
     converted = source if isinstance(source, ConvertedDir) else \

@@ -4,7 +4,7 @@
 the manifest ``NAME.json``), or, for a converted model, one such directory per
 layer under ``--out``. A directory counts as holding a core when it has a
 Verilog file or a JSON file other than a layer spec; whether that core is
-complete is :func:`hardyt.hw.emit.load_manifest`'s to say, so a broken layer is
+complete is :func:`hardyt.hw.emission.emit.load_manifest`'s to say, so a broken layer is
 reported, never silently left out.
 """
 from __future__ import annotations

@@ -51,8 +51,6 @@ def _source(config: ExploreConfig):
 
 
 def _check(args: ExploreConfig):
-    if args.source.calib_size == "all":
-        raise HardytError("--calib-size all: explore holds its calibration images in memory; give a number")
     for name, lo in (("val_size", 1), ("beam", 1), ("workers", 1), ("conversions", 1), ("measure", 1)):
         if getattr(args, name) < lo:
             raise HardytError(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
@@ -84,11 +82,12 @@ def _splits(config: ExploreConfig, pre):
     args = config.source
     x_train, _ = load_dataset(args.data, "train", None, pre=pre)
     x_all, y_all = load_dataset(args.data, "test", None, pre=pre)
-    if len(x_train) < args.calib_size:
-        raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size {args.calib_size}")
+    size = len(x_train) if args.calib_size == "all" else args.calib_size
+    if len(x_train) < size:
+        raise HardytError(f"{args.data}: {len(x_train)} training images, fewer than --calib-size {size}")
     if len(x_all) <= config.val_size:
         raise HardytError(f"{args.data}: {len(x_all)} test images: --val-size {config.val_size} leaves none to test on")
-    calib = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.calib_size]
+    calib = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:size]
     order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(args.seed + 1))
     val, test = order[:config.val_size], order[config.val_size:]
     if args.eval_size is not None:
@@ -104,7 +103,7 @@ def _layernorm_spec(channels: int, lanes: int, name: str):
 def _point(p: dict, e: dict) -> dict:
     """A search point with its summed resources, the slowest Fmax, the throughput it allows and the
     ``hardyt convert`` options that reproduce it."""
-    from hardyt.hw.objective import throughput
+    from hardyt.hw.costmodel.objective import throughput
 
     from .explore_search import core_label
 
@@ -130,9 +129,9 @@ def explore(args: ExploreConfig) -> dict:
     """Convert the families, cost every candidate core, search: what :func:`finish` needs for any budget."""
     import copy
 
-    from hardyt.hw.costs import layer_costs
-    from hardyt.hw.objective import fmax_floor
-    from hardyt.hw.sweep import dask_client
+    from hardyt.hw.costmodel.costs import layer_costs
+    from hardyt.hw.costmodel.objective import fmax_floor
+    from hardyt.hw.tools.sweep import dask_client
     from hardyt.quant.conversion.explore import pareto
     from hardyt.quant.runtime.graph import layer_norm_names
 
@@ -200,7 +199,7 @@ def finish(e: dict, max_drop: float) -> ExploreResult:
         "command": args.command,
         "checkpoint": str(args.source.checkpoint or "bundled"), "data": args.source.data, "target": args.target,
         "lanes": args.lanes, "max_drop": max_drop,
-        "splits": {"calibration": args.source.calib_size, "validation": len(e["validation"][1]), "test": len(x_test),
+        "splits": {"calibration": sum(len(b) for b in e["batches"]), "validation": len(e["validation"][1]), "test": len(x_test),
                    "decided_on": "validation", "reported_on": "test"},
         "reference": {"validation_accuracy": reference, "test_accuracy": ln_test},
         "fmax_floor_mhz": e["fmax_floor"], "min_fmax": args.min_fmax,

@@ -1,11 +1,10 @@
 """``explore.json``: the result of the explore step (its writer is :func:`hardyt.flow.explore.write`)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardyt.quant.errors import HardytError
+from hardyt.quant.files import load_json_object
 
 from .record import Record
 
@@ -48,9 +47,4 @@ class ExploreResult(Record):
 def read_explore(directory) -> ExploreResult:
     """``directory/explore.json``."""
     path = Path(directory) / "explore.json"
-    try:
-        return ExploreResult.from_dict(json.loads(path.read_text()), str(path))
-    except OSError as e:
-        raise HardytError(f"{path}: cannot read: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise HardytError(f"{path}: not valid JSON: {e}") from None
+    return ExploreResult.from_dict(load_json_object(path, "explore result"), str(path))

@@ -6,7 +6,7 @@
    candidate specs; a frozen-weight conversion ranks the layers first when
    not every subset is converted.
 2. **Costs** of every family's candidate cores and of the LayerNorm cores,
-   in one :func:`hardyt.hw.costs.layer_costs` call (one synthesis run per
+   in one :func:`hardyt.hw.costmodel.costs.layer_costs` call (one synthesis run per
    core structure over all families; the cost model for the rest).
 3. **Search** (:func:`search_families`): each family's format choices on the
    validation split (exact when small, else by measured sensitivities), the
@@ -18,7 +18,7 @@ family.
 """
 from __future__ import annotations
 
-from hardyt.hw.sweep import failure_error, run_jobs
+from hardyt.hw.tools.sweep import failure_error, run_jobs
 from hardyt.quant.errors import HardytError
 
 __all__ = ["convert_families", "family_specs", "search_families", "core_label"]

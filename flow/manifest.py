@@ -1,8 +1,8 @@
 """The emitted-core manifest (``NAME.json`` next to ``NAME.v``): a typed view, and its one-line summary.
 
-:func:`hardyt.hw.emit.emit` (and ``emit_engine``) write it;
+:func:`hardyt.hw.emission.emit.emit` (and ``emit_engine``) write it;
 :func:`read_manifest` is its reader (through
-:func:`hardyt.hw.emit.load_manifest`, which checks every listed file is
+:func:`hardyt.hw.emission.emit.load_manifest`, which checks every listed file is
 there). Keys this code does not know (an engine's ``layers``, ``roms``, ...)
 stay in ``extra``.
 """
@@ -47,7 +47,7 @@ class CoreManifest(Record):
 
 def read_manifest(directory) -> CoreManifest:
     """The checked manifest of the core emitted in ``directory``."""
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     return CoreManifest.from_dict(load_manifest(directory), str(directory))
 
 

@@ -59,7 +59,7 @@ def _run_engine(core: Path, root: Path, given: Path | None, manifest: dict, conf
 
 def simulate_core(core: Path, root: Path, given: Path | None, config: SimConfig, vectors: int) -> dict:
     """Simulate one emitted core or engine (a Dask job of its own when there are several)."""
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     from hardyt.sim.engine_runner import is_engine
     from hardyt.sim.runner import run_sim
 
@@ -73,7 +73,7 @@ def simulate_core(core: Path, root: Path, given: Path | None, config: SimConfig,
 
 def simulate(root, config: SimConfig) -> SimResults:
     """Simulate every core under ``root`` (one core, an engine, or one directory per layer)."""
-    from hardyt.hw.sweep import dask_client, run_jobs
+    from hardyt.hw.tools.sweep import dask_client, run_jobs
 
     if config.vectors is not None and config.vectors < 1:
         raise HardytError(f"--vectors: must be a positive integer, got {config.vectors}")

@@ -9,9 +9,8 @@ def random_spec(core: str = "dyt", *, channels: int, lanes: int = 1, in_bits: in
                 drop_bits: int = 0, seed: int = 0, name: str | None = None):
     """A :class:`DyTSpec` (random gamma/beta from ``seed``) or, for ``core="layernorm"``, a
     :class:`LayerNormSpec` of the same shape (``tanh``, ``affine``, ``alpha``, ... unused)."""
+    from hardyt.quant.contract import random_dyt_spec, random_layernorm_spec
     if core == "layernorm":
-        from hardyt.quant.contract.layernorm import random_layernorm_spec
         return random_layernorm_spec(channels, lanes, in_bits, out_bits, seed)
-    from hardyt.hw.cores import random_dyt_spec
     return random_dyt_spec(channels, lanes, in_bits, out_bits, tanh=tanh, affine=affine, alpha=alpha,
                            segments=segments, drop_bits=drop_bits, seed=seed, name=name or core)

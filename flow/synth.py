@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardyt.hw.synth import TARGETS
+from hardyt.hw.tools.synth import TARGETS
 
 from .emitted import core_dirs
 from .options import SynthConfig
@@ -23,7 +23,7 @@ class SynthResults:
 
     def check(self) -> None:
         """A :class:`HardytError` naming every failed job (the others' reports are kept)."""
-        from hardyt.hw.sweep import failure_error
+        from hardyt.hw.tools.sweep import failure_error
         if self.failures:
             raise failure_error(self.failures, self.jobs, "synthesis job")
 
@@ -33,8 +33,8 @@ def synthesize(root, config: SynthConfig, progress: bool = True) -> SynthResults
 
     Failed jobs are in ``failures`` (the others' reports are kept).
     """
-    from hardyt.hw.sweep import dask_client, run_jobs
-    from hardyt.hw.synth import synth
+    from hardyt.hw.tools.sweep import dask_client, run_jobs
+    from hardyt.hw.tools.synth import synth
 
     dirs = core_dirs(Path(root))
     if len(dirs) == 1:

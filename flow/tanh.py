@@ -1,11 +1,11 @@
 """One fixed-point tanh table and its error report (``hardyt tanh``)."""
 from __future__ import annotations
 
-from hardyt.quant.contract.tanh import build_tanh, error_report
+from hardyt.quant.contract.tanh import TANH_KINDS, build_tanh, error_report
 
 from .plots import plot_tanh
 
-__all__ = ["tanh_report"]
+__all__ = ["TANH_KINDS", "tanh_report"]
 
 
 def tanh_report(kind: str, in_bits: int, out_bits: int, alpha_scale: float, *, segments: int = 16,
@@ -18,5 +18,7 @@ def tanh_report(kind: str, in_bits: int, out_bits: int, alpha_scale: float, *, s
     d = error_report(t).as_dict()
     if kind == "lut":
         return d | {"drop_bits": t.drop_bits, "index_bits": t.index_bits}
+    if kind == "threshold":
+        return d | {"stages": t.stages, "word_bits": t.word_bits}
     return d | {"segments": t.segments, "seg_shift": t.seg_shift, "frac": t.frac, "slope_bits": t.slope_bits,
                 "intercept_bits": t.intercept_bits}

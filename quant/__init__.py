@@ -15,15 +15,15 @@ with it the contract) never imports torch; ``tests/test_architecture.py``
 holds that.
 """
 from .contract import (SPEC_VERSION, ChannelAffine, DyTSpec, FixedFormat, FoldedAffine, LayerNormSpec, Rounding,
-                       TanhLUT, TanhPWL, build_lut, build_pwl, build_tanh, dequantize, error_report, full_scale,
-                       golden, load_spec, narrow, quantize, round_shift, saturate, tanh_int)
+                       TanhLUT, TanhPWL, TanhThreshold, build_lut, build_pwl, build_tanh, build_threshold, dequantize,
+                       error_report, full_scale, golden, load_spec, narrow, quantize, round_shift, saturate, tanh_int)
 from .errors import HardytError, SpecError
 
 __all__ = [
     "HardytError", "SpecError", "FixedFormat", "Rounding", "dequantize", "narrow", "quantize", "round_shift",
     "saturate", "golden", "SPEC_VERSION", "ChannelAffine", "DyTSpec", "FoldedAffine", "LayerNormSpec", "load_spec",
-    "TanhLUT", "TanhPWL", "build_lut", "build_pwl", "build_tanh", "error_report", "full_scale", "tanh_int",
-    "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
+    "TanhLUT", "TanhPWL", "TanhThreshold", "build_lut", "build_pwl", "build_tanh", "build_threshold", "error_report",
+    "full_scale", "tanh_int", "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
     "VisionTransformer", "load_vit", "load_hf", "load_dataset",
 ]
 

@@ -5,7 +5,7 @@ interface). The alias is resolved on first import by a meta-path finder, so
 nothing is imported early, and there is no file at the old path: a move is a
 pure rename in git, which other branches' edits of the old path follow when
 they merge. ``sys.modules`` then holds the *same* module object under both
-names, so ``hardyt.hw.dyt_core is hardyt.hw.cores.dyt_core`` and state (caches,
+names, so ``hardyt.hw.dyt_core is hardyt.hw.datapath.dyt_core`` and state (caches,
 registries) is never duplicated.
 
 >>> import sys, types
@@ -55,7 +55,16 @@ _FINDER = _AliasFinder()
 
 
 def alias_modules(aliases: dict[str, str]) -> None:
-    """Make each old module name (key) import the module named by its value, lazily."""
+    """Make each old module name (key) import the module named by its value: now if that is already
+    imported, else on first use. An old name is set as an attribute of its package only where the package
+    has no attribute of that name (``hardyt.hw.emit`` stays the function ``emit``; ``import
+    hardyt.hw.emit`` still gives the module)."""
     _FINDER.aliases.update(aliases)
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+    for old, new in aliases.items():
+        if new in sys.modules and old not in sys.modules:
+            sys.modules[old] = sys.modules[new]
+            parent, _, child = old.rpartition(".")
+            if parent in sys.modules and not hasattr(sys.modules[parent], child):
+                setattr(sys.modules[parent], child, sys.modules[new])

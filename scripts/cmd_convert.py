@@ -5,6 +5,7 @@ import sys
 
 from hardyt.flow.convert import convert_model
 from hardyt.flow.options import ConvertConfig, from_args
+from hardyt.flow.tanh import TANH_KINDS
 
 from .flags import add_model_flags, command_parser, flag_errors
 
@@ -29,7 +30,7 @@ def add_parser(sub):
     g = p.add_argument_group("fixed-point format")
     g.add_argument("--in-bits", type=int, default=8, help="DyT input code width (default: 8)")
     g.add_argument("--out-bits", type=int, default=8, help="tanh output width (default: 8)")
-    g.add_argument("--tanh", choices=("lut", "pwl"), default="lut", help="fixed-point tanh kind (default: lut)")
+    g.add_argument("--tanh", choices=TANH_KINDS, default="lut", help="fixed-point tanh kind (default: lut)")
     g.add_argument("--tanh-range", choices=("layer", "full"), default="layer",
                    help="tanh output format: 'layer' spans tanh(alpha*clip), 'full' spans +-1 (default: layer)")
     g.add_argument("--lanes", type=int, help="channels per beat P (default: largest of 8, 4, 2, 1 dividing C)")

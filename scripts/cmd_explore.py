@@ -12,7 +12,8 @@ from .flags import add_model_flags, add_sweep_flags, command_parser
 
 def add_parser(sub):
     p = command_parser(sub, "explore", help="the smallest normalization hardware within an accuracy budget",
-                       description="Search per-layer choices (DyT at 6/8/10-bit LUT or 12-bit PWL tanh, or "
+                       description="Search per-layer choices (DyT at 6/8/10-bit LUT, 12-bit PWL or 8/10/12/16-bit "
+                                   "threshold tanh, or "
                                    "LayerNorm) for the Pareto front of accuracy against LUT+FF, on the conversions "
                                    "`hardyt convert` makes (weights adapting, some LayerNorms kept; Dask jobs), with "
                                    "resources from synthesis runs (on Dask), every core at least as fast as the "

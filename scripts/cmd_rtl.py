@@ -13,6 +13,7 @@ from hardyt.flow.emit import emit_cores, emit_spec
 from hardyt.flow.manifest import summary
 from hardyt.flow.options import EmitConfig, from_args
 from hardyt.flow.specs import random_spec
+from hardyt.flow.tanh import TANH_KINDS
 from hardyt.quant.errors import HardytError
 
 from .flags import command_parser
@@ -28,6 +29,7 @@ def add_parser(sub):
                        examples=["hardyt rtl out/convert --out out/rtl               # one core per layer",
                                  "hardyt rtl out/convert/blocks_0_norm1.spec.json --out out/one",
                                  "hardyt rtl --channels 192 --lanes 4 --tanh pwl --affine channel --out out/pwl",
+                                 "hardyt rtl --channels 8 --lanes 8 --in-bits 16 --tanh threshold --out out/thr",
                                  "hardyt rtl --core layernorm --channels 96 --lanes 8 --out out/ln",
                                  "hardyt rtl out/convert --engine --lanes 8 --out out/engine"])
     p.add_argument("source", nargs="?", metavar="SPEC.json|CONVERTED_DIR",
@@ -44,7 +46,7 @@ def add_parser(sub):
     g.add_argument("--lanes", type=int, help="channels per beat P (default 1)")
     g.add_argument("--in-bits", type=int, help="signed input width (default 8)")
     g.add_argument("--out-bits", type=int, help="signed output width (default 8)")
-    g.add_argument("--tanh", choices=("lut", "pwl"), help="tanh kind (default lut)")
+    g.add_argument("--tanh", choices=TANH_KINDS, help="tanh kind (default lut)")
     g.add_argument("--segments", type=int, help="pwl segments, a power of two (default 16)")
     g.add_argument("--drop-bits", type=int, help="lut: low bits of |x| dropped from the index (default 0)")
     g.add_argument("--affine", choices=("folded", "channel"), help="affine mode (default folded)")

@@ -3,19 +3,22 @@ from __future__ import annotations
 
 import json
 
-from hardyt.flow.tanh import tanh_report
+from hardyt.flow.tanh import TANH_KINDS, tanh_report
 
 from .flags import command_parser
 
 
 
 def add_parser(sub):
-    p = command_parser(sub, "tanh", help="error report of one fixed-point tanh (lut or pwl)",
+    p = command_parser(sub, "tanh", help="error report of one fixed-point tanh (lut, pwl or threshold)",
                        description="Build a fixed-point tanh and measure its error over every input code.",
                        examples=["hardyt tanh --kind lut --in-bits 8 --out-bits 8 --alpha-scale 0.03",
                                  "hardyt tanh --kind pwl --in-bits 12 --out-bits 8 --alpha-scale 0.002 --segments 32 "
-                                 "--json"])
-    p.add_argument("--kind", choices=("lut", "pwl"), required=True)
+                                 "--json",
+                                 "hardyt tanh --kind threshold --in-bits 16 --out-bits 8 --alpha-scale 0.0001"])
+    p.add_argument("--kind", choices=TANH_KINDS, required=True,
+                   help="lut: table of outputs; pwl: segments, one multiply; threshold: the 2**out_bits - 1 "
+                        "inputs where the correctly rounded output steps (binary search, no multiply)")
     p.add_argument("--in-bits", type=int, required=True, help="signed input width")
     p.add_argument("--out-bits", type=int, required=True, help="signed output width (full scale = 1.0)")
     p.add_argument("--alpha-scale", type=float, required=True,

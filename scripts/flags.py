@@ -57,7 +57,7 @@ def add_seed_flag(p, what: str) -> None:
 
 
 def add_sweep_flags(p) -> None:
-    """``--scheduler`` and ``--workers``: where a command's tool jobs run (:mod:`hardyt.hw.sweep`)."""
+    """``--scheduler`` and ``--workers``: where a command's tool jobs run (:mod:`hardyt.hw.tools.sweep`)."""
     g = p.add_argument_group("where tool jobs run (Dask)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="tcp://HOST:PORT of a Dask scheduler for the tool jobs (default: a local in-process cluster)")

@@ -31,6 +31,12 @@ ALLOWED = {
     "hardyt.quant.zoo": BASE | {"hardyt.quant.zoo", "hardyt.quant.runtime", "hardyt.quant.contract.check"},
     "hardyt.quant": {"hardyt.quant"},
     "hardyt.hw": BASE | {"hardyt.hw", "hardyt.quant.contract"},
+    # hw's sub-rooms, one way: costmodel -> tools -> emission -> datapath
+    "hardyt.hw.datapath": BASE | {"hardyt.hw.datapath", "hardyt.quant.contract"},
+    "hardyt.hw.emission": BASE | {"hardyt.hw.datapath", "hardyt.hw.emission", "hardyt.quant.contract"},
+    "hardyt.hw.tools": BASE | {"hardyt.hw.emission", "hardyt.hw.tools", "hardyt.quant.contract"},
+    "hardyt.hw.costmodel": BASE | {"hardyt.hw.datapath", "hardyt.hw.emission", "hardyt.hw.tools",
+                                   "hardyt.hw.costmodel", "hardyt.quant.contract"},
     "hardyt.sim": BASE | {"hardyt.sim", "hardyt.hw", "hardyt.quant.contract"},
     # the flow may import every library room; nothing but the command line imports the flow
     "hardyt.flow": BASE | {"hardyt.flow", "hardyt.quant", "hardyt.hw", "hardyt.sim"},
@@ -122,7 +128,7 @@ def test_room_imports(name):
     allowed = ALLOWED[room]
     bad = sorted(m for m in ALL_IMPORTS[name] if m.startswith("hardyt.") and m != "hardyt.quant"
                  and not any(m == a or m.startswith(a + ".") for a in allowed))
-    if room.startswith("hardyt.quant.") or room in ("hardyt.hw", "hardyt.sim", "hardyt.flow"):
+    if room.startswith(("hardyt.quant.", "hardyt.hw")) or room in ("hardyt.sim", "hardyt.flow"):
         # hardyt.quant itself re-exports the torch side: only the top-level scripts may use it
         bad += ["hardyt.quant"] if "hardyt.quant" in ALL_IMPORTS[name] and name != "hardyt.quant" else []
     assert not bad, f"{name} ({room}) imports {bad}"
@@ -154,7 +160,7 @@ def test_the_zoo_does_not_import_the_conversion():
 
 
 def test_contract_hw_sim_load_no_torch():
-    code = ("import sys, hardyt.quant, hardyt.quant.contract, hardyt.hw, hardyt.hw.synth, hardyt.sim.runner, "
+    code = ("import sys, hardyt.quant, hardyt.quant.contract, hardyt.hw, hardyt.hw.synth, hardyt.hw.tools.sweep, hardyt.sim.runner, "
             "hardyt.sim.testbench, hardyt.flow, hardyt.scripts.cli; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')); "
             "print(bad); sys.exit(1 if bad else 0)")

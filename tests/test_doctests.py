@@ -33,6 +33,6 @@ def test_doctests(name):
 def test_the_walk_finds_the_doctests():
     """The walk covers the package: the modules known to hold examples are among those found."""
     for name in ("hardyt.quant.contract.fixed", "hardyt.quant.conversion.fidelity", "hardyt.flow.record",
-                 "hardyt.quant.moved", "hardyt.hw.emit"):
+                 "hardyt.quant.moved", "hardyt.hw.emission.emit"):
         assert name in MODULES
     assert len(MODULES) > 100

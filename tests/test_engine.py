@@ -7,10 +7,10 @@ import pytest
 from amaranth.sim import Simulator
 
 from conftest import stream_get, stream_put
-from hardyt.hw.coef_frame import STATUS, frame_beats, load_cycles
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.engine import DyTEngine
-from hardyt.hw.engine_set import engine_shape, layer_frame
+from hardyt.hw.datapath.coef_frame import STATUS, frame_beats, load_cycles
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.datapath.engine import DyTEngine
+from hardyt.hw.datapath.engine_set import engine_shape, layer_frame
 from hardyt.quant.contract.spec import ChannelAffine
 from hardyt.quant.errors import HardytError
 
@@ -255,6 +255,7 @@ def test_load_time_is_what_the_manifest_says(kind, layer):
 def test_unsupported_layers_are_refused_by_name():
     wide = channel_spec(4, 1, 8, 8, shift=30, out_bits=8, name="odd")
     for odd, message in ((random_dyt_spec(4, 1, 8, 8, name="odd", tanh="pwl"), "tanh pwl"),
+                         (random_dyt_spec(4, 1, 8, 8, name="odd", tanh="threshold"), "tanh threshold .*thresholds"),
                          (random_dyt_spec(4, 1, 8, 8, name="odd", alpha_shift=True), "alpha shifts"),
                          (wide, "3[89]-bit beta")):
         with pytest.raises(HardytError, match=f"layer odd: .*{message}"):
@@ -286,7 +287,7 @@ def converted_dir(tmp_path, lanes=2, kind="folded"):
 
 
 def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     from hardyt.scripts.cli import main
 
     conv = converted_dir(tmp_path)
@@ -307,7 +308,7 @@ def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
 def test_rtl_engine_mixed_set_manifest(tmp_path, capsys):
     """A set with channel affine layers: their frames carry the affine section, the manifest says which
     layers have it, its widths and shifts, each layer's load time, and the stages the latency counts."""
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     from hardyt.scripts.cli import main
 
     conv = converted_dir(tmp_path, kind="mixed")

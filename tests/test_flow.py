@@ -32,7 +32,7 @@ def test_report_keeps_sections_it_does_not_know_in_place():
                                         ("0.norm", "m_0_norm"), ("encoder.layer.3.layernorm_before",
                                                                  "encoder_layer_3_layernorm_before")])
 def test_one_layer_name_rule(name, stem):
-    from hardyt.hw.emit import verilog_name
+    from hardyt.hw.emission.emit import verilog_name
     assert layer_stem(name) == stem == verilog_name(name)
 
 
@@ -44,7 +44,7 @@ def test_older_directories_still_read(tmp_path):
 
 
 def test_converted_dir_specs_in_model_order(tmp_path):
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.datapath.cores import random_dyt_spec
     for i, name in enumerate(["blocks.1.norm", "blocks.0.norm", "norm"]):
         random_dyt_spec(8, 1, 8, 8, seed=i, name=layer_stem(name)).save(tmp_path / f"{layer_stem(name)}.spec.json")
     (tmp_path / "config.json").write_text(json.dumps({"dyt_layers": {"blocks.0.norm": {}, "blocks.1.norm": {},
@@ -63,6 +63,18 @@ def test_moved_modules_are_the_same_objects():
     import hardyt.scripts.model_input as old
     assert old is new and old_eval is new_eval and old.__name__ == "hardyt.flow.model_source"
     assert new.__spec__.name == "hardyt.flow.model_source"
+
+
+@pytest.mark.parametrize("old, new", [("dyt_core", "datapath.dyt_core"), ("pipeline", "datapath.stages"),
+                                      ("synth", "tools.synth"), ("sweep", "tools.sweep"), ("costs", "costmodel.costs"),
+                                      ("emit", "emission.emit"), ("engine_emit", "emission.engine_emit")])
+def test_old_hw_paths_are_the_same_modules(old, new):
+    import importlib
+
+    import hardyt.hw
+    assert importlib.import_module(f"hardyt.hw.{old}") is importlib.import_module(f"hardyt.hw.{new}")
+    assert callable(hardyt.hw.emit) and hardyt.hw.emit.__name__ == "emit"   # the function, not the module
+    exec(f"from hardyt.hw.{old} import *")                                  # the old star-import works too
 
 
 def test_progress_is_one_line_per_stage_in_a_log(monkeypatch):

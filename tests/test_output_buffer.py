@@ -7,7 +7,7 @@ import itertools
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.sim import Simulator
 
-from hardyt.hw.pipeline import OutputBuffer
+from hardyt.hw.datapath.stages import OutputBuffer
 
 CYCLES = 4  # every one of the 4**CYCLES (valid, ready) sequences
 

@@ -54,7 +54,10 @@ __all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "ExploreCalibration", "
            "Evaluator", "pareto", "beam_search", "exhaustive", "search", "pick_within", "FoldedEmulation", "pick_model"]
 
 # (tanh kind, input width) of the DyT candidates.
-TANH_CHOICES = (("lut", 6), ("lut", 8), ("lut", 10), ("pwl", 12))
+TANH_CHOICES = (("lut", 6), ("lut", 8), ("lut", 10), ("pwl", 12),
+                ("threshold", 8), ("threshold", 10), ("threshold", 12), ("threshold", 16))
+# A threshold tanh holds 2**out_bits - 1 thresholds: its output stays this narrow whatever its input.
+THRESHOLD_MAX_OUT_BITS = 8
 LAYERNORM = {"core": "layernorm"}
 
 
@@ -168,11 +171,12 @@ def _layer_candidates(cal: Calibration, name: str, lanes) -> list[tuple[dict, ob
         ref = dyt(x)
     out = []
     for tanh, bits in TANH_CHOICES:
-        formats = FORMAT_DEFAULTS | {"tanh": tanh, "in_bits": bits, "out_bits": bits, "affine_out_bits": bits,
+        top = min(bits, THRESHOLD_MAX_OUT_BITS) if tanh == "threshold" else bits
+        formats = FORMAT_DEFAULTS | {"tanh": tanh, "in_bits": bits, "out_bits": top, "affine_out_bits": top,
                                      "lanes": lanes}
         in_scale = choose_clip(name, dyt, x, formats)[0]
-        widths = [bits]
-        for w in range(3, bits):     # the narrowest output width meeting the floor, same clip
+        widths = [top]
+        for w in range(3, top):     # the narrowest output width meeting the floor, same clip
             spec = _spec(cal, name, formats | {"out_bits": w, "affine_out_bits": w}, in_scale)
             with torch.no_grad():
                 if sqnr_db(ref, _layer(dyt, spec)(x)) >= SQNR_FLOOR_DB:

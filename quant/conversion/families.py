@@ -67,9 +67,9 @@ def convert_family(model: nn.Module, batches: list, kept, options: dict) -> Expl
 
 def family_candidates(fam: ExploreCalibration, lanes=None) -> dict[str, list[tuple[dict, dict, object]]]:
     """``{layer: [(choice, formats, DyTSpec)]}`` of every converted layer: the spec ``hardyt convert`` builds
-    with those formats (input scale chosen for them on the same rows). Formats: LUT tanh 6/8/10, PWL 12 (as
-    :data:`TANH_CHOICES` says), output width the input width and the narrowest one whose layer output stays at
-    or above the SQNR floor."""
+    with those formats (input scale chosen for them on the same rows). Formats: :data:`TANH_CHOICES` (LUT
+    6/8/10, PWL 12, threshold 8/10/12/16), output width the input width (threshold: at most
+    :data:`THRESHOLD_MAX_OUT_BITS`) and the narrowest one whose layer output stays at or above the SQNR floor."""
     out = {}
     for name in fam.names:
         dyt, x = fam.student.get_submodule(name), fam.inputs[name]
@@ -78,10 +78,11 @@ def family_candidates(fam: ExploreCalibration, lanes=None) -> dict[str, list[tup
             ref = dyt(x)
         cands = []
         for tanh, bits in explore.TANH_CHOICES:     # read at call time (tests narrow it)
-            base = {"tanh": tanh, "in_bits": bits, "out_bits": bits, "affine_out_bits": bits, "lanes": lanes}
+            top = min(bits, explore.THRESHOLD_MAX_OUT_BITS) if tanh == "threshold" else bits
+            base = {"tanh": tanh, "in_bits": bits, "out_bits": top, "affine_out_bits": top, "lanes": lanes}
             in_scale = choose_clip(name, dyt, x, FORMAT_DEFAULTS | base)[0]
-            widths = [bits]
-            for w in range(3, bits):     # the narrowest output width meeting the floor, at the same clip
+            widths = [top]
+            for w in range(3, top):     # the narrowest output width meeting the floor, at the same clip
                 spec = _spec(fam, name, FORMAT_DEFAULTS | base | {"out_bits": w, "affine_out_bits": w}, in_scale)
                 with torch.no_grad():
                     if sqnr_db(ref, _layer(dyt, spec)(x)) >= SQNR_FLOOR_DB:

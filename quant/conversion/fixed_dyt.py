@@ -35,7 +35,7 @@ __all__ = ["FORMAT_DEFAULTS", "formats_from", "layer_formats", "tanh_out_scale",
 FORMAT_DEFAULTS = {
     "in_bits": 8,        # signed input code width
     "out_bits": 8,       # tanh output width (folded layers output this)
-    "tanh": "lut",       # "lut" or "pwl"
+    "tanh": "lut",       # "lut", "pwl" or "threshold"
     "tanh_range": "layer",  # tanh output spans "layer": tanh(alpha * clip); "full": +-1 (version-1 specs)
     "segments": 16,      # pwl segments
     "drop_bits": 0,      # lut: low bits of |x| dropped from the index

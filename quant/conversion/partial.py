@@ -35,7 +35,7 @@ __all__ = ["layer_kl", "layer_costs", "accuracy_curve", "select_kept", "partial_
 
 def layer_kl(model: nn.Module, modules: dict, batches: list) -> dict[str, float]:
     """KL on ``batches`` of the model with only one LayerNorm replaced, per layer (the order of replacement;
-    not to be confused with :func:`hardyt.hw.costs.layer_costs`, hardware resources)."""
+    not to be confused with :func:`hardyt.hw.costmodel.costs.layer_costs`, hardware resources)."""
     with torch.no_grad():
         teacher = [model_logits(model, b) for b in batches]
         costs = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 
-from hardyt.hw.coef_frame import checksum
+from hardyt.hw.datapath.coef_frame import checksum
 
 from .engine_testbench import STATUS_LOADED, STATUS_NAMES, EngineConfig, EngineTestbench, LayerRun
 from .testbench import record_result

@@ -3,7 +3,7 @@
 Files written into the output directory (atomically, all or none):
 
 - ``NAME.v``: the AXI4-Stream top (:class:`EngineTop`); it has no ROMs;
-- ``NAME.core`` and ``NAME_tb.v``: a FuseSoC CAPI2 core (:mod:`hardyt.hw.fusesoc`) and its smoke testbench;
+- ``NAME.core`` and ``NAME_tb.v``: a FuseSoC CAPI2 core (:mod:`hardyt.hw.emission.fusesoc`) and its smoke testbench;
 - per layer ``L`` (index ``k`` in the layer order): ``L.coef.bin`` (the
   frame's 32-bit beats, little-endian), ``L.coef.mem`` (the same beats, one
   hex word per line, for simulation; ``tlast`` is on the last), and
@@ -27,13 +27,13 @@ from amaranth.lib.wiring import In, Out
 from hardyt.quant.files import atomic_output_dir
 from hardyt.quant.version import hardyt_version
 
-from .axis_top import AxisTop
-from .coef_frame import COEF_BITS, FRAME_FORMAT, frame_beats, load_cycles
-from .coef_loader import Status
+from ..datapath.axis_top import AxisTop
+from ..datapath.coef_frame import COEF_BITS, FRAME_FORMAT, frame_beats, load_cycles
+from ..datapath.coef_loader import Status
 from .emit import top_verilog, verilog_name
-from .engine import DyTEngine
+from ..datapath.engine import DyTEngine
 from .fusesoc import core_file, engine_smoke_testbench
-from .engine_set import engine_shape, layer_frame, relane
+from ..datapath.engine_set import engine_shape, layer_frame, relane
 
 __all__ = ["EngineTop", "emit_engine", "ENGINE_CORE"]
 
@@ -56,7 +56,7 @@ class EngineTop(AxisTop):
     s_axis_coef_tdata : In(32)
     s_axis_coef_tvalid, s_axis_coef_tlast : In(1)
     s_axis_coef_tready : Out(1)
-        Coefficient frames (:mod:`hardyt.hw.coef_frame`).
+        Coefficient frames (:mod:`hardyt.hw.datapath.coef_frame`).
     layer_select : In(max(1, ceil(log2(layers))))
         Sampled with the first beat of each token.
     coef_status : Out(3)

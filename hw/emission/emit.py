@@ -26,8 +26,8 @@ from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir
 from hardyt.quant.version import hardyt_version
 
-from .axis_top import AxisTop
-from .cores import build_core
+from ..datapath.axis_top import AxisTop
+from ..datapath.cores import build_core
 from .fusesoc import core_file, smoke_testbench
 
 __all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "top_verilog", "load_manifest", "verilog_name", "MANIFEST_KEYS"]
@@ -37,7 +37,7 @@ MANIFEST_KEYS = ("hardyt_version", "core", "name", "top", "verilog", "mems", "la
 
 
 _ROM_MODULE = """\
-// Read-only memory loaded from a $readmemh file, PORTS synchronous read ports.
+// Read-only memory loaded from a $readmemh file, PORTS synchronous read ports{style_note}.
 // Port p reads addr[p*ABITS +: ABITS] into data[p*WIDTH +: WIDTH] when en[p].
 module {name} #(
     parameter WIDTH = 1,
@@ -51,7 +51,7 @@ module {name} #(
     input wire [PORTS*ABITS-1:0] addr,
     output reg [PORTS*WIDTH-1:0] data
 );
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    {style}reg [WIDTH-1:0] mem [0:DEPTH-1];
     integer p;
     initial begin
         // Yosys also elaborates the unparameterized module: skip the empty default.
@@ -104,7 +104,9 @@ class ReadmemhPlatform:
     def __init__(self, name: str):
         self.name = name
         self.rom_module = f"{name}_rom"
+        self.block_module = f"{name}_rom_block"
         self.roms: dict[str, dict] = {}
+        self.block_used = False
 
     def _file_for(self, rom: str, width: int, words: list[int]) -> str:
         entry = {"rom": rom, "width": width, "depth": len(words), "words": words}
@@ -127,8 +129,11 @@ class ReadmemhPlatform:
         fname = self._file_for(str(rom), width, words)
         abits = len(ports[0].addr)
         m = Module()
+        # A ROM tagged ``hardyt_rom_style = "block"`` is built by a module that asks synthesis for block RAM.
+        block = memory.attrs.get("hardyt_rom_style") == "block"
+        self.block_used |= block
         m.submodules.rom = Instance(
-            self.rom_module,
+            self.block_module if block else self.rom_module,
             p_WIDTH=width, p_DEPTH=len(words), p_ABITS=max(1, abits), p_PORTS=len(ports), p_INIT_FILE=fname,
             i_clk=ClockSignal(domains[0]),
             i_en=Cat(*(p.en for p in ports)),
@@ -139,7 +144,11 @@ class ReadmemhPlatform:
         return m
 
     def rom_verilog(self) -> str:
-        return _ROM_MODULE.format(name=self.rom_module)
+        text = _ROM_MODULE.format(name=self.rom_module, style="", style_note="")
+        if self.block_used:
+            text += "\n" + _ROM_MODULE.format(name=self.block_module, style='(* rom_style = "block" *) ',
+                                              style_note=", in block RAM")
+        return text
 
     def mem_text(self, fname: str) -> str:
         """``$readmemh`` text: one zero-padded hex word per line, address 0 first."""

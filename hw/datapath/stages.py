@@ -9,7 +9,7 @@
   ``i.ready`` (the pipeline's enable) depends on registers only.
 
 The HDL arithmetic (rounding, saturation, shift-add products) is in
-:mod:`hardyt.hw.arith`.
+:mod:`hardyt.hw.datapath.arith`.
 """
 from __future__ import annotations
 
@@ -42,12 +42,14 @@ def lane_words(values, lanes: int, bits: int) -> list[int]:
     return [pack_lanes(values[b:b + lanes], bits) for b in range(0, len(values), lanes)]
 
 
-def rom(name: str, width: int, words) -> Memory:
-    """A ROM whose contents are emitted as ``NAME_<name>.mem`` (see :mod:`hardyt.hw.emit`)."""
+def rom(name: str, width: int, words, *, block: bool = False) -> Memory:
+    """A ROM whose contents are emitted as ``NAME_<name>.mem`` (see :mod:`hardyt.hw.emission.emit`);
+    ``block``: emitted with ``rom_style = "block"``, asking synthesis for block RAM."""
     words = [int(w) for w in words]
     # A one-word memory has a 0-bit address, which Verilog cannot declare: pad to two words.
     words += [0] * (2 - len(words))
-    return Memory(shape=unsigned(width), depth=len(words), init=words, attrs={"hardyt_rom": name})
+    attrs = {"hardyt_rom": name} | ({"hardyt_rom_style": "block"} if block else {})
+    return Memory(shape=unsigned(width), depth=len(words), init=words, attrs=attrs)
 
 
 class Stages:

@@ -13,7 +13,7 @@ Two things set what a core costs:
   bits; a bit that is constant costs nothing, a staircase with few steps
   costs few LUTs. Cores of one structure differ in LUTs by this alone.
 
-:func:`roms` lists the ROMs a DyT core builds, as :mod:`hardyt.hw.dyt_core`
+:func:`roms` lists the ROMs a DyT core builds, as :mod:`hardyt.hw.datapath.dyt_core`
 builds them (which table, its words, width and read ports), and
 :func:`features` turns a spec into the vector :data:`FEATURES` the cost
 model fits. Everything here is a pure function of the spec dict.
@@ -25,8 +25,9 @@ import numpy as np
 from hardyt.quant.contract.fixed import bits_for_unsigned
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.contract.tanh import tanh_int
+from hardyt.quant.contract.threshold import threshold_stages
 
-from .dyt_core import SIGNED_ROM_MAX_BITS
+from ..datapath.dyt_core import SIGNED_ROM_MAX_BITS
 
 __all__ = ["LUT_INPUTS", "FREE_MUX_LEVELS", "FEATURES", "rom_logic", "roms", "kind", "structure", "features"]
 
@@ -81,10 +82,10 @@ def rom_logic(words, width: int, lut_inputs: int = 4) -> int:
 
 
 def roms(spec_dict: dict) -> list[tuple[str, list, int, int]]:
-    """The ROMs of a DyT core: ``(name, words, width, read ports)``, as :class:`~hardyt.hw.dyt_core.DyTCore`
+    """The ROMs of a DyT core: ``(name, words, width, read ports)``, as :class:`~hardyt.hw.datapath.dyt_core.DyTCore`
     builds them (per-lane tables are read by every lane; beat ROMs once per beat).
 
-    >>> from hardyt.hw.cores import random_dyt_spec
+    >>> from hardyt.hw.datapath.cores import random_dyt_spec
     >>> [(n, len(w), b, p) for n, w, b, p in roms(random_dyt_spec(8, 4, 6, 5, seed=0).to_dict())]
     [('tanh', 64, 5, 4)]
     """
@@ -99,6 +100,10 @@ def roms(spec_dict: dict) -> list[tuple[str, list, int, int]]:
         out.append(("tanh", list(tanh_int(codes, t) & ((1 << t.out_bits) - 1)), t.out_bits, p))
     elif t.kind == "lut":
         out.append(("tanh", list(t.table), t.out_bits - 1, p))
+    elif t.kind == "threshold":
+        mask = (1 << t.word_bits) - 1
+        out += [(f"thr{i}", [v & mask for v in words], t.word_bits, p)
+                for i, words in enumerate(threshold_stages(t)) if i]
     else:
         icpt = [c + ((1 << t.frac) >> 1) for c in t.intercept]
         out += [("slope", list(t.slope), t.slope_bits, p), ("intercept", icpt, bits_for_unsigned(max(icpt)), p)]
@@ -109,17 +114,20 @@ def roms(spec_dict: dict) -> list[tuple[str, list, int, int]]:
 
 
 def kind(spec_dict: dict) -> str:
-    """The core's kind: ``layernorm``, ``lut_signed`` (a ROM over every signed code), ``lut_abs``, ``pwl``;
-    DyT kinds end in ``+channel`` with channel affine.
+    """The core's kind: ``layernorm``, ``lut_signed`` (a ROM over every signed code), ``lut_abs``, ``pwl``,
+    ``threshold``; DyT kinds end in ``+channel`` with channel affine.
 
-    >>> from hardyt.hw.cores import random_dyt_spec
+    >>> from hardyt.hw.datapath.cores import random_dyt_spec
     >>> kind(random_dyt_spec(8, 4, 10, 8, seed=0, affine="channel").to_dict())
     'lut_abs+channel'
     """
     if spec_dict["hardyt"] == "layernorm":
         return "layernorm"
     t = spec_dict["tanh"]
-    k = "pwl" if t["kind"] == "pwl" else ("lut_signed" if t["in_bits"] <= SIGNED_ROM_MAX_BITS else "lut_abs")
+    if t["kind"] in ("pwl", "threshold"):
+        k = t["kind"]
+    else:
+        k = "lut_signed" if t["in_bits"] <= SIGNED_ROM_MAX_BITS else "lut_abs"
     return k + ("+channel" if spec_dict["affine"]["mode"] == "channel" else "")
 
 
@@ -149,7 +157,7 @@ def features(spec_dict: dict, target: str = "ecp5") -> np.ndarray:
     the ROMs' bits times read ports / 64 (a ROM too big for logic goes to
     block RAM: its size, not its contents, then counts).
 
-    >>> from hardyt.hw.cores import random_dyt_spec
+    >>> from hardyt.hw.datapath.cores import random_dyt_spec
     >>> features(random_dyt_spec(8, 4, 6, 5, seed=0).to_dict()).tolist()[:2]
     [1.0, 44.0]
     """

@@ -1,4 +1,4 @@
-"""The output side of :class:`hardyt.hw.layernorm_core.LayerNormCore`: normalize, then gamma/beta."""
+"""The output side of :class:`hardyt.hw.datapath.layernorm_core.LayerNormCore`: normalize, then gamma/beta."""
 from __future__ import annotations
 
 from amaranth.hdl import Module, signed
@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from hardyt.quant.contract.layernorm import LayerNormSpec
 
 from .arith import hdl_narrow, hdl_partials, hdl_product, hdl_whole
-from .pipeline import CountedLatency, Stages, carry, lane_stream, lane_words, lanes_layout, rom
+from .stages import CountedLatency, Stages, carry, lane_stream, lane_words, lanes_layout, rom
 
 __all__ = ["LayerNormApply", "head_layout"]
 
@@ -31,7 +31,7 @@ class LayerNormApply(CountedLatency, wiring.Component):
     ----------
     spec : LayerNormSpec
     token : StructLayout
-        The statistics' layout (:func:`hardyt.hw.layernorm_parts.token_layout`).
+        The statistics' layout (:func:`hardyt.hw.datapath.layernorm_parts.token_layout`).
 
     Members
     -------

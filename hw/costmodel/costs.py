@@ -2,17 +2,17 @@
 
 :func:`synth_cached` emits a spec's core (under one fixed name: a layer's
 name changes no gate), looks its report up in the synthesis cache
-(:mod:`hardyt.hw.synth_cache`: keyed by a hash of the emitted Verilog and
+(:mod:`hardyt.hw.tools.synth_cache`: keyed by a hash of the emitted Verilog and
 ``.mem`` files, the target, the placement seed and the tool versions; a
 stale or corrupted entry is re-run, never reused) and otherwise runs
-:func:`hardyt.hw.synth.synth` and stores the report. It is a plain function
-of picklable arguments, so it runs as a Dask job (:mod:`hardyt.hw.sweep`).
+:func:`hardyt.hw.tools.synth.synth` and stores the report. It is a plain function
+of picklable arguments, so it runs as a Dask job (:mod:`hardyt.hw.tools.sweep`).
 
 :func:`synthesis_plan` chooses which cores to synthesize (by default one of
-each structure, :func:`~hardyt.hw.cost_features.structure`), and
+each structure, :func:`~hardyt.hw.costmodel.cost_features.structure`), and
 :func:`layer_costs` runs them as Dask jobs and costs every core: synthesized
 (or found in the cache from an earlier run), or predicted by the
-:class:`~hardyt.hw.cost_model.CostModel` fitted to those runs, whose
+:class:`~hardyt.hw.costmodel.cost_model.CostModel` fitted to those runs, whose
 leave-one-out error it reports.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.errors import HardytError
 
-from . import synth_cache
+from ..tools import synth_cache
 from .cost_features import structure
 from .cost_model import RESOURCES, CostModel, holdout_error
 
@@ -47,15 +47,15 @@ def spec_key(spec_dict: dict, target: str, seed: int = 1) -> str:
 
 
 def _emit(spec_dict: dict, out_dir: Path) -> dict:
-    from .emit import emit, load_manifest
+    from ..emission.emit import emit, load_manifest
 
     emit(spec_from_dict(spec_dict), out_dir, name=CORE_NAME)
     return load_manifest(out_dir)
 
 
 def emitted_key(out_dir, target: str, seed: int = 1) -> str:
-    """The synthesis cache key of the core emitted in ``out_dir`` (:func:`hardyt.hw.synth_cache.content_key`)."""
-    from .emit import load_manifest
+    """The synthesis cache key of the core emitted in ``out_dir`` (:func:`hardyt.hw.tools.synth_cache.content_key`)."""
+    from ..emission.emit import load_manifest
 
     m = load_manifest(out_dir)
     return synth_cache.content_key(out_dir, [m["verilog"], *m["mems"]], target, seed)
@@ -71,7 +71,7 @@ def _lookup(spec_dict: dict, target: str, cache_dir, seed: int, synthesize: bool
             return found | {"cached": True, "key": key}
         if not synthesize:
             return None
-        from .synth import synth
+        from ..tools.synth import synth
 
         report = synth(work / "core", target, progress=False, seed=seed)
     finally:
@@ -136,7 +136,7 @@ def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budge
     "synthesized": n_tool_runs, "cached": n_cache_hits (planned), "reused": n_other_cached,
     "estimated": n_predicted, "structures": n, "structures_synthesized": n, "model_error": ...}``.
     """
-    from .sweep import failure_error, run_jobs
+    from ..tools.sweep import failure_error, run_jobs
 
     # One job per distinct content (e.g. the LayerNorm core of every layer of one width).
     first: dict[str, str] = {}

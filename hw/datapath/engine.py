@@ -25,7 +25,7 @@ bank's affine fields travel with the beat (``ctrl``), so a bank reloaded
 while its last beats are still in the pipeline does not change them.
 
 The affine arithmetic is the channel affine core's
-(:meth:`hardyt.hw.dyt_core.DyTCore._channel_affine`): ``beta'`` holds the
+(:meth:`hardyt.hw.datapath.dyt_core.DyTCore._channel_affine`): ``beta'`` holds the
 rounding half, so ``round_shift(gamma*t + beta, shift)`` is one add and a
 shift, then the layer's saturation. The shift and the saturation bound are
 the bank's (layers differ in both); a set loaded from a table-only frame (a
@@ -42,7 +42,7 @@ from .arith import hdl_clamp
 from .coef_frame import COEF_BITS
 from .coef_loader import CoefLoader, Status, bank_layout
 from .engine_set import EngineShape
-from .pipeline import CountedLatency, OutputBuffer, Stages, lane_stream, lanes_layout
+from .stages import CountedLatency, OutputBuffer, Stages, lane_stream, lanes_layout
 
 __all__ = ["DyTEngine", "NO_COLLISION"]
 
@@ -64,11 +64,11 @@ class DyTEngine(CountedLatency, wiring.Component):
     Members
     -------
     i : In(lane_stream(in_bits, P))
-        Input beats as :class:`hardyt.hw.dyt_core.DyTCore`'s; a narrower layer's codes sign-extended.
+        Input beats as :class:`hardyt.hw.datapath.dyt_core.DyTCore`'s; a narrower layer's codes sign-extended.
     o : Out(lane_stream(out_bits, P))
         Output beats; a narrower layer's codes sign-extended.
     coef : In(stream.Signature(StructLayout({"data": 32, "last": 1})))
-        Coefficient frames (:mod:`hardyt.hw.coef_frame`).
+        Coefficient frames (:mod:`hardyt.hw.datapath.coef_frame`).
     layer_select : In(range(layers))
         The layer of the token whose first beat is on ``i``.
     coef_status : Out(Status)

@@ -1,6 +1,6 @@
 """The layer set of a DyT engine: its shape (the widest layer) and each layer's coefficients.
 
-Numbers only (no HDL): which layers one :class:`hardyt.hw.engine.DyTEngine`
+Numbers only (no HDL): which layers one :class:`hardyt.hw.datapath.engine.DyTEngine`
 can serve, the table each layer loads, and its coefficient frame.
 
 The engine supports the LUT tanh over every signed code (what ``hardyt
@@ -10,7 +10,7 @@ or layers whose gamma/beta do not fold). Other layers are refused with an
 error naming the layer: a PWL tanh, a table over more than 8 input bits,
 per-channel alpha shifts, a ``beta`` wider than a coefficient beat.
 
->>> from hardyt.hw.cores import random_dyt_spec
+>>> from hardyt.hw.datapath.cores import random_dyt_spec
 >>> specs = [random_dyt_spec(8, 2, 8, 8, name="a"), random_dyt_spec(4, 2, 6, 6, name="b")]
 >>> shape = engine_shape(specs)
 >>> shape
@@ -83,6 +83,9 @@ def _check_layer(spec) -> None:
     why = None
     if spec.alpha_shift is not None:
         why = "per-channel alpha shifts"
+    elif spec.tanh.kind == "threshold":
+        why = ("tanh threshold (the engine's RAM holds one table of outputs read in one cycle, not the per-stage "
+               "thresholds of a binary search: convert with --tanh lut, or emit the layer as its own core)")
     elif spec.tanh.kind != "lut":
         why = f"tanh {spec.tanh.kind} (the engine's table is a LUT over every code: convert with --tanh lut)"
     elif spec.tanh.in_bits > SIGNED_ROM_MAX_BITS:
@@ -147,7 +150,7 @@ def layer_table(spec: DyTSpec, shape: EngineShape) -> np.ndarray:
 
 
 def layer_frame(spec: DyTSpec, index: int, shape: EngineShape) -> list[int]:
-    """Layer ``index``'s coefficient frame (see :mod:`hardyt.hw.coef_frame`)."""
+    """Layer ``index``'s coefficient frame (see :mod:`hardyt.hw.datapath.coef_frame`)."""
     a, aff = spec.affine, None
     if isinstance(a, ChannelAffine):
         aff = AffineSection(a.shift, a.out_bits, list(a.gamma), list(a.beta), shape.affine.gamma_bits,

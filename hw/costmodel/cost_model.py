@@ -1,6 +1,6 @@
 """The cost model: resources and Fmax of cores not synthesized, from those that were.
 
-Two levels (see :mod:`hardyt.hw.cost_features` for what they read):
+Two levels (see :mod:`hardyt.hw.costmodel.cost_features` for what they read):
 
 1. **Within a structure.** Cores of one :func:`structure` differ only in
    ROM contents: FF, DSP, BRAM and Fmax are those of the structure's runs
@@ -8,9 +8,9 @@ Two levels (see :mod:`hardyt.hw.cost_features` for what they read):
    of the runs)``, ``w`` the LUTs per unit of :func:`rom_logic` (structures
    whose ROMs went to block RAM: no content term).
 2. **Across structures**, for a structure no run has: per resource, least
-   squares on :data:`~hardyt.hw.cost_features.FEATURES` over every DyT run
+   squares on :data:`~hardyt.hw.costmodel.cost_features.FEATURES` over every DyT run
    (a small ridge term: few runs). LayerNorm cores are not predicted:
-   :func:`hardyt.hw.costs.synthesis_plan` synthesizes each LayerNorm
+   :func:`hardyt.hw.costmodel.costs.synthesis_plan` synthesizes each LayerNorm
    structure (it has no table, so one run is exact).
 
 ``w`` comes from structures with several runs (the contents' own effect,

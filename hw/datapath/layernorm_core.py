@@ -15,10 +15,10 @@ still outputs the previous token (II = 1 in steady state)::
            ─► stats FIFO (S1, r1, s - 1) ────────────────────────────► y = sat(round(acc, A)) ─► output buffer ─► o
 
 Sub-components (each a ``wiring.Component`` that counts its stages):
-:class:`~hardyt.hw.layernorm_parts.LayerNormInput`,
-:class:`~hardyt.hw.layernorm_parts.LayerNormStatistics` (with
-:class:`~hardyt.hw.rsqrt_unit.RsqrtUnit`) and
-:class:`~hardyt.hw.layernorm_apply.LayerNormApply`; this module wires them to
+:class:`~hardyt.hw.datapath.layernorm_parts.LayerNormInput`,
+:class:`~hardyt.hw.datapath.layernorm_parts.LayerNormStatistics` (with
+:class:`~hardyt.hw.datapath.rsqrt_unit.RsqrtUnit`) and
+:class:`~hardyt.hw.datapath.layernorm_apply.LayerNormApply`; this module wires them to
 the token buffer, the stats FIFO and the output buffer.
 
 * **Input side** (free running, no stall inside): an accepted beat is written
@@ -55,7 +55,7 @@ from hardyt.quant.contract.layernorm import LayerNormSpec
 
 from .layernorm_apply import LayerNormApply
 from .layernorm_parts import LayerNormInput, LayerNormStatistics, token_layout, tree_registers
-from .pipeline import CountedLatency, OutputBuffer, lane_stream
+from .stages import CountedLatency, OutputBuffer, lane_stream
 
 __all__ = ["LayerNormCore", "tree_registers"]
 

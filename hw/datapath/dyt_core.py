@@ -5,6 +5,8 @@ Datapath (one lane; every register is enabled by the pipeline's ``ce``)::
     i.payload ─► [A: x, alpha_shift ROM]* ─► |x|, sign ─► tanh ROM(s) ─┐
                                                                        │
       lut: t = sign(sat ? T : rom)                                     │
+      threshold: p = [x >= thr0] ─► [p = 2p + (x >= thr_i[p])] x (out_bits - 1) ─► t = p - 2**(out_bits-1)
+                 (a stage whose ROM is in block RAM registers the word once more: two cycles)
       pwl: acc = (intercept + half) + slope*off ─► [reg] ─► t = sign(min(T, acc >> frac))
            (slope*off by adders when off has <= 4 bits: no DSP block)   │
       folded:  y = t                                                   │
@@ -24,13 +26,13 @@ cycle (II = 1).
 
 ROMs are :class:`amaranth.lib.memory.Memory` read ports (synchronous, enabled
 by ``ce``) tagged with a ``hardyt_rom`` attribute that names their ``.mem``
-file on emission (:mod:`hardyt.hw.emit`).
+file on emission (:mod:`hardyt.hw.emission.emit`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,16 +40,22 @@ from hardyt.quant.errors import SpecError
 from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned
 from hardyt.quant.contract.spec import ChannelAffine, DyTSpec
 from hardyt.quant.contract.tanh import full_scale, tanh_int
+from hardyt.quant.contract.threshold import threshold_stages
 
 from .arith import hdl_product, hdl_saturate
-from .pipeline import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
+from .stages import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
 
-__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS"]
+__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS", "THRESHOLD_BLOCK_MIN_WORDS"]
 
 #: A LUT tanh of at most this many input bits is one ROM over every signed
 #: code, read with x itself: no |x|, saturation or negation logic. A 256-word
 #: ROM is 32 LUT6s on Xilinx, fewer than that logic.
 SIGNED_ROM_MAX_BITS = 8
+
+#: Threshold stages of at least this many words are ROMs in block RAM: one
+#: 18-Kbit block holds a lane pair's 64- or 128-word stage, which as logic
+#: costs one to three LUT6 per bit per lane pair (and four times that in LUT4).
+THRESHOLD_BLOCK_MIN_WORDS = 64
 
 #: PWL offsets of at most this many bits are multiplied by a tree of adders
 #: rather than a DSP block: a 4-bit factor costs three adders, less than a
@@ -75,11 +83,11 @@ class _Datapath:
         self.m.submodules[f"{name}_rom"] = memory = rom(name, self.P * bits, lane_words(values, self.P, bits))
         return memory, lanes_layout(bits, self.P, sign)
 
-    def lane_roms(self, name: str, width: int, words):
-        """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair."""
+    def lane_roms(self, name: str, width: int, words, block: bool = False):
+        """Lane ``j``'s copy of a ROM every lane reads: one dual-port ROM per lane pair (``block``: in block RAM)."""
         # Two read ports is what block RAM has; Yosys 0.70 fails on ROMs with more
         # (memory_libmap or, built as logic, ABC9 at P = 16).
-        copies = [rom(name, width, words) for _ in range((self.P + 1) // 2)]
+        copies = [rom(name, width, words, block=block) for _ in range((self.P + 1) // 2)]
         for k, copy in enumerate(copies):
             self.m.submodules[f"{name}_rom{k}"] = copy
         return [copies[j // 2] for j in range(self.P)]
@@ -141,6 +149,8 @@ class DyTCore(CountedLatency, wiring.Component):
             y, ctrl = self._tanh_signed_rom(dp, x, ctrl)
         elif spec.tanh.kind == "lut":
             y, ctrl = self._tanh_lut(dp, x, ctrl)
+        elif spec.tanh.kind == "threshold":
+            y, ctrl = self._tanh_threshold(dp, x, ctrl)
         else:
             y, ctrl = self._tanh_pwl(dp, x, ctrl)
         if isinstance(spec.affine, ChannelAffine):
@@ -188,6 +198,33 @@ class DyTCore(CountedLatency, wiring.Component):
             tmag = Mux(sat, T, dp.read(table[j], Mux(idx >= n, 0, idx)))
             out.append(Mux(dp.reg(v < 0, f"neg{j}"), -tmag, tmag))
         return out, dp.stages.step(ctrl, "t")
+
+    def _tanh_threshold(self, dp, x, ctrl):
+        """``out_bits - 1`` stages of a binary search over the thresholds: no multiplier, no table of outputs.
+
+        Stage 0's single threshold is a constant compare; stage ``i`` reads word
+        ``p`` (the ``i`` bits found so far) of its ``2**i``-word ROM while ``x``
+        is registered beside it, and appends ``x >= word`` to ``p``. After the
+        last stage ``p`` counts the thresholds ``x`` reaches; the code is
+        ``p - 2**(out_bits-1)``: ``p`` with its top bit inverted, read signed.
+        """
+        t = self.spec.tanh
+        stages, w = threshold_stages(t), t.word_bits
+        p = [v >= stages[0][0] for v in x]
+        for i in range(1, t.out_bits):
+            block = len(stages[i]) >= THRESHOLD_BLOCK_MIN_WORDS
+            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]], block=block)
+            words = [dp.read(roms[j], pj).as_signed() for j, pj in enumerate(p)]
+            x = [dp.reg(v, f"x_s{i}_{j}") for j, v in enumerate(x)]
+            p = [dp.reg(pj, f"p_s{i}_{j}") for j, pj in enumerate(p)]
+            ctrl = dp.stages.step(ctrl, f"s{i}")
+            if block:   # a block RAM's output is slow: registered before the compare, one more stage
+                words = [dp.reg(wd, f"thr_w{i}_{j}") for j, wd in enumerate(words)]
+                x = [dp.reg(v, f"x_b{i}_{j}") for j, v in enumerate(x)]
+                p = [dp.reg(pj, f"p_b{i}_{j}") for j, pj in enumerate(p)]
+                ctrl = dp.stages.step(ctrl, f"b{i}")
+            p = [Cat(v >= words[j], p[j]) for j, v in enumerate(x)]
+        return [Cat(pj[:-1], ~pj[-1]).as_signed() for pj in p], ctrl
 
     def _tanh_pwl(self, dp, x, ctrl):
         """Two stages: [slope, intercept ROMs] ─► [acc = (intercept + half) + slope*off] ─►

@@ -18,7 +18,7 @@ from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned
 from hardyt.quant.contract.layernorm import LayerNormSpec
 
 from .arith import hdl_fit, hdl_partials, hdl_round_shift, hdl_whole
-from .pipeline import CountedLatency, Stages, carry, rom
+from .stages import CountedLatency, Stages, carry, rom
 
 __all__ = ["RsqrtUnit", "rsqrt_widths"]
 

@@ -1,6 +1,6 @@
 """The DyT engine's coefficient loader: frames from ``s_axis_coef`` into one of two coefficient banks.
 
-The loader receives frames (:mod:`hardyt.hw.coef_frame`), writes the table
+The loader receives frames (:mod:`hardyt.hw.datapath.coef_frame`), writes the table
 (and a channel affine frame's gamma and beta) of a good frame into the bank
 the engine is *not* using (``active``) — or, before the engine's first token
 (``started`` low), into the bank the previous frame did not go to, so that two
@@ -43,7 +43,7 @@ __all__ = ["CoefLoader", "bank_layout", "Status"]
 
 
 class Status(enum.Enum, shape=3):
-    """``coef_status``: the outcome of the last frame (see :data:`hardyt.hw.coef_frame.STATUS`)."""
+    """``coef_status``: the outcome of the last frame (see :data:`hardyt.hw.datapath.coef_frame.STATUS`)."""
     NONE = 0
     LOADED = 1
     BAD_HEADER = 2

@@ -21,7 +21,7 @@ class AxisTop(wiring.Component):
     ----------
     core : wiring.Component
         A core with members ``i`` and ``o`` (lane streams, see
-        :func:`hardyt.hw.pipeline.lane_stream`) and a ``latency`` attribute.
+        :func:`hardyt.hw.datapath.stages.lane_stream`) and a ``latency`` attribute.
 
     Members
     -------

@@ -5,7 +5,7 @@ every job to a :class:`dask.distributed.Client`, shows one progress bar over all
 of them as they complete, and returns the results of the jobs that succeeded
 next to the errors of those that failed, by label — one failed job never
 loses the others' results (jobs that write a cache, such as
-:func:`hardyt.hw.costs.synth_cached`, have written theirs by then).
+:func:`hardyt.hw.costmodel.costs.synth_cached`, have written theirs by then).
 :func:`failure_error` turns the failures into one :class:`HardytError` that
 names each failed job.
 

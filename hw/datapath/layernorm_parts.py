@@ -1,4 +1,4 @@
-"""The input and statistics sides of :class:`hardyt.hw.layernorm_core.LayerNormCore`.
+"""The input and statistics sides of :class:`hardyt.hw.datapath.layernorm_core.LayerNormCore`.
 
 Both run free (no stall inside); each counts its stages (its ``latency``).
 """
@@ -12,7 +12,7 @@ from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned, sign
 from hardyt.quant.contract.layernorm import LayerNormSpec
 
 from .arith import hdl_fit, hdl_partials, hdl_whole
-from .pipeline import CountedLatency, Stages, carry, lanes_layout
+from .stages import CountedLatency, Stages, carry, lanes_layout
 from .rsqrt_unit import RsqrtUnit, rsqrt_widths
 
 __all__ = ["LayerNormInput", "LayerNormStatistics", "sums_layout", "token_layout", "tree_registers"]

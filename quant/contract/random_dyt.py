@@ -1,30 +1,13 @@
-"""Which core implements a spec, and random specs for exploring hardware.
-
-``random_layernorm_spec`` lives with the LayerNorm golden model (it needs no
-hardware) and is re-exported here beside ``random_dyt_spec``.
-"""
+"""A random DyT spec for exploring hardware without a model (beside ``layernorm.random_layernorm_spec``)."""
 from __future__ import annotations
 
 import numpy as np
 
-from hardyt.quant.errors import SpecError
-from hardyt.quant.contract.layernorm import LayerNormSpec, random_layernorm_spec
-from hardyt.quant.contract.spec import ChannelAffine, DyTSpec, FoldedAffine
-from hardyt.quant.contract.tanh import build_tanh, full_scale, range_out_scale
+from ..errors import SpecError
+from .spec import ChannelAffine, DyTSpec, FoldedAffine
+from .tanh import build_tanh, full_scale, range_out_scale
 
-from .dyt_core import DyTCore
-from .layernorm_core import LayerNormCore
-
-__all__ = ["build_core", "random_dyt_spec", "random_layernorm_spec"]
-
-
-def build_core(spec):
-    """The streaming core for ``spec``: :class:`DyTCore` or :class:`LayerNormCore`."""
-    if isinstance(spec, DyTSpec):
-        return DyTCore(spec)
-    if isinstance(spec, LayerNormSpec):
-        return LayerNormCore(spec)
-    raise SpecError("spec", f"no core for a {type(spec).__name__}")
+__all__ = ["random_dyt_spec"]
 
 
 def random_dyt_spec(channels: int, lanes: int, in_bits: int, out_bits: int, *, tanh: str = "lut",

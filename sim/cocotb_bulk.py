@@ -9,7 +9,7 @@ Two tests, so that bulk mode reports the same numbers as the cocotb mode:
 ``bulk`` checks every beat under random idle/backpressure (unless the runner
 asked for ``pause=False``); ``throughput`` replays a prefix of the stream at
 full rate (source always valid, sink always ready) and measures beats per
-cycle and latency exactly as :func:`hardyt.sim.test_dyt.test_throughput`
+cycle and latency exactly as :func:`hardyt.sim.cocotb_dyt.test_throughput`
 does: ``latency`` = cycles from the first input handshake to the first output
 handshake, ``beats_per_cycle`` = beats / cycles from the first to the last
 output handshake (inclusive). Under pauses those two numbers measure the

@@ -44,19 +44,22 @@ def convert_families(client, model, batches: list, names: list[str], options: di
     """``(families, order)``: ``[(kept, Calibration, candidates)]`` in :func:`kept_sets` order (the last one
     keeps every LayerNorm: the model as given), and the layers' ranking (``None`` when every subset is
     converted)."""
+    from hardyt.quant.conversion import explore
     from hardyt.quant.conversion.families import build_family, kept_sets, layer_ranking
+
+    choices = tuple(explore.TANH_CHOICES)   # read here: a worker process has the module's own
 
     order = None
     if 2 ** len(names) <= conversions or conversions == 1:     # no ranking needed
         sets = kept_sets(names, conversions) if conversions > 1 else [(), tuple(names)]
-        done = _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes))
+        done = _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes, choices))
                               for j, k in enumerate(sets)}, "convert")
     else:   # the default conversion (nothing kept) and the ranking side by side, then the chain
-        first = _jobs(client, {"K0": (build_family, (model, batches, (), options, lanes)),
+        first = _jobs(client, {"K0": (build_family, (model, batches, (), options, lanes, choices)),
                                "rank": (layer_ranking, (model, batches, options))}, "convert")
         order = first.pop("rank")
         sets = kept_sets(names, conversions, order) + [tuple(names)]     # and all kept: the LayerNorm model
-        done = first | _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes))
+        done = first | _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes, choices))
                                       for j, k in enumerate(sets) if j}, "convert")
     return [(k, *done[f"K{j}"]) for j, k in enumerate(sets)], order
 

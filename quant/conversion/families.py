@@ -65,7 +65,8 @@ def convert_family(model: nn.Module, batches: list, kept, options: dict) -> Expl
     return ExploreCalibration(student.eval(), student, names, inputs, {n: folded[n]["into"] for n in names}, report)
 
 
-def family_candidates(fam: ExploreCalibration, lanes=None) -> dict[str, list[tuple[dict, dict, object]]]:
+def family_candidates(fam: ExploreCalibration, lanes=None,
+                      choices=None) -> dict[str, list[tuple[dict, dict, object]]]:
     """``{layer: [(choice, formats, DyTSpec)]}`` of every converted layer: the spec ``hardyt convert`` builds
     with those formats (input scale chosen for them on the same rows). Formats: :data:`TANH_CHOICES` (LUT
     6/8/10, PWL 12, threshold 8/10/12/16), output width the input width (threshold: at most
@@ -77,7 +78,7 @@ def family_candidates(fam: ExploreCalibration, lanes=None) -> dict[str, list[tup
         with torch.no_grad():
             ref = dyt(x)
         cands = []
-        for tanh, bits in explore.TANH_CHOICES:     # read at call time (tests narrow it)
+        for tanh, bits in choices or explore.TANH_CHOICES:
             top = min(bits, explore.THRESHOLD_MAX_OUT_BITS) if tanh == "threshold" else bits
             base = {"tanh": tanh, "in_bits": bits, "out_bits": top, "affine_out_bits": top, "lanes": lanes}
             in_scale = choose_clip(name, dyt, x, FORMAT_DEFAULTS | base)[0]
@@ -98,10 +99,11 @@ def family_candidates(fam: ExploreCalibration, lanes=None) -> dict[str, list[tup
     return out
 
 
-def build_family(model: nn.Module, batches: list, kept, options: dict, lanes=None):
-    """``(family, candidates)``: :func:`convert_family` and :func:`family_candidates`, one Dask job."""
+def build_family(model: nn.Module, batches: list, kept, options: dict, lanes=None, choices=None):
+    """``(family, candidates)``: :func:`convert_family` and :func:`family_candidates`, one Dask job
+    (``choices``: the caller's :data:`TANH_CHOICES`, passed on to workers in other processes)."""
     fam = convert_family(model, batches, kept, options)
-    return fam, family_candidates(fam, lanes)
+    return fam, family_candidates(fam, lanes, choices)
 
 
 def layer_ranking(model: nn.Module, batches: list, options: dict) -> list[str]:

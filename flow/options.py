@@ -80,6 +80,10 @@ class ConvertConfig:
     max_drop: float | None = None
     keep: str | list | None = None           # LayerNorms kept: a list, or names comma-separated
     layer_formats: str | dict | None = None  # per-layer formats: {layer: {key: value}} or a JSON file of it
+    guard: bool = True
+    time_budget: float | None = None
+    val_size: int | None = None
+    val_data: str | None = None
     progress: bool = True
     command: str | None = None
 
@@ -95,6 +99,8 @@ class ConvertConfig:
             self.keep = [n.strip() for n in self.keep.split(",") if n.strip()]
         if isinstance(self.layer_formats, str):
             self.layer_formats = _layer_formats(self.layer_formats)
+        if self.val_size is not None and self.val_size < 1:
+            raise HardytError(f"--val-size must be >= 1, got {self.val_size}")
 
     def formats(self) -> dict:
         f = {"in_bits": self.in_bits, "out_bits": self.out_bits, "tanh": self.tanh, "lanes": self.lanes,
@@ -107,8 +113,8 @@ class ConvertConfig:
 
         options = {"method": self.method, "alpha_shift": self.alpha_shift, "freeze_weights": self.freeze_weights,
                    "device": self.device, "seed": self.source.seed, "progress": self.progress,
-                   "strict": self.strict, "fold": self.fold}
-        for name in ("self_distill_lr", "feature_weight", "steps", "augment"):
+                   "strict": self.strict, "fold": self.fold, "guard": self.guard}
+        for name in ("self_distill_lr", "feature_weight", "steps", "augment", "time_budget"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         if self.keep:
@@ -138,6 +144,18 @@ class SimConfig:
     seed: int = SEED
     waves: bool = False
     activations: str | None = None
+    scheduler: str | None = None
+    workers: int = 1
+    exhaustive: bool = False
+
+
+@dataclass
+class ProveConfig:
+    """``hardyt prove``: which properties (default all of each core's), the time per task, where jobs run."""
+
+    property: list[str] | None = None
+    timeout: float = 600.0
+    keep: bool = False
     scheduler: str | None = None
     workers: int = 1
 

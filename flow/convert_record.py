@@ -59,6 +59,8 @@ class ConvertReport(Record):
     kept_layernorms: list[str] = field(default_factory=list)
     folded: int = None
     fidelity: dict = None
+    teacher: dict | None = None  # the held-out check against the LayerNorm model (quant.conversion.referee)
+    splits: dict | None = None   # which split decided, which was only reported, with sizes
     weights: dict = None
     warnings: list[str] = field(default_factory=list)
     partial: dict | None = None

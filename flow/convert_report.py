@@ -7,7 +7,7 @@ from .convert_record import ConvertReport
 from .model_source import describe_dict
 from .plots import save_figure, subplots
 
-__all__ = ["render_markdown", "fidelity_summary", "plot_alpha"]
+__all__ = ["render_markdown", "fidelity_summary", "teacher_summary", "plot_alpha"]
 
 
 def _report(report) -> ConvertReport:
@@ -30,6 +30,21 @@ def fidelity_summary(report, *, warnings: bool = False) -> str:
     return "\n".join(lines + ([f"warning: {w}" for w in report.warnings] if warnings else []))
 
 
+def teacher_summary(report) -> str:
+    """The held-out check against the LayerNorm model, the weights kept and why the steps stopped."""
+    from hardyt.quant.conversion.referee import referee_summary
+    return referee_summary({"teacher": _report(report).teacher})
+
+
+def _teacher(r: ConvertReport) -> list[str]:
+    layers = (r.teacher or {}).get("layers") or []
+    lines = ["", "## Against the LayerNorm model (held-out check)", "", "```", teacher_summary(r), "```"]
+    if layers:
+        lines += ["", "| layer | cosine to its LayerNorm's output (returned model) | float DyT |", "|---|---|---|"]
+        lines += [f"| {la['name']} | {la['cosine']:.4f} | {la['cosine_float']:.4f} |" for la in layers]
+    return lines
+
+
 def plot_alpha(report, path) -> None:
     """Per-layer alpha (bars; blue folded, orange channel affine) and input clip (dots)."""
     layers = _report(report).layers
@@ -49,12 +64,13 @@ def plot_alpha(report, path) -> None:
 def _weights_line(report: ConvertReport) -> str:
     w = report.weights
     where = f"Calibrated on {report.device}, {report.world_size} process(es)."
+    why = f" Kept {w['kept']}: {w['reason']}." if w.get("reason") else ""
     if w["adapted"] in ("frozen", "none"):
-        return f"Weights besides DyT's: kept as trained ({w['adapted']}). {where}"
+        return f"Weights besides DyT's: kept as trained ({w['adapted']}).{why} {where}"
     top = sorted(w["relative_change"].items(), key=lambda kv: -kv[1])[:3]
     return (f"Weights besides DyT's: {w['tensors']} tensors adapted ({w['adapted']}, lr {w['lr']:g}); largest "
             "relative changes ||W - W0|| / ||W0||: " + ", ".join(f"`{n}` {c:.3g}" for n, c in top)
-            + f" (every tensor in report.json). {where}")
+            + f" (every tensor in report.json).{why} {where}")
 
 
 def _header(r: ConvertReport) -> list[str]:
@@ -93,7 +109,10 @@ def _layers(r: ConvertReport) -> list[str]:
 
 
 def _partial(part: dict) -> list[str]:
+    dec = part.get("decided_on") or {}
     lines = ["", f"## Partial replacement (--max-drop {part['max_drop']} pt)", "",
+             f"Decided on the {dec.get('split')} ({dec.get('samples')} images, {dec.get('metric')}); the test "
+             "images above are reported only.", "",
              "| converted (cheapest first) | layer added | cost (KL, alone) | top-1 |", "|---|---|---|---|",
              f"| 0 | – | – | {_pct(part['curve'][0])} |"]
     for k, name in enumerate(part["order"], 1):
@@ -110,6 +129,7 @@ def render_markdown(report) -> str:
     r = _report(report)
     lines = _header(r) + _accuracy(r)
     lines += ["", _weights_line(r), "", "![per-layer alpha](alpha.png)", ""] + _layers(r)
+    lines += _teacher(r)
     lines += ["", "## Fixed point vs float DyT", "", "![per-layer SQNR](sqnr.png)", "",
               "```", fidelity_summary(r), "```"]
     if r.kept_layernorms:

@@ -78,6 +78,10 @@ class ConvertConfig:
     device: str | None = None
     strict: bool = False
     max_drop: float | None = None
+    guard: bool = True
+    time_budget: float | None = None
+    val_size: int | None = None
+    val_data: str | None = None
     progress: bool = True
     command: str | None = None
 
@@ -87,6 +91,8 @@ class ConvertConfig:
                 raise HardytError(f"--{name.replace('_', '-')} must be >= 2, got {getattr(self, name)}")
         if self.max_drop is not None and not self.max_drop >= 0:
             raise HardytError(f"--max-drop must be >= 0 points, got {self.max_drop}")
+        if self.val_size is not None and self.val_size < 1:
+            raise HardytError(f"--val-size must be >= 1, got {self.val_size}")
 
     def formats(self) -> dict:
         return {"in_bits": self.in_bits, "out_bits": self.out_bits, "tanh": self.tanh, "lanes": self.lanes,
@@ -98,8 +104,8 @@ class ConvertConfig:
 
         options = {"method": self.method, "alpha_shift": self.alpha_shift, "freeze_weights": self.freeze_weights,
                    "device": self.device, "seed": self.source.seed, "progress": self.progress,
-                   "strict": self.strict, "fold": self.fold}
-        for name in ("self_distill_lr", "feature_weight", "steps", "augment"):
+                   "strict": self.strict, "fold": self.fold, "guard": self.guard}
+        for name in ("self_distill_lr", "feature_weight", "steps", "augment", "time_budget"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         ConvertOptions(**options)

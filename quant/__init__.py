@@ -24,7 +24,8 @@ __all__ = [
     "saturate", "golden", "SPEC_VERSION", "ChannelAffine", "DyTSpec", "FoldedAffine", "LayerNormSpec", "load_spec",
     "TanhLUT", "TanhPWL", "TanhThreshold", "build_lut", "build_pwl", "build_tanh", "build_threshold", "error_report",
     "full_scale", "tanh_int", "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
-    "VisionTransformer", "load_vit", "load_hf", "load_dataset",
+    "VisionTransformer", "load_vit", "load_hf", "load_dataset", "SentenceEncoder", "load_sentence_transformer",
+    "load_onnx_bert", "load_onnx_dinov2",
 ]
 
 _TORCH_SIDE = {
@@ -32,6 +33,8 @@ _TORCH_SIDE = {
     "convert": "conversion.pipeline", "to_float": "conversion.pipeline",
     "partial_convert": "conversion.partial", "accuracy": "runtime.evaluate",
     "VisionTransformer": "zoo.vit", "load_vit": "zoo.load", "load_hf": "zoo.load", "load_dataset": "zoo.data",
+    "SentenceEncoder": "zoo.encoders", "load_sentence_transformer": "zoo.encoders", "load_onnx_bert": "zoo.onnx_weights",
+    "load_onnx_dinov2": "zoo.onnx_vit",
 }
 
 

@@ -13,7 +13,7 @@ EXAMPLES = [
     "hardyt convert --out out/convert                      # the bundled ViT on Fashion-MNIST",
     "hardyt convert vit.safetensors --data photos/ --calib-size all --out out/vit",
     "hardyt convert hf_vit_dir --mean 0.5 0.5 0.5 --std 0.5 0.5 0.5 --tanh pwl --out out/hf",
-    "hardyt convert --max-drop 0.3 --out out/partial       # keep the LayerNorms that cost accuracy",
+    "hardyt convert --max-drop 0.3 --val-size 5000 --out out/partial   # keep the LayerNorms that cost accuracy",
     'torchrun --nproc-per-node 2 "$(command -v hardyt)" convert --out out/convert',
 ]
 
@@ -42,27 +42,42 @@ def add_parser(sub):
     g = p.add_argument_group("calibration (docs/conversion.md)")
     g.add_argument("--method", default="reconstruct",
                    choices=("naive", "lstsq", "sequential", "reconstruct"), help="calibration (default: reconstruct)")
-    g.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
+    g.add_argument("--steps", type=int,
+                   help="reconstruction steps, exactly (default: follow the data and the held-out check within "
+                        "--time-budget)")
+    g.add_argument("--time-budget", type=float, metavar="S",
+                   help="compute seconds of reconstruction (CPU time over torch threads: wall seconds on an idle "
+                        "machine; default: 480 when --steps is not given)")
     g.add_argument("--augment", metavar="KINDS",
                    help="reconstruction batches varied by flip, shift, mixup ('+'-joined) or '' for none "
                         "(default: the library's, shift)")
     g.add_argument("--freeze-weights", action="store_true",
                    help="keep every weight besides DyT's as trained (default: they adapt, label-free, toward the "
                         "LayerNorm model; the report says how far each tensor moved)")
+    g.add_argument("--no-guard", action="store_true",
+                   help="keep the adapted weights even if they do not beat the frozen-weight conversion on the "
+                        "held-out check (default: the better of the two is returned, and the report says which)")
     g.add_argument("--self-distill-lr", type=float, metavar="LR",
                    help="learning rate of the weights that adapt (default: the library's; 0: none adapt)")
     g.add_argument("--feature-weight", type=float, metavar="W",
                    help="weight of the per-layer DyT-output vs LayerNorm-output term of the reconstruction "
                         "(default: 10 when weights adapt, 1 when frozen; 0: logit KL only)")
     g.add_argument("--max-drop", type=float, metavar="PT",
-                   help="keep the fewest LayerNorms such that top-1 drops by at most PT points")
+                   help="keep the fewest LayerNorms such that top-1 drops by at most PT points, judged on the "
+                        "validation images (--val-size, --val-data) or else on the held-out calibration images "
+                        "(top-1 agreement with the LayerNorm model); the test images are only reported")
+    g.add_argument("--val-size", type=int, metavar="N",
+                   help="N images of --data's test split (drawn with --seed + 1) are the validation --max-drop "
+                        "decides on; the rest are the test images reported; with --val-data, N images of it")
+    g.add_argument("--val-data", metavar="SPEC",
+                   help="a labelled validation set for --max-drop (fashion-mnist, DIR or FILE.npz; its test split)")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present); under torchrun each rank "
                                     "takes its share of every calibration batch and rank 0 writes the outputs")
     g = p.add_argument_group("output and checks")
     g.add_argument("--out", default="out/convert", help="output directory (default: out/convert)")
     g.add_argument("--strict", action="store_true",
-                   help="a fidelity warning (layer SQNR or end-to-end agreement below its floor) is an error: "
-                        "exit 1, nothing written")
+                   help="a warning (layer SQNR or fixed-vs-float agreement below its floor, or the held-out "
+                        "check against the LayerNorm model below its floor) is an error: exit 1, nothing written")
     p.set_defaults(func=run)
 
 

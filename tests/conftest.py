@@ -53,7 +53,7 @@ async def stream_put(ctx, stream, payload, *, idle=None, also=None) -> int:
     """Send one beat on an ``amaranth.lib.stream`` interface: ``valid`` held with ``payload`` until ``ready``.
 
     ``idle()`` is asked before the beat; while it says True the source idles a cycle. ``also``: other
-    signals set with the payload (``{signal: value}``). Returns the clock edges it took; the beat was
+    signals set with the payload (``[(signal, value)]``). Returns the clock edges it took; the beat was
     taken on the last one.
     """
     edges = 0
@@ -62,7 +62,7 @@ async def stream_put(ctx, stream, payload, *, idle=None, also=None) -> int:
         edges += 1
     ctx.set(stream.valid, 1)
     ctx.set(stream.payload, payload)
-    for signal, value in (also or {}).items():
+    for signal, value in also or ():
         ctx.set(signal, value)
     ready = 0
     while not ready:

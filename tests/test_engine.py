@@ -78,7 +78,7 @@ def run_engine(engine, frames, tokens, *, valid_p=1.0, ready_p=1.0, coef_p=1.0, 
         for layer, x, last in tokens:
             for k in range(len(x)):
                 cycle += await stream_put(ctx, engine.i, {"data": [int(v) for v in x[k]], "last": int(last[k])},
-                                          idle=lambda: rng.random() > valid_p, also={engine.layer_select: layer})
+                                          idle=lambda: rng.random() > valid_p, also=[(engine.layer_select, layer)])
                 t_in.append(cycle)
 
     async def consumer(ctx):

@@ -14,12 +14,12 @@ from hardyt.quant.errors import HardytError
 
 
 def test_report_keeps_sections_it_does_not_know_in_place():
-    d = {"method": "reconstruct", "teacher": {"held_out": 0.91}, "layers": [{"name": "a.b", "alpha": 0.5,
+    d = {"method": "reconstruct", "novelty": {"held_out": 0.91}, "layers": [{"name": "a.b", "alpha": 0.5,
                                                                             "novel": [1, 2]}],
          "warnings": [], "zeta": 1}
     r = ConvertReport.from_dict(d)
     assert r.method == "reconstruct" and r.layers[0].name == "a.b" and r.layers[0].alpha == 0.5
-    assert r.extra == {"teacher": {"held_out": 0.91}, "zeta": 1} and r.layers[0].extra == {"novel": [1, 2]}
+    assert r.extra == {"novelty": {"held_out": 0.91}, "zeta": 1} and r.layers[0].extra == {"novel": [1, 2]}
     out = r.to_dict()
     assert out == d and list(out) == list(d)          # same keys, same order, nothing added
     r.folded = 3                                      # a field set later is written after the keys read

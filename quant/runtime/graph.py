@@ -7,6 +7,7 @@ with ``.logits``; LayerNorms are found by running it, in execution order.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from torch import nn
 
 from ..errors import HardytError
 
-__all__ = ["run_model", "model_logits", "get_module", "set_module", "hooks", "Stop", "layer_norm_names",
+__all__ = ["run_model", "model_logits", "selected_output", "is_logits", "get_module", "set_module", "hooks", "Stop", "layer_norm_names",
            "capture", "kl_to"]
 
 
@@ -23,9 +24,46 @@ def run_model(model: nn.Module, batch):
     return model(**batch) if isinstance(batch, dict) else model(batch)
 
 
+_OUTPUT = contextvars.ContextVar("hardyt_output", default=None)
+
+
+@contextlib.contextmanager
+def selected_output(pick):
+    """While active, :func:`model_logits` returns ``pick(model output)`` (``convert(..., output=pick)``).
+
+    ``None`` keeps the default choice. Lets a user name the tensor that matters
+    (a pooled embedding, a hidden state) when it is not the model's first output.
+    """
+    token = _OUTPUT.set(pick)
+    try:
+        yield
+    finally:
+        _OUTPUT.reset(token)
+
+
+def is_logits(model: nn.Module, batch) -> bool:
+    """Whether the output :func:`model_logits` reads is a classifier's: a ``(batch, classes)`` tensor
+    returned as such or as ``.logits``, with no ``output`` callable selecting another tensor."""
+    if _OUTPUT.get() is not None:
+        return False
+    with torch.no_grad():
+        out = run_model(model, batch)
+    if isinstance(out, torch.Tensor):
+        return out.ndim == 2
+    logits = out.get("logits") if isinstance(out, dict) else getattr(out, "logits", None)
+    return isinstance(logits, torch.Tensor) and logits.ndim == 2
+
+
 def model_logits(model: nn.Module, batch) -> torch.Tensor:
-    """The logits of one batch: a tensor output, ``.logits``, or the first element."""
+    """The output of one batch that conversion compares: ``output(...)`` when selected
+    (:func:`selected_output`), else a tensor output, ``.logits``, or the first element."""
     out = run_model(model, batch)
+    pick = _OUTPUT.get()
+    if pick is not None:
+        got = pick(out)
+        if not isinstance(got, torch.Tensor):
+            raise HardytError(f"convert: output(...) returned {type(got).__name__}, expected the tensor to compare")
+        return got
     if isinstance(out, torch.Tensor):
         return out
     logits = getattr(out, "logits", None)

@@ -116,6 +116,9 @@ class DyTCore(CountedLatency, wiring.Component):
         Cycles from an input handshake to the corresponding ``o.valid`` when
         the sink is always ready: the stages :meth:`elaborate` builds, plus
         the output buffer's register.
+    control_regs : list of str
+        After elaboration: the control registers (``valid``, ``last``, ...) of
+        the pipeline's stages, first stage first, as named in the Verilog.
     """
 
     def __init__(self, spec: DyTSpec):
@@ -160,6 +163,7 @@ class DyTCore(CountedLatency, wiring.Component):
         m.d.comb += [obuf.i.valid.eq(ctrl.valid), obuf.i.payload.last.eq(ctrl.last)]
         m.d.comb += [obuf.i.payload.data[j].eq(y[j]) for j in range(spec.lanes)]
         self.count_latency(dp.stages.count + obuf.latency)
+        self.control_regs = dp.stages.controls
         return m
 
     def _beat_counter(self, m, accept):

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
+from hardyt.quant.files import atomic_output_dir
 from hardyt.quant.contract.spec_io import load_spec
 
 _FLAG_DEFAULTS = {"lanes": 1, "in_bits": 8, "out_bits": 8, "tanh": "lut", "affine": "folded", "segments": 16,
@@ -160,7 +161,10 @@ def run(args) -> int:
             if args.name:
                 raise HardytError("--name names one core; a converted directory emits one per layer")
             # verilog_name keeps a layer's directory inside --out whatever its spec's name holds.
-            manifests = [emit(spec, out / verilog_name(spec.name)) for spec in _converted_specs(source, args.layers)]
+            with atomic_output_dir(out) as tmp:
+                names = [emit(spec, tmp / verilog_name(spec.name)).relative_to(tmp)
+                         for spec in _converted_specs(source, args.layers)]
+            manifests = [out / n for n in names]
         elif source.is_file():
             if args.layers:
                 raise HardytError("--layers selects layers of a converted directory, not of one spec file")

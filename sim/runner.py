@@ -23,9 +23,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from xml.etree import ElementTree
@@ -33,7 +35,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from hardyt.hw.emit import load_manifest
-from hardyt.hw.toolchain import iverilog_cmd, verilator_env
+from hardyt.hw.toolchain import iverilog_cmd, job_timeout, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_bytes, atomic_write_text, save_json_atomic
 from hardyt.quant.contract.check import check_int
@@ -41,6 +43,7 @@ from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.contract.stream import lane_channels
 
+from . import buildcache
 from .stimulus import exhaustive_tokens, extreme_tokens, random_tokens, tokens_to_beats
 
 __all__ = ["run_sim", "bulk_stream", "check_activations", "SIMULATORS", "MODES", "default_cache"]
@@ -100,9 +103,12 @@ def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
     text = src.read_bytes()
     digest = hashlib.sha256(text).hexdigest()[:16]
     dst = cache / "src" / digest / manifest["verilog"]
-    if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
+    if dst.exists() and hashlib.sha256(dst.read_bytes()).hexdigest()[:16] != digest:
+        warnings.warn(f"{dst}: cached source does not match its key (corrupted); written again", stacklevel=2)
+    elif dst.exists():
+        return dst, digest
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
     return dst, digest
 
 
@@ -219,16 +225,30 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
 def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dict:
     """Run the job in its own process (:mod:`hardyt.sim.cocotb_job`); its timings, or a clear error."""
     save_json_atomic(run_dir / "job.json", job)
-    cmd = [sys.executable, "-m", "hardyt.sim.cocotb_job", str(run_dir / "job.json")]
-    with open(run_dir / "runner.log", "w") if quiet else nullcontext() as log:
-        proc = subprocess.run(cmd, env=env, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT if quiet else None)
-    try:
-        outcome = json.loads((run_dir / "outcome.json").read_text())
-    except (OSError, ValueError):
-        raise HardytError(f"{where}: the simulation process exited with code {proc.returncode} "
-                          f"before reporting; see {run_dir}") from None
-    if outcome["error"]:  # the simulator or compiler failed: one clear line, log kept
-        raise HardytError(f"{where}: {job['simulator']} failed ({outcome['error']}); see {run_dir}")
+    with buildcache.reserved(job["build_dir"], job["simulator"]):
+        cmd = [sys.executable, "-m", "hardyt.sim.cocotb_job", str(run_dir / "job.json")]
+        limit = job_timeout()
+        with open(run_dir / "runner.log", "w") if quiet else nullcontext() as log:
+            # A session of its own: on a timeout or an interrupt the simulator it started goes with it.
+            proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT if quiet else None,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=limit)
+            except BaseException as e:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                if isinstance(e, subprocess.TimeoutExpired):
+                    raise HardytError(f"{where}: {job['simulator']} run hung: killed after the {limit:g} s timeout "
+                                      f"(HARDYT_JOB_TIMEOUT); see {run_dir}") from None
+                raise
+        try:
+            outcome = json.loads((run_dir / "outcome.json").read_text())
+        except (OSError, ValueError):
+            raise HardytError(f"{where}: the simulation process exited with code {proc.returncode} "
+                              f"before reporting; see {run_dir}") from None
+        if outcome["error"]:  # the simulator or compiler failed: one clear line, log kept
+            raise HardytError(f"{where}: {job['simulator']} failed ({outcome['error']}); see {run_dir}")
+        buildcache.stamp(job["build_dir"], job["simulator"])
     return outcome
 
 

@@ -35,6 +35,20 @@ __all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "top_verilog", "load_mani
 MANIFEST_KEYS = ("hardyt_version", "core", "name", "top", "verilog", "mems", "latency", "channels", "lanes",
                  "in_bits", "out_bits", "s_axis_tdata_width", "m_axis_tdata_width", "spec")
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_name(v) -> bool:
+    return isinstance(v, str) and bool(v) and "/" not in v and "\0" not in v
+
+
+#: What a manifest's keys must hold (every other key of MANIFEST_KEYS: an integer).
+_MANIFEST_TYPES = {"hardyt_version": lambda v: isinstance(v, str), "core": lambda v: isinstance(v, str),
+                   "name": _is_name, "top": _is_name, "verilog": _is_name,
+                   "mems": lambda v: isinstance(v, list) and all(_is_name(f) for f in v),
+                   "spec": lambda v: isinstance(v, dict)}
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _ROM_MODULE = """\
@@ -252,6 +266,9 @@ def load_manifest(directory) -> dict:
     missing = [k for k in MANIFEST_KEYS if k not in d]
     if missing:
         raise HardytError(f"{path}: manifest lacks {', '.join(missing)}")
+    wrong = [k for k in MANIFEST_KEYS if not _MANIFEST_TYPES.get(k, _is_int)(d[k])]
+    if wrong:
+        raise HardytError(f"{path}: manifest key {wrong[0]} has the wrong type ({type(d[wrong[0]]).__name__})")
     absent = [f for f in [d["verilog"], *d["mems"]] if not (directory / f).is_file()]
     if absent:
         raise HardytError(f"{directory}: missing emitted file(s) {', '.join(absent)} listed in {path.name}")

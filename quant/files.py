@@ -60,7 +60,7 @@ def load_json_object(path, what: str = "file") -> dict:
         data = json.loads(path.read_bytes())
     except OSError as e:
         raise HardytError(f"{path}: cannot read {what}: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise HardytError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise HardytError(f"{path}: {what} must be a JSON object, got {type(data).__name__}")

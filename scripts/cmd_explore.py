@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_output_dir, atomic_write_text, load_json_object, save_json_atomic
 
 from . import cmd_convert, model_input
 from .explore_report import plot_front, render_markdown
@@ -84,10 +84,11 @@ def _source(args):
     path = Path(args.checkpoint) if args.checkpoint else None
     if path is None or not path.is_dir() or not (path / "report.json").is_file():
         return {}
-    report = json.loads((path / "report.json").read_text())
-    source = report.get("checkpoint")
+    report = load_json_object(path / "report.json", "conversion report")
+    source, options = report.get("checkpoint"), report.get("options", {})
+    if not (source is None or isinstance(source, str)) or not isinstance(options, dict):
+        raise HardytError(f"{path / 'report.json'}: 'checkpoint' must be a path and 'options' an object")
     args.checkpoint = None if source in (None, "bundled") else source
-    options = report.get("options", {})
     return {k: options[k] for k in ("method", "steps", "alpha_shift", "augment") if k in options}
 
 

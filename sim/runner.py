@@ -120,8 +120,10 @@ def check_activations(path, spec) -> None:
             if "x" not in f:
                 raise HardytError(f"{path}: no array 'x' (the input codes); keys are {', '.join(f.files) or 'none'}")
             x = f["x"]
-    except (OSError, ValueError) as e:
-        raise HardytError(f"{path}: not a readable .npz file ({e})") from None
+    except HardytError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zipfile and numpy's header parser raise a dozen types on bad bytes
+        raise HardytError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     lo, hi = signed_range(spec.in_bits)
     if x.ndim < 1 or x.shape[-1] != spec.channels or x.size == 0:
         raise HardytError(f"{path}: x has shape {x.shape}; expected (tokens, {spec.channels}) for C={spec.channels}")

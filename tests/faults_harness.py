@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -199,3 +200,77 @@ def kill_rank(argv: list[str], rank: int, rng, *, sig=signal.SIGKILL, delay: tup
     lines = err.decode(errors="replace").splitlines()
     return {"rc": proc.returncode, "sent": sent, "exit_seconds": time.monotonic() - t0,
             "errors": [ln for ln in lines if "hardyt convert: error" in ln or "terminated" in ln]}
+
+
+# --- Dask: a worker or the scheduler lost mid-sweep --------------------------------------------
+
+def slow_square(x: int, seconds: float, cache_dir: str) -> int:
+    """A sweep job: ``x * x`` after ``seconds``, its result cached (atomically) in ``cache_dir``."""
+    from hardyt.quant.files import save_json_atomic
+
+    time.sleep(seconds)
+    save_json_atomic(Path(cache_dir) / f"{x}.json", {"x": x, "square": x * x})
+    return x * x
+
+
+def cached_squares(cache_dir: Path) -> dict[int, int]:
+    """The results the sweep's cache holds, each checked."""
+    found = {}
+    for p in cache_dir.glob("*.json"):
+        d = json.loads(p.read_text())
+        assert d["square"] == d["x"] ** 2 and p.stem == str(d["x"]), p
+        found[d["x"]] = d["square"]
+    return found
+
+
+def kill_worker_during_sweep(rng, cache_dir: Path, jobs: int = 8, seconds: float = 0.6) -> dict:
+    """A sweep of ``jobs`` on a 2-worker process LocalCluster, one worker SIGKILLed at a random moment."""
+    from hardyt.hw.sweep import dask_client, run_jobs
+
+    with dask_client(workers=2, processes=True) as client:
+        victim = rng.choice(sorted(client.run(os.getpid).values()))
+        stats, t0 = {}, time.monotonic()
+        timer = threading.Timer(rng.uniform(0.2, jobs * seconds / 2), os.kill, (int(victim), signal.SIGKILL))
+        timer.start()
+        results, failures = run_jobs(client, {f"x={i}": (slow_square, (i, seconds, str(cache_dir)))
+                                              for i in range(jobs)}, progress=False, stats=stats)
+        timer.join()
+        return {"ok": results == {f"x={i}": i * i for i in range(jobs)} and not failures,
+                "recomputed": sum(stats["recomputed"].values()), "seconds": time.monotonic() - t0,
+                "lost": jobs - len(results)}
+
+
+def lose_scheduler_during_sweep(rng, cache_dir: Path, port: int, jobs: int = 8, seconds: float = 0.5) -> dict:
+    """A sweep on a ``dask scheduler`` + ``dask worker`` on 127.0.0.1:``port``, the scheduler SIGKILLed at a
+    random moment: the error, and whether every job it counts as finished has its result in the cache."""
+    from hardyt.hw.sweep import dask_client, run_jobs
+    from hardyt.quant.errors import HardytError
+
+    dask = Path(sys.executable).with_name("dask")
+    env = ENV | {"PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              **quiet),
+             subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1", "--nthreads", "1",
+                               "--no-dashboard"], **quiet)]
+    try:
+        with dask_client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            timer = threading.Timer(rng.uniform(0.3, jobs * seconds * 0.8), procs[0].kill)
+            timer.start()
+            t0 = time.monotonic()
+            try:
+                run_jobs(client, {f"x={i}": (slow_square, (i, seconds, str(cache_dir))) for i in range(jobs)},
+                         progress=False)
+                error = None
+            except HardytError as e:
+                error = str(e)
+            seconds_to_error = time.monotonic() - t0 - timer.interval
+            timer.join()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    finished = int(error.split(" after ")[1].split()[0]) if error else jobs
+    return {"error": error, "seconds": seconds_to_error, "finished": finished,
+            "lost": max(0, finished - len(cached_squares(cache_dir)))}

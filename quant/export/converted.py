@@ -64,11 +64,11 @@ class Converted:
 
 def _read_json(path: Path) -> dict:
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_bytes())
     except OSError as e:
         raise HardytError(f"{path}: cannot read: {e.strerror or e} (is {path.parent} a `hardyt convert` "
                           "output directory?)") from None
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise HardytError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(d, dict):
         raise HardytError(f"{path}: expected a JSON object")
@@ -99,9 +99,11 @@ def load_converted(directory) -> Converted:
     if not isinstance(source, dict) or "embed_dim" not in source:
         raise HardytError(f"{config_path}: source_config is not a timm-layout ViT config; export reads models "
                           "converted from timm-format checkpoints")
-    layers = config.get("dyt_layers")
-    if not isinstance(layers, dict):
-        raise HardytError(f"{config_path}: dyt_layers missing or not an object")
+    layers, kept = config.get("dyt_layers"), config.get("kept_layernorms", [])
+    if not isinstance(layers, dict) or not all(isinstance(v, dict) for v in layers.values()):
+        raise HardytError(f"{config_path}: dyt_layers missing or not an object of objects")
+    if not isinstance(kept, list) or not all(isinstance(n, str) for n in kept):
+        raise HardytError(f"{config_path}: kept_layernorms must be a list of module names")
     try:
         model = VisionTransformer(**source)
     except (TypeError, HardytError) as e:
@@ -125,5 +127,5 @@ def load_converted(directory) -> Converted:
         raise HardytError(f"{directory / 'model.safetensors'}: does not match config.json: "
                           f"{str(e).splitlines()[-1].strip()}") from None
     order = [n for n, m in model.named_modules() if n in specs]
-    return Converted(directory, model.eval(), {n: specs[n] for n in order}, list(config.get("kept_layernorms", [])),
+    return Converted(directory, model.eval(), {n: specs[n] for n in order}, list(kept),
                      source)

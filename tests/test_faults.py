@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+import fuzz_coef
 import fuzz_parsers
 from faults_harness import (ENV, Reader, convert_argv, converted_problems, kill_during, kill_rank,
                             kill_worker_during_sweep, lose_scheduler_during_sweep, temporaries, tiny_inputs,
@@ -161,3 +162,13 @@ def test_parser_fed_mutated_bytes_answers_with_one_line_naming_the_file(target, 
     """40 mutations of a valid file per parser (derandomized; ``bench/faults.py`` runs thousands)."""
     r = fuzz_parsers.fuzz(target, tmp_path, 40)
     assert r["inputs"] == 40 and r["findings"] == [], r["findings"][:5]
+
+
+def test_coefficient_port_fuzzed_while_streaming():
+    """300 fuzzed frames of every kind against random tokens (``bench/faults.py``: 100,000): each frame's
+    status is the model's, tokens start only on banks a good frame loaded, every output is bit-exact."""
+    seed = time.time_ns() % 2**32
+    r = fuzz_coef.fuzz_engine(300, seed=seed)
+    assert r["frames"] >= 300 and r["violations"] == 0 and r["mismatches"] == 0, (seed, r)
+    assert r["elements"] > 0 and all(r["by_kind"][k] for k in fuzz_coef.KINDS), r
+    assert set(r["by_kind"]["truncated"]) == {3} and set(r["by_kind"]["oversized"]) == {3}, r

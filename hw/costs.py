@@ -1,12 +1,12 @@
-"""What a core costs: synthesis runs cached by spec content, and a cost model fitted to them.
+"""What a core costs: synthesis runs cached by content, and a cost model fitted to them.
 
-:func:`synth_cached` emits a spec's core into a temporary directory, runs
-:func:`hardyt.hw.synth.synth` on it and stores the report under
-``CACHE/<key>.json``, ``key`` a hash of the spec's content (its name left
-out: the name changes no gate), the target, the placement seed and the
-hardyt version (a new version may build other gates). A spec already in the
-cache is never synthesized again. It is a plain function of picklable
-arguments, so it runs as a Dask job (:mod:`hardyt.hw.sweep`).
+:func:`synth_cached` emits a spec's core (under one fixed name: a layer's
+name changes no gate), looks its report up in the synthesis cache
+(:mod:`hardyt.hw.synth_cache`: keyed by a hash of the emitted Verilog and
+``.mem`` files, the target, the placement seed and the tool versions; a
+stale or corrupted entry is re-run, never reused) and otherwise runs
+:func:`hardyt.hw.synth.synth` and stores the report. It is a plain function
+of picklable arguments, so it runs as a Dask job (:mod:`hardyt.hw.sweep`).
 
 :func:`synthesis_plan` chooses which cores to synthesize (by default one of
 each structure, :func:`~hardyt.hw.cost_features.structure`), and
@@ -25,52 +25,73 @@ from pathlib import Path
 
 from hardyt.quant.contract.spec_io import spec_from_dict
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import prepare_out_dir, save_json_atomic
-from hardyt.quant.version import hardyt_version
 
+from . import synth_cache
 from .cost_features import structure
 from .cost_model import RESOURCES, CostModel, holdout_error
 
-__all__ = ["spec_key", "cached_report", "synth_cached", "synthesis_plan", "layer_costs"]
+__all__ = ["CORE_NAME", "spec_key", "emitted_key", "cached_report", "synth_cached", "synthesis_plan", "layer_costs"]
+
+CORE_NAME = "hardyt_core"   # every cached core is emitted under this name: equal contents, equal files
 
 
 def spec_key(spec_dict: dict, target: str, seed: int = 1) -> str:
-    """The cache key of one synthesis run: the spec's content without its name, target, seed, version."""
+    """A spec's identity for one target and seed, its name left out: which specs are the same core.
+
+    Not the cache key (:func:`emitted_key` is): the same spec may emit other
+    Verilog once the generator changes.
+    """
     content = {k: v for k, v in spec_dict.items() if k != "name"}
-    text = json.dumps({"spec": content, "target": target, "seed": seed, "hardyt": hardyt_version()}, sort_keys=True)
+    text = json.dumps({"spec": content, "target": target, "seed": seed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def cached_report(spec_dict: dict, target: str, cache_dir, seed: int = 1) -> dict | None:
-    """The cached report of this spec's synthesis, or ``None``."""
-    path = Path(cache_dir) / f"{spec_key(spec_dict, target, seed)}.json"
+def _emit(spec_dict: dict, out_dir: Path) -> dict:
+    from .emit import emit, load_manifest
+
+    emit(spec_from_dict(spec_dict), out_dir, name=CORE_NAME)
+    return load_manifest(out_dir)
+
+
+def emitted_key(out_dir, target: str, seed: int = 1) -> str:
+    """The synthesis cache key of the core emitted in ``out_dir`` (:func:`hardyt.hw.synth_cache.content_key`)."""
+    from .emit import load_manifest
+
+    m = load_manifest(out_dir)
+    return synth_cache.content_key(out_dir, [m["verilog"], *m["mems"]], target, seed)
+
+
+def _lookup(spec_dict: dict, target: str, cache_dir, seed: int, synthesize: bool) -> dict | None:
+    work = Path(tempfile.mkdtemp(prefix="hardyt-cost-"))
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        _emit(spec_dict, work / "core")
+        key, spec_id = emitted_key(work / "core", target, seed), spec_key(spec_dict, target, seed)
+        found = synth_cache.load(cache_dir, key, spec_id)
+        if found is not None:
+            return found | {"cached": True, "key": key}
+        if not synthesize:
+            return None
+        from .synth import synth
+
+        report = synth(work / "core", target, progress=False, seed=seed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    synth_cache.store(cache_dir, key, report)
+    synth_cache.remember(cache_dir, spec_id, key)
+    return report | {"cached": False, "key": key}
+
+
+def cached_report(spec_dict: dict, target: str, cache_dir, seed: int = 1) -> dict | None:
+    """The cached report of this spec's synthesis (its core emitted now, looked up by content), or ``None``."""
+    return _lookup(spec_dict, target, cache_dir, seed, synthesize=False)
 
 
 def synth_cached(spec_dict: dict, target: str, cache_dir, seed: int = 1) -> dict:
     """The synthesis report of a spec (a dict, as ``spec.to_dict()``), from the cache or from a fresh run.
 
-    The result has ``cached`` (``True`` when no tool ran) and ``key``.
+    The result has ``cached`` (``True`` when no tool ran) and ``key`` (the content key).
     """
-    from .emit import emit
-    from .synth import synth
-
-    found = cached_report(spec_dict, target, cache_dir, seed)
-    key = spec_key(spec_dict, target, seed)
-    if found is not None:
-        return found | {"cached": True, "key": key}
-    spec = spec_from_dict(spec_dict)
-    work = Path(tempfile.mkdtemp(prefix="hardyt-cost-"))
-    try:
-        emit(spec, work / "core")
-        report = synth(work / "core", target, progress=False, seed=seed)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    save_json_atomic(prepare_out_dir(cache_dir) / f"{key}.json", report)
-    return report | {"cached": False, "key": key}
+    return _lookup(spec_dict, target, cache_dir, seed, synthesize=True)
 
 
 def synthesis_plan(specs: dict[str, dict], budget: int | str | None = None) -> list[str]:
@@ -122,15 +143,14 @@ def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budge
         first.setdefault(spec_key(specs[label], target, seed), label)
     distinct = {label: specs[label] for label in first.values()}
     plan = synthesis_plan(distinct, budget)
-    jobs = {label: (synth_cached, (specs[label], target, str(cache_dir), seed)) for label in plan}
-    reports, failures = run_jobs(client, jobs, desc=f"synth {target}", progress=progress)
+    # The planned cores are synthesized (or found); every other core is looked up (emitted, hashed) alike.
+    jobs = {label: (synth_cached if label in plan else cached_report, (specs[label], target, str(cache_dir), seed))
+            for label in distinct}
+    found, failures = run_jobs(client, jobs, desc=f"synth {target}", progress=progress)
     if failures:
         raise failure_error(failures, len(jobs), "synthesis job")
-    planned = dict(reports)
-    for label in distinct.keys() - reports.keys():
-        found = cached_report(distinct[label], target, cache_dir, seed)
-        if found is not None:
-            reports[label] = found | {"cached": True}
+    planned = {label: found[label] for label in plan}
+    reports = {label: r for label, r in found.items() if r is not None}
     keys = RESOURCES + (("fmax_mhz",) if target == "ecp5" else ())
     costs = {}
     for label, spec in specs.items():

@@ -57,6 +57,9 @@ def add_parser(sub):
                    help="synthesize at most N cores (one of each structure first, then a second of each, ...) or "
                         "all of them; the cost model predicts the rest (default: one core of each structure, so "
                         "every other core differs from a synthesized one in ROM contents only)")
+    p.add_argument("--min-fmax", type=float, metavar="MHZ",
+                   help="every core of the pick at least this fast (ECP5; default: the slowest LayerNorm core of "
+                        "the all-LayerNorm design, so a replacement never slows the system; 0: no floor)")
     p.add_argument("--beam", type=int, default=3, help="beam width of the search (default 3)")
     p.add_argument("--calib-size", type=int, default=1024, help="calibration images (default 1024)")
     p.add_argument("--val-size", type=int, default=2000,
@@ -100,6 +103,8 @@ def _check(args):
         raise HardytError(f"--max-drop must be >= 0 points, got {args.max_drop}")
     if args.scheduler is not None and "://" not in args.scheduler:
         raise HardytError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")
+    if args.min_fmax is not None and not args.min_fmax >= 0:
+        raise HardytError(f"--min-fmax must be >= 0 MHz, got {args.min_fmax}")
     if args.lanes is not None and args.lanes < 1:
         raise HardytError(f"--lanes must be >= 1, got {args.lanes}")
     if args.synth_budget not in (None, "all") and args.synth_budget < 2:
@@ -156,13 +161,18 @@ def _candidates(cal, lanes):
     return options, specs, dicts, choices
 
 
-def _point(p: dict, costs: dict, choices: dict) -> dict:
-    """A search point with its summed resources and the slowest Fmax."""
-    rows = [costs[f"{n} / {lab}"] for n, lab in p["layers"].items()]
+def _point(p: dict, costs: dict, choices: dict, dicts: dict) -> dict:
+    """A search point with its summed resources, the slowest Fmax and the throughput it allows."""
+    from hardyt.quant.conversion.explore import throughput
+
+    labels = [f"{n} / {lab}" for n, lab in p["layers"].items()]
+    rows = [costs[lab] for lab in labels]
     out = {"accuracy": p["accuracy"]}
     for k in ("lut", "ff", "dsp", "bram"):
         out[k] = sum(r[k] for r in rows)
     out["fmax_mhz"] = min(r["fmax_mhz"] for r in rows) if all("fmax_mhz" in r for r in rows) else None
+    out["throughput_eps"] = min((throughput(r.get("fmax_mhz"), dicts[lab]["lanes"]) or 0 for r, lab in
+                                 zip(rows, labels)), default=0) or None
     out["lut_ff"] = out["lut"] + out["ff"]
     out["estimated_layers"] = sum(not r["synthesized"] for r in rows)
     out["layers"] = {n: choices.get((n, lab), {"core": "layernorm"}) for n, lab in p["layers"].items()}
@@ -173,7 +183,8 @@ def explore(args) -> dict:
     """Calibrate, cost every candidate core, search: what :func:`finish` needs for any budget."""
     from hardyt.hw.costs import layer_costs
     from hardyt.hw.sweep import dask_client
-    from hardyt.quant.conversion.explore import Evaluator, calibrate, pareto, search
+    from hardyt.quant.conversion.explore import (Evaluator, calibrate, feasible_options, fmax_floor, pareto,
+                                                 search)
 
     _check(args)
     t0 = time.perf_counter()
@@ -192,18 +203,22 @@ def explore(args) -> dict:
         hw = layer_costs(client, dicts, args.target, args.cache, budget=args.synth_budget)
     t_synth = time.perf_counter() - t1
     lut_ff = {tuple(lab.split(" / ")): c["lut"] + c["ff"] for lab, c in hw["costs"].items()}
+    fmax = {tuple(lab.split(" / ")): c.get("fmax_mhz") for lab, c in hw["costs"].items()}
+    floor = fmax_floor(args.min_fmax, fmax, cal.names)
+    allowed = feasible_options(options_by_layer, fmax, floor)
 
     t2 = time.perf_counter()
     evaluate = Evaluator(cal, specs, x_val, y_val)
-    points, method = search(cal.names, options_by_layer, lut_ff, evaluate, beam=args.beam)
+    points, method = search(cal.names, allowed, lut_ff, evaluate, beam=args.beam)
     eight = {n: next(lab for lab in options_by_layer[n] if lab.startswith("dyt lut8 out8")) for n in cal.names}
     base = {"all_layernorm": {n: "layernorm" for n in cal.names}, "all_dyt_8bit": eight}
     baselines = {k: {"layers": v, "accuracy": evaluate(v), "cost": sum(lut_ff[(n, lab)] for n, lab in v.items())}
                  for k, v in base.items()}
     return {"args": args, "model": model, "cal": cal, "batches": batches, "test": (x_test, y_test),
             "validation_size": len(x_val), "specs": specs, "dicts": dicts, "choices": choices, "hw": hw,
-            "evaluate": evaluate, "front": pareto(points + list(baselines.values())), "baselines": baselines,
-            "space": _space(options_by_layer), "method": method,
+            "evaluate": evaluate, "baselines": baselines, "fmax_floor": floor,
+            "front": pareto([p for p in points + list(baselines.values()) if _allowed(p, allowed)]),
+            "space": _space(allowed), "method": method,
             "seconds": {"calibration": round(t_cal, 1), "synthesis": round(t_synth, 1),
                         "search": round(time.perf_counter() - t2, 1)}}
 
@@ -213,7 +228,7 @@ def finish(e: dict, max_drop: float) -> dict:
     from hardyt.quant.conversion.evaluate import accuracy
     from hardyt.quant.conversion.explore import LAYERNORM, pick_within
 
-    args, hw, choices = e["args"], e["hw"], e["choices"]
+    args, hw, choices, dicts = e["args"], e["hw"], e["choices"], e["dicts"]
     costs = hw["costs"]
     reference = e["baselines"]["all_layernorm"]["accuracy"]
     pick = pick_within(e["front"], reference, max_drop)
@@ -228,13 +243,16 @@ def finish(e: dict, max_drop: float) -> dict:
         "lanes": args.lanes, "max_drop": max_drop,
         "splits": {"calibration": args.calib_size, "validation": e["validation_size"], "test": len(x_test)},
         "reference": {"validation_accuracy": reference, "test_accuracy": ln_test},
-        "front": [_point(p, costs, choices) for p in e["front"]],
-        "pick": _point(pick, costs, choices) | {"test_accuracy": pick_test},
-        "baselines": {k: _point(p, costs, choices) for k, p in e["baselines"].items()},
+        "fmax_floor_mhz": e["fmax_floor"], "min_fmax": args.min_fmax,
+        "front": [_point(p, costs, choices, dicts) for p in e["front"]],
+        "pick": _point(pick, costs, choices, dicts) | {"test_accuracy": pick_test},
+        "baselines": {k: _point(p, costs, choices, dicts) for k, p in e["baselines"].items()},
         "search": {"method": e["method"], "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
         "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "reused", "estimated", "structures",
                                          "structures_synthesized", "model_error")}
         | {"cores": len(e["dicts"]), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
+        "cost_model_error": {k: hw["model_error"][k] for k in ("lut_ff", "fmax_mhz")}
+        | {"method": "leave-one-out over this run's synthesized DyT cores (mean / max absolute %)"},
         "candidates": dict(costs),
         "seconds": e["seconds"],
     }
@@ -248,9 +266,14 @@ def run(args) -> int:
     print(f"pick within {args.max_drop} pt: validation {100 * p['accuracy']:.2f} % (LayerNorm "
           f"{100 * result['reference']['validation_accuracy']:.2f} %), test {100 * p['test_accuracy']:.2f} % "
           f"(LayerNorm {100 * result['reference']['test_accuracy']:.2f} %), LUT {p['lut']} FF {p['ff']} "
-          f"DSP {p['dsp']} BRAM {p['bram']}; front of {len(result['front'])} points; {hw['synthesized']} "
+          f"DSP {p['dsp']} BRAM {p['bram']} Fmax {p['fmax_mhz']} MHz; front of {len(result['front'])} points; {hw['synthesized']} "
           f"synthesized, {hw['cached']} cached, {hw['estimated']} estimated -> {args.out}")
     return 0
+
+
+def _allowed(point: dict, allowed: dict) -> bool:
+    """Whether every core of ``point`` passes the Fmax floor (is among ``allowed``)."""
+    return all(lab in allowed[n] for n, lab in point["layers"].items())
 
 
 def _space(options: dict) -> int:

@@ -43,9 +43,10 @@ def plot_front(result: dict, path) -> None:
 
 def _row(name: str, p: dict, names: list[str]) -> str:
     fmax = "—" if p["fmax_mhz"] is None else f"{p['fmax_mhz']:.0f}"
+    rate = "—" if p.get("throughput_eps") is None else f"{p['throughput_eps'] / 1e9:.2f}"
     test = f"{100 * p['test_accuracy']:.2f}" if "test_accuracy" in p else ""
     return (f"| {name} | {100 * p['accuracy']:.2f} | {test} | {p['lut']} | {p['ff']} | {p['lut_ff']} | {p['dsp']} "
-            f"| {p['bram']} | {fmax} | {p['estimated_layers']} | "
+            f"| {p['bram']} | {fmax} | {rate} | {p['estimated_layers']} | "
             + " ".join(layer_choice(p["layers"][n]) for n in names) + " |")
 
 
@@ -65,6 +66,19 @@ def model_error_text(err: dict) -> str:
     text = (f"LUT+FF {_pct(err['lut_ff'])} (runs whose structure another run had: {_pct(err['within_structure'])}; "
             f"the others: {_pct(err['across_structures'])})")
     return text + ("" if err["fmax_mhz"] is None else f"; Fmax {_pct(err['fmax_mhz'])}")
+
+
+def _floor_text(result: dict) -> str:
+    """The Fmax floor in words.
+
+    >>> _floor_text({"fmax_floor_mhz": 120.0, "min_fmax": None})
+    'Fmax floor: 120 MHz (the slowest core of the all-LayerNorm design); cores below it were not candidates.'
+    """
+    floor = result.get("fmax_floor_mhz")
+    if floor is None:
+        return "Fmax floor: none (`--min-fmax 0`, or a target without place and route)."
+    why = "the slowest core of the all-LayerNorm design" if result.get("min_fmax") is None else "--min-fmax"
+    return f"Fmax floor: {floor:.0f} MHz ({why}); cores below it were not candidates."
 
 
 def render_markdown(result: dict) -> str:
@@ -87,15 +101,18 @@ def render_markdown(result: dict) -> str:
         f"Search: {'exact' if s['method'] == 'exact' else 'beam ' + str(s['beam'])}, {s['measured']} configurations "
         f"measured of {s['space']:.3g}.", "",
         "![front](front.png)", "",
-        "| point | val top-1 % | test top-1 % | LUT | FF | LUT+FF | DSP | BRAM | Fmax MHz | est. layers | "
+        _floor_text(result), "",
+        "| point | val top-1 % | test top-1 % | LUT | FF | LUT+FF | DSP | BRAM | Fmax MHz | Gelem/s | est. layers | "
         + " ".join(f"`{n}`" for n in names) + " |",
-        "|---" * 11 + "|",
+        "|---" * 12 + "|",
         _row("**pick**", result["pick"], names),
         _row("all LayerNorm", result["baselines"]["all_layernorm"], names),
         _row("all DyT 8-bit", result["baselines"]["all_dyt_8bit"], names),
     ]
     lines += [_row(f"front {i}", p, names) for i, p in enumerate(result["front"])]
-    lines += ["", "Choices: `lutB/O` = DyT, LUT tanh, B-bit input, O-bit output (`pwl` piecewise linear), folded "
+    lines += ["", "Fmax: the slowest core of the point; Gelem/s: elements per second at that Fmax and lane "
+              "count (one beat of P lanes per cycle).", "",
+              "Choices: `lutB/O` = DyT, LUT tanh, B-bit input, O-bit output (`pwl` piecewise linear), folded "
               "affine unless `ch` (channel affine); `LN` = LayerNorm core. `est. layers`: layers whose core's "
               "resources come from the cost model, not from a synthesis run.", "",
               f"Timing: calibration {result['seconds']['calibration']} s, synthesis {result['seconds']['synthesis']} s,"

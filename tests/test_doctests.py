@@ -29,6 +29,7 @@ MODULES = [
     "hardyt.hw.engine_set",
     "hardyt.hw.cores",
     "hardyt.hw.costs",
+    "hardyt.hw.synth_cache",
     "hardyt.hw.cost_features",
     "hardyt.hw.cost_model",
     "hardyt.hw.sweep",

@@ -112,7 +112,7 @@ def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
 
     def fake_synth(directory, target, progress=True, seed=1):
         from hardyt.hw.emit import load_manifest
-        if load_manifest(directory)["name"] == "layer1":
+        if load_manifest(directory)["spec"]["name"] == "layer1":
             raise synth_mod.ToolError("yosys failed: made to fail (log: none)")
         return {"lut": 10, "ff": 5, "dsp": 0, "bram": 0}
 
@@ -241,7 +241,7 @@ def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
 
     def fake_synth(directory, target, progress=True, seed=1):
         from hardyt.hw.emit import load_manifest
-        calls.append(load_manifest(directory)["name"])
+        calls.append(load_manifest(directory)["spec"]["name"])
         return {"lut": 10 * len(calls), "ff": 5, "dsp": 0, "bram": 0}
 
     monkeypatch.setattr(synth_mod, "synth", fake_synth)
@@ -254,3 +254,52 @@ def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
     assert (again["synthesized"], again["cached"], again["reused"], again["estimated"]) == (0, 1, 2, 0)
     assert sorted(c["lut"] for c in again["costs"].values()) == [10, 20, 30]
     assert again["model_error"]["within_structure"]["n"] == 3
+
+
+def _fake_costs(fmax_of):
+    """A stand-in for :func:`hardyt.hw.costs.layer_costs`: LUT+FF by input width, Fmax by ``fmax_of(label)``."""
+    def layer_costs(client, specs, target, cache_dir, *, budget=None, seed=1, progress=True, **kw):
+        costs = {}
+        for label, spec in specs.items():
+            bits = spec.get("in_bits", 8)
+            lut = 1000 if spec["hardyt"] == "layernorm" else 10 * 2 ** (bits - 2)
+            costs[label] = {"lut": lut, "ff": 10, "dsp": 0, "bram": 0, "fmax_mhz": fmax_of(label, spec),
+                            "synthesized": True}
+        none = None
+        return {"costs": costs, "runs": len(costs), "synthesized": 0, "cached": len(costs), "reused": 0,
+                "estimated": 0, "structures": 1, "structures_synthesized": 1,
+                "model_error": {"runs": 0, "lut_ff": none, "fmax_mhz": none, "within_structure": none,
+                                "across_structures": none, "rows": []}}
+    return layer_costs
+
+
+@pytest.mark.parametrize("min_fmax", [None, 120])
+def test_min_fmax_excludes_slower_cores(tmp_path, monkeypatch, min_fmax):
+    """Cores: LayerNorm 100 MHz, 8-bit DyT 150 MHz, 4-bit DyT 80 MHz (cheapest). By default the floor is the
+    LayerNorm core's 100 MHz, so no 4-bit core is chosen; ``--min-fmax 0`` lets them in; 120 excludes LayerNorm."""
+    from hardyt.hw import costs
+    from hardyt.quant.conversion import explore
+
+    def fmax_of(label, spec):
+        return 100.0 if spec["hardyt"] == "layernorm" else (80.0 if spec["in_bits"] == 4 else 150.0)
+
+    tiny_vit_files(tmp_path)
+    _npz(tmp_path)
+    monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
+    monkeypatch.setattr(costs, "layer_costs", _fake_costs(fmax_of))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    extra = ["--max-drop", "100"] + ([] if min_fmax is None else ["--min-fmax", str(min_fmax)])
+    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", *extra)
+    floor = {None: 100.0, 0: None, 120: 120.0}[min_fmax]
+    assert r["fmax_floor_mhz"] == floor
+    chosen = [p for p in r["front"]] + [r["pick"]]
+    if floor is None:
+        assert min(p["fmax_mhz"] for p in r["front"]) == 80.0          # the cheapest cores are on the front
+    else:
+        assert all(p["fmax_mhz"] >= floor for p in chosen)
+        assert all(c.get("in_bits") != 4 for p in chosen for c in p["layers"].values())
+    if floor == 120.0:
+        assert all(c["core"] == "dyt" for p in chosen for c in p["layers"].values())
+    for p in chosen:
+        assert p["throughput_eps"] == p["fmax_mhz"] * 1e6 * 1                   # --lanes 1
+    assert set(r["cost_model_error"]) >= {"lut_ff", "fmax_mhz"}

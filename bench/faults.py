@@ -20,6 +20,7 @@ tests/fuzz_parsers.py, tests/fuzz_coef.py):
 * ``hung synthesis tool``: a tool that never ends, ``HARDYT_JOB_TIMEOUT=2``: killed and named by its job;
 * ``object cache corrupted``: Verilator object cache entries truncated, bit-flipped or re-keyed: lost = a
   corrupted entry returned as good;
+* ``synthesis cache corrupted``: the same for issue 24's synthesis cache entries;
 * ``coefficient frames``: fuzzed frames against a streaming engine (Amaranth simulator): lost = output
   elements not bit-exact plus monitor violations; survived = frames whose status is the model's;
 * ``parser inputs``: mutated files into every parser: lost = inputs answered by anything but a
@@ -188,6 +189,35 @@ def objcache_corruption(n: int, rng, tmp: Path) -> list[dict]:
                  "truncated, one bit flipped, or another key's header; each discarded and recompiled")]
 
 
+def synth_cache_corruption(n: int, rng, tmp: Path) -> list[dict]:
+    """The synthesis cache (hardyt.hw.synth_cache, issue 24): entries damaged, never returned as good."""
+    import warnings
+
+    from hardyt.hw import synth_cache
+
+    report = {"lut": 123, "ff": 45, "dsp": 0, "bram": 0, "fmax_mhz": 210.5, "target": "ecp5"}
+    lied, warned = 0, 0
+    for k in range(n):
+        path = synth_cache.store(tmp, "k" * 16, report)
+        data = path.read_bytes()
+        i = int(rng.integers(len(data)))
+        how = k % 3
+        if how == 0:
+            data = data[:i]
+        elif how == 1:
+            data = data[:i] + bytes([data[i] ^ (1 << int(rng.integers(8)))]) + data[i + 1:]
+        else:
+            data = data.replace(b"123", b"124", 1)
+        path.write_bytes(data)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            back = synth_cache.load(tmp, "k" * 16)
+        warned += bool(seen)
+        lied += back is not None and back != report
+    return [_row("synthesis cache entry corrupted (issue 24's cache)", n, n - lied, lied, [],
+                 f"truncated, one bit flipped, or a number edited; {warned} warned and re-run")]
+
+
 def coef_frames(n: int, seed: int, budget: float) -> list[dict]:
     """``n`` frames in chunks of 1000 (a simulation each), or as many as ``budget`` seconds allow."""
     totals = {"frames": 0, "elements": 0, "mismatches": 0, "violations": 0, "cycles": 0, "tokens": 0}
@@ -260,7 +290,8 @@ def main(argv=None) -> int:
                 "ranks": lambda: rank_kills(args.rank_kills, rng, tmp / "r"),
                 "dask": lambda: dask_faults(args.worker_kills, rng, tmp / "d"),
                 "hung": lambda: hung_tool(3, tmp / "h"),
-                "objcache": lambda: objcache_corruption(300, rng, tmp / "o"),
+                "objcache": lambda: objcache_corruption(300, rng, tmp / "o")
+                + synth_cache_corruption(300, rng, tmp / "o"),
                 "coef": lambda: coef_frames(args.coef_frames, args.seed, args.coef_seconds),
                 "parsers": lambda: parser_inputs(args.parser_inputs, args.seed, tmp / "p")}
         for name in args.rows:

@@ -16,7 +16,8 @@ FOLDERS = {"quant": "hardyt.quant", "hw": "hardyt.hw", "sim": "hardyt.sim", "scr
 ALLOWED = {
     "hardyt.quant.errors": set(),
     "hardyt.quant.version": set(),
-    "hardyt.quant.files": {"hardyt.quant.errors"},
+    "hardyt.quant.outdir": {"hardyt.quant.errors"},
+    "hardyt.quant.files": {"hardyt.quant.errors", "hardyt.quant.outdir"},
     "hardyt.quant.contract": {"hardyt.quant.contract", "hardyt.quant.errors", "hardyt.quant.files",
         "hardyt.quant.version"},
     "hardyt.quant.conversion": {"hardyt.quant.contract", "hardyt.quant.conversion", "hardyt.quant.errors",

@@ -54,9 +54,9 @@ def test_a_directory_of_other_files_is_never_replaced(tmp_path):
 
 
 def test_killed_convert_never_shows_a_mixed_directory(tmp_path):
-    """SIGKILL a ``hardyt convert --out D`` at random moments (one anywhere in the run, one while it writes)
-    while another process reads D: every snapshot is one complete run's directory; a SIGTERM leaves no
-    temporary behind."""
+    """SIGKILL a ``hardyt convert --out D`` at a random moment, then SIGTERM one while it writes, while another
+    process reads D: every snapshot is one complete run's directory; the SIGTERM leaves no temporary behind
+    (``bench/faults.py``: 20 kills, half of them while writing)."""
     checkpoint, data = tiny_inputs(tmp_path)
     out = tmp_path / "D"
     first = subprocess.run(convert_argv(checkpoint, data, out, seed=1), env=ENV, capture_output=True, timeout=300)
@@ -66,15 +66,14 @@ def test_killed_convert_never_shows_a_mixed_directory(tmp_path):
     rng = np.random.default_rng(seed)
     reader = Reader(out, tmp_path)
     try:
-        kills = [kill_during(convert_argv(checkpoint, data, out, seed=2 + k), out, rng, when=when)
-                 for k, when in enumerate(("any", "write"))]
+        kills = [kill_during(convert_argv(checkpoint, data, out, seed=2), out, rng, when="any")]
         term = kill_during(convert_argv(checkpoint, data, out, seed=9), out, rng, sig=signal.SIGTERM, when="write")
     finally:
         seen = reader.finish()
     assert seen["mixed"] == [], (seed, seen["mixed"][:3])
     assert seen["snapshots"] > 50 and seen["absent"] == 0 and 1 in seen["seeds"], seen
     problems, last = converted_problems(out)
-    assert problems == [] and last in {1, 2, 3, 9}, (seed, problems)
+    assert problems == [] and last in {1, 2, 9}, (seed, problems)
     assert all(k["rc"] in (0, -signal.SIGKILL) for k in kills), kills
     assert term["rc"] in (0, 128 + signal.SIGTERM), term
     assert temporaries(out) == [], temporaries(out)  # SIGTERM unwinds: the killed runs' leftovers too
@@ -165,10 +164,10 @@ def test_parser_fed_mutated_bytes_answers_with_one_line_naming_the_file(target, 
 
 
 def test_coefficient_port_fuzzed_while_streaming():
-    """300 fuzzed frames of every kind against random tokens (``bench/faults.py``: 100,000): each frame's
+    """150 fuzzed frames of every kind against random tokens (``bench/faults.py``: 100,000): each frame's
     status is the model's, tokens start only on banks a good frame loaded, every output is bit-exact."""
     seed = time.time_ns() % 2**32
-    r = fuzz_coef.fuzz_engine(300, seed=seed)
-    assert r["frames"] >= 300 and r["violations"] == 0 and r["mismatches"] == 0, (seed, r)
+    r = fuzz_coef.fuzz_engine(150, seed=seed)
+    assert r["frames"] >= 150 and r["violations"] == 0 and r["mismatches"] == 0, (seed, r)
     assert r["elements"] > 0 and all(r["by_kind"][k] for k in fuzz_coef.KINDS), r
     assert set(r["by_kind"]["truncated"]) == {3} and set(r["by_kind"]["oversized"]) == {3}, r

@@ -12,7 +12,7 @@ tests/fuzz_parsers.py, tests/fuzz_coef.py):
 * ``convert SIGTERM/SIGINT``: the same, a catchable signal: lost = a temporary left or D not complete;
 * ``rank SIGKILL (torchrun, 2 procs)``: rank 1 killed mid-conversion: survived = torchrun exits, rank 0
   prints one line naming rank 1; lost = anything written;
-* ``torchrun SIGTERM``: torchrun itself terminated: lost = anything written;
+* ``torchrun SIGTERM, SIGINT``: torchrun itself stopped: lost = anything written;
 * ``Dask worker SIGKILL``: one worker of a 2-worker process LocalCluster killed mid-sweep: lost = results
   missing or different (the lost tasks recomputed, counted);
 * ``Dask scheduler SIGKILL``: a ``dask scheduler`` killed mid-sweep: survived = one clear error; lost = a
@@ -23,6 +23,8 @@ tests/fuzz_parsers.py, tests/fuzz_coef.py):
 * ``synthesis cache corrupted``: the same for issue 24's synthesis cache entries;
 * ``coefficient frames``: fuzzed frames against a streaming engine (Amaranth simulator): lost = output
   elements not bit-exact plus monitor violations; survived = frames whose status is the model's;
+* ``coefficient frames, Verilator``: the emitted engine's Verilog, fuzzed frames with tokens of the loaded
+  layers between groups of them (cocotb test ``fuzzed_frames``);
 * ``parser inputs``: mutated files into every parser: lost = inputs answered by anything but a
   one-line ``HardytError`` naming the file (or a value).
 
@@ -104,7 +106,7 @@ def rank_kills(n: int, rng, tmp: Path) -> list[dict]:
     out = tmp / "R"
     results, lines = [], set()
     for k in range(n + 2):
-        rank, sig = (1, signal.SIGKILL) if k < n else (None, signal.SIGTERM)
+        rank, sig = (1, signal.SIGKILL) if k < n else (None, (signal.SIGTERM, signal.SIGINT)[k - n])
         port = 29600 + int(rng.integers(0, 300))
         r = fh.kill_rank(fh.torchrun_argv(port, fh.convert_argv(checkpoint, data, out, seed=k)), rank, rng,
                          sig=sig)
@@ -120,7 +122,7 @@ def rank_kills(n: int, rng, tmp: Path) -> list[dict]:
     return [_row("rank 1 SIGKILL under torchrun (2 procs, gloo)", len(kills),
                  sum(r["rc"] != 0 and r["named"] and r["exit_seconds"] < 40 for r in kills),
                  sum(r["written"] for r in kills), [r["exit_seconds"] for r in kills], f"rank 0 said: {example}"),
-            _row("torchrun SIGTERM (2 procs)", len(terms), sum(r["rc"] != 0 and not r["written"] for r in terms),
+            _row("torchrun itself SIGTERM, SIGINT (2 procs)", len(terms), sum(r["rc"] != 0 and not r["written"] for r in terms),
                  sum(r["written"] for r in terms), [r["exit_seconds"] for r in terms],
                  f"exit codes {sorted({r['rc'] for r in terms})}")]
 
@@ -242,6 +244,16 @@ def coef_frames(n: int, seed: int, budget: float) -> list[dict]:
                      f"{totals['frames'] / took:.1f} frames/s); statuses by kind {by_kind}") | {"by_kind": by_kind}]
 
 
+def coef_verilator(n: int, seed: int, tmp: Path) -> list[dict]:
+    t0 = time.monotonic()
+    r = fuzz_coef.verilator_run(tmp, n, seed=seed % 1000 + 1)
+    return [_row("coefficient frames fuzzed, emitted Verilog in Verilator (cocotb)", r["frames"],
+                 r["frames"] if r["ok"] else 0, r["mismatches"], [],
+                 f"{r['elements']} output elements bit-exact (tokens between groups of frames); build "
+                 f"{r['build_seconds']} s, simulation {r['sim_seconds']} s, {time.monotonic() - t0:.0f} s in all"
+                 + (f"; {r['report'][:3]}" if r["report"] else ""))]
+
+
 def parser_inputs(n: int, seed: int, tmp: Path) -> list[dict]:
     per = -(-n // len(fuzz_parsers.TARGETS))
     found, inputs, notes = [], 0, []
@@ -265,7 +277,7 @@ def render(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-ROWS = ("convert", "ranks", "dask", "hung", "objcache", "coef", "parsers")
+ROWS = ("convert", "ranks", "dask", "hung", "objcache", "coef", "verilator", "parsers")
 
 
 def main(argv=None) -> int:
@@ -276,6 +288,7 @@ def main(argv=None) -> int:
     p.add_argument("--worker-kills", type=int, default=10)
     p.add_argument("--coef-frames", type=int, default=100_000)
     p.add_argument("--coef-seconds", type=float, default=6 * 3600, help="stop the frames row after this long")
+    p.add_argument("--verilator-frames", type=int, default=3000)
     p.add_argument("--parser-inputs", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     args = p.parse_args(argv)
@@ -293,6 +306,7 @@ def main(argv=None) -> int:
                 "objcache": lambda: objcache_corruption(300, rng, tmp / "o")
                 + synth_cache_corruption(300, rng, tmp / "o"),
                 "coef": lambda: coef_frames(args.coef_frames, args.seed, args.coef_seconds),
+                "verilator": lambda: coef_verilator(args.verilator_frames, args.seed, tmp / "v"),
                 "parsers": lambda: parser_inputs(args.parser_inputs, args.seed, tmp / "p")}
         for name in args.rows:
             (tmp / name[0]).mkdir(exist_ok=True)

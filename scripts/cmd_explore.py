@@ -17,7 +17,6 @@ take as it is. See :mod:`hardyt.quant.conversion.explore` for the search.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

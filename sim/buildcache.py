@@ -7,7 +7,8 @@ if it were good. After every successful build, :func:`stamp` records the
 SHA-256 of the products (Icarus's ``sim.vvp``, Verilator's ``Vtop``) in
 :data:`STAMP`; :func:`check` runs before a build: a build directory without
 a stamp, or whose products no longer match it, is removed with a warning and
-built again. :func:`reserved` holds a build directory for one run at a
+built again. :func:`source_copy` puts the Verilog under a path keyed by its
+content, checked against the key before it is reused. :func:`reserved` holds a build directory for one run at a
 time (a lock beside it): a run never removes or rebuilds what another one is
 building or running.
 """
@@ -22,9 +23,9 @@ import shutil
 import warnings
 from pathlib import Path
 
-from hardyt.quant.files import save_json_atomic
+from hardyt.quant.files import atomic_write_bytes, save_json_atomic
 
-__all__ = ["STAMP", "PRODUCTS", "check", "stamp", "reserved"]
+__all__ = ["STAMP", "PRODUCTS", "check", "stamp", "reserved", "source_copy"]
 
 STAMP = ".hardyt-build.json"
 #: What a build leaves for the test step to run, by simulator.
@@ -73,3 +74,18 @@ def reserved(build_dir, simulator: str):
         yield build_dir
     finally:
         os.close(fd)
+
+
+def source_copy(manifest, cache: Path) -> tuple[Path, str]:
+    """The Verilog under a path keyed by its content (shared, incremental builds), checked before reuse."""
+    src = Path(manifest["dir"]) / manifest["verilog"]
+    text = src.read_bytes()
+    digest = hashlib.sha256(text).hexdigest()[:16]
+    dst = cache / "src" / digest / manifest["verilog"]
+    if dst.exists() and hashlib.sha256(dst.read_bytes()).hexdigest()[:16] != digest:
+        warnings.warn(f"{dst}: cached source does not match its key (corrupted); written again", stacklevel=2)
+    elif dst.exists():
+        return dst, digest
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
+    return dst, digest

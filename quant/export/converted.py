@@ -22,7 +22,7 @@ from ..conversion.graph import set_module
 from ..conversion.modules import DyT, ShiftDyT
 from ..errors import HardytError
 
-__all__ = ["Converted", "load_converted"]
+__all__ = ["Converted", "load_converted", "converted_specs"]
 
 
 @dataclass
@@ -81,13 +81,9 @@ def _dyt_module(name: str, spec: DyTSpec, folded: bool) -> nn.Module:
     return DyT(spec.channels, spec.alpha, affine=not folded)
 
 
-def load_converted(directory) -> Converted:
-    """Read a ``hardyt convert`` output directory (see the module docstring)."""
-    import torch
-
-    from ..zoo.load import load_state_dict
-    from ..zoo.vit import VisionTransformer
-
+def converted_specs(directory) -> dict[str, DyTSpec]:
+    """Each DyT layer's spec of a ``hardyt convert`` output directory, by module name, in
+    ``config.json``'s order; reads no model (any converted model, timm or HF)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise HardytError(f"{directory}: not a directory (expected a `hardyt convert` output)")
@@ -95,30 +91,45 @@ def load_converted(directory) -> Converted:
     config = _read_json(config_path)
     if config.get("hardyt") != "converted":
         raise HardytError(f"{config_path}: not a hardyt converted-model config (\"hardyt\": \"converted\" missing)")
-    source = config.get("source_config")
+    layers = config.get("dyt_layers")
+    if not isinstance(layers, dict) or not all(isinstance(v, dict) for v in layers.values()):
+        raise HardytError(f"{config_path}: dyt_layers missing or not an object of objects")
+    specs = {}
+    for name in layers:
+        spec = load_spec(directory / f"{name.replace('.', '_')}.spec.json")
+        if not isinstance(spec, DyTSpec):
+            raise HardytError(f"{directory}: layer {name} has a {type(spec).__name__}, not a DyT spec")
+        specs[name] = spec
+    return specs
+
+
+def load_converted(directory) -> Converted:
+    """Read a ``hardyt convert`` output directory (see the module docstring)."""
+    import torch
+
+    from ..zoo.load import load_state_dict
+    from ..zoo.vit import VisionTransformer
+
+    specs = converted_specs(directory)
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    config = _read_json(config_path)
+    source, kept = config.get("source_config"), config.get("kept_layernorms", [])
     if not isinstance(source, dict) or "embed_dim" not in source:
         raise HardytError(f"{config_path}: source_config is not a timm-layout ViT config; export reads models "
                           "converted from timm-format checkpoints")
-    layers, kept = config.get("dyt_layers"), config.get("kept_layernorms", [])
-    if not isinstance(layers, dict) or not all(isinstance(v, dict) for v in layers.values()):
-        raise HardytError(f"{config_path}: dyt_layers missing or not an object of objects")
     if not isinstance(kept, list) or not all(isinstance(n, str) for n in kept):
         raise HardytError(f"{config_path}: kept_layernorms must be a list of module names")
     try:
         model = VisionTransformer(**source)
     except (TypeError, HardytError) as e:
         raise HardytError(f"{config_path}: source_config: {e}") from None
-    specs = {}
-    for name, info in layers.items():
-        spec = load_spec(directory / f"{name.replace('.', '_')}.spec.json")
-        if not isinstance(spec, DyTSpec):
-            raise HardytError(f"{directory}: layer {name} has a {type(spec).__name__}, not a DyT spec")
+    for name, spec in specs.items():
         try:
             model.get_submodule(name)
         except AttributeError:
             raise HardytError(f"{config_path}: dyt_layers names {name!r}, which the ViT does not have") from None
-        set_module(model, name, _dyt_module(name, spec, bool(info.get("folded"))))
-        specs[name] = spec
+        set_module(model, name, _dyt_module(name, spec, bool(config["dyt_layers"][name].get("folded"))))
     state = load_state_dict(directory / "model.safetensors")
     try:
         with torch.no_grad():

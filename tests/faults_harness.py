@@ -127,8 +127,8 @@ def kill_during(argv: list[str], out: Path, rng, *, sig=signal.SIGKILL, when: st
 
     ``when``: ``"any"`` — uniformly within the first ``span`` seconds; ``"write"`` — a random
     0–300 ms after its temporary output directory appears (the files being written and swapped).
-    Returns the exit code, whether the signal was sent before the process ended, and the seconds
-    from the signal to the exit.
+    Returns the exit code, whether the signal was sent before the process ended, the seconds
+    from the signal to the exit, and the temporaries this run left beside ``out`` (``left``).
     """
     before = set(temporaries(out))  # a killed run's are removed by the next one, not written by it
     proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -143,12 +143,13 @@ def kill_during(argv: list[str], out: Path, rng, *, sig=signal.SIGKILL, when: st
     if sent:
         proc.send_signal(sig)
     try:
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
     return {"rc": proc.returncode, "sent": sent, "exit_seconds": time.monotonic() - t0,
-            "stderr": err.decode(errors="replace").strip().splitlines()[-1:]}
+            "stderr": err.decode(errors="replace").strip().splitlines()[-1:],
+            "left": sorted(str(p) for p in set(temporaries(out)) - before)}
 
 
 # --- a rank killed under torchrun -------------------------------------------------------------

@@ -92,12 +92,6 @@ def dask_client(scheduler: str | None = None, workers: int = 1, processes: bool 
         yield client
 
 
-def _reruns(dask_scheduler, key) -> int:
-    """On the scheduler: how many times task ``key`` was running on a worker that was lost."""
-    ts = dask_scheduler.tasks.get(key)
-    return 0 if ts is None else ts.suspicious
-
-
 def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool = True, stats: dict | None = None):
     """Run ``jobs`` (``{label: (function, args)}``) on ``client``; ``(results, failures)`` by label.
 
@@ -108,6 +102,11 @@ def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool
     """
     from dask.distributed import as_completed
     from tqdm import tqdm
+
+    def reruns(dask_scheduler, key) -> int:
+        """On the scheduler (sent by value: it need not have hardyt): how often task ``key`` was on a lost worker."""
+        ts = dask_scheduler.tasks.get(key)
+        return 0 if ts is None else ts.suspicious
 
     if not jobs:
         return {}, {}
@@ -124,7 +123,7 @@ def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool
                     failures[label] = str(e) if isinstance(e, HardytError) else f"{type(e).__name__}: {e}"
                 else:
                     results[label] = future.result()
-                n = client.run_on_scheduler(_reruns, key=future.key)
+                n = client.run_on_scheduler(reruns, key=future.key)
                 if n:
                     recomputed[label] = n
                 future.release()

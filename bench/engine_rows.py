@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from hardyt.hw import emit
-from hardyt.hw.emit import load_manifest
-from hardyt.hw.engine_emit import emit_engine
-from hardyt.hw.engine_set import relane
+from hardyt.hw.emission.emit import load_manifest
+from hardyt.hw.emission.engine_emit import emit_engine
+from hardyt.hw.datapath.engine_set import relane
 from hardyt.quant.contract.layernorm import random_layernorm_spec
-from hardyt.scripts.cmd_rtl import _converted_specs, model_order
+from hardyt.flow.converted import ConvertedDir
 
 __all__ = ["engine_jobs", "engine_table", "engine_targets", "engine_throughput"]
 
@@ -27,7 +27,7 @@ BITS = 8
 
 
 def _specs(converted: Path):
-    return model_order(converted, _converted_specs(converted, None))
+    return ConvertedDir(converted).specs()
 
 
 def _emit(d: Path, write) -> Path:

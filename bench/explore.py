@@ -6,7 +6,7 @@ and the cost model against real synthesis of every core it predicted.
     .venv/bin/python bench/explore.py --steps 50 --calib-size 256 --val-size 1000
                                                # quicker (a shorter calibration, a smaller validation split)
 
-1. One run of the search (``hardyt.scripts.cmd_explore.explore``: convert
+1. One run of the search (``hardyt.flow.explore.explore``: convert
    once, every candidate core costed — one synthesis run per core structure
    by default, the cost model for the rest —, beam search on the validation
    split), then each budget's pick measured once on the test split. Synthesis
@@ -33,28 +33,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from hardyt.hw.cost_features import kind
-from hardyt.hw.cost_model import holdout_error, prediction_error
-from hardyt.hw.costs import cached_report, layer_costs, spec_key, synth_cached, synthesis_plan
-from hardyt.hw.sweep import dask_client, failure_error, run_jobs
+from hardyt.hw.costmodel.cost_features import kind
+from hardyt.hw.costmodel.cost_model import holdout_error, prediction_error
+from hardyt.hw.costmodel.costs import cached_report, layer_costs, spec_key, synth_cached, synthesis_plan
+from hardyt.hw.tools.sweep import dask_client, failure_error, run_jobs
 from hardyt.quant.conversion.explore import label
 from hardyt.quant.files import atomic_write_text, save_json_atomic
-from hardyt.scripts import cmd_explore
-from hardyt.scripts.explore_report import model_error_text
+from hardyt.flow import explore as explore_step
+from hardyt.flow.explore_report import model_error_text
+from hardyt.flow.options import ExploreConfig, ModelSource
 
 OUT = Path(__file__).parent / "results"
 BUDGETS = (0.3, 1.0)
 
 
-def _explore_args(a) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    cmd_explore.add_parser(parser.add_subparsers())
-    argv = ["explore", "--max-drop", str(BUDGETS[-1]), "--target", "ecp5", "--val-size", str(a.val_size),
-            "--calib-size", str(a.calib_size), "--beam", str(a.beam), "--cache", str(a.cache), "--workers", "1",
-            "--out", str(a.work)]
-    argv += [] if a.synth_budget is None else ["--synth-budget", str(a.synth_budget)]
-    argv += [] if a.steps is None else ["--steps", str(a.steps)]
-    return parser.parse_args(argv)
+def _explore_config(a) -> ExploreConfig:
+    return ExploreConfig(source=ModelSource(calib_size=a.calib_size), max_drop=BUDGETS[-1], target="ecp5",
+                         val_size=a.val_size, beam=a.beam, cache=str(a.cache), workers=1, out=str(a.work),
+                         synth_budget=a.synth_budget, steps=a.steps)
+
+
+def _synth_budget(text: str):
+    return text if text == "all" else int(text)
 
 
 def check_costs(e: dict, cache, budget) -> dict:
@@ -159,15 +159,15 @@ def _uptime() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--synth-budget", type=cmd_explore.synth_budget,
+    ap.add_argument("--synth-budget", type=_synth_budget,
                     help="synthesis runs N or all (default: explore's, one per core structure)")
     ap.add_argument("--val-size", type=int, default=2000, help="validation images (default 2000)")
     ap.add_argument("--calib-size", type=int, default=1024, help="calibration images (default 1024)")
     ap.add_argument("--beam", type=int, default=3, help="beam width (default 3)")
     ap.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
-    ap.add_argument("--check-cache", type=Path, default=cmd_explore.DEFAULT_CACHE,
+    ap.add_argument("--check-cache", type=Path, default=explore_step.DEFAULT_CACHE,
                     help="persistent synthesis cache of the cost model check (default: explore's --cache default)")
-    ap.add_argument("--check-synth", type=cmd_explore.synth_budget,
+    ap.add_argument("--check-synth", type=_synth_budget,
                     help="at most N new synthesis runs for the check (default: every predicted core)")
     ap.add_argument("--work", type=Path, default=Path("out/bench-explore"), help="picks' converted directories")
     a = ap.parse_args(argv)
@@ -176,15 +176,16 @@ def main(argv=None) -> int:
     caches = [Path(tempfile.mkdtemp(prefix="hardyt-bench-explore-")) for _ in range(2)]
     try:
         a.cache = caches[0]
-        args = _explore_args(a)
-        e = cmd_explore.explore(args)
+        config = _explore_config(a)
+        e = explore_step.explore(config)
         results = {}
         for b in BUDGETS:
-            results[b] = cmd_explore.finish(e, b)
-            cmd_explore.write(a.work / f"drop-{b}", e, results[b])
+            result = explore_step.finish(e, b)
+            explore_step.write(a.work / f"drop-{b}", e, result)
+            results[b] = result.to_dict()
         t1 = time.perf_counter()
         with dask_client(workers=2) as client:
-            again = layer_costs(client, e["dicts"], "ecp5", caches[1], budget=args.synth_budget)
+            again = layer_costs(client, e["dicts"], "ecp5", caches[1], budget=config.synth_budget)
         timing = {"1 worker": e["seconds"]["synthesis"], "2 workers": round(time.perf_counter() - t1, 1)}
     finally:
         for c in caches:

@@ -151,8 +151,8 @@ def dask_faults(n: int, rng, tmp: Path) -> list[dict]:
 def hung_tool(n: int, tmp: Path) -> list[dict]:
     import os
 
-    from hardyt.hw import synth
-    from hardyt.hw.sweep import dask_client, run_jobs
+    from hardyt.hw.tools import synth
+    from hardyt.hw.tools.sweep import dask_client, run_jobs
 
     os.environ["HARDYT_JOB_TIMEOUT"] = "2"
     try:
@@ -193,10 +193,10 @@ def objcache_corruption(n: int, rng, tmp: Path) -> list[dict]:
 
 
 def synth_cache_corruption(n: int, rng, tmp: Path) -> list[dict]:
-    """The synthesis cache (hardyt.hw.synth_cache, issue 24): entries damaged, never returned as good."""
+    """The synthesis cache (hardyt.hw.tools.synth_cache, issue 24): entries damaged, never returned as good."""
     import warnings
 
-    from hardyt.hw import synth_cache
+    from hardyt.hw.tools import synth_cache
 
     report = {"lut": 123, "ff": 45, "dsp": 0, "bram": 0, "fmax_mhz": 210.5, "target": "ecp5"}
     lied, warned = 0, 0

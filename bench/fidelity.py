@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hardyt.quant.conversion.evaluate import accuracy
+from hardyt.quant.runtime.evaluate import accuracy
 from hardyt.quant.conversion.fidelity import SQNR_FLOOR_DB, agreement, layer_sqnr, spec_at
 from hardyt.quant.conversion.fixed_dyt import formats_from, to_float
-from hardyt.quant.conversion.graph import capture
+from hardyt.quant.runtime.graph import capture
 from hardyt.quant.conversion.pipeline import convert
 from hardyt.quant.contract.spec import DyTSpec
 from hardyt.quant.files import atomic_write_text

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from hardyt.quant.files import atomic_write_text
-from hardyt.quant.contract.tanh import build_lut, build_pwl, error_report
+from hardyt.quant.contract.tanh import build_lut, build_pwl, build_threshold, error_report
 
 OUT = Path(__file__).parent / "results"
 OUT_BITS = 8
@@ -30,6 +30,8 @@ def configs():
         for segments in (8, 16, 32):
             yield (f"pwl in={in_bits} seg={segments}",
                    lambda n=in_bits, s=segments: build_pwl(n, OUT_BITS, ARG_RANGE / 2 ** (n - 1), s))
+    for in_bits in (8, 10, 12, 16):
+        yield f"threshold in={in_bits}", lambda n=in_bits: build_threshold(n, OUT_BITS, ARG_RANGE / 2 ** (n - 1))
 
 
 def main() -> int:
@@ -54,6 +56,9 @@ def main() -> int:
                       f"Command: `{cmd}`\n\n{table}")
     target = [r for r in rows if r["in_bits"] == 16 and r["rom_entries"] <= 32 and r["worst_ulp"] <= 1.0]
     print(f"target PWL <= 1 ULP at 16-bit in / 8-bit out with <= 32 segments: {'met' if target else 'NOT met'}")
+    thr = [r for r in rows if r["config"].startswith("threshold")]
+    ok = all(r["worst_ulp"] <= 0.5 and r["rom_entries"] == 2 ** OUT_BITS - 1 for r in thr)
+    print(f"target threshold <= 0.5 ULP with {2 ** OUT_BITS - 1} words at 8/10/12/16-bit in: {'met' if ok else 'NOT met'}")
     return 0
 
 

@@ -15,23 +15,26 @@ with it the contract) never imports torch; ``tests/test_architecture.py``
 holds that.
 """
 from .contract import (SPEC_VERSION, ChannelAffine, DyTSpec, FixedFormat, FoldedAffine, LayerNormSpec, Rounding,
-                       TanhLUT, TanhPWL, build_lut, build_pwl, build_tanh, dequantize, error_report, full_scale,
-                       golden, load_spec, narrow, quantize, round_shift, saturate, tanh_int)
+                       TanhLUT, TanhPWL, TanhThreshold, build_lut, build_pwl, build_tanh, build_threshold, dequantize,
+                       error_report, full_scale, golden, load_spec, narrow, quantize, round_shift, saturate, tanh_int)
 from .errors import HardytError, SpecError
 
 __all__ = [
     "HardytError", "SpecError", "FixedFormat", "Rounding", "dequantize", "narrow", "quantize", "round_shift",
     "saturate", "golden", "SPEC_VERSION", "ChannelAffine", "DyTSpec", "FoldedAffine", "LayerNormSpec", "load_spec",
-    "TanhLUT", "TanhPWL", "build_lut", "build_pwl", "build_tanh", "error_report", "full_scale", "tanh_int",
-    "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
-    "VisionTransformer", "load_vit", "load_hf", "load_dataset",
+    "TanhLUT", "TanhPWL", "TanhThreshold", "build_lut", "build_pwl", "build_tanh", "build_threshold", "error_report",
+    "full_scale", "tanh_int", "DyT", "convert", "partial_convert", "to_float", "FixedDyT", "accuracy",
+    "VisionTransformer", "load_vit", "load_hf", "load_dataset", "SentenceEncoder", "load_sentence_transformer",
+    "load_onnx_bert", "load_onnx_dinov2",
 ]
 
 _TORCH_SIDE = {
     "DyT": "conversion.modules", "FixedDyT": "conversion.fixed_dyt",
     "convert": "conversion.pipeline", "to_float": "conversion.pipeline",
-    "partial_convert": "conversion.partial", "accuracy": "conversion.evaluate",
+    "partial_convert": "conversion.partial", "accuracy": "runtime.evaluate",
     "VisionTransformer": "zoo.vit", "load_vit": "zoo.load", "load_hf": "zoo.load", "load_dataset": "zoo.data",
+    "SentenceEncoder": "zoo.encoders", "load_sentence_transformer": "zoo.encoders", "load_onnx_bert": "zoo.onnx_weights",
+    "load_onnx_dinov2": "zoo.onnx_vit",
 }
 
 

@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import json
 
-from hardyt.quant.contract.tanh import build_tanh, error_report
+from hardyt.flow.tanh import TANH_KINDS, tanh_report
 
-from .plots import plot_tanh
+from .flags import command_parser
+
 
 
 def add_parser(sub):
-    p = sub.add_parser("tanh", help="error report of one fixed-point tanh (lut or pwl)",
-                       description="Build a fixed-point tanh and measure its error over every input code.")
-    p.add_argument("--kind", choices=("lut", "pwl"), required=True)
+    p = command_parser(sub, "tanh", help="error report of one fixed-point tanh (lut, pwl or threshold)",
+                       description="Build a fixed-point tanh and measure its error over every input code.",
+                       examples=["hardyt tanh --kind lut --in-bits 8 --out-bits 8 --alpha-scale 0.03",
+                                 "hardyt tanh --kind pwl --in-bits 12 --out-bits 8 --alpha-scale 0.002 --segments 32 "
+                                 "--json",
+                                 "hardyt tanh --kind threshold --in-bits 16 --out-bits 8 --alpha-scale 0.0001"])
+    p.add_argument("--kind", choices=TANH_KINDS, required=True,
+                   help="lut: table of outputs; pwl: segments, one multiply; threshold: the 2**out_bits - 1 "
+                        "inputs where the correctly rounded output steps (binary search, no multiply)")
     p.add_argument("--in-bits", type=int, required=True, help="signed input width")
     p.add_argument("--out-bits", type=int, required=True, help="signed output width (full scale = 1.0)")
     p.add_argument("--alpha-scale", type=float, required=True,
@@ -24,17 +31,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    t = build_tanh(args.kind, args.in_bits, args.out_bits, args.alpha_scale,
-                   segments=args.segments, drop_bits=args.drop_bits)
-    report = error_report(t)
-    if args.plot:
-        plot_tanh(t, args.plot)
-    d = report.as_dict()
-    if args.kind == "lut":
-        d |= {"drop_bits": t.drop_bits, "index_bits": t.index_bits}
-    else:
-        d |= {"segments": t.segments, "seg_shift": t.seg_shift, "frac": t.frac,
-              "slope_bits": t.slope_bits, "intercept_bits": t.intercept_bits}
+    d = tanh_report(args.kind, args.in_bits, args.out_bits, args.alpha_scale, segments=args.segments,
+                    drop_bits=args.drop_bits, plot=args.plot)
     if args.json:
         print(json.dumps(d))
     else:

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import shlex
 
-from hardyt.quant.errors import HardytError
 
-from .flags import flag_errors
+from .flags import command_parser, flag_errors
 
 
 def add_parser(sub):
-    from hardyt.quant.zoo.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
+    from hardyt.flow.train import AUGMENTATIONS, BUNDLED_CONFIG, TrainOptions
 
     d = TrainOptions()
-    p = sub.add_parser("train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
+    p = command_parser(sub, "train", help="train a small timm-layout ViT on Fashion-MNIST (how the bundled model was made)",
                        description="Train a timm-layout VisionTransformer on Fashion-MNIST (Debian's "
                                    "dataset-fashion-mnist), seeded, with AdamW and a cosine schedule; write "
-                                   "FILE.safetensors and FILE.json (config, normalization, command, accuracy).")
+                                   "FILE.safetensors and FILE.json (config, normalization, command, accuracy).",
+                       examples=["hardyt train --out vit_fmnist.safetensors      # the bundled model's recipe",
+                                 "hardyt train --depth 6 --embed-dim 32 --epochs 5 --out vit_small.safetensors"])
     p.add_argument("--out", default="vit_fmnist.safetensors", help="output .safetensors (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
@@ -49,15 +50,8 @@ def command(args) -> str:
 
 
 def run(args) -> int:
-    from pathlib import Path
+    from hardyt.flow.train import BUNDLED_CONFIG, TrainOptions, train_model
 
-    from hardyt.quant.zoo.train import BUNDLED_CONFIG, TrainOptions, save_model, train
-
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise HardytError(f"--out {out}: must end in .safetensors")
-    if not out.parent.is_dir():
-        raise HardytError(f"--out {out}: directory {out.parent} does not exist")
     config = dict(BUNDLED_CONFIG, patch_size=args.patch_size, embed_dim=args.embed_dim, depth=args.depth,
                   num_heads=args.num_heads, mlp_ratio=args.mlp_ratio, global_pool=args.global_pool,
                   class_token=True)
@@ -66,10 +60,7 @@ def run(args) -> int:
                                weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, augment=args.augment,
                                label_smoothing=args.label_smoothing, seed=args.seed, threads=args.threads,
                                config=config)
-    from hardyt.quant.zoo.vit import VisionTransformer
-    VisionTransformer(**config)  # bad architecture arguments fail here, before loading data
-    model, record = train(options)
-    path, meta = save_model(model, out, config, {"command": command(args), **record})
+    path, meta, record = train_model(options, args.out, command(args))
     print(f"test top-1 {100 * record['test_accuracy']:.2f} % on {record['test_samples']} images, "
           f"{record['train_seconds']:.0f} s; wrote {path} and {meta}")
     return 0

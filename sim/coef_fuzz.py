@@ -1,14 +1,14 @@
 """Fuzzed coefficient frames for the DyT engine, and what the engine must do with each.
 
 :func:`make_frame` draws one frame of a :data:`KINDS` kind from the layers'
-good frames; :func:`expect` is a model of the loader (:mod:`hardyt.hw.coef_loader`)
+good frames; :func:`expect` is a model of the loader (:mod:`hardyt.hw.datapath.coef_loader`)
 for an engine without channel affine: the status a frame ends with and, if it
 loads, the layer and table it puts in a bank. :func:`claims` says whether a
 frame claims (and so invalidates) a bank. Used by ``tests/fuzz_coef.py``
-(Amaranth simulator) and the ``fuzzed_frames`` cocotb test (:mod:`hardyt.sim.test_engine`).
+(Amaranth simulator) and the ``fuzzed_frames`` cocotb test (:mod:`hardyt.sim.cocotb_engine`).
 
->>> from hardyt.hw.cores import random_dyt_spec
->>> from hardyt.hw.engine_set import engine_shape, layer_frame
+>>> from hardyt.hw.datapath.cores import random_dyt_spec
+>>> from hardyt.hw.datapath.engine_set import engine_shape, layer_frame
 >>> specs = [random_dyt_spec(8, 2, 5, 8, seed=i, name=f"l{i}") for i in range(2)]
 >>> shape = engine_shape(specs)
 >>> good = layer_frame(specs[1], 1, shape)
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardyt.hw.coef_frame import COEF_BITS, MAGIC, checksum, entries_per_beat, frame_beats
+from hardyt.hw.datapath.coef_frame import COEF_BITS, MAGIC, checksum, entries_per_beat, frame_beats
 
 __all__ = ["KINDS", "make_frame", "expect", "claims", "lookup", "sign_extend"]
 

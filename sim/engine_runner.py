@@ -12,8 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from hardyt.hw.engine_emit import ENGINE_CORE
-from hardyt.hw.emit import load_manifest
+from hardyt.hw.emission.engine_emit import ENGINE_CORE
+from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import save_json_atomic
 
@@ -69,7 +69,7 @@ def run_engine_sim(directory, simulator: str = "icarus", vectors: int = 256, see
     save_json_atomic(run_dir / "plan.json", plan)
     test_env = _test_env(manifest, run_dir, seed, vectors, None) | {"HARDYT_SIM_PLAN": str(run_dir / "plan.json")}
     key = f"{digest}-{simulator}-engine" + ("-waves" if waves else "")
-    job = {"simulator": simulator, "sources": [str(src)], "top": manifest["top"], "module": "hardyt.sim.test_engine",
+    job = {"simulator": simulator, "sources": [str(src)], "top": manifest["top"], "module": "hardyt.sim.cocotb_engine",
            "build_dir": str(cache / "build" / key), "parameters": {}, "defines": {},
            "build_args": ["-Wno-fatal", "-O3"] if simulator == "verilator" else [], "waves": waves,
            "test_dir": str(run_dir), "results_xml": str(run_dir / "results.xml"), "seed": seed,

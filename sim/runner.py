@@ -7,8 +7,8 @@ symlinked, never copied or regenerated, into a fresh run directory that is
 the simulator's working directory (``$readmemh`` paths are relative). Nothing
 is written into the emitted directory.
 
-Two modes: ``cocotb`` runs :mod:`hardyt.sim.test_dyt` (Python drivers,
-monitor and scoreboard); ``bulk`` runs :mod:`hardyt.sim.test_bulk` around
+Two modes: ``cocotb`` runs :mod:`hardyt.sim.cocotb_dyt` (Python drivers,
+monitor and scoreboard); ``bulk`` runs :mod:`hardyt.sim.cocotb_bulk` around
 ``bulk_harness.v``, which reads stimulus and expected values from memory files
 and checks in HDL. Verilator's runtime library is compiled once per cache
 (:mod:`hardyt.sim.objcache`).
@@ -32,8 +32,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from hardyt.hw.emit import load_manifest
-from hardyt.hw.toolchain import iverilog_cmd, job_timeout, verilator_env
+from hardyt.hw.emission.emit import load_manifest
+from hardyt.hw.tools.toolchain import iverilog_cmd, job_timeout, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_text, save_json_atomic
 from hardyt.quant.contract.check import check_int
@@ -61,11 +61,11 @@ def default_cache() -> Path:
 
 def bulk_stream(spec, vectors: int, seed: int, activations=None) -> tuple[np.ndarray, np.ndarray]:
     """Bulk stimulus: saturation corners, every code on every channel (inputs of at
-    most 10 bits), the tokens of an activations file if given, then random tokens
-    up to ``vectors`` elements."""
+    most 10 bits, or when ``vectors`` is at least that many elements), the tokens
+    of an activations file if given, then random tokens up to ``vectors`` elements."""
     rng = np.random.default_rng([seed, 99])
     parts = [extreme_tokens(spec.in_bits, spec.channels)]
-    if spec.in_bits <= 10:
+    if spec.in_bits <= 10 or spec.channels << spec.in_bits <= vectors:
         parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
     if activations is not None:
         with np.load(activations, allow_pickle=False) as f:
@@ -188,7 +188,7 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
     sources, parameters, defines = [str(src)], {}, {}
     if mode == "bulk":
         beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations)
-        top, module = "hardyt_bulk", "hardyt.sim.test_bulk"
+        top, module = "hardyt_bulk", "hardyt.sim.cocotb_bulk"
         sources.append(str(HARNESS))
         parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
                       "DEPTH": depth}
@@ -196,7 +196,7 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
         test_env |= {"HARDYT_BULK_BEATS": str(beats), "HARDYT_BULK_PAUSE": str(int(pause))}
         key = f"{digest}-{simulator}-bulk-p{manifest['lanes']}-{manifest['in_bits']}-{manifest['out_bits']}-d{depth}"
     else:
-        top, module = manifest["top"], "hardyt.sim.test_dyt"
+        top, module = manifest["top"], "hardyt.sim.cocotb_dyt"
         key = f"{digest}-{simulator}-cocotb"
     job = {"simulator": simulator, "sources": sources, "top": top, "module": module,
            "build_dir": str(cache / "build" / (key + ("-waves" if waves else ""))),
@@ -248,7 +248,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     bulk mode's main test at full rate (the cocotb mode always pauses, except
     in its throughput test); ``testcase`` picks cocotb tests by name.
     ``beats_per_cycle`` and ``latency`` come from the full-rate
-    ``throughput`` test of either mode (see :mod:`hardyt.sim.test_bulk`).
+    ``throughput`` test of either mode (see :mod:`hardyt.sim.cocotb_bulk`).
 
     Each run has its own process with its own environment (this process's
     ``os.environ`` is never changed), so runs may start from several threads.

@@ -4,7 +4,7 @@ The runner (:mod:`hardyt.sim.runner`) passes everything through environment
 variables, so the cocotb test modules need no arguments:
 
 ``HARDYT_SIM_DIR``      the emitted directory
-``HARDYT_SIM_MANIFEST`` its manifest, as checked by :func:`hardyt.hw.emit.load_manifest`
+``HARDYT_SIM_MANIFEST`` its manifest, as checked by :func:`hardyt.hw.emission.emit.load_manifest`
                         (a JSON copy: the simulator process need not import amaranth)
 ``HARDYT_SIM_SEED``     seed for stimulus and pause generators
 ``HARDYT_SIM_VECTORS``  elements for the random test

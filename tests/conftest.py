@@ -47,7 +47,38 @@ def tiny_vit_files(tmp: Path, corrupt: str | None = None) -> Path:
 
 
 
-# -- Amaranth simulation of streaming cores (tests/test_dyt_core.py, tests/test_layernorm.py) ---------
+# -- Amaranth simulation of streaming cores (tests/test_dyt_core.py, tests/test_layernorm.py, test_engine.py) --
+
+async def stream_put(ctx, stream, payload, *, idle=None, also=None) -> int:
+    """Send one beat on an ``amaranth.lib.stream`` interface: ``valid`` held with ``payload`` until ``ready``.
+
+    ``idle()`` is asked before the beat; while it says True the source idles a cycle. ``also``: other
+    signals set with the payload (``[(signal, value)]``). Returns the clock edges it took; the beat was
+    taken on the last one.
+    """
+    edges = 0
+    while idle is not None and idle():
+        await ctx.tick()
+        edges += 1
+    ctx.set(stream.valid, 1)
+    ctx.set(stream.payload, payload)
+    for signal, value in also or ():
+        ctx.set(signal, value)
+    ready = 0
+    while not ready:
+        _, _, ready = await ctx.tick().sample(stream.ready)
+        edges += 1
+    ctx.set(stream.valid, 0)
+    return edges
+
+
+async def stream_get(ctx, stream, ready: bool = True):
+    """One sink cycle on an ``amaranth.lib.stream`` interface: ``ready`` as given; the payload of the beat
+    taken on this edge, or None."""
+    ctx.set(stream.ready, ready)
+    _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+    return payload if ready and valid else None
+
 
 def _run_stream(core, x, last, *, valid_p=1.0, ready_p=1.0, seed=0):
     """Drive beats ``x`` (beats, P) with ``last`` through ``core``.
@@ -65,26 +96,16 @@ def _run_stream(core, x, last, *, valid_p=1.0, ready_p=1.0, seed=0):
     async def producer(ctx):
         cycle = 0
         for k in range(n):
-            while rng.random() > valid_p:
-                await ctx.tick()
-                cycle += 1
-            ctx.set(core.i.valid, 1)
-            ctx.set(core.i.payload, {"data": [int(v) for v in x[k]], "last": int(last[k])})
-            ready = 0
-            while not ready:
-                _, _, ready = await ctx.tick().sample(core.i.ready)
-                cycle += 1
+            cycle += await stream_put(ctx, core.i, {"data": [int(v) for v in x[k]], "last": int(last[k])},
+                                      idle=lambda: rng.random() > valid_p)
             t_in.append(cycle)
-            ctx.set(core.i.valid, 0)
 
     async def consumer(ctx):
         cycle = 0
         while len(got) < n:
-            ready = rng.random() < ready_p
-            ctx.set(core.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(core.o.valid, core.o.payload)
+            payload = await stream_get(ctx, core.o, rng.random() < ready_p)
             cycle += 1
-            if ready and valid:
+            if payload is not None:
                 got.append([payload.data[j] for j in range(P)])
                 got_last.append(payload.last)
                 t_out.append(cycle)

@@ -226,7 +226,7 @@ def cached_squares(cache_dir: Path) -> dict[int, int]:
 
 def kill_worker_during_sweep(rng, cache_dir: Path, jobs: int = 8, seconds: float = 0.6) -> dict:
     """A sweep of ``jobs`` on a 2-worker process LocalCluster, one worker SIGKILLed at a random moment."""
-    from hardyt.hw.sweep import dask_client, run_jobs
+    from hardyt.hw.tools.sweep import dask_client, run_jobs
 
     with dask_client(workers=2, processes=True) as client:
         victim = rng.choice(sorted(client.run(os.getpid).values()))
@@ -244,7 +244,7 @@ def kill_worker_during_sweep(rng, cache_dir: Path, jobs: int = 8, seconds: float
 def lose_scheduler_during_sweep(rng, cache_dir: Path, port: int, jobs: int = 8, seconds: float = 0.5) -> dict:
     """A sweep on a ``dask scheduler`` + ``dask worker`` on 127.0.0.1:``port``, the scheduler SIGKILLed at a
     random moment: the error, and whether every job it counts as finished has its result in the cache."""
-    from hardyt.hw.sweep import dask_client, run_jobs
+    from hardyt.hw.tools.sweep import dask_client, run_jobs
     from hardyt.quant.errors import HardytError
 
     dask = Path(sys.executable).with_name("dask")

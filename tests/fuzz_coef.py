@@ -22,11 +22,11 @@ from unittest import mock
 import numpy as np
 from amaranth.sim import Simulator
 
-from hardyt.hw import engine as engine_module
-from hardyt.hw.coef_loader import CoefLoader
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.engine import DyTEngine
-from hardyt.hw.engine_set import engine_shape, layer_frame, layer_table
+from hardyt.hw.datapath import engine as engine_module
+from hardyt.hw.datapath.coef_loader import CoefLoader
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.datapath.engine import DyTEngine
+from hardyt.hw.datapath.engine_set import engine_shape, layer_frame, layer_table
 from hardyt.sim.coef_fuzz import KINDS, expect, make_frame, sign_extend
 
 
@@ -194,7 +194,7 @@ def _verdict(kinds, want, st, x, tok_layers, beats, shape) -> dict:
 
 def verilator_run(tmp, frames: int, simulator: str = "verilator", seed: int = 1) -> dict:
     """The engine of :func:`layer_specs` emitted and run in ``simulator`` with ``frames`` fuzzed frames."""
-    from hardyt.hw.engine_emit import emit_engine
+    from hardyt.hw.emission.engine_emit import emit_engine
     from hardyt.sim.engine_runner import run_engine_sim
 
     d = tmp / "engine"

@@ -96,7 +96,7 @@ class Target:
 
 def _spec(tmp: Path):
     from hardyt.quant.contract.spec_io import load_spec
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.datapath.cores import random_dyt_spec
 
     path = tmp / "layer.spec.json"
     random_dyt_spec(8, 2, 8, 8, tanh="pwl", affine="channel", name="layer").save(path)
@@ -104,8 +104,8 @@ def _spec(tmp: Path):
 
 
 def _manifest(tmp: Path):
-    from hardyt.hw.emit import emit, load_manifest
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.emission.emit import emit, load_manifest
+    from hardyt.hw.datapath.cores import random_dyt_spec
 
     d = tmp / "core"
     path = emit(random_dyt_spec(4, 2, 6, 6, name="core"), d)
@@ -114,9 +114,10 @@ def _manifest(tmp: Path):
 
 def _converted(tmp: Path, what: str):
     """A converted directory (tiny ViT, ``config.json`` or ``report.json`` mutated)."""
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.datapath.cores import random_dyt_spec
     from hardyt.quant.zoo.vit import VisionTransformer
-    from hardyt.scripts import cmd_explore
+    from hardyt.flow import explore
+    from hardyt.flow.options import ExploreConfig, ModelSource
     from hardyt.quant.export import load_converted
     from safetensors.torch import save_file
 
@@ -134,14 +135,11 @@ def _converted(tmp: Path, what: str):
         "method": "reconstruct", "steps": 5, "alpha_shift": 0, "augment": "shift"}, "layers": []}))
     if what == "config":
         return d / "config.json", lambda: load_converted(d)
-
-    class Args:
-        checkpoint = str(d)
-    return d / "report.json", lambda: cmd_explore._source(Args())
+    return d / "report.json", lambda: explore._source(ExploreConfig(source=ModelSource(checkpoint=str(d))))
 
 
 def _npz_activations(tmp: Path):
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.datapath.cores import random_dyt_spec
     from hardyt.sim.runner import check_activations
 
     spec = random_dyt_spec(4, 2, 8, 8, name="layer")

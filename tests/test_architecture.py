@@ -10,29 +10,39 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"quant": "hardyt.quant", "hw": "hardyt.hw", "sim": "hardyt.sim", "scripts": "hardyt.scripts"}
+FOLDERS = {"quant": "hardyt.quant", "hw": "hardyt.hw", "sim": "hardyt.sim", "flow": "hardyt.flow",
+           "scripts": "hardyt.scripts"}
+# Modules every room may import: errors, atomic files, the version, progress bars, old names of moved modules.
+BASE = {"hardyt.quant.errors", "hardyt.quant.files", "hardyt.quant.version", "hardyt.quant.progress",
+        "hardyt.quant.moved"}
 
 # Each room (a module-name prefix) and the hardyt rooms it may import; the longest prefix applies.
 ALLOWED = {
     "hardyt.quant.errors": set(),
     "hardyt.quant.version": set(),
+    "hardyt.quant.moved": set(),
     "hardyt.quant.outdir": {"hardyt.quant.errors"},
     "hardyt.quant.files": {"hardyt.quant.errors", "hardyt.quant.outdir"},
-    "hardyt.quant.contract": {"hardyt.quant.contract", "hardyt.quant.errors", "hardyt.quant.files",
-        "hardyt.quant.version"},
-    "hardyt.quant.conversion": {"hardyt.quant.contract", "hardyt.quant.conversion", "hardyt.quant.errors",
-                                "hardyt.quant.files"},
-    "hardyt.quant.export": {"hardyt.quant.export", "hardyt.quant.contract", "hardyt.quant.conversion",
-                            "hardyt.quant.zoo", "hardyt.quant.errors", "hardyt.quant.files"},
-    "hardyt.quant.zoo": {"hardyt.quant.zoo", "hardyt.quant.conversion.evaluate", "hardyt.quant.conversion.graph",
-                         "hardyt.quant.contract.check", "hardyt.quant.errors", "hardyt.quant.files",
-        "hardyt.quant.version"},
+    "hardyt.quant.progress": set(),
+    "hardyt.quant.contract": BASE | {"hardyt.quant.contract"},
+    "hardyt.quant.runtime": BASE | {"hardyt.quant.runtime"},
+    "hardyt.quant.conversion": BASE | {"hardyt.quant.contract", "hardyt.quant.conversion", "hardyt.quant.runtime"},
+    "hardyt.quant.export": BASE | {"hardyt.quant.export", "hardyt.quant.contract", "hardyt.quant.conversion",
+                                   "hardyt.quant.runtime", "hardyt.quant.zoo"},
+    "hardyt.quant.zoo": BASE | {"hardyt.quant.zoo", "hardyt.quant.runtime", "hardyt.quant.contract.check"},
     "hardyt.quant": {"hardyt.quant"},
-    "hardyt.hw": {"hardyt.hw", "hardyt.quant.contract", "hardyt.quant.errors", "hardyt.quant.files",
-        "hardyt.quant.version"},
-    "hardyt.sim": {"hardyt.sim", "hardyt.hw", "hardyt.quant.contract", "hardyt.quant.errors", "hardyt.quant.files",
-        "hardyt.quant.version"},
-    "hardyt.scripts": {"hardyt"},
+    "hardyt.hw": BASE | {"hardyt.hw", "hardyt.quant.contract"},
+    # hw's sub-rooms, one way: costmodel -> tools -> emission -> datapath
+    "hardyt.hw.datapath": BASE | {"hardyt.hw.datapath", "hardyt.quant.contract"},
+    "hardyt.hw.emission": BASE | {"hardyt.hw.datapath", "hardyt.hw.emission", "hardyt.quant.contract"},
+    "hardyt.hw.tools": BASE | {"hardyt.hw.emission", "hardyt.hw.tools", "hardyt.quant.contract"},
+    "hardyt.hw.costmodel": BASE | {"hardyt.hw.datapath", "hardyt.hw.emission", "hardyt.hw.tools",
+                                   "hardyt.hw.costmodel", "hardyt.quant.contract"},
+    "hardyt.sim": BASE | {"hardyt.sim", "hardyt.hw", "hardyt.quant.contract"},
+    # the flow may import every library room; nothing but the command line imports the flow
+    "hardyt.flow": BASE | {"hardyt.flow", "hardyt.quant", "hardyt.hw", "hardyt.sim"},
+    # the command line reaches the library through the flow only (plus BASE: errors, files, ...)
+    "hardyt.scripts": BASE | {"hardyt.scripts", "hardyt.flow"},
 }
 # Third-party packages a room must never import.
 FORBIDDEN = {
@@ -119,7 +129,7 @@ def test_room_imports(name):
     allowed = ALLOWED[room]
     bad = sorted(m for m in ALL_IMPORTS[name] if m.startswith("hardyt.") and m != "hardyt.quant"
                  and not any(m == a or m.startswith(a + ".") for a in allowed))
-    if room.startswith("hardyt.quant.") or room in ("hardyt.hw", "hardyt.sim"):
+    if room.startswith(("hardyt.quant.", "hardyt.hw")) or room in ("hardyt.sim", "hardyt.flow"):
         # hardyt.quant itself re-exports the torch side: only the top-level scripts may use it
         bad += ["hardyt.quant"] if "hardyt.quant" in ALL_IMPORTS[name] and name != "hardyt.quant" else []
     assert not bad, f"{name} ({room}) imports {bad}"
@@ -128,9 +138,31 @@ def test_room_imports(name):
     assert not third, f"{name} imports {third}"
 
 
+def test_only_scripts_import_the_flow():
+    """The flow is the top of the library: no library room imports it (the room table says so too; this says
+    it in one place, for every module)."""
+    users = sorted(n for n, deps in ALL_IMPORTS.items() if not n.startswith(("hardyt.flow", "hardyt.scripts"))
+                   and any(d == "hardyt.flow" or d.startswith("hardyt.flow.") for d in deps))
+    assert not users, f"import hardyt.flow: {users}"
+
+
+def test_scripts_reach_the_library_through_the_flow():
+    """``scripts`` imports no ``quant``/``hw``/``sim`` module but the BASE ones (errors, files, ...)."""
+    direct = sorted((n, d) for n, deps in ALL_IMPORTS.items() if n.startswith("hardyt.scripts")
+                    for d in deps if d.startswith(("hardyt.quant", "hardyt.hw", "hardyt.sim")) and d not in BASE)
+    assert not direct, f"scripts import the library directly: {direct}"
+
+
+def test_the_zoo_does_not_import_the_conversion():
+    """Models and data sit below the conversion that uses them."""
+    up = sorted((n, d) for n, deps in ALL_IMPORTS.items() if n.startswith("hardyt.quant.zoo")
+                for d in deps if d.startswith("hardyt.quant.conversion"))
+    assert not up, f"the zoo imports the conversion: {up}"
+
+
 def test_contract_hw_sim_load_no_torch():
-    code = ("import sys, hardyt.quant, hardyt.quant.contract, hardyt.hw, hardyt.hw.synth, hardyt.sim.runner, "
-            "hardyt.sim.testbench, hardyt.scripts.cli; "
+    code = ("import sys, hardyt.quant, hardyt.quant.contract, hardyt.hw, hardyt.hw.synth, hardyt.hw.tools.sweep, hardyt.sim.runner, "
+            "hardyt.sim.testbench, hardyt.flow, hardyt.scripts.cli; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')); "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

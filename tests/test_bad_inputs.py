@@ -85,7 +85,7 @@ def _not_checkpoint(t):
 
 def _emitted_without(t, what):
     """An emitted core directory, then a file inside it removed or damaged."""
-    from hardyt.hw.emit import emit
+    from hardyt.hw.emission.emit import emit
     from hardyt.quant import DyTSpec, build_lut
     d = t / "core"
     manifest = Path(emit(DyTSpec(channels=4, lanes=2, in_bits=6, in_scale=0.1, alpha=0.5,

@@ -227,11 +227,11 @@ def test_post_ln_model_converts():
 
 def test_closed_form_fits_use_the_first_fit_samples():
     # A large calibration set feeds the reconstruction; the closed-form fits and
-    # the clip search see only the leading batches, so they match a run on those.
+    # the clip search see only the leading batches past the referee's, so they match a run on those.
     model, calib = _model(), _calib(4)
-    _, subset = convert(model, calib[:2], method="sequential", rows_per_batch=64)
-    _, bounded = convert(model, calib, method="sequential", rows_per_batch=64, fit_samples=20)
-    _, full = convert(model, calib, method="sequential", rows_per_batch=64)
+    _, subset = convert(model, calib[:3], method="sequential", rows_per_batch=64, holdout=16)
+    _, bounded = convert(model, calib, method="sequential", rows_per_batch=64, fit_samples=20, holdout=16)
+    _, full = convert(model, calib, method="sequential", rows_per_batch=64, holdout=16)
     key = [(layer["alpha"], layer["in_scale"]) for layer in subset["layers"]]
     assert [(layer["alpha"], layer["in_scale"]) for layer in bounded["layers"]] == key
     assert [(layer["alpha"], layer["in_scale"]) for layer in full["layers"]] != key

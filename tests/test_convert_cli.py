@@ -21,9 +21,10 @@ CALIB, STEPS, SEED = 32, 5, 3
 LAYERS = ["blocks_0_norm1", "blocks_0_norm2", "norm"]
 CONVERT_KEYS = {"method", "fixed_point", "formats", "options", "calib_samples", "calib_batches", "layers",
                 "kept_layernorms", "folded", "kl", "reconstruction_loss", "seconds",
-                "kl_samples", "held_out", "held_out_samples", "weights", "world_size", "device", "fidelity", "warnings"}
+                "kl_samples", "held_out", "held_out_samples", "weights", "world_size", "device", "fidelity", "warnings",
+                "objective", "teacher"}
 CLI_KEYS = {"command", "checkpoint", "format", "data", "test_samples", "preprocessing", "accuracy", "accuracy_check",
-            "warnings", "convert_seconds", "total_seconds"}
+            "warnings", "convert_seconds", "total_seconds", "splits"}
 LAYER_KEYS = {"name", "spec_name", "channels", "alpha", "alpha_shift", "in_scale", "clip", "fit_error", "clip_error",
               "folded", "folded_into", "fold_change", "spec", "alpha_clip", "out_scale", "sqnr_db", "min_in_bits",
               "min_out_bits"}

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from hardyt.hw.cores import build_core, random_dyt_spec
-from hardyt.hw.dyt_core import DyTCore
+from hardyt.hw.datapath.cores import build_core, random_dyt_spec
+from hardyt.hw.datapath.dyt_core import DyTCore
 from hardyt.quant.errors import SpecError
 
 
@@ -17,7 +17,7 @@ def random_stream(spec, beats, seed):
     return x, last
 
 
-CONFIGS = [(tanh, affine, lanes) for tanh in ("lut", "pwl") for affine in ("folded", "channel") for lanes in (1, 2, 8)]
+CONFIGS = [(tanh, affine, lanes) for tanh in ("lut", "pwl", "threshold") for affine in ("folded", "channel") for lanes in (1, 2, 8)]
 
 
 @pytest.mark.parametrize("tanh,affine,lanes", CONFIGS)
@@ -35,6 +35,8 @@ def test_random_stream_matches_golden(tanh, affine, lanes, run_stream):
     (3, 5, 11, "lut", "channel"),      # odd lane count, output wider than input
     (2, 12, 4, "pwl", "folded"),       # wide input, 4-bit output
     (1, 10, 6, "lut", "folded"),       # drop_bits on a 10-bit index
+    (3, 12, 5, "threshold", "channel"),  # 31 thresholds, alpha shifts widen the compared code
+    (2, 4, 2, "threshold", "folded"),  # two stages, 3 thresholds
 ])
 def test_odd_shapes(lanes, in_bits, out_bits, tanh, affine, run_stream):
     spec = random_dyt_spec(2 * lanes, lanes, in_bits, out_bits, tanh=tanh, affine=affine, seed=9,
@@ -44,7 +46,7 @@ def test_odd_shapes(lanes, in_bits, out_bits, tanh, affine, run_stream):
     np.testing.assert_array_equal(got, spec.reference_stream(x, last))
 
 
-@pytest.mark.parametrize("tanh,affine", [(t, a) for t in ("lut", "pwl") for a in ("folded", "channel")])
+@pytest.mark.parametrize("tanh,affine", [(t, a) for t in ("lut", "pwl", "threshold") for a in ("folded", "channel")])
 def test_exhaustive_8bit_every_lane(tanh, affine, run_stream):
     """Every 8-bit code on every lane; sink always ready: also latency and II = 1."""
     spec = random_dyt_spec(16, 8, 8, 8, tanh=tanh, affine=affine, seed=3, segments=16)

@@ -6,10 +6,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.dyt_core import SIGNED_ROM_MAX_BITS, DyTCore
-from hardyt.hw.emit import MANIFEST_KEYS, emit, load_manifest
-from hardyt.hw.toolchain import iverilog_cmd, verilator_cmd, verilator_env
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.datapath.dyt_core import SIGNED_ROM_MAX_BITS, DyTCore
+from hardyt.hw.emission.emit import MANIFEST_KEYS, emit, load_manifest
+from hardyt.hw.tools.toolchain import iverilog_cmd, verilator_cmd, verilator_env
 from hardyt.quant.errors import HardytError
 from hardyt.quant.contract.spec_io import load_spec
 from hardyt.quant.contract.fixed import signed_range

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hardyt.hw.coef_frame import STATUS, frame_beats, load_cycles
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.engine import DyTEngine
-from hardyt.hw.engine_set import engine_shape, layer_frame
+from conftest import stream_get, stream_put
+from hardyt.hw.datapath.coef_frame import STATUS, frame_beats, load_cycles
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.datapath.engine import DyTEngine
+from hardyt.hw.datapath.engine_set import engine_shape, layer_frame
 from hardyt.quant.contract.spec import ChannelAffine
 from hardyt.quant.errors import HardytError
 
@@ -59,18 +60,10 @@ def run_engine(engine, frames, tokens, *, valid_p=1.0, ready_p=1.0, coef_p=1.0, 
         cycle = 0
         for words in frames:
             for k, w in enumerate(words):
-                while rng.random() > coef_p:
-                    await ctx.tick()
-                    cycle += 1
-                ctx.set(engine.coef.valid, 1)
-                ctx.set(engine.coef.payload, {"data": int(w), "last": int(k == len(words) - 1)})
-                ready = 0
-                while not ready:
-                    _, _, ready = await ctx.tick().sample(engine.coef.ready)
-                    cycle += 1
+                cycle += await stream_put(ctx, engine.coef, {"data": int(w), "last": int(k == len(words) - 1)},
+                                          idle=lambda: rng.random() > coef_p)
                 if coef_taken is not None:
                     coef_taken.append(cycle)
-                ctx.set(engine.coef.valid, 0)
 
     async def status_watch(ctx):
         async for _, _, done, status in ctx.tick().sample(engine.coef_done, engine.coef_status):
@@ -84,27 +77,16 @@ def run_engine(engine, frames, tokens, *, valid_p=1.0, ready_p=1.0, coef_p=1.0, 
             cycle += 1
         for layer, x, last in tokens:
             for k in range(len(x)):
-                while rng.random() > valid_p:
-                    await ctx.tick()
-                    cycle += 1
-                ctx.set(engine.i.valid, 1)
-                ctx.set(engine.layer_select, layer)
-                ctx.set(engine.i.payload, {"data": [int(v) for v in x[k]], "last": int(last[k])})
-                ready = 0
-                while not ready:
-                    _, _, ready = await ctx.tick().sample(engine.i.ready)
-                    cycle += 1
+                cycle += await stream_put(ctx, engine.i, {"data": [int(v) for v in x[k]], "last": int(last[k])},
+                                          idle=lambda: rng.random() > valid_p, also=[(engine.layer_select, layer)])
                 t_in.append(cycle)
-                ctx.set(engine.i.valid, 0)
 
     async def consumer(ctx):
         cycle = 0
         while len(got) < n and cycle < max_cycles:
-            ready = rng.random() < ready_p
-            ctx.set(engine.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(engine.o.valid, engine.o.payload)
+            payload = await stream_get(ctx, engine.o, rng.random() < ready_p)
             cycle += 1
-            if ready and valid:
+            if payload is not None:
                 got.append([payload.data[j] for j in range(P)])
                 got_last.append(payload.last)
                 t_out.append(cycle)
@@ -273,6 +255,7 @@ def test_load_time_is_what_the_manifest_says(kind, layer):
 def test_unsupported_layers_are_refused_by_name():
     wide = channel_spec(4, 1, 8, 8, shift=30, out_bits=8, name="odd")
     for odd, message in ((random_dyt_spec(4, 1, 8, 8, name="odd", tanh="pwl"), "tanh pwl"),
+                         (random_dyt_spec(4, 1, 8, 8, name="odd", tanh="threshold"), "tanh threshold .*thresholds"),
                          (random_dyt_spec(4, 1, 8, 8, name="odd", alpha_shift=True), "alpha shifts"),
                          (wide, "3[89]-bit beta")):
         with pytest.raises(HardytError, match=f"layer odd: .*{message}"):
@@ -304,7 +287,7 @@ def converted_dir(tmp_path, lanes=2, kind="folded"):
 
 
 def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     from hardyt.scripts.cli import main
 
     conv = converted_dir(tmp_path)
@@ -325,7 +308,7 @@ def test_rtl_engine_cli_writes_images_and_manifest(tmp_path, capsys):
 def test_rtl_engine_mixed_set_manifest(tmp_path, capsys):
     """A set with channel affine layers: their frames carry the affine section, the manifest says which
     layers have it, its widths and shifts, each layer's load time, and the stages the latency counts."""
-    from hardyt.hw.emit import load_manifest
+    from hardyt.hw.emission.emit import load_manifest
     from hardyt.scripts.cli import main
 
     conv = converted_dir(tmp_path, kind="mixed")

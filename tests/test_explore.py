@@ -104,14 +104,14 @@ def test_pick_directory_feeds_rtl(runs, tmp_path):
 
 def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):
     from hardyt.hw import costs, synth as synth_mod
-    from hardyt.hw.cores import random_dyt_spec
-    from hardyt.hw.sweep import dask_client
+    from hardyt.hw.datapath.cores import random_dyt_spec
+    from hardyt.hw.tools.sweep import dask_client
 
     specs = {f"layer{i} / dyt lut4": random_dyt_spec(4, 1, 4, 4, affine="channel", seed=i, name=f"layer{i}").to_dict()
              for i in range(3)}
 
     def fake_synth(directory, target, progress=True, seed=1):
-        from hardyt.hw.emit import load_manifest
+        from hardyt.hw.emission.emit import load_manifest
         if load_manifest(directory)["spec"]["name"] == "layer1":
             raise synth_mod.ToolError("yosys failed: made to fail (log: none)")
         return {"lut": 10, "ff": 5, "dsp": 0, "bram": 0}
@@ -161,8 +161,8 @@ def test_candidates_from_one_calibration(tmp_path, monkeypatch):
 
 def _synthetic_runs(lut_per_logic=0.75):
     """Cores of three structures (contents varied by alpha) with resources made from a known rule."""
-    from hardyt.hw.cores import random_dyt_spec
-    from hardyt.hw.cost_features import features, structure
+    from hardyt.hw.datapath.cores import random_dyt_spec
+    from hardyt.hw.costmodel.cost_features import features, structure
 
     base = {6: (100, 40, 0), 8: (300, 60, 0), 10: (150, 80, 2)}          # in_bits: (LUT offset, FF, BRAM)
     specs, reports = [], []
@@ -181,8 +181,8 @@ def _synthetic_runs(lut_per_logic=0.75):
 def test_cost_model_recovers_a_known_rule():
     """Fitted on cores whose LUTs are an offset per structure plus w * rom_logic, the model finds w and
     predicts held-out cores of those structures exactly."""
-    from hardyt.hw.cost_features import structure
-    from hardyt.hw.cost_model import CostModel, holdout_error
+    from hardyt.hw.costmodel.cost_features import structure
+    from hardyt.hw.costmodel.cost_model import CostModel, holdout_error
 
     specs, reports = _synthetic_runs(0.75)
     fit_idx = [i for i in range(len(specs)) if i % 4 != 3]            # hold out one core of each structure
@@ -203,8 +203,8 @@ def test_cost_model_recovers_a_known_rule():
 
 def test_cost_model_content_feature_tracks_the_table():
     """rom_logic: a table whose bits change more often costs more, a constant one nothing."""
-    from hardyt.hw.cost_features import rom_logic, roms
-    from hardyt.hw.cores import random_dyt_spec
+    from hardyt.hw.costmodel.cost_features import rom_logic, roms
+    from hardyt.hw.datapath.cores import random_dyt_spec
 
     assert rom_logic([0] * 256, 8) == 0
     steep = rom_logic([(i * 37) % 256 for i in range(256)], 8)
@@ -218,8 +218,8 @@ def test_cost_model_content_feature_tracks_the_table():
 
 
 def test_default_plan_covers_every_structure():
-    from hardyt.hw.cost_features import structure
-    from hardyt.hw.costs import synthesis_plan
+    from hardyt.hw.costmodel.cost_features import structure
+    from hardyt.hw.costmodel.costs import synthesis_plan
 
     specs, _ = _synthetic_runs()
     by_label = {f"c{i}": s for i, s in enumerate(specs)}
@@ -232,15 +232,15 @@ def test_default_plan_covers_every_structure():
 def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
     """A core an earlier run synthesized is used as it is (no tool, no prediction), and the model fits it."""
     from hardyt.hw import costs, synth as synth_mod
-    from hardyt.hw.cores import random_dyt_spec
-    from hardyt.hw.sweep import dask_client
+    from hardyt.hw.datapath.cores import random_dyt_spec
+    from hardyt.hw.tools.sweep import dask_client
 
     specs = {f"layer{i} / dyt lut6": random_dyt_spec(8, 2, 6, 5, alpha=0.2 + 0.1 * i, name=f"layer{i}").to_dict()
              for i in range(3)}
     calls = []
 
     def fake_synth(directory, target, progress=True, seed=1):
-        from hardyt.hw.emit import load_manifest
+        from hardyt.hw.emission.emit import load_manifest
         calls.append(load_manifest(directory)["spec"]["name"])
         return {"lut": 10 * len(calls), "ff": 5, "dsp": 0, "bram": 0}
 
@@ -257,7 +257,7 @@ def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
 
 
 def _fake_costs(fmax_of):
-    """A stand-in for :func:`hardyt.hw.costs.layer_costs`: LUT+FF by input width, Fmax by ``fmax_of(label)``."""
+    """A stand-in for :func:`hardyt.hw.costmodel.costs.layer_costs`: LUT+FF by input width, Fmax by ``fmax_of(label)``."""
     def layer_costs(client, specs, target, cache_dir, *, budget=None, seed=1, progress=True, **kw):
         costs = {}
         for label, spec in specs.items():

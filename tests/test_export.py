@@ -8,7 +8,7 @@ import onnx
 import pytest
 import torch
 
-from hardyt.hw.cores import random_dyt_spec
+from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.export import Converted, layer_qonnx, load_converted, qonnx_model, save_model
 from hardyt.quant.export.thresholds import quantizer_thresholds

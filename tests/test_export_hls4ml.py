@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from hardyt.hw.cores import random_dyt_spec
+from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.quant.export.hls4ml_project import csim_check, every_code, load_keras_model
 from hardyt.quant.outdir import MARKER
 from hardyt.scripts.cli import main

@@ -110,8 +110,8 @@ def test_scheduler_lost_mid_sweep_is_one_error_and_finished_results_stay_cached(
 
 
 def test_hung_tool_is_killed_and_named_by_its_job(tmp_path, monkeypatch):
-    from hardyt.hw import synth
-    from hardyt.hw.sweep import dask_client, run_jobs
+    from hardyt.hw.tools import synth
+    from hardyt.hw.tools.sweep import dask_client, run_jobs
 
     monkeypatch.setenv("HARDYT_JOB_TIMEOUT", "1")
     t0 = time.monotonic()
@@ -176,6 +176,6 @@ def test_coefficient_port_fuzzed_while_streaming():
 @pytest.mark.slow
 def test_coefficient_port_fuzzed_in_verilator(tmp_path):
     """The emitted engine's Verilog in Verilator: 300 fuzzed frames, tokens of the loaded layers between them
-    (``hardyt.sim.test_engine.test_fuzzed_frames``); statuses as the model's, outputs bit-exact."""
+    (``hardyt.sim.cocotb_engine.test_fuzzed_frames``); statuses as the model's, outputs bit-exact."""
     r = fuzz_coef.verilator_run(tmp_path, 300)
     assert r["ok"] and r["frames"] >= 300 and r["mismatches"] == 0 and r["elements"] > 0, r

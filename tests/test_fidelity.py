@@ -12,7 +12,7 @@ from hardyt.quant import HardytError, convert
 from hardyt.quant.conversion.fidelity import SQNR_FLOOR_DB, sqnr_db
 from hardyt.scripts.cli import main
 
-FAST = {"steps": 10, "rows_per_batch": 64}
+FAST = {"steps": 10, "rows_per_batch": 64, "holdout": 64}
 
 
 class OutlierPostLN(nn.Module):
@@ -37,8 +37,10 @@ class OutlierPostLN(nn.Module):
 
 
 def _calib():
-    g = torch.Generator().manual_seed(0)
-    return [{"input_ids": torch.randint(0, 50, (8, 10), generator=g)} for _ in range(3)]
+    g, h = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    fit = [{"input_ids": torch.randint(0, 50, (8, 10), generator=g)} for _ in range(3)]
+    # The first 64 samples are the referee, held out of every fit (holdout=64 in FAST); the fits see 24.
+    return [{"input_ids": torch.randint(0, 50, (8, 10), generator=h)} for _ in range(8)] + fit
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def test_float_conversion_is_checked_too(outlier_model):
     model, calib = outlier_model
     _, report = convert(model, calib, **FAST)
     assert report["fixed_point"] is False and "sqnr_db" in report["layers"][0]
-    assert report["fidelity"]["samples"] == 24
+    assert report["fidelity"]["samples"] == 24 and report["teacher"]["samples"] == 64
 
 
 def test_bad_tanh_range_is_rejected(outlier_model):

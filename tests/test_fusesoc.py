@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hardyt.hw.emit import emit, load_manifest
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.fusesoc import SMOKE_TOKENS, core_name
-from hardyt.hw.toolchain import verilator_env
+from hardyt.hw.emission.emit import emit, load_manifest
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.emission.fusesoc import SMOKE_TOKENS, core_name
+from hardyt.hw.tools.toolchain import verilator_env
 
 FUSESOC = Path(sys.executable).with_name("fusesoc")
 
@@ -57,7 +57,7 @@ def test_icarus_sim_runs_with_the_roms(emitted, tmp_path):
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     """A DyT engine for a folded and a channel affine layer."""
-    from hardyt.hw.engine_emit import emit_engine
+    from hardyt.hw.emission.engine_emit import emit_engine
 
     out = tmp_path_factory.mktemp("rtl") / "engine"
     specs = [random_dyt_spec(8, 2, 8, 8, affine="channel", name="a"), random_dyt_spec(4, 2, 6, 6, name="b")]

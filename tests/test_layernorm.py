@@ -9,10 +9,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from hardyt.hw.cores import build_core
-from hardyt.hw.emit import emit, load_manifest
-from hardyt.hw.layernorm_core import LayerNormCore, tree_registers
-from hardyt.hw.toolchain import verilator_cmd, verilator_env
+from hardyt.hw.datapath.cores import build_core
+from hardyt.hw.emission.emit import emit, load_manifest
+from hardyt.hw.datapath.layernorm_core import LayerNormCore, tree_registers
+from hardyt.hw.tools.toolchain import verilator_cmd, verilator_env
 from hardyt.quant.contract import layernorm
 from hardyt.quant.errors import HardytError, SpecError
 from hardyt.quant.contract.layernorm import (LayerNormSpec, build_rsqrt_table, layernorm_golden as golden, layernorm_float, random_layernorm_spec,
@@ -23,7 +23,7 @@ from hardyt.sim.stimulus import extreme_tokens, tokens_to_beats
 
 
 def test_doctests():
-    for module in (layernorm, __import__("hardyt.hw.layernorm_parts", fromlist=["x"])):
+    for module in (layernorm, __import__("hardyt.hw.datapath.layernorm_parts", fromlist=["x"])):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

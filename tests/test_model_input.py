@@ -77,7 +77,11 @@ def test_image_folder_of_mixed_sizes_and_modes_converts(tmp_path, monkeypatch, c
                               "size": "vit.json pretrained_cfg.input_size", "resize": "vit.json pretrained_cfg.crop_pct",
                               "interpolation": "vit.json pretrained_cfg.interpolation", "rescale": "default: uint8 / 255",
                               "crop_rounding": "default: torchvision center crop", "channels": "model config"}
-    assert report["accuracy_check"] is None and report["warnings"] == []
+    # 12 images: 6 held out as the referee, too few for a check that means much, and the report says so
+    # (a random stand-in also fails the held-out check); nothing else warns.
+    assert report["accuracy_check"] is None
+    assert report["warnings"][0].startswith("held-out check: only 6 calibration samples held out")
+    assert all(w.startswith("held-out check") for w in report["warnings"])
     assert "preprocessing: mean [0.5, 0.4, 0.3] (vit.json pretrained_cfg.mean), std [0.25] (--std)" in \
         capsys.readouterr().out
     assert "Preprocessing: mean" in (out / "report.md").read_text()
@@ -105,7 +109,8 @@ def test_hf_directory_detected_and_preprocessed_from_its_config(tmp_path, monkey
     check = report["accuracy_check"]
     assert check["expected"] == 0.97 and check["source"] == "--expect-accuracy"
     assert check["gap_pt"] == pytest.approx(100 * (report["accuracy"]["ln_float"] - 0.97))
-    assert len(report["warnings"]) == 1 and "--expect-accuracy" in report["warnings"][0]
+    others = [w for w in report["warnings"] if not w.startswith("held-out check")]  # a random stand-in
+    assert len(others) == 1 and "--expect-accuracy" in others[0]
 
 
 def test_no_preprocessing_fails_naming_the_flags(tmp_path, capsys):

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"quant": "hardyt/quant", "hw": "hardyt/hw", "sim": "hardyt/sim", "scripts": "hardyt/scripts"}
+FOLDERS = {"quant": "hardyt/quant", "hw": "hardyt/hw", "sim": "hardyt/sim", "flow": "hardyt/flow", "scripts": "hardyt/scripts"}
 DATA_SUFFIXES = {".py", ".v", ".sv", ".safetensors", ".json", ".sh"}
 
 

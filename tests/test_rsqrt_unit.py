@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hardyt.hw.rsqrt_unit import RsqrtUnit
+from hardyt.hw.datapath.rsqrt_unit import RsqrtUnit
 from hardyt.quant.contract.layernorm import random_layernorm_spec
 from hardyt.quant.contract.rsqrt import rsqrt_int
 

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.emit import load_manifest
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.contract.spec_io import load_spec
 from hardyt.quant.outdir import MARKER
 from hardyt.scripts.cli import main

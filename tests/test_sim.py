@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardyt.hw.cores import random_dyt_spec
-from hardyt.hw.emit import emit, load_manifest
+from hardyt.hw.datapath.cores import random_dyt_spec
+from hardyt.hw.emission.emit import emit, load_manifest
 from hardyt.sim.runner import run_sim
 
 C, IN_BITS, OUT_BITS = 16, 8, 8

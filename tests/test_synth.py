@@ -16,7 +16,7 @@ import pytest
 
 from hardyt.hw import emit, random_dyt_spec
 from hardyt.hw import synth as synth_module
-from hardyt.hw.synth import ToolError, synth
+from hardyt.hw.tools.synth import ToolError, synth
 from hardyt.quant.errors import HardytError
 
 HARDYT = [sys.executable, "-m", "hardyt.scripts.cli"]

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from hardyt.hw import costs, synth_cache
-from hardyt.hw.cores import random_dyt_spec
+from hardyt.hw.datapath.cores import random_dyt_spec
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def tool(monkeypatch):
         calls.append(directory)
         return {"lut": 100 + len(calls), "ff": 5, "dsp": 0, "bram": 0}
 
-    monkeypatch.setattr(importlib.import_module("hardyt.hw.synth"), "synth", fake_synth)
+    monkeypatch.setattr(importlib.import_module("hardyt.hw.tools.synth"), "synth", fake_synth)
     return calls
 
 
@@ -42,7 +42,7 @@ def test_hit_needs_no_tool_and_ignores_the_layer_name(tmp_path, tool):
 def test_stale_entry_same_spec_other_verilog_is_synthesized_again(tmp_path, tool, monkeypatch):
     first = costs.synth_cached(_spec(), "xilinx", tmp_path)
     # The generator changes (here: its version in the Verilog header): same spec, other emitted Verilog.
-    monkeypatch.setattr(importlib.import_module("hardyt.hw.emit"), "hardyt_version", lambda: "9.9.9")
+    monkeypatch.setattr(importlib.import_module("hardyt.hw.emission.emit"), "hardyt_version", lambda: "9.9.9")
     with pytest.warns(synth_cache.StaleCacheEntry, match="stale"):
         second = costs.synth_cached(_spec(), "xilinx", tmp_path)
     assert second["cached"] is False and len(tool) == 2

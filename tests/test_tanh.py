@@ -122,7 +122,8 @@ def test_every_swept_tanh_is_odd(name, build, out_range):
     """Code 0 at input 0 and f(-x) = -f(x): the golden model calls tanh odd (docs/fixed_point.md)."""
     t = build()
     if out_range == "layer":
-        kw = {"drop_bits": t.drop_bits} if t.kind == "lut" else {"segments": t.segments}
+        kw = {"lut": lambda: {"drop_bits": t.drop_bits}, "pwl": lambda: {"segments": t.segments},
+              "threshold": dict}[t.kind]()
         t = build_tanh(t.kind, t.in_bits, t.out_bits, t.alpha_scale,
                        out_scale=range_out_scale(t.in_bits, t.out_bits, t.alpha_scale), **kw)
     x = np.arange(0, 1 << (t.in_bits - 1))

@@ -100,5 +100,6 @@ def test_hf_walkthrough(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "out" / "my_hf_vit" / "report.json").read_text())
     assert report["format"] == "hf" and report["calib_samples"] == 256
     # a random stand-in model is far from the 98 % the walkthrough expects: the check says so
-    assert report["accuracy_check"]["expected"] == 0.98 and len(report["warnings"]) == 1
+    assert report["accuracy_check"]["expected"] == 0.98
+    assert len([w for w in report["warnings"] if "the checkpoint records 98.00 %" in w]) == 1
     _synthesized(tmp_path / "out" / "my_hf_vit_rtl", layers=3)

@@ -26,13 +26,16 @@ from .fixed import signed_range
 from .golden_dyt import dyt_elements, dyt_golden
 from .specfile import SpecFile, check_header, reading_fields
 from .stream import lane_channels
-from .tanh import MAX_IN_BITS, Tanh, TanhLUT, TanhPWL
+from .tanh import MAX_IN_BITS, Tanh, TanhLUT, TanhPWL, TanhThreshold
 
 __all__ = ["SPEC_VERSION", "FoldedAffine", "ChannelAffine", "Affine", "DyTSpec"]
 
 # Version 2 added ``tanh.out_scale`` (the tanh output format spans the layer's range);
-# a version-1 file has none and means ``1/T``, as it always did.
-SPEC_VERSION = 2
+# a version-1 file has none and means ``1/T``, as it always did. Version 3 added the
+# ``threshold`` tanh kind; a spec is written in the oldest version that holds it
+# (``lut``/``pwl``: 2), so an older hardyt still reads every spec it can build.
+SPEC_VERSION = 3
+_KIND_VERSION = {"lut": 2, "pwl": 2, "threshold": 3}
 _MAX_SHIFT = 8
 
 
@@ -99,7 +102,7 @@ class DyTSpec(SpecFile):
         Real value of one input code.
     alpha : float
         The layer's (smallest) alpha; ``tanh.alpha_scale == alpha * in_scale``.
-    tanh : TanhLUT or TanhPWL
+    tanh : TanhLUT, TanhPWL or TanhThreshold
         The integer tanh; its ``in_bits`` is ``in_bits + max(alpha_shift)``.
     affine : FoldedAffine or ChannelAffine
     alpha_shift : tuple of int or None
@@ -127,8 +130,8 @@ class DyTSpec(SpecFile):
         check_int("in_bits", self.in_bits, 2, MAX_IN_BITS)
         check_real("in_scale", self.in_scale)
         check_real("alpha", self.alpha)
-        if not isinstance(self.tanh, (TanhLUT, TanhPWL)):
-            raise SpecError("tanh", f"must be a TanhLUT or TanhPWL, got {type(self.tanh).__name__}")
+        if not isinstance(self.tanh, (TanhLUT, TanhPWL, TanhThreshold)):
+            raise SpecError("tanh", f"must be a TanhLUT, TanhPWL or TanhThreshold, got {type(self.tanh).__name__}")
         if not isinstance(self.affine, (FoldedAffine, ChannelAffine)):
             raise SpecError("affine", f"must be FoldedAffine or ChannelAffine, got {type(self.affine).__name__}")
         extra = 0
@@ -168,6 +171,8 @@ class DyTSpec(SpecFile):
                 "out_scale": t.out_scale}
         if t.kind == "lut":
             tanh |= {"drop_bits": t.drop_bits, "table": list(t.table)}
+        elif t.kind == "threshold":
+            tanh |= {"thresholds": list(t.thresholds)}
         else:
             tanh |= {"seg_shift": t.seg_shift, "frac": t.frac, "slope": list(t.slope), "intercept": list(t.intercept)}
         a = self.affine
@@ -176,7 +181,7 @@ class DyTSpec(SpecFile):
             affine |= {k: getattr(a, k) for k in ("gamma_bits", "beta_bits", "shift", "out_bits", "out_scale")}
             affine |= {"gamma": list(a.gamma), "beta": list(a.beta)}
         return {
-            "hardyt": "dyt", "version": SPEC_VERSION, "name": self.name,
+            "hardyt": "dyt", "version": _KIND_VERSION[t.kind], "name": self.name,
             "channels": self.channels, "lanes": self.lanes,
             "in_bits": self.in_bits, "in_scale": self.in_scale, "alpha": self.alpha,
             "alpha_shift": None if self.alpha_shift is None else list(self.alpha_shift),
@@ -197,8 +202,10 @@ class DyTSpec(SpecFile):
                 tanh = TanhLUT(*common, t["drop_bits"], t["table"], out_scale)
             elif t["kind"] == "pwl":
                 tanh = TanhPWL(*common, t["seg_shift"], t["frac"], t["slope"], t["intercept"], out_scale)
+            elif t["kind"] == "threshold" and d["version"] >= 3:
+                tanh = TanhThreshold(*common, t["thresholds"], out_scale)
             else:
-                raise SpecError("tanh.kind", f"must be 'lut' or 'pwl', got {t['kind']!r}")
+                raise SpecError("tanh.kind", f"must be 'lut', 'pwl' or (version 3) 'threshold', got {t['kind']!r}")
             a = d["affine"]
             if a["mode"] == "folded":
                 affine = FoldedAffine()

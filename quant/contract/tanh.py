@@ -1,6 +1,6 @@
-"""Fixed-point tanh: direct tables (``lut``) and piecewise-linear (``pwl``).
+"""Fixed-point tanh: direct tables (``lut``), piecewise-linear (``pwl``) and step points (``threshold``).
 
-Both approximate ``tanh(a * x) / s`` for a signed ``in_bits`` input code ``x``,
+All three approximate ``tanh(a * x) / s`` for a signed ``in_bits`` input code ``x``,
 where ``a`` (``alpha_scale``) is alpha times the input's real LSB and ``s``
 (``out_scale``) is the real value of one output code. The largest output code
 is ``T = 2**(out_bits - 1) - 1`` and the range is symmetric (``-T .. T``; the
@@ -11,7 +11,9 @@ so a layer in DyT's linear region (``a * 2**(in_bits-1)`` well below 1) still
 uses every output code instead of rounding to 0. Both store only ``|x|`` (tanh
 is odd; the sign is restored after the lookup, and input 0 gives code 0) and
 stop storing where the rounded output reaches ``T`` (inputs past that
-saturate).
+saturate). The ``threshold`` kind (:mod:`hardyt.quant.contract.threshold`)
+stores, instead of outputs, the ``2**out_bits - 1`` inputs where the
+correctly rounded output steps.
 
 Errors are in output LSBs (ULPs) of the table's own format, against exact
 ``tanh(a * x) / s``, computed over every input code.
@@ -34,63 +36,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpecError
-from .check import check_codes, check_int, check_real
+from .check import check_codes, check_int
 from .fixed import bits_for_unsigned, round_half_up, round_shift
+from .tanh_base import MAX_IN_BITS, MAX_OUT_BITS, _check_common, _exact, _max_mag, _out_scale, full_scale, range_out_scale
+from .threshold import TanhThreshold, build_threshold, threshold_int
 
 __all__ = [
-    "MAX_IN_BITS", "MAX_OUT_BITS", "full_scale", "range_out_scale", "TanhLUT", "TanhPWL", "Tanh",
-    "build_lut", "build_pwl", "build_tanh", "tanh_int", "exact_codes", "TanhReport", "error_report",
+    "MAX_IN_BITS", "MAX_OUT_BITS", "full_scale", "range_out_scale", "TanhLUT", "TanhPWL", "TanhThreshold", "Tanh",
+    "TANH_KINDS", "build_lut", "build_pwl", "build_threshold", "build_tanh", "tanh_int", "exact_codes", "TanhReport", "error_report",
 ]
-
-# Exhaustive error reports and int64 intermediates stay cheap below these.
-MAX_IN_BITS = 24
-MAX_OUT_BITS = 24
-
-
-def full_scale(out_bits: int) -> int:
-    """The output code that stands for 1.0: ``2**(out_bits-1) - 1``.
-
-    >>> full_scale(8)
-    127
-    """
-    return (1 << (out_bits - 1)) - 1
-
-
-def range_out_scale(in_bits: int, out_bits: int, alpha_scale: float) -> float:
-    """The output scale whose code ``T`` is the largest tanh of the input range.
-
-    ``tanh(alpha_scale * 2**(in_bits-1)) / T``: the table spans the outputs
-    the layer can produce, whatever alpha times its clip is.
-
-    >>> round(range_out_scale(8, 8, 4 / 128) * 127, 4), round(range_out_scale(8, 8, 0.01 / 128) * 127, 4)
-    (0.9993, 0.01)
-    """
-    _check_common(in_bits, out_bits, alpha_scale)
-    return float(np.tanh(alpha_scale * _max_mag(in_bits))) / full_scale(out_bits)
-
-
-def _check_common(in_bits, out_bits, alpha_scale, out_scale=None):
-    check_int("tanh.in_bits", in_bits, 2, MAX_IN_BITS)
-    check_int("tanh.out_bits", out_bits, 2, MAX_OUT_BITS)
-    check_real("tanh.alpha_scale", alpha_scale)
-    if out_scale is not None:
-        check_real("tanh.out_scale", out_scale)
-
-
-def _out_scale(out_scale, out_bits: int) -> float:
-    """``out_scale`` as given, ``1/T`` when ``None`` (full scale 1.0, version-1 specs)."""
-    return 1.0 / full_scale(out_bits) if out_scale is None else float(out_scale)
-
-
-def _exact(mag: np.ndarray, alpha_scale: float, out_scale: float) -> np.ndarray:
-    """Exact ``tanh(a * m) / s`` in float64 (output codes, unrounded)."""
-    return np.tanh(alpha_scale * mag.astype(np.float64)) / out_scale
-
-
-def _max_mag(in_bits: int) -> int:
-    """Largest ``|x|`` of a signed ``in_bits`` code (that of the minimum code)."""
-    return 1 << (in_bits - 1)
-
 
 @dataclass(frozen=True)
 class TanhLUT:
@@ -208,7 +162,10 @@ class TanhPWL:
         return self.segments * (self.slope_bits + self.intercept_bits)
 
 
-Tanh = TanhLUT | TanhPWL
+Tanh = TanhLUT | TanhPWL | TanhThreshold
+
+#: The tanh kinds, as the CLI and spec files name them.
+TANH_KINDS = ("lut", "pwl", "threshold")
 
 
 def build_lut(in_bits: int, out_bits: int, alpha_scale: float, drop_bits: int = 0,
@@ -314,12 +271,14 @@ def build_pwl(in_bits: int, out_bits: int, alpha_scale: float, segments: int = 1
 
 def build_tanh(kind: str, in_bits: int, out_bits: int, alpha_scale: float, *,
                segments: int = 16, drop_bits: int = 0, out_scale: float | None = None) -> Tanh:
-    """Build a ``lut`` or ``pwl`` tanh by name (the CLI's entry point)."""
+    """Build a ``lut``, ``pwl`` or ``threshold`` tanh by name (the CLI's entry point)."""
     if kind == "lut":
         return build_lut(in_bits, out_bits, alpha_scale, drop_bits, out_scale)
     if kind == "pwl":
         return build_pwl(in_bits, out_bits, alpha_scale, segments, out_scale=out_scale)
-    raise SpecError("tanh.kind", f"must be 'lut' or 'pwl', got {kind!r}")
+    if kind == "threshold":
+        return build_threshold(in_bits, out_bits, alpha_scale, out_scale)
+    raise SpecError("tanh.kind", f"must be one of {', '.join(TANH_KINDS)}, got {kind!r}")
 
 
 def tanh_int(x, t: Tanh) -> np.ndarray:
@@ -338,6 +297,8 @@ def tanh_int(x, t: Tanh) -> np.ndarray:
     lo, hi = -_max_mag(t.in_bits), _max_mag(t.in_bits) - 1
     if x.size and (x.min() < lo or x.max() > hi):
         raise ValueError(f"tanh input codes must lie in {lo}..{hi} (in_bits={t.in_bits})")
+    if t.kind == "threshold":
+        return threshold_int(x, t)
     mag = np.abs(x)
     if t.kind == "lut":
         idx = mag >> t.drop_bits
@@ -388,7 +349,10 @@ def error_report(t: Tanh) -> TanhReport:
     x = np.arange(-_max_mag(t.in_bits), _max_mag(t.in_bits), dtype=np.int64)
     err = np.abs(tanh_int(x, t) - exact_codes(x, t))
     worst = int(np.argmax(err))
-    entries = len(t.table) if t.kind == "lut" else t.segments
-    sat = (len(t.table) << t.drop_bits) if t.kind == "lut" else (t.segments << t.seg_shift)
+    if t.kind == "threshold":
+        entries, sat = len(t.thresholds), t.thresholds[-1]     # the first input that outputs T
+    else:
+        entries = len(t.table) if t.kind == "lut" else t.segments
+        sat = (len(t.table) << t.drop_bits) if t.kind == "lut" else (t.segments << t.seg_shift)
     return TanhReport(t.kind, t.in_bits, t.out_bits, t.alpha_scale, t.out_scale, float(err[worst]), float(err.mean()),
                       int(x[worst]), t.rom_bits, entries, int(sat))

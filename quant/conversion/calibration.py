@@ -1,9 +1,11 @@
 """The calibration set as :func:`convert` reads it: streamed, re-iterable, split over ranks.
 
-A calibration set of any size never sits in memory: only a bounded prefix
-does (the closed-form fits and the clip search use the first
-``fit_samples``; early stopping holds out the first ``holdout``), and the
-reconstruction streams over the rest, pass after pass. The source is
+A calibration set of any size never sits in memory: only bounded prefixes
+do. The first samples are the **referee** (:func:`referee_size` of them,
+held out of everything: no fit, clip search or step ever sees them; the
+converted model is judged on them against the model given); the next
+``fit_samples`` serve the closed-form fits and the clip search; the
+reconstruction streams over every sample past the referee, pass after pass. The source is
 anything iterable more than once (a list of batches, a torch ``DataLoader``,
 a dataset object); a one-shot iterator or generator is read into a list
 first, since it cannot be read twice. Under torch.distributed each rank
@@ -20,7 +22,27 @@ from torch.utils.data import DataLoader
 from ..errors import HardytError
 from .distributed import shard_rows
 
-__all__ = ["Calibration", "batch_tensors", "batch_samples"]
+__all__ = ["Calibration", "batch_tensors", "batch_samples", "referee_size", "REFEREE_SHARE", "REFEREE_MIN",
+           "REFEREE_MAX"]
+
+REFEREE_SHARE = 1 / 8   # of the calibration set, held out as the referee (docs/conversion.md, "The referee")
+REFEREE_MIN = 64        # at least this many held-out samples ...
+REFEREE_MAX = 1024      # ... and at most this many (each check runs the model over all of them)
+
+
+def referee_size(samples: int, requested: int = 0) -> int:
+    """Samples held out as the referee from a calibration set of ``samples``.
+
+    ``requested`` > 0 is taken as it is; else :data:`REFEREE_SHARE` of the
+    set, at least :data:`REFEREE_MIN` and at most :data:`REFEREE_MAX`, and
+    never more than half the set (the rest calibrates).
+
+    >>> referee_size(1024), referee_size(60000), referee_size(200), referee_size(24), referee_size(1024, 300)
+    (128, 1024, 64, 12, 300)
+    """
+    if requested:
+        return requested
+    return min(max(REFEREE_MIN, round(samples * REFEREE_SHARE)), REFEREE_MAX, samples // 2)
 
 
 def batch_tensors(batch) -> list[torch.Tensor]:
@@ -38,6 +60,17 @@ def batch_samples(batch) -> int:
     """Samples in a batch: the first tensor's leading dimension (1 for a scalar)."""
     ts = batch_tensors(batch)
     return ts[0].shape[0] if ts and ts[0].ndim else 1
+
+
+def _rows(batch, start: int, stop: int | None = None):
+    """Rows ``start:stop`` of every tensor of a batch (a tensor, a dict, a tuple or list)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[start:stop] if batch.ndim else batch
+    if isinstance(batch, dict):
+        return {k: _rows(v, start, stop) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_rows(v, start, stop) for v in batch)
+    return batch
 
 
 def _empty(batch) -> bool:
@@ -68,8 +101,8 @@ class Calibration:
         The first batches up to this many samples are kept in memory for
         the closed-form fits and the clip search (the same on every rank).
     holdout : int
-        The first batches up to this many samples are held out of the
-        reconstruction (early stopping); 0: none.
+        Samples held out as the referee (:attr:`holdout`, at batch
+        granularity); 0: :func:`referee_size` of the set.
     rank, world : int
         This process's rank and the number of processes.
     """
@@ -84,18 +117,34 @@ class Calibration:
                 from None
         self.source = list(it) if it is calib else calib
         self.rank, self.world = rank, world
-        self.holdout = self._prefix(holdout) if holdout else []
-        self.skip = len(self.holdout)
-        self.fit = self._prefix(fit_samples)
-        if not self.fit:
+        self.skip, self.split = 0, 0  # referee: whole leading batches, or the first rows of the only batch
+        self.samples, self.batches = self.count()
+        if not self.samples:
             raise HardytError("calibration set is empty: no samples to calibrate on")
-        if self.holdout and next(self._batches(self.source, self.skip), None) is None:
-            raise HardytError(f"calibration set: nothing left to reconstruct on after holding out {holdout} samples")
+        want = referee_size(self.samples, holdout)
+        self.holdout = self._prefix(want) if want else []
+        if self.batches > len(self.holdout):
+            self.skip = len(self.holdout)
+        elif not holdout and self.samples > want:  # one batch holds them all: its first rows are the referee
+            self.split = want
+            self.holdout = [_rows(self.holdout[0], 0, want)]
+        else:
+            raise HardytError(f"calibration set: nothing left to reconstruct on after holding out {want} samples")
+        self.fit = self._fit_prefix(fit_samples)
         _check_not_constant(self.fit)
 
     def _prefix(self, n: int) -> list:
         out, total = [], 0
         for b in self._batches(self.source, 0):
+            if total >= n:
+                break
+            out.append(b)
+            total += batch_samples(b)
+        return out
+
+    def _fit_prefix(self, n: int) -> list:
+        out, total = [], 0
+        for b in self._rest(self.source):
             out.append(b)
             total += batch_samples(b)
             if total >= n:
@@ -106,6 +155,11 @@ class Calibration:
     def _batches(source, skip: int):
         return itertools.islice((b for b in source if not _empty(b)), skip, None)
 
+    def _rest(self, source):
+        """The batches past the referee (the first one trimmed when the referee split it)."""
+        for i, b in enumerate(self._batches(source, self.skip)):
+            yield _rows(b, self.split) if i == 0 and self.split else b
+
     def _sharded_source(self):
         src = self.source
         if self.world > 1 and isinstance(src, DataLoader) and src.batch_sampler is not None:
@@ -115,11 +169,11 @@ class Calibration:
 
     def shards(self):
         """One pass over this rank's rows of every batch past the hold-out."""
-        pre = self._sharded_source()
+        pre = self._sharded_source() if not self.split else None
         if pre is not None:
             yield from self._batches(pre, self.skip)
             return
-        for b in self._batches(self.source, self.skip):
+        for b in self._rest(self.source):
             yield shard_rows(b, self.rank, self.world)
 
     @property

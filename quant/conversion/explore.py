@@ -42,26 +42,30 @@ from torch import nn
 
 from ..errors import HardytError
 from .clip import choose_clip
-from .evaluate import accuracy
+from ..runtime.evaluate import accuracy
 from .fixed_dyt import FORMAT_DEFAULTS, FixedDyT, make_spec
 from .fidelity import SQNR_FLOOR_DB, sqnr_db
 from .fold import fold_all
-from .graph import capture, set_module
+from ..runtime.graph import capture, set_module
 from .modules import ShiftDyT
 from .pipeline import convert
 
-__all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "Calibration", "calibrate", "label", "candidates",
+__all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "ExploreCalibration", "Calibration", "calibrate", "label", "candidates",
            "Evaluator", "pareto", "beam_search", "exhaustive", "search", "pick_within", "FoldedEmulation", "pick_model",
            "fmax_floor", "feasible_options", "throughput"]
 
 # (tanh kind, input width) of the DyT candidates.
-TANH_CHOICES = (("lut", 6), ("lut", 8), ("lut", 10), ("pwl", 12))
+TANH_CHOICES = (("lut", 6), ("lut", 8), ("lut", 10), ("pwl", 12),
+                ("threshold", 8), ("threshold", 10), ("threshold", 12), ("threshold", 16))
+# A threshold tanh holds 2**out_bits - 1 thresholds: its output stays this narrow whatever its input.
+THRESHOLD_MAX_OUT_BITS = 8
 LAYERNORM = {"core": "layernorm"}
 
 
 @dataclass
-class Calibration:
-    """One conversion's float DyT layers, from which every candidate is derived.
+class ExploreCalibration:
+    """One conversion's float DyT layers, from which every candidate is derived (not
+    :class:`hardyt.quant.conversion.calibration.Calibration`, a source of calibration batches).
 
     Members
     -------
@@ -84,6 +88,9 @@ class Calibration:
     inputs: dict
     folds: dict
     report: dict
+
+
+Calibration = ExploreCalibration  # the old name
 
 
 def calibrate(model: nn.Module, batches: list, **options) -> Calibration:
@@ -165,11 +172,12 @@ def _layer_candidates(cal: Calibration, name: str, lanes) -> list[tuple[dict, ob
         ref = dyt(x)
     out = []
     for tanh, bits in TANH_CHOICES:
-        formats = FORMAT_DEFAULTS | {"tanh": tanh, "in_bits": bits, "out_bits": bits, "affine_out_bits": bits,
+        top = min(bits, THRESHOLD_MAX_OUT_BITS) if tanh == "threshold" else bits
+        formats = FORMAT_DEFAULTS | {"tanh": tanh, "in_bits": bits, "out_bits": top, "affine_out_bits": top,
                                      "lanes": lanes}
         in_scale = choose_clip(name, dyt, x, formats)[0]
-        widths = [bits]
-        for w in range(3, bits):     # the narrowest output width meeting the floor, same clip
+        widths = [top]
+        for w in range(3, top):     # the narrowest output width meeting the floor, same clip
             spec = _spec(cal, name, formats | {"out_bits": w, "affine_out_bits": w}, in_scale)
             with torch.no_grad():
                 if sqnr_db(ref, _layer(dyt, spec)(x)) >= SQNR_FLOOR_DB:

@@ -17,8 +17,8 @@ for classifiers (``(batch, classes)`` outputs) ``kl`` and ``top1_agreement``.
 A layer below the SQNR floor, or agreement below its floor, is a warning
 naming the layer and the remedy; ``strict`` turns warnings into an error.
 
->>> sqnr_db(torch.tensor([1.0, -1.0]), torch.tensor([1.1, -1.0]))
-20.0
+>>> round(sqnr_db(torch.tensor([1.0, -1.0]), torch.tensor([1.1, -1.0])), 2)   # 10 log10(2 / 0.01)
+23.01
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ from torch import nn
 
 from ..errors import HardytError
 from .fixed_dyt import FixedDyT, make_spec, to_float, with_layers
-from .graph import capture, model_logits
+from ..runtime.graph import capture, model_logits
 from .modules import DyT
 
-__all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "spec_at", "min_widths", "agreement",
+__all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "spec_at", "min_widths", "agreement", "output_agreement",
            "check_fidelity"]
 
 # Floors: see docs/fixed_point.md ("Fidelity check") for why these values.
@@ -94,28 +94,33 @@ def min_widths(name: str, dyt: DyT, spec, x: torch.Tensor, formats: dict,
     return found
 
 
-def agreement(reference: nn.Module, model: nn.Module, batches) -> dict:
-    """How ``model``'s outputs agree with ``reference``'s on ``batches``.
+def output_agreement(pairs, classifier: bool) -> dict:
+    """How outputs agree with reference outputs, over ``(reference, output)`` batch pairs.
 
     ``cosine``: mean over samples of the cosine of the flattened outputs;
-    for ``(batch, classes)`` outputs also ``kl`` (reference to model, mean
-    over samples) and ``top1_agreement`` (share of equal argmax), else ``None``.
+    for a ``classifier`` also ``kl`` (reference to output, mean over samples)
+    and ``top1_agreement`` (share of equal argmax), else ``None``.
     """
     cos, kl, same, n = 0.0, 0.0, 0, 0
-    classifier = True
-    with torch.no_grad():
-        for b in batches:
-            ref, out = model_logits(reference, b).double(), model_logits(model, b).double()
-            classifier &= ref.ndim == 2
-            cos += float(F.cosine_similarity(ref.reshape(len(ref), -1), out.reshape(len(out), -1), dim=1,
-                                             eps=1e-30).sum())
-            if ref.ndim == 2:
-                kl += float(F.kl_div(F.log_softmax(out, -1), F.log_softmax(ref, -1), log_target=True,
-                                     reduction="sum"))
-                same += int((ref.argmax(-1) == out.argmax(-1)).sum())
-            n += len(ref)
+    for ref, out in pairs:
+        ref, out = ref.double(), out.double()
+        cos += float(F.cosine_similarity(ref.reshape(len(ref), -1), out.reshape(len(out), -1), dim=1,
+                                         eps=1e-30).sum())
+        if classifier:
+            kl += float(F.kl_div(F.log_softmax(out, -1), F.log_softmax(ref, -1), log_target=True, reduction="sum"))
+            same += int((ref.argmax(-1) == out.argmax(-1)).sum())
+        n += len(ref)
+    n = max(n, 1)
     return {"samples": n, "cosine": cos / n, "kl": kl / n if classifier else None,
             "top1_agreement": same / n if classifier else None}
+
+
+def agreement(reference: nn.Module, model: nn.Module, batches, classifier: bool | None = None) -> dict:
+    """:func:`output_agreement` of ``model``'s outputs with ``reference``'s on ``batches``
+    (``classifier`` None: a classifier when the outputs are ``(batch, classes)``)."""
+    with torch.no_grad():
+        pairs = [(model_logits(reference, b), model_logits(model, b)) for b in batches]
+    return output_agreement(pairs, all(ref.ndim == 2 for ref, _ in pairs) if classifier is None else classifier)
 
 
 def _alpha_clip(spec) -> float:
@@ -144,7 +149,8 @@ def _agreement_warnings(fid: dict, layers: list[dict]) -> list[str]:
 
 
 def check_fidelity(model: nn.Module, specs: dict, layers: list[dict], batches, formats: dict, *,
-                   rows_per_batch: int = 512, seed: int = 0, strict: bool = False) -> dict:
+                   rows_per_batch: int = 512, seed: int = 0, strict: bool = False,
+                   classifier: bool | None = None) -> dict:
     """Check a converted ``model`` (float DyT or FixedDyT layers) against its fixed point.
 
     Adds ``alpha_clip``, ``out_scale``, ``sqnr_db``, ``min_in_bits`` and
@@ -164,7 +170,7 @@ def check_fidelity(model: nn.Module, specs: dict, layers: list[dict], batches, f
                   "sqnr_db": layer_sqnr(dyt, spec, x), **min_widths(name, dyt, spec, x, formats)}
         if not layer["sqnr_db"] >= SQNR_FLOOR_DB:
             warnings.append(_layer_warning(layer, SQNR_FLOOR_DB))
-    fid = agreement(float_model, fixed_model, batches)
+    fid = agreement(float_model, fixed_model, batches, classifier)
     fid |= {"sqnr_floor_db": SQNR_FLOOR_DB, "floors": dict(AGREEMENT_FLOORS),
             "min_sqnr_db": min((r["sqnr_db"] for r in layers), default=None)}
     warnings += _agreement_warnings(fid, layers)

@@ -21,10 +21,11 @@ from torch import nn
 
 from ..contract.fixed import bits_for_signed, round_half_up, signed_range
 from ..contract.golden_dyt import dyt_elements, dyt_golden
+from ..contract.names import layer_stem
 from ..contract.spec import ChannelAffine, DyTSpec, FoldedAffine
 from ..contract.tanh import build_tanh, full_scale, range_out_scale
 from ..errors import HardytError
-from .graph import set_module
+from ..runtime.graph import set_module
 from .modules import NOT_LAYERNORM_EPS, DyT
 
 __all__ = ["FORMAT_DEFAULTS", "formats_from", "tanh_out_scale", "channel_affine", "make_spec", "quantize_codes",
@@ -34,7 +35,7 @@ __all__ = ["FORMAT_DEFAULTS", "formats_from", "tanh_out_scale", "channel_affine"
 FORMAT_DEFAULTS = {
     "in_bits": 8,        # signed input code width
     "out_bits": 8,       # tanh output width (folded layers output this)
-    "tanh": "lut",       # "lut" or "pwl"
+    "tanh": "lut",       # "lut", "pwl" or "threshold"
     "tanh_range": "layer",  # tanh output spans "layer": tanh(alpha * clip); "full": +-1 (version-1 specs)
     "segments": 16,      # pwl segments
     "drop_bits": 0,      # lut: low bits of |x| dropped from the index
@@ -144,7 +145,7 @@ def make_spec(name: str, alpha: float, in_scale: float, formats: dict, *, channe
     return DyTSpec(channels=channels, lanes=_lanes(channels, f["lanes"]), in_bits=f["in_bits"],
                    in_scale=float(in_scale), alpha=float(alpha), tanh=tanh, affine=affine,
                    alpha_shift=None if alpha_shift is None else tuple(int(k) for k in alpha_shift),
-                   name=name.replace(".", "_"))
+                   name=layer_stem(name))
 
 
 def quantize_codes(x: torch.Tensor, in_scale: float, in_bits: int) -> torch.Tensor:
@@ -219,10 +220,15 @@ def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
 
 
-def with_layers(model: nn.Module, make) -> nn.Module:
-    """A copy of ``model`` whose DyT layers are replaced by ``make(name, layer)``."""
+def with_layers(model: nn.Module, make, names=None) -> nn.Module:
+    """A copy of ``model`` with layers replaced: each DyT layer (or each layer in ``names``) by
+    ``make(name, layer)``; ``make`` may also be a dict of modules by name, copied in."""
     out = copy.deepcopy(model)
-    for name, m in dyt_layers(out).items():
+    if isinstance(make, dict):
+        modules = make
+        make = lambda name, _: copy.deepcopy(modules[name])  # noqa: E731
+    targets = dyt_layers(out) if names is None else {n: out.get_submodule(n) for n in names}
+    for name, m in targets.items():
         set_module(out, name, make(name, m))
     return out
 

@@ -15,7 +15,7 @@ import copy
 import torch
 from torch import nn
 
-from .graph import model_logits, run_model, set_module
+from ..runtime.graph import model_logits, run_model, set_module
 from .modules import DyT
 
 __all__ = ["find_consumers", "fold_into", "fold_all"]

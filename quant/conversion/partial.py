@@ -4,8 +4,13 @@
    so each DyT layer fits the trained weights and stands alone);
 2. **rank** the LayerNorms by the cost of converting each one alone: the KL
    divergence of the logits to the LayerNorm model's on the calibration set;
-3. **curve**: accuracy on the evaluation set with the k cheapest converted,
-   k = 0..L, on the trained weights;
+3. **curve**: accuracy with the k cheapest converted, k = 0..L, on the
+   trained weights — on a labelled validation split when one is given
+   (``x_eval``, ``y_eval``), else on the **referee** (the calibration
+   samples held out of every fit): there "accuracy" is the top-1 agreement
+   with the LayerNorm model (1 at k = 0), whose loss bounds the accuracy
+   drop from above. Never on the test split: the caller reports that once,
+   at the end;
 4. **select** the largest k whose accuracy drop is within ``max_drop``
    points; the others stay LayerNorm (served by the LayerNorm core);
 5. convert again with those LayerNorms kept, so that the calibration
@@ -19,33 +24,30 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
 
 from ..errors import HardytError
-from .graph import kl_to, model_logits, set_module
-from .evaluate import accuracy
+from ..runtime.evaluate import accuracy, predictions
+from ..runtime.graph import kl_to, model_logits
+from .calibration import Calibration
 from .options import ConvertOptions
-from .pipeline import calibration_batches, convert, dyt_layers
+from .fixed_dyt import dyt_layers, with_layers
+from .pipeline import calibration_batches, convert
 
-__all__ = ["layer_costs", "accuracy_curve", "select_kept", "partial_convert"]
-
-
-def _with_layers(model: nn.Module, modules: dict, names) -> nn.Module:
-    out = copy.deepcopy(model)
-    for n in names:
-        set_module(out, n, copy.deepcopy(modules[n]))
-    return out.eval()
+__all__ = ["layer_kl", "layer_costs", "accuracy_curve", "select_kept", "partial_convert"]
 
 
-def layer_costs(model: nn.Module, modules: dict, batches: list) -> dict[str, float]:
-    """KL on ``batches`` of the model with only one LayerNorm replaced, per layer."""
+def layer_kl(model: nn.Module, modules: dict, batches: list) -> dict[str, float]:
+    """KL on ``batches`` of the model with only one LayerNorm replaced, per layer (the order of replacement;
+    not to be confused with :func:`hardyt.hw.costmodel.costs.layer_costs`, hardware resources)."""
     with torch.no_grad():
         teacher = [model_logits(model, b) for b in batches]
         costs = {}
         for name in modules:
-            m = _with_layers(model, modules, [name])
+            m = with_layers(model, modules, [name]).eval()
             costs[name] = sum(float(kl_to(t, model_logits(m, b))) * len(t) for t, b in zip(teacher, batches))
             costs[name] /= sum(len(t) for t in teacher)
     return costs
@@ -53,7 +55,10 @@ def layer_costs(model: nn.Module, modules: dict, batches: list) -> dict[str, flo
 
 def accuracy_curve(model: nn.Module, modules: dict, order: list[str], x, y, **kw) -> list[float]:
     """Accuracy with the ``k`` first layers of ``order`` replaced, for k = 0..len(order)."""
-    return [accuracy(_with_layers(model, modules, order[:k]), x, y, **kw) for k in range(len(order) + 1)]
+    return [accuracy(with_layers(model, modules, order[:k]).eval(), x, y, **kw) for k in range(len(order) + 1)]
+
+
+layer_costs = layer_kl  # the old name
 
 
 def select_kept(order: list[str], curve: list[float], max_drop_pt: float) -> list[str]:
@@ -66,25 +71,46 @@ def select_kept(order: list[str], curve: list[float], max_drop_pt: float) -> lis
     return list(order[best:])
 
 
-def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float, fixed_point=False,
+def _referee_scorer(model: nn.Module, calib, options: dict):
+    """``(x, y, decided_on)``: the referee's held-out samples labelled with the LayerNorm model's own top-1."""
+    data = Calibration(calib, fit_samples=1, holdout=options.get("holdout", 0))
+    if not data.holdout or not all(isinstance(b, torch.Tensor) for b in data.holdout):
+        raise HardytError("--max-drop: no held-out calibration images to decide on (too few, or batches that are "
+                          "not tensors): give more calibration data or a labelled validation split")
+    x = torch.cat(data.holdout)
+    return x, predictions(model, x), {"split": "referee", "samples": len(x),
+                                      "metric": "top-1 agreement with the LayerNorm model"}
+
+
+def partial_convert(model: nn.Module, calib, x_eval=None, y_eval=None, *, max_drop: float, fixed_point=False,
                     progress: bool = False, **options):
     """Convert all but the fewest LayerNorms such that top-1 drops by at most ``max_drop`` points.
 
+    ``x_eval``, ``y_eval``: a labelled validation split to decide on (never
+    the test split); None: the referee (top-1 agreement with the LayerNorm
+    model on the held-out calibration samples).
+
     Returns ``(converted, report)`` like :func:`hardyt.quant.convert`, with
     ``report["partial"]``: ``costs``, ``order`` (cheapest first), ``curve``
-    (accuracy on ``x_eval`` vs number converted, trained weights), ``kept``,
-    ``max_drop`` and ``tried`` (each full conversion: ``converted`` count,
-    ``accuracy`` on ``x_eval``).
+    (accuracy on the deciding split vs number converted, trained weights),
+    ``kept``, ``max_drop``, ``decided_on`` (``split``, ``samples``,
+    ``metric``) and ``tried`` (each full conversion: ``converted`` count,
+    ``accuracy`` on the deciding split).
     """
     if not max_drop >= 0:
         raise HardytError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
-    batches = calibration_batches(calib)
+    if x_eval is None:
+        x_eval, y_eval, decided = _referee_scorer(model, calib, options)
+    else:
+        decided = {"split": "validation", "samples": len(x_eval), "metric": "top-1 accuracy"}
+    batches = calibration_batches(calib)  # each conversion holds out the same referee samples
+    ranking = Calibration(batches, fit_samples=math.inf, holdout=options.get("holdout", 0)).fit  # none of them
     adapts = ConvertOptions.from_kwargs(**options).weight_lr > 0
     alone, _ = convert(model, batches, fixed_point=fixed_point, progress=progress,
                        **(options | {"fold": False, "strict": False, "freeze_weights": True}))
     modules = dyt_layers(alone)
     teacher = copy.deepcopy(model).eval()
-    costs = layer_costs(teacher, modules, batches)
+    costs = layer_kl(teacher, modules, ranking)
     order = sorted(costs, key=costs.__getitem__)
     curve = accuracy_curve(teacher, modules, order, x_eval, y_eval, progress=progress)
     k0 = len(order) - len(select_kept(order, curve, max_drop))
@@ -101,7 +127,7 @@ def partial_convert(model: nn.Module, calib, x_eval, y_eval, *, max_drop: float,
         if adapts else k0
     converted, report, _ = attempt(best)
     report["partial"] = {"max_drop": max_drop, "costs": costs, "order": order, "curve": curve,
-                         "kept": list(order[best:]),
+                         "kept": list(order[best:]), "decided_on": decided,
                          "tried": [{"converted": k, "accuracy": acc} for k, (_, _, acc) in sorted(tried.items())]}
     return converted, report
 

@@ -26,9 +26,9 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..errors import HardytError
+from ..progress import progress
 from .calibration import Calibration, batch_samples
 from .clip import choose_clip
 from .distributed import all_sum, pick_device, rank_world
@@ -36,10 +36,13 @@ from .fit import fit_dyt
 from .fidelity import check_fidelity
 from .fixed_dyt import FixedDyT, dyt_layers, formats_from, make_spec, to_float
 from .fold import fold_all
-from .graph import capture, kl_to, layer_norm_names, model_logits, set_module
+from ..runtime.graph import capture, is_logits, kl_to, layer_norm_names, model_logits, selected_output, set_module
 from .modules import DyT, ShiftDyT
 from .options import METHODS, OPTION_DEFAULTS, ConvertOptions
+from .guard import guarded_reconstruct, phase_record, stop_reason
 from .reconstruct import reconstruct, to_device
+from .schedule import FROZEN_FEATURE_WEIGHT, plan_steps
+from .referee import Referee, referee_warnings, teacher_section
 from .weights import adapted_parameters, snapshot, weight_changes
 
 __all__ = ["METHODS", "OPTION_DEFAULTS", "ConvertOptions", "convert", "calibration_batches", "to_float", "dyt_layers"]
@@ -51,7 +54,8 @@ def calibration_batches(calib) -> list:
     A single tensor is split into batches of 64 samples. For callers that
     need every batch at hand (partial replacement); :func:`convert` streams.
     """
-    return Calibration(calib, fit_samples=math.inf).fit
+    data = Calibration(calib, fit_samples=math.inf)
+    return data.holdout + data.fit
 
 
 def _check_layer_norms(model: nn.Module, names: list[str]) -> None:
@@ -139,8 +143,13 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
         as a dict); and totals (``seconds``, ``calib_samples``, ``kl`` of
         the converted model's logits to the original's on the calibration set).
     """
-    t0 = time.perf_counter()
     opts = ConvertOptions.from_kwargs(**options)
+    with selected_output(opts.output):
+        return _convert(model, calib, fixed_point, opts)
+
+
+def _convert(model, calib, fixed_point, opts: ConvertOptions):
+    t0 = time.perf_counter()
     formats = formats_from(fixed_point)
     rank, world = rank_world()
     device = pick_device(opts.device)
@@ -160,31 +169,84 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
     with torch.no_grad():
         if not all(torch.isfinite(model_logits(teacher, b)).all() for b in fit_batches):
             raise HardytError("model output on the calibration set is not finite")
+    objective = opts.objective if opts.objective != "auto" else \
+        ("kl" if is_logits(teacher, fit_batches[0]) else "cosine")
+    referee = Referee(teacher, data.holdout, classifier=objective == "kl") if data.holdout else None
 
-    steps = opts.steps if opts.method == "reconstruct" and names else 0
-    with tqdm(total=len(names) * 2 + steps, desc="convert", unit="step", disable=not opts.progress or rank,
+    recon_on = opts.method == "reconstruct" and bool(names) and opts.steps != 0
+    adapts = recon_on and opts.weight_lr > 0
+    plan = plan_steps(steps=opts.steps, time_budget=opts.time_budget, adapt=adapts and opts.guard,
+                      train_samples=data.samples - data.holdout_samples, batch=batch_samples(fit_batches[0]),
+                      frozen_feature_weight=FROZEN_FEATURE_WEIGHT if adapts else opts.feature_weight)
+    with progress(total=len(names) * 2 + (plan.total if recon_on else 0), desc="convert", unit="step",
+                  disable=not opts.progress or rank,
               leave=False) as bar:
         # Closed-form stages on a bounded prefix (the same on every rank): their memory grows
         # with the rows they hold; a larger calibration set pays off in the reconstruction.
         fits, feature_scale = _fit_layers(teacher, student, names, fit_batches, opts, bar)
         dyts = {n: student.get_submodule(n) for n in names}
-        weights = adapted_parameters(student, dyts, opts.adapt, fit_batches[0]) \
-            if steps and opts.weight_lr > 0 else {}
+        weights = adapted_parameters(student, dyts, opts.adapt, fit_batches[0]) if adapts else {}
         before = snapshot(weights)
-        recon = {"losses": [], "held_out": None}
-        if steps:
-            quant = None
-            if opts.quant_aware:
-                scales = {n: c[0] for n, c in _clips(student, names, fit_batches, formats, opts).items()}
-                quant = (scales, formats["in_bits"], formats["out_bits"])
-            recon = reconstruct(student, dyts, data, teacher, replace(opts, steps=steps), weights=weights,
-                                feature_scale=feature_scale, quant=quant, device=device, progress=bar)
+        recon = _reconstruct(student, dyts, data, teacher, opts, plan, weights, fit_batches, formats,
+                             referee=referee, objective=objective, feature_scale=feature_scale, device=device,
+                             progress=bar) if recon_on else {"losses": [], "held_out": None, "phases": [], "choice": None}
         changes = weight_changes(before, weights)
         teacher, student = teacher.cpu(), student.cpu()
         clips = _clips(student, names, data.fit, formats, opts) if names else {}
         bar.update(len(names))
     folded = fold_all(student, names, data.fit[0]) if opts.fold and names else {}
 
+    layers, specs = _layer_records(student, names, fits, clips, folded, formats)
+    fixed = fixed_point is not False and fixed_point is not None
+    if fixed:
+        for name in names:
+            set_module(student, name, FixedDyT(specs[name], student.get_submodule(name)))
+    samples, n_batches = data.samples, data.batches
+    report = {
+        "method": opts.method, "fixed_point": bool(fixed_point), "formats": formats,
+        "options": opts.as_report(),
+        "calib_samples": samples, "calib_batches": n_batches, "held_out_samples": data.holdout_samples,
+        "world_size": world, "device": str(device),
+        "layers": layers, "kept_layernorms": [n for n in all_names if n not in names],
+        "folded": sum(1 for layer in layers if layer["folded"]),
+        "kl": _logit_kl(teacher, student, data.fit) if objective == "kl" else None,
+        "kl_samples": sum(batch_samples(b) for b in data.fit), "objective": objective,
+        "reconstruction_loss": {"first": recon["losses"][0], "last": recon["losses"][-1]} if recon["losses"] else None,
+        "held_out": recon["held_out"],
+        "weights": _weights_record(opts, changes, recon["choice"]),
+    }
+    # The fixed point checked against float, every conversion (docs/fixed_point.md, "Fidelity check").
+    report |= check_fidelity(student, specs, layers, data.fit, formats, rows_per_batch=opts.rows_per_batch,
+                             seed=opts.seed + 2, classifier=objective == "kl")
+    # The converted model against the model given, on the held-out samples (docs/conversion.md, "The referee").
+    report["teacher"] = teacher_section(referee, student, fixed, names, data, objective)
+    report["teacher"] |= {"weights": recon["choice"], "steps": plan.as_report() if recon_on else None,
+                          "phases": recon["phases"], "stopped": stop_reason(recon["phases"])}
+    report["warnings"] = report["warnings"] + referee_warnings(report["teacher"])
+    if opts.strict and report["warnings"]:
+        raise HardytError("convert --strict: the converted model fails its checks (fixed point vs float DyT; the "
+                          "held-out check against the LayerNorm model):\n  " + "\n  ".join(report["warnings"]))
+    report["seconds"] = time.perf_counter() - t0
+    return student, report
+
+
+def _reconstruct(student, dyts, data, teacher, opts, plan, weights, fit_batches, formats, *, referee, objective,
+                 **kw) -> dict:
+    """The reconstruction: guarded (frozen phase, then the weights kept only if they beat it), or not."""
+    quant = None
+    if opts.quant_aware:
+        scales = {n: c[0] for n, c in _clips(student, list(dyts), fit_batches, formats, opts).items()}
+        quant = (scales, formats["in_bits"], formats["out_bits"])
+    if opts.guard or not weights:
+        return guarded_reconstruct(student, dyts, data, teacher, opts, plan, weights=weights, referee=referee,
+                                   objective=objective, quant=quant, **kw)
+    recon = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.total), weights=weights,
+                        referee=referee, objective=objective, budget=plan.seconds, quant=quant, **kw)
+    return recon | {"phases": [phase_record("adapted, unguarded", recon)], "choice": None}
+
+
+def _layer_records(student, names, fits, clips, folded, formats) -> tuple[list[dict], dict]:
+    """Per DyT layer: the report's record and the :class:`DyTSpec` the hardware builds."""
     layers, specs = [], {}
     for name in names:
         dyt = student.get_submodule(name)
@@ -202,35 +264,21 @@ def convert(model: nn.Module, calib, *, fixed_point=False, **options):
             "clip_error": clip_err, "folded": bool(into), "folded_into": into,
             "fold_change": folded.get(name, {}).get("change"), "spec": spec.to_dict(),
         })
-    if fixed_point is not False and fixed_point is not None:
-        for name in names:
-            set_module(student, name, FixedDyT(specs[name], student.get_submodule(name)))
-    samples, n_batches = data.count()
-    report = {
-        "method": opts.method, "fixed_point": bool(fixed_point), "formats": formats,
-        "options": opts.as_report(),
-        "calib_samples": samples, "calib_batches": n_batches, "held_out_samples": data.holdout_samples,
-        "world_size": world, "device": str(device),
-        "layers": layers, "kept_layernorms": [n for n in all_names if n not in names],
-        "folded": sum(1 for layer in layers if layer["folded"]),
-        "kl": _logit_kl(teacher, student, data.fit), "kl_samples": sum(batch_samples(b) for b in data.fit),
-        "reconstruction_loss": {"first": recon["losses"][0], "last": recon["losses"][-1]} if recon["losses"] else None,
-        "held_out": recon["held_out"],
-        "weights": _weights_record(opts, changes),
-    }
-    # The fixed point checked against float, every conversion (docs/fixed_point.md, "Fidelity check").
-    report |= check_fidelity(student, specs, layers, data.fit, formats, rows_per_batch=opts.rows_per_batch,
-                             seed=opts.seed + 2, strict=opts.strict)
-    report["seconds"] = time.perf_counter() - t0
-    return student, report
+    return layers, specs
 
 
-def _weights_record(opts: ConvertOptions, changes: dict) -> dict:
+def _weights_record(opts: ConvertOptions, changes: dict, choice: dict | None) -> dict:
     """What the report says of the weights besides DyT's: which adapted, at what rate, how far each moved
-    (relative norm of the change made by the reconstruction, before gamma/beta folding)."""
-    adapted = "frozen" if opts.freeze_weights else (opts.adapt if changes else "none")
-    return {"adapted": adapted, "lr": opts.weight_lr, "tensors": len(changes),
-            "max_change": max(changes.values(), default=0.0), "relative_change": changes}
+    (relative norm of the change made by the reconstruction, before gamma/beta folding), and whether the
+    adapted ones were kept (``kept``: ``adapted`` or ``frozen``, ``reason``)."""
+    kept_frozen = choice is not None and choice["kept"] == "frozen"
+    adapted = "frozen" if opts.freeze_weights or (kept_frozen and changes) else (opts.adapt if changes else "none")
+    if kept_frozen:
+        changes = dict.fromkeys(changes, 0.0)
+    return {"adapted": adapted, "lr": opts.weight_lr, "tensors": 0 if kept_frozen else len(changes),
+            "max_change": max(changes.values(), default=0.0),
+            "relative_change": {} if kept_frozen else changes,
+            **({"kept": choice["kept"], "reason": choice["reason"]} if choice and not opts.freeze_weights else {})}
 
 
 def _logit_kl(teacher, student, batches) -> float | None:
@@ -243,17 +291,3 @@ def _logit_kl(teacher, student, batches) -> float | None:
             n += k
     kl /= max(n, 1)
     return kl if math.isfinite(kl) else None
-
-
-def dyt_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The DyT layers (float or fixed point) of a converted model, by name."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, (DyT, FixedDyT))}
-
-
-def to_float(model: nn.Module) -> nn.Module:
-    """A copy of a fixed-point converted model with float DyT layers (same calibration)."""
-    out = copy.deepcopy(model)
-    for name, m in dyt_layers(out).items():
-        if isinstance(m, FixedDyT):
-            set_module(out, name, m.float_module[0])
-    return out

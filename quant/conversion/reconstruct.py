@@ -19,10 +19,11 @@ from ..contract.tanh import full_scale
 from .augment import augment_batch
 from .calibration import batch_samples
 from .distributed import all_sum, rank_world, sum_gradients
-from .graph import hooks, kl_to, model_logits
+from ..runtime.graph import hooks, kl_to, model_logits
 from .modules import effective_alpha
+from .schedule import compute_seconds
 
-__all__ = ["quantized_forward", "reconstruct", "to_device", "held_out_kl"]
+__all__ = ["quantized_forward", "reconstruct", "to_device", "feature_distance"]
 
 
 class _FakeQuant(torch.autograd.Function):
@@ -61,16 +62,20 @@ def quantized_forward(dyts: dict, scales: dict, in_bits: int, out_bits: int):
 
 
 def reconstruct(model: nn.Module, dyts: dict, data, teacher: nn.Module, opts, *, weights: dict | None = None,
-                feature_scale: dict | None = None, quant=None, device=None, progress=None) -> dict:
+                feature_scale: dict | None = None, quant=None, device=None, progress=None, referee=None,
+                objective: str = "kl", patience: int | None = None, budget: float | None = None) -> dict:
     """Adam on the DyT parameters (and ``weights``) toward the LayerNorm model.
 
-    Returns ``{"losses": per step, "held_out": None or {"best_step", "kl": [[step, kl], ...]}}``.
+    Returns ``{"losses": per step, "held_out": None or {"best_step", "kl": [[step, score], ...], "best",
+    "start"}, "steps_run", "stopped"}`` (why it stopped: ``steps``, ``time budget``, or ``the held-out
+    check stopped improving`` after ``patience`` checks without a new best).
 
     ``data`` is a :class:`~hardyt.quant.conversion.calibration.Calibration`:
     each step takes this rank's rows of the next batch (augmented afresh
     with ``opts.augment``) and the teacher's logits on them, computed then
     (never cached: the set may be any size). The loss is the KL of the
-    logits at ``opts.temperature`` plus ``opts.feature_weight`` times the
+    logits at ``opts.temperature`` (``objective="kl"``; ``"cosine"``:
+    :func:`feature_distance` of the output) plus ``opts.feature_weight`` times the
     mean over layers of each DyT output's MSE to the LayerNorm output at the
     same place in ``teacher``, divided by ``feature_scale[name]`` (the
     LayerNorm output's variance). ``alpha_lr`` is relative to each layer's
@@ -79,66 +84,97 @@ def reconstruct(model: nn.Module, dyts: dict, data, teacher: nn.Module, opts, *,
     for the duration. Under torch.distributed the gradients are summed over
     the ranks weighted by their rows: the same step as one process on the
     whole batch. ``quant`` = ``(scales, in_bits, out_bits)`` trains through
-    the fixed-point quantization (straight-through). With a hold-out
-    (``data.holdout``) the trainable state with the lowest held-out KL,
-    measured every ``opts.eval_every`` steps, is the one kept.
+    the fixed-point quantization (straight-through). With a ``referee``
+    (:class:`~hardyt.quant.conversion.referee.Referee`) the trainable state
+    with the lowest :meth:`~hardyt.quant.conversion.referee.Referee.score`,
+    measured every ``opts.eval_every`` steps, is the one kept. ``budget``
+    (seconds): the steps shrink to fit it, measured at each check.
     """
     steps = opts.steps
     if steps <= 0:
-        return {"losses": [], "held_out": None}
-    rank, world = rank_world()
-    gen = torch.Generator().manual_seed(opts.seed)
+        return {"losses": [], "held_out": None, "steps_run": 0, "stopped": "no steps"}
+    t0 = compute_seconds()
     features = _Features(teacher, model, dyts, feature_scale) if opts.feature_weight else contextlib.nullcontext()
     frozen = {p: p.requires_grad for p in model.parameters()}
-    groups = _param_groups(model, dyts, opts.lr, opts.alpha_lr, weights or {}, opts.self_distill_lr)
+    groups = _param_groups(model, dyts, opts.lr, opts.alpha_lr, weights or {}, opts.self_distill_lr,
+                           relative=opts.relative_lr)
     trainable = [p for g in groups for p in g["params"]]
     opt = torch.optim.Adam(groups)
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]
-    stopper = _EarlyStop(model, teacher, data.holdout, trainable, device) if data.holdout else None
-    losses = []
+    stopper = _EarlyStop(model, referee, trainable) if referee is not None else None
+    run = _Step(model, teacher, data, opts, objective, features, trainable, opt, device)
     ctx = quantized_forward(dyts, *quant) if quant else contextlib.nullcontext()
-    stream = data.cycle()
     was_training = model.training
     model.eval()
+    stopped, step = "steps", 0
     try:
         with features, ctx, torch.enable_grad():
-            for step in range(steps):
-                local = to_device(next(stream), device)
-                n_local = batch_samples(local)
-                n = all_sum([n_local])[0] if world > 1 else n_local
-                opt.zero_grad(set_to_none=False)
-                loss = torch.zeros(())
-                if n_local:
-                    batch = augment_batch(local, opts.augment, gen, (rank, world, int(n))) if opts.augment \
-                        else local
-                    with torch.no_grad():
-                        target = model_logits(teacher, batch)
-                    loss = kl_to(target, model_logits(model, batch), opts.temperature)
-                    if opts.feature_weight:
-                        loss = loss + opts.feature_weight * features.loss()
-                    (loss * (n_local / n)).backward()
-                sum_gradients(trainable)
-                opt.step()
-                decay = 0.5 * (1 + math.cos(math.pi * (step + 1) / steps))
-                for g in opt.param_groups:
-                    g["lr"] = g["initial_lr"] * decay
+            while step < steps:
+                run(step, steps)
                 with torch.no_grad():
                     for m in dyts.values():
                         m.alpha.clamp_(min=1e-6)
-                losses.append(float(loss.detach()))
-                if stopper and ((step + 1) % opts.eval_every == 0 or step + 1 == steps):
-                    stopper.check(step + 1)
+                step += 1
                 if progress is not None:
                     progress.update(1)
+                if step % opts.eval_every and step != steps:
+                    continue
+                if stopper:
+                    stopper.check(step)
+                    if patience and stopper.since_best() >= patience:
+                        stopped = "the held-out check stopped improving"
+                        break
+                if budget is not None:  # the mean over ranks, so every rank decides alike
+                    elapsed = all_sum([compute_seconds() - t0])[0] / rank_world()[1]
+                    if elapsed >= budget:
+                        stopped = "time budget"
+                        break
+                    steps = min(steps, step + int((budget - elapsed) * step / max(elapsed, 1e-9)))
         if stopper:
             stopper.restore()
     finally:
         for p, flag in frozen.items():
             p.requires_grad_(flag)
         model.train(was_training)
-    held = {"best_step": stopper.best[1], "kl": stopper.history} if stopper else None
-    return {"losses": losses, "held_out": held}
+    held = {"best_step": stopper.best[1], "kl": stopper.history, "best": stopper.best[0],
+            "start": stopper.history[0][1]} if stopper else None
+    return {"losses": run.losses, "held_out": held, "steps_run": step, "stopped": stopped}
+
+
+class _Step:
+    """One reconstruction step: the next batch, augmented, the loss against the teacher, Adam, the decay."""
+
+    def __init__(self, model, teacher, data, opts, objective, features, trainable, opt, device):
+        self.model, self.teacher, self.opts, self.objective = model, teacher, opts, objective
+        self.features, self.trainable, self.opt, self.device = features, trainable, opt, device
+        self.stream = data.cycle()
+        self.gen = torch.Generator().manual_seed(opts.seed)
+        self.losses = []
+
+    def __call__(self, step: int, steps: int) -> None:
+        rank, world = rank_world()
+        opts = self.opts
+        local = to_device(next(self.stream), self.device)
+        n_local = batch_samples(local)
+        n = all_sum([n_local])[0] if world > 1 else n_local
+        self.opt.zero_grad(set_to_none=False)
+        loss = torch.zeros(())
+        if n_local:
+            batch = augment_batch(local, opts.augment, self.gen, (rank, world, int(n))) if opts.augment else local
+            with torch.no_grad():
+                target = model_logits(self.teacher, batch)
+            out = model_logits(self.model, batch)
+            loss = kl_to(target, out, opts.temperature) if self.objective == "kl" else feature_distance(target, out)
+            if opts.feature_weight:
+                loss = loss + opts.feature_weight * self.features.loss()
+            (loss * (n_local / n)).backward()
+        sum_gradients(self.trainable)
+        self.opt.step()
+        decay = 0.5 * (1 + math.cos(math.pi * (step + 1) / steps))
+        for g in self.opt.param_groups:
+            g["lr"] = g["initial_lr"] * decay
+        self.losses.append(float(loss.detach()))
 
 
 def to_device(batch, device):
@@ -154,31 +190,36 @@ def to_device(batch, device):
     return batch
 
 
-def held_out_kl(model: nn.Module, batches: list, targets: list, device=None) -> float:
-    """Mean logit KL of ``model`` to ``targets`` (the teacher's logits) over ``batches``."""
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for b, t in zip(batches, targets):
-            total += float(kl_to(t, model_logits(model, to_device(b, device)))) * len(t)
-            n += len(t)
-    return total / max(n, 1)
+def feature_distance(target: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The objective for outputs that are not logits (hidden states, embeddings): mean over the
+    last-dimension vectors of ``1 - cosine``, plus the MSE relative to the target's variance (the scale).
+
+    >>> t = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    >>> round(float(feature_distance(t, t)), 6)
+    0.0
+    """
+    t, o = target.float().reshape(-1, target.shape[-1]), out.float().reshape(-1, out.shape[-1])
+    cos = F.cosine_similarity(t, o, dim=1, eps=1e-12)
+    return (1 - cos).mean() + F.mse_loss(o, t) / t.var().clamp_min(1e-12)
 
 
 class _EarlyStop:
-    """Keeps the trainable state with the lowest KL on the held-out batches (the same on every rank)."""
+    """Keeps the trainable state with the lowest referee score (the same on every rank)."""
 
-    def __init__(self, model, teacher, batches, params, device):
-        self.model, self.batches, self.params, self.device = model, batches, params, device
-        with torch.no_grad():
-            self.targets = [model_logits(teacher, to_device(b, device)) for b in batches]
-        self.best = (held_out_kl(model, batches, self.targets, device), 0, [p.detach().clone() for p in params])
+    def __init__(self, model, referee, params):
+        self.model, self.referee, self.params = model, referee, params
+        self.best = (referee.score(model), 0, [p.detach().clone() for p in params])
         self.history = [(0, self.best[0])]
 
+    def since_best(self) -> int:
+        """Checks since the best state (0: the last check was the best)."""
+        return len(self.history) - 1 - next(i for i, (s, _) in enumerate(self.history) if s == self.best[1])
+
     def check(self, step: int) -> None:
-        kl = held_out_kl(self.model, self.batches, self.targets, self.device)
-        self.history.append((step, kl))
-        if kl < self.best[0]:
-            self.best = (kl, step, [p.detach().clone() for p in self.params])
+        score = self.referee.score(self.model)
+        self.history.append((step, score))
+        if score < self.best[0]:
+            self.best = (score, step, [p.detach().clone() for p in self.params])
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -214,8 +255,10 @@ class _Features(contextlib.ExitStack):
 
 
 def _param_groups(model: nn.Module, dyts: dict, lr: float, alpha_lr: float, weights: dict,
-                  weight_lr: float) -> list[dict]:
-    """Adam groups: each alpha at ``alpha_lr`` times itself, gamma/beta at ``lr``, ``weights`` at ``weight_lr``.
+                  weight_lr: float, relative=None) -> list[dict]:
+    """Adam groups: each alpha at ``alpha_lr`` times itself, gamma/beta at ``lr``, ``weights`` at ``weight_lr``
+    (``relative``: each weight tensor at ``relative`` times its RMS, at least 1e-3 of it — the step is a
+    share of the tensor's scale, whatever the model's).
 
     Every parameter not in a group is left frozen (``requires_grad`` off);
     the caller restores the flags.
@@ -233,5 +276,9 @@ def _param_groups(model: nn.Module, dyts: dict, lr: float, alpha_lr: float, weig
     if weights and weight_lr > 0:
         for p in weights.values():
             p.requires_grad_(True)
-        groups.append({"params": list(weights.values()), "lr": weight_lr})
+        if relative:
+            groups += [{"params": [p], "lr": relative * max(float(p.detach().float().pow(2).mean().sqrt()), 1e-3)}
+                       for p in weights.values()]
+        else:
+            groups.append({"params": list(weights.values()), "lr": weight_lr})
     return groups

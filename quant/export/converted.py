@@ -16,9 +16,10 @@ from pathlib import Path
 from torch import nn
 
 from ..contract.spec import DyTSpec
+from ..contract.names import layer_file
 from ..contract.spec_io import load_spec
 from ..conversion.fixed_dyt import FixedDyT
-from ..conversion.graph import set_module
+from ..runtime.graph import set_module
 from ..conversion.modules import DyT, ShiftDyT
 from ..errors import HardytError
 
@@ -96,7 +97,7 @@ def converted_specs(directory) -> dict[str, DyTSpec]:
         raise HardytError(f"{config_path}: dyt_layers missing or not an object of objects")
     specs = {}
     for name in layers:
-        spec = load_spec(directory / f"{name.replace('.', '_')}.spec.json")
+        spec = load_spec(layer_file(directory, name, ".spec.json"))
         if not isinstance(spec, DyTSpec):
             raise HardytError(f"{directory}: layer {name} has a {type(spec).__name__}, not a DyT spec")
         specs[name] = spec

@@ -202,7 +202,8 @@ def csim_check(project, specs: list[DyTSpec]) -> dict:
     every channel of every layer, against the golden model.
 
     ``project`` is a project directory (opened with ``hls4ml.converters.link_existing_project``, as a
-    user opens it) or a converted hls4ml model. Returns ``elements``, ``mismatches`` and per layer.
+    user opens it) or a converted hls4ml model. Returns ``elements`` (compared; in a set, the code
+    lists of narrower layers repeat up to the widest's length), ``mismatches`` and both per layer.
     """
     hls4ml = require_hls4ml()
     if isinstance(project, (str, Path)):

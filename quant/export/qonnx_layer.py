@@ -3,6 +3,7 @@
 Codes ``q`` in, codes out (:func:`core_nodes`)::
 
     q ─► MultiThreshold(tanh table, per-channel alpha shifts absorbed) ─► t          folded: output t
+         (a threshold tanh without alpha shifts: its own thresholds, as they are)
                                  channel: t ─► Mul(|gamma|) ─► Add(sign·beta) ─► MultiThreshold(narrowing) ─► Mul(sign)
 
 A real input first goes through the input quantizer, a ``MultiThreshold``
@@ -26,7 +27,7 @@ from ..contract.fixed import signed_range
 from ..contract.spec import ChannelAffine, DyTSpec
 from ..contract.tanh import tanh_int
 from ..errors import HardytError
-from .thresholds import EXACT_INT, quantizer_thresholds, requant_thresholds, step_thresholds
+from .thresholds import EXACT_INT, NEVER, quantizer_thresholds, requant_thresholds, step_thresholds
 
 __all__ = ["QONNX_DOMAIN", "Nodes", "core_nodes", "real_nodes", "tanh_rows", "value_info"]
 
@@ -86,7 +87,13 @@ def core_nodes(g: Nodes, spec: DyTSpec, inp: str, out: str, *, prefix: str, layo
     t_lo, t_hi = signed_range(spec.tanh.out_bits)
     folded = not isinstance(spec.affine, ChannelAffine)
     t = out if folded else f"{prefix}.t"
-    thr = step_thresholds(tanh_rows(spec), lo=lo, out_min=t_lo + 1, out_max=t_hi, name=f"{spec.name} tanh")
+    if spec.tanh.kind == "threshold" and spec.alpha_shift is None:
+        # Level -T (thresholds[0], the smallest code) is the MultiThreshold's out_bias; a level no code
+        # reaches (2**(in_bits-1)) is NEVER.
+        thr = np.asarray(spec.tanh.thresholds[1:], dtype=np.float64)
+        thr = np.where(thr > signed_range(spec.in_bits)[1], NEVER, thr).astype(np.float32)[None, :]
+    else:
+        thr = step_thresholds(tanh_rows(spec), lo=lo, out_min=t_lo + 1, out_max=t_hi, name=f"{spec.name} tanh")
     g.multithreshold(f"{prefix}.tanh", inp, thr, t, out_bias=t_lo + 1, bits=spec.tanh.out_bits, layout=layout)
     return t if folded else _affine_nodes(g, spec, prefix, t, out, layout)
 

@@ -16,7 +16,7 @@ import torch
 from onnx.defs import OpSchema
 from torch import nn
 
-from ..conversion.graph import set_module
+from ..runtime.graph import set_module
 from ..errors import HardytError
 
 __all__ = ["MARKER_DOMAIN", "MARKER_OP", "trace"]

@@ -173,12 +173,7 @@ def infer_config(state: dict, path="checkpoint") -> dict:
 
 def load_hf(directory):
     """A local Hugging Face ``ViTForImageClassification`` directory, in eval mode (never downloads)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise HardytError(f"{directory}: not a directory (a Hugging Face model directory holds config.json "
-                          "and the weights)")
-    if not (directory / "config.json").is_file():
-        raise HardytError(f"{directory}: no config.json: not a Hugging Face model directory")
+    directory = model_directory(directory, "Hugging Face model")
     try:
         from transformers import ViTForImageClassification
         from transformers.utils import logging as hf_logging
@@ -190,3 +185,13 @@ def load_hf(directory):
     except Exception as e:  # noqa: BLE001 - transformers raises many types for a bad directory
         raise HardytError(f"{directory}: cannot load as ViTForImageClassification ({_first_line(e)})") from None
     return model.eval()
+
+
+def model_directory(directory, what: str) -> Path:
+    """``directory`` as a Path if it is a directory holding ``config.json``; else a :class:`HardytError`."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise HardytError(f"{directory}: not a directory (a {what} directory holds config.json and the weights)")
+    if not (directory / "config.json").is_file():
+        raise HardytError(f"{directory}: no config.json: not a {what} directory")
+    return directory

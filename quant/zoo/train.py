@@ -76,9 +76,9 @@ def train(options: TrainOptions, progress: bool = True):
     """Train on Fashion-MNIST's training set; return ``(model, record)`` (record: test accuracy, time, ...)."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
-    from ..conversion.evaluate import accuracy
+    from ..runtime.evaluate import accuracy
     from .data import NORMALIZATION, load_dataset
     from .vit import VisionTransformer
 
@@ -108,7 +108,7 @@ def train(options: TrainOptions, progress: bool = True):
     for epoch in range(options.epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=g)
-        bar = tqdm(order.split(options.batch_size), desc=f"epoch {epoch + 1}/{options.epochs}",
+        bar = progress_bar(order.split(options.batch_size), desc=f"epoch {epoch + 1}/{options.epochs}",
                    disable=not progress, leave=False)
         loss_sum = 0.0
         for idx in bar:
@@ -125,7 +125,7 @@ def train(options: TrainOptions, progress: bool = True):
         history.append({"epoch": epoch + 1, "train_loss": round(loss_sum / len(x_train), 4),
                         "test_accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
         if progress:
-            tqdm.write(f"epoch {epoch + 1}/{options.epochs}: train loss {loss_sum / len(x_train):.4f}  "
+            bar.write(f"epoch {epoch + 1}/{options.epochs}: train loss {loss_sum / len(x_train):.4f}  "
                        f"test top-1 {100 * acc:.2f} %  ({time.perf_counter() - t0:.0f} s)")
     model.eval()
     record = {"test_accuracy": history[-1]["test_accuracy"], "test_samples": len(y_test),

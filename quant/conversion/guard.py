@@ -1,0 +1,77 @@
+"""A default that does no harm: the weights adapt only if that beats the frozen-weight conversion.
+
+The reconstruction runs in phases, each keeping the best state on the
+referee (held-out samples, :mod:`.referee`):
+
+1. **frozen**: DyT's parameters only (every other weight as trained) —
+   exactly the conversion ``freeze_weights=True`` returns (same steps, same
+   seed; :func:`~hardyt.quant.conversion.schedule.plan_steps`);
+2. **adapted**: from there, every weight adapts too (``adapt``), and stops
+   when the held-out check has not improved for :data:`PATIENCE` checks.
+   Its starting point is the frozen result and its best state on the
+   referee is kept, so it returns either a state that beats the
+   frozen-weight conversion on the held-out check or that conversion itself.
+
+The record (``report["teacher"]["weights"]``) says which was kept and why.
+With ``freeze_weights`` (or nothing to adapt) only phase 1 runs.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .reconstruct import reconstruct
+from .schedule import Plan, compute_seconds
+
+__all__ = ["PATIENCE", "guarded_reconstruct", "phase_record", "stop_reason"]
+
+PATIENCE = 4  # referee checks without a new best before the adapted phase stops
+
+
+def phase_record(name: str, out: dict) -> dict:
+    held = out["held_out"] or {}
+    return {"phase": name, "steps": out["steps_run"], "stopped": out["stopped"], "best_step": held.get("best_step"),
+            "start_score": held.get("start"), "best_score": held.get("best"), "history": held.get("kl", [])}
+
+
+def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *, weights: dict, referee,
+                        objective: str, **kw) -> dict:
+    """The phases above; returns ``{"losses", "held_out", "choice"}`` (the choice record for the report).
+
+    ``kw`` goes to :func:`~hardyt.quant.conversion.reconstruct.reconstruct`
+    (``feature_scale``, ``quant``, ``device``, ``progress``).
+    """
+    t0 = compute_seconds()
+    frozen_opts = replace(opts, steps=plan.frozen_steps, feature_weight=plan.frozen_feature_weight)
+    out = reconstruct(student, dyts, data, teacher, frozen_opts, weights={}, referee=referee, objective=objective,
+                      budget=plan.remaining(0.0, plan.frozen_share), **kw)
+    phases = [phase_record("frozen", out)]
+    losses = list(out["losses"])
+    if not (plan.adapt_steps and weights):
+        return {"losses": losses, "held_out": out["held_out"], "phases": phases,
+                "choice": {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}}
+    spent = compute_seconds() - t0
+    adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
+                          referee=referee, objective=objective, patience=PATIENCE,
+                          budget=plan.remaining(spent), **kw)
+    phases.append(phase_record("adapted", adapted))
+    losses += adapted["losses"]
+    held = adapted["held_out"]
+    if held is None or held["best_step"] > 0:
+        why = ("no held-out samples to check it against" if held is None else
+               f"it beat the frozen-weight conversion on the held-out check ({referee.metric} "
+               f"{held['best']:.4g} vs {held['start']:.4g})")
+        return {"losses": losses, "held_out": held, "phases": phases, "choice": {"kept": "adapted", "reason": why}}
+    hist = phases[1]["history"]
+    # The best state was the frozen one: reconstruct restored it, the weights included.
+    why = (f"adapting the weights never beat the frozen-weight conversion on the held-out check (best adapted "
+           f"{referee.metric} {min(s for _, s in hist[1:]):.4g} vs frozen {hist[0][1]:.4g}; stopped by "
+           f"{adapted['stopped']})" if len(hist) > 1 else "adapting the weights had no step to run")
+    return {"losses": losses, "held_out": held, "phases": phases, "choice": {"kept": "frozen", "reason": why}}
+
+
+def stop_reason(phases: list[dict]) -> str | None:
+    """Why the reconstruction stopped, in a few words (each phase's reason, its steps and its best step)."""
+    if not phases:
+        return None
+    return "; ".join(f"{p['phase']}: {p['steps']} steps, stopped by {p['stopped']}, best state at step "
+                     f"{p['best_step']}" for p in phases)

@@ -229,6 +229,9 @@ def main(argv=None) -> int:
     ap.add_argument("--widths", action="store_true",
                     help="only the input-width rows: lut, pwl and threshold cores and LayerNorm at 8-16-bit input "
                          "(ECP5, C=768, P=4) and the hls4ml point (bench/results/hardware_width.{json,md,png})")
+    ap.add_argument("--report-only", action="store_true",
+                    help="with --widths and --work: the table of the reports already in --work (an interrupted "
+                         "run), naming the rows missing; no tool runs")
     ap.add_argument("--width-bits", type=int, nargs="+", metavar="N",
                     help="with --widths: the input widths of the ECP5 DyT rows (default 8 12 16)")
     ap.add_argument("--engine-channel", type=Path, metavar="CONVERTED_DIR",

@@ -10,6 +10,7 @@ Steps::
     convert_model(ConvertConfig[, LoadedModel]) -> ConvertResult (ConvertedDir + ConvertReport)
     emit_cores(ConvertedDir | SPEC.json, EmitConfig) -> EmittedCores (CoreManifest each)
     simulate(DIR, SimConfig)                    -> SimResults
+    prove(DIR, ProveConfig)                     -> ProveResults
     synthesize(DIR, SynthConfig)                -> SynthResults
     export_model(ConvertedDir, ExportConfig)    -> Exported
     run_explore(ExploreConfig)                  -> ExploreResult (+ the search's state)
@@ -29,7 +30,7 @@ import importlib
 
 _NAMES = {
     "SEED": "options", "ModelSource": "options", "ConvertConfig": "options", "EmitConfig": "options",
-    "SimConfig": "options", "SynthConfig": "options", "ExportConfig": "options", "ExploreConfig": "options",
+    "SimConfig": "options", "ProveConfig": "options", "SynthConfig": "options", "ExportConfig": "options", "ExploreConfig": "options",
     "DemoConfig": "options", "from_args": "options",
     "LoadedModel": "model_source", "load_model_source": "model_source",
     "ConvertReport": "convert_record", "LayerRecord": "convert_record", "ConvertedDir": "converted",
@@ -39,6 +40,7 @@ _NAMES = {
     "ConvertResult": "convert", "convert_model": "convert",
     "EmittedCores": "emit", "emit_cores": "emit", "emit_spec": "emit",
     "SimResults": "sim", "simulate": "sim",
+    "ProveResults": "prove", "prove": "prove",
     "SynthResults": "synth", "synthesize": "synth",
     "Exported": "export", "export_model": "export",
     "run_explore": "explore",

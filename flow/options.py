@@ -135,6 +135,18 @@ class SimConfig:
     activations: str | None = None
     scheduler: str | None = None
     workers: int = 1
+    exhaustive: bool = False
+
+
+@dataclass
+class ProveConfig:
+    """``hardyt prove``: which properties (default all of each core's), the time per task, where jobs run."""
+
+    property: list[str] | None = None
+    timeout: float = 600.0
+    keep: bool = False
+    scheduler: str | None = None
+    workers: int = 1
 
 
 @dataclass

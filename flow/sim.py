@@ -71,10 +71,28 @@ def simulate_core(core: Path, root: Path, given: Path | None, config: SimConfig,
                    seed=config.seed, activations=npz)
 
 
+def simulate_exhaustive(root: Path, config: SimConfig) -> SimResults:
+    """``exhaustive``: every code on every channel of each DyT core, the parts spread over the Dask workers."""
+    from hardyt.hw.tools.sweep import dask_client
+    from hardyt.sim.exhaustive import run_exhaustive
+
+    out = SimResults(root)
+    with dask_client(config.scheduler, config.workers) as client:
+        for core in core_dirs(root):
+            try:
+                out.results[str(core)] = run_exhaustive(core, client=client, workers=config.workers,
+                                                        seed=config.seed)
+            except HardytError as e:
+                out.errors[str(core)] = str(e)
+    return out
+
+
 def simulate(root, config: SimConfig) -> SimResults:
     """Simulate every core under ``root`` (one core, an engine, or one directory per layer)."""
     from hardyt.hw.tools.sweep import dask_client, run_jobs
 
+    if config.exhaustive:
+        return simulate_exhaustive(Path(root), config)
     if config.vectors is not None and config.vectors < 1:
         raise HardytError(f"--vectors: must be a positive integer, got {config.vectors}")
     root = Path(root)
@@ -104,6 +122,10 @@ def _fmt_rate(r: dict) -> str:
 def report_lines(name: str, r: dict, limit: int = 10) -> list[str]:
     """What ``hardyt sim`` prints for one core."""
     verdict = "PASS" if r["ok"] else "FAIL"
+    if "space" in r:   # the exhaustive sweep
+        return [f"{name}: {verdict} (verilator, exhaustive): {r['elements']:,} of {r['space']:,} inputs checked "
+                f"(every code on every channel), {r['mismatches']} mismatches, {r['parts']} parts, {r['seconds']} s",
+                *[f"  failed: {f}" for f in r["failures"][:limit]], *[f"  mismatch: {m}" for m in r["report"][:limit]]]
     lines = [f"{name}: {verdict} ({r['simulator']}, {r['mode']}): {r['elements']} elements checked, "
              f"{r['mismatches']} mismatches, {r['cycles']} cycles; {_fmt_rate(r)}"]
     tests = ", ".join(f"{t} {v.get('elements', 0)}" for t, v in r["tests"].items() if v.get("elements"))

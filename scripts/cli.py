@@ -17,7 +17,7 @@ from hardyt.quant.errors import HardytError
 from hardyt.quant.version import hardyt_version
 
 # Subcommands, in the order --help lists them.
-COMMANDS = ("tanh", "convert", "demo", "train", "rtl", "sim", "synth", "export", "explore")
+COMMANDS = ("tanh", "convert", "demo", "train", "rtl", "sim", "prove", "synth", "export", "explore")
 
 
 class Terminated(KeyboardInterrupt):

@@ -22,7 +22,8 @@ def add_parser(sub):
                        examples=["hardyt sim out/rtl                                  # cocotb on Icarus",
                                  "hardyt sim out/rtl --simulator verilator --mode bulk --vectors 1000000",
                                  "hardyt sim out/layers --activations out/convert --workers 2",
-                                 "hardyt sim out/engine --activations out/convert  # a DyT engine, layer by layer"])
+                                 "hardyt sim out/engine --activations out/convert  # a DyT engine, layer by layer",
+                                 "hardyt sim out/rtl --exhaustive --workers 2     # every input of a DyT core"])
     p.add_argument("dir", metavar="DIR", help="a `hardyt rtl` output: one core, or one subdirectory per layer")
     g = p.add_argument_group("simulation")
     g.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus", help="default icarus")
@@ -37,6 +38,10 @@ def add_parser(sub):
                    help="real input codes (a <layer>.inputs.npz, or the `hardyt convert` directory holding "
                         "one per layer): cocotb mode sends the first N elements, bulk mode all of them")
     g.add_argument("--waves", action="store_true", help="dump waveforms (paths printed)")
+    g.add_argument("--exhaustive", action="store_true",
+                   help="DyT cores: every input code on every channel (2**in_bits x C elements, up to 16-bit "
+                        "inputs) in Verilator bulk mode, in parts over the Dask workers (bulk mode already "
+                        "includes it when it fits 4M elements)")
     add_sweep_flags(p)
     p.set_defaults(func=run)
 

@@ -25,7 +25,7 @@ from hardyt.quant.contract.stream import lane_channels
 
 from .axis import AxisMonitor, AxisSink, AxisSource, no_pause, random_pause
 from .scoreboard import Scoreboard
-from .stimulus import random_tokens, tokens_to_beats
+from .stimulus import code_sweep_tokens, random_tokens, tokens_to_beats
 from .testbench import CLOCK_NS, SimConfig
 
 __all__ = ["EngineConfig", "StatusMonitor", "EngineTestbench", "LayerRun", "STATUS_LOADED", "STATUS_NAMES"]
@@ -56,7 +56,8 @@ class LayerRun:
 
     @classmethod
     def from_plan(cls, cfg: EngineConfig, k: int, vectors: int, salt: int = 0) -> "LayerRun":
-        """Layer ``k`` of the plan with ``vectors`` elements: its activations' first tokens, else random."""
+        """Layer ``k`` of the plan: every input code once (:func:`code_sweep_tokens`), then ``vectors``
+        elements of its activations' first tokens, else random."""
         step, spec = cfg.plan[k], cfg.specs[k]
         tokens = max(1, -(-vectors // spec.channels))
         if step.get("npz"):
@@ -64,7 +65,7 @@ class LayerRun:
                 x = np.asarray(f["x"], dtype=np.int64).reshape(-1, spec.channels)[:tokens]
         else:
             x = random_tokens(cfg.rng(1000 * salt + k), vectors, spec.channels, spec.in_bits)
-        return cls(step, spec, x)
+        return cls(step, spec, np.concatenate([code_sweep_tokens(spec.in_bits, spec.channels), x]))
 
 
 class StatusMonitor:

@@ -35,14 +35,13 @@ import numpy as np
 from hardyt.hw.emission.emit import load_manifest
 from hardyt.hw.tools.toolchain import iverilog_cmd, job_timeout, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_text, save_json_atomic
+from hardyt.quant.files import save_json_atomic
 from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
-from hardyt.quant.contract.stream import lane_channels
 
 from . import buildcache
-from .stimulus import exhaustive_tokens, extreme_tokens, random_tokens, tokens_to_beats
+from .bulk_files import bulk_stream, write_bulk_files
 
 __all__ = ["run_sim", "bulk_stream", "check_activations", "SIMULATORS", "MODES", "default_cache"]
 
@@ -59,40 +58,6 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardyt" / "sim"
 
 
-def bulk_stream(spec, vectors: int, seed: int, activations=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bulk stimulus: saturation corners, every code on every channel (inputs of at
-    most 10 bits, or when ``vectors`` is at least that many elements), the tokens
-    of an activations file if given, then random tokens up to ``vectors`` elements."""
-    rng = np.random.default_rng([seed, 99])
-    parts = [extreme_tokens(spec.in_bits, spec.channels)]
-    if spec.in_bits <= 10 or spec.channels << spec.in_bits <= vectors:
-        parts.append(exhaustive_tokens(spec.in_bits, spec.channels))
-    if activations is not None:
-        with np.load(activations, allow_pickle=False) as f:
-            parts.append(np.asarray(f["x"], dtype=np.int64).reshape(-1, spec.channels))
-    have = sum(p.size for p in parts)
-    if vectors > have:
-        parts.append(random_tokens(rng, vectors - have, spec.channels, spec.in_bits))
-    return tokens_to_beats(np.concatenate(parts), spec.lanes)
-
-
-def _hex_lines(values, bits: int, depth: int) -> str:
-    digits = -(-bits // 4)
-    v = np.asarray(values, dtype=np.int64).reshape(-1) & ((1 << bits) - 1)
-    v = np.concatenate([v, np.zeros(depth - len(v), dtype=np.int64)])
-    return "\n".join(np.char.zfill(np.char.mod("%x", v), digits).tolist()) + "\n"
-
-
-def _write_bulk_files(run_dir: Path, spec, manifest, vectors: int, seed: int, activations) -> tuple[int, int]:
-    x, last = bulk_stream(spec, vectors, seed, activations)
-    y = spec.reference_stream(x, last)
-    beats, lanes = len(x), spec.lanes
-    depth = max(256, 1 << (beats - 1).bit_length())
-    atomic_write_text(run_dir / "bulk_x.mem", _hex_lines(x, manifest["in_bits"], depth * lanes))
-    atomic_write_text(run_dir / "bulk_y.mem", _hex_lines(y, manifest["out_bits"], depth * lanes))
-    atomic_write_text(run_dir / "bulk_last.mem", _hex_lines(last, 1, depth))
-    np.savez(run_dir / "bulk_stream.npz", x=x, y=y, channels=lane_channels(last, lanes, spec.channels))
-    return beats, depth
 
 
 def check_activations(path, spec) -> None:
@@ -182,12 +147,12 @@ def _test_env(manifest, run_dir: Path, seed: int, vectors: int, activations) -> 
 
 
 def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, simulator, mode, vectors, seed,
-         activations, pause, waves) -> tuple[dict, dict]:
+         activations, pause, waves, part=None) -> tuple[dict, dict]:
     """The arguments of cocotb's build and test for this run, and the variables its tests read."""
     test_env = _test_env(manifest, run_dir, seed, vectors, activations)
     sources, parameters, defines = [str(src)], {}, {}
     if mode == "bulk":
-        beats, depth = _write_bulk_files(run_dir, spec, manifest, vectors, seed, activations)
+        beats, depth = write_bulk_files(run_dir, spec, manifest, vectors, seed, activations, part)
         top, module = "hardyt_bulk", "hardyt.sim.cocotb_bulk"
         sources.append(str(HARNESS))
         parameters = {"P": manifest["lanes"], "WIN": manifest["in_bits"], "WOUT": manifest["out_bits"],
@@ -239,14 +204,16 @@ def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dic
 
 def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: bool = False,
             mode: str = "cocotb", seed: int = 1, activations=None, cache=None, testcase=None,
-            pause: bool = True, quiet: bool = True) -> dict:
+            pause: bool = True, quiet: bool = True, part=None) -> dict:
     """Simulate an emitted directory; returns the numbers (see ``hardyt sim``).
 
     ``activations`` is a ``<layer>.inputs.npz`` (key ``x``: input codes, one
     token per row): the cocotb ``activations`` test sends its first
     ``vectors`` elements, bulk mode sends all of it; ``pause=False`` runs
     bulk mode's main test at full rate (the cocotb mode always pauses, except
-    in its throughput test); ``testcase`` picks cocotb tests by name.
+    in its throughput test); ``testcase`` picks cocotb tests by name;
+    ``part=(k, n)`` (bulk mode) streams part ``k`` of ``n`` of every code on
+    every channel and nothing else (:mod:`hardyt.sim.exhaustive`).
     ``beats_per_cycle`` and ``latency`` come from the full-rate
     ``throughput`` test of either mode (see :mod:`hardyt.sim.cocotb_bulk`).
 
@@ -262,6 +229,8 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     when a run fails or dumps waves; ``waves`` then lists the files).
     """
     _check_args(simulator, mode, vectors, seed)
+    if part is not None and mode != "bulk":
+        raise HardytError(f"part {part}: a part of the exhaustive sweep runs in bulk mode only")
     manifest = load_manifest(directory)
     spec = spec_from_dict(manifest["spec"])
     cache = Path(cache) if cache else default_cache()
@@ -274,7 +243,8 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
         (run_dir / mem).symlink_to(Path(manifest["dir"]) / mem)
     save_json_atomic(run_dir / "manifest.json", manifest)
     job, test_env = _job(manifest, spec, src, digest, run_dir, cache, simulator=simulator, mode=mode,
-                         vectors=vectors, seed=seed, activations=activations, pause=pause, waves=waves)
+                         vectors=vectors, seed=seed, activations=activations, pause=pause, waves=waves,
+                         part=part)
     job |= {"testcase": testcase, "quiet": quiet}
     # cocotb's runner hands its whole process environment to the simulator (over its extra_env).
     outcome = _launch(job, env | test_env, run_dir, quiet, manifest["dir"])

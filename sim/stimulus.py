@@ -16,7 +16,8 @@ import numpy as np
 
 from hardyt.quant.contract.fixed import signed_range
 
-__all__ = ["tokens_to_beats", "random_tokens", "exhaustive_tokens", "extreme_tokens", "mixed_length_stream"]
+__all__ = ["tokens_to_beats", "random_tokens", "exhaustive_tokens", "code_sweep_tokens", "extreme_tokens",
+           "mixed_length_stream"]
 
 
 def tokens_to_beats(x, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,12 +37,29 @@ def random_tokens(rng: np.random.Generator, elements: int, channels: int, in_bit
     return rng.integers(lo, hi + 1, (tokens, channels), dtype=np.int64)
 
 
-def exhaustive_tokens(in_bits: int, channels: int) -> np.ndarray:
-    """Every code on every channel: ``2**in_bits`` tokens, channel c rotated by c."""
+def exhaustive_tokens(in_bits: int, channels: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Every code on every channel: ``2**in_bits`` tokens, channel c rotated by c (tokens
+    ``start:stop`` of them: a part of the sweep).
+
+    >>> exhaustive_tokens(3, 2, 6).tolist()
+    [[2, 3], [3, -4]]
+    """
     lo, _ = signed_range(in_bits)
     n = 1 << in_bits
-    t = np.arange(n)[:, None] + np.arange(channels)[None, :]
+    t = np.arange(start, n if stop is None else stop)[:, None] + np.arange(channels)[None, :]
     return lo + t % n
+
+
+def code_sweep_tokens(in_bits: int, channels: int) -> np.ndarray:
+    """Every input code at least once, in as few tokens as hold them: ``lo, lo+1, ...`` across the channels.
+
+    >>> code_sweep_tokens(3, 3).tolist()
+    [[-4, -3, -2], [-1, 0, 1], [2, 3, -4]]
+    """
+    lo, _ = signed_range(in_bits)
+    n = 1 << in_bits
+    tokens = -(-n // channels)
+    return lo + np.arange(tokens * channels).reshape(tokens, channels) % n
 
 
 def extreme_tokens(in_bits: int, channels: int) -> np.ndarray:

@@ -38,6 +38,9 @@ ALLOWED = {
     "hardyt.hw.tools": BASE | {"hardyt.hw.emission", "hardyt.hw.tools", "hardyt.quant.contract"},
     "hardyt.hw.costmodel": BASE | {"hardyt.hw.datapath", "hardyt.hw.emission", "hardyt.hw.tools",
                                    "hardyt.hw.costmodel", "hardyt.quant.contract"},
+    # formal proofs read the datapath's register names, the manifests and the tools; only the flow imports them
+    "hardyt.hw.formal": BASE | {"hardyt.hw.datapath", "hardyt.hw.emission", "hardyt.hw.tools", "hardyt.hw.formal",
+                                "hardyt.quant.contract"},
     "hardyt.sim": BASE | {"hardyt.sim", "hardyt.hw", "hardyt.quant.contract"},
     # the flow may import every library room; nothing but the command line imports the flow
     "hardyt.flow": BASE | {"hardyt.flow", "hardyt.quant", "hardyt.hw", "hardyt.sim"},

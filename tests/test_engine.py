@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """DyTEngine in Amaranth's simulator: layer switches, loading while streaming, bad frames."""
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from conftest import stream_get, stream_put
 from hardyt.hw.datapath.coef_frame import STATUS, frame_beats, load_cycles
 from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.hw.datapath.engine import DyTEngine
+from hardyt.hw.emission.engine_emit import emit_engine
 from hardyt.hw.datapath.engine_set import engine_shape, layer_frame
 from hardyt.quant.contract.spec import ChannelAffine
 from hardyt.quant.errors import HardytError
@@ -363,3 +365,31 @@ def test_sim_engine_bit_exact_and_corrupted_image_named(simulator, kind, corrupt
     assert main(["sim", str(bad), "--simulator", simulator, "--vectors", "16"]) == 1
     out = capsys.readouterr().out
     assert f"layer {corrupt}: coefficient image {corrupt}.coef.bin rejected by the engine (bad checksum)" in out, out
+
+
+def test_resealed_image_fails_the_scoreboard_naming_layer_and_channel(tmp_path):
+    """One table entry changed and the checksum recomputed: the frame loads, so only the scoreboard can
+    notice — and it does, on the layer and the channels that read the entry (every code is streamed)."""
+    import shutil
+
+    from hardyt.hw.coef_frame import checksum
+    from hardyt.sim.engine_runner import run_engine_sim
+
+    eng = tmp_path / "eng"
+    emit_engine(layer_set(2), eng)
+    r = run_engine_sim(eng, vectors=8, cache=tmp_path / "cache")
+    assert r["ok"], r["failures"] + r["report"]
+    # Every code of every layer went through: the code sweep alone is 2**in_bits elements per layer.
+    assert all(v["elements"] >= 1 << s.in_bits for v, s in zip(r["per_layer"].values(), layer_set(2)))
+    bad = tmp_path / "bad"
+    shutil.copytree(eng, bad)
+    words = np.fromfile(bad / "b.coef.bin", dtype="<u4")
+    words[1] ^= 1                          # the table's first word: entry 0 (code 0), its lowest bit
+    words[-1] = checksum(words[:-1])       # re-sealed: the frame is valid
+    words.tofile(bad / "b.coef.bin")
+    (bad / "b.coef.mem").write_text("".join(f"{int(w):08x}\n" for w in words))
+    r = run_engine_sim(bad, vectors=8, cache=tmp_path / "cache")
+    assert not r["ok"] and r["mismatches"] > 0
+    assert r["per_layer"]["b"]["mismatches"] > 0 and r["per_layer"]["a"]["mismatches"] == 0
+    named = [line for line in r["report"] if line.startswith("layer b:")]
+    assert named and all(re.search(r"channel \d+: input 0 ", line) for line in named), r["report"]

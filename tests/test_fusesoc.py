@@ -78,3 +78,18 @@ def test_engine_core_lints_clean_and_its_smoke_sim_loads_a_layer(engine, tmp_pat
     assert r.returncode == 0, r.stdout + r.stderr
     beats = SMOKE_TOKENS * 8 // 2
     assert f"eng smoke: image loaded, {beats} beats in, {beats} beats out" in r.stdout + r.stderr
+
+
+def test_smoke_sim_compares_values(emitted, tmp_path):
+    # The same core with its gamma ROM zeroed: every beat still comes out, but the values are wrong.
+    import shutil
+    core = tmp_path / "core"
+    shutil.copytree(emitted, core)
+    gamma = core / "dyt16_gamma.mem"
+    gamma.write_text("".join("0" * len(w) + "\n" for w in gamma.read_text().split()))
+    (tmp_path / "sim").mkdir()
+    r = _fusesoc(core, "sim", tmp_path / "sim")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    beats = SMOKE_TOKENS * 16 // 4
+    assert f"sent {beats}, received {beats} beats" in out and "differ from the golden model" in out

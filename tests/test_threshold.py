@@ -119,3 +119,16 @@ def test_convert_spec_threshold_equals_lut():
                  for k in ("threshold", "lut")]
         assert specs[0].tanh.kind == "threshold"
         assert torch.equal(FixedDyT(specs[0])(x), FixedDyT(specs[1])(x))
+
+
+def test_cli_rtl_threshold(tmp_path):
+    """``hardyt rtl --tanh threshold``: one .mem per stage ROM, the 16+-word stages asking for block RAM."""
+    from hardyt.hw.emit import load_manifest
+    from hardyt.scripts.cli import main
+
+    assert main(["rtl", "--channels", "4", "--lanes", "2", "--in-bits", "10", "--tanh", "threshold",
+                 "--out", str(tmp_path)]) == 0
+    m = load_manifest(tmp_path)
+    assert sorted(m["mems"]) == [f"dyt_thr{i}.mem" for i in range(1, 8)] and m["latency"] == 12
+    assert (tmp_path / "dyt_thr7.mem").read_text().count("\n") == 128
+    assert '(* rom_style = "block" *)' in (tmp_path / "dyt.v").read_text()

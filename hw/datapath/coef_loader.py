@@ -126,7 +126,7 @@ class CoefLoader(wiring.Component):
         m.d.comb += [self.waddr.eq(Cat(f.entry, f.target)), self.wdata.eq(word.word_select(f.sub, s.table_bits))]
 
         m.d.sync += self.done.eq(0)
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("HEADER"):
                 m.d.comb += coef.ready.eq(1)
                 magic = word[:8] == MAGIC
@@ -175,6 +175,8 @@ class CoefLoader(wiring.Component):
                 with m.If(take & coef.payload.last):
                     m.d.sync += self.done.eq(1)
                     m.next = "HEADER"
+        #: State name -> code of the Verilog's ``fsm_state`` (the formal harness's invariants).
+        self.fsm_encoding = dict(fsm.encoding)
         return m
 
     def _affine_states(self, m, f):
@@ -213,7 +215,8 @@ class _Frame:
         s = loader.shape
         self.m, self.loader = m, loader
         self.valid = Signal(2)
-        self.target, self.previous, self.claiming = Signal(), Signal(), Signal()
+        # Named: the formal harness (hardyt.hw.formal.harness) reads ``target`` in the Verilog.
+        self.target, self.previous, self.claiming = Signal(name="target"), Signal(name="previous"), Signal(name="claiming")
         self.pending = Signal(bank_layout(s))       # the tag a good frame gives its bank
         self.layer, self.last_beat = self.pending.layer, self.pending.last_beat
         self.tags = [Signal(bank_layout(s), name=f"tag{b}") for b in range(2)]

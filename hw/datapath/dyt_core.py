@@ -52,10 +52,11 @@ __all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS", "THRESHO
 #: ROM is 32 LUT6s on Xilinx, fewer than that logic.
 SIGNED_ROM_MAX_BITS = 8
 
-#: Threshold stages of at least this many words are ROMs in block RAM: one
-#: 18-Kbit block holds a lane pair's 64- or 128-word stage, which as logic
-#: costs one to three LUT6 per bit per lane pair (and four times that in LUT4).
-THRESHOLD_BLOCK_MIN_WORDS = 64
+#: Threshold stages of at least this many words are ROMs in block RAM (the last
+#: four at 8-bit output): one 18-Kbit block per lane pair and stage. As logic a
+#: 16- to 128-word stage costs 1-3 LUT6 or 4-32 LUT4 per bit per read port;
+#: ECP5, C = 768, P = 4, 16-bit input: 1418 LUT with stages 6-7 in blocks.
+THRESHOLD_BLOCK_MIN_WORDS = 16
 
 #: PWL offsets of at most this many bits are multiplied by a tree of adders
 #: rather than a DSP block: a 4-bit factor costs three adders, less than a
@@ -115,6 +116,9 @@ class DyTCore(CountedLatency, wiring.Component):
         Cycles from an input handshake to the corresponding ``o.valid`` when
         the sink is always ready: the stages :meth:`elaborate` builds, plus
         the output buffer's register.
+    control_regs : list of str
+        After elaboration: the control registers (``valid``, ``last``, ...) of
+        the pipeline's stages, first stage first, as named in the Verilog.
     """
 
     def __init__(self, spec: DyTSpec):
@@ -159,6 +163,7 @@ class DyTCore(CountedLatency, wiring.Component):
         m.d.comb += [obuf.i.valid.eq(ctrl.valid), obuf.i.payload.last.eq(ctrl.last)]
         m.d.comb += [obuf.i.payload.data[j].eq(y[j]) for j in range(spec.lanes)]
         self.count_latency(dp.stages.count + obuf.latency)
+        self.control_regs = dp.stages.controls
         return m
 
     def _beat_counter(self, m, accept):

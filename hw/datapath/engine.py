@@ -132,6 +132,7 @@ class DyTEngine(CountedLatency, wiring.Component):
         m.d.comb += [obuf.i.valid.eq(ctrl.valid), obuf.i.payload.last.eq(ctrl.last)]
         m.d.comb += [obuf.i.payload.data[j].eq(v) for j, v in enumerate(y)]
         self.count_latency(stages.count + obuf.latency)
+        self.control_regs = stages.controls     # as DyTCore's: read by the formal harness
         return m
 
     def _token_bank(self, m, loader):

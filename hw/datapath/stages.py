@@ -72,6 +72,9 @@ class Stages:
     def __init__(self, m: Module, *, enable=None, prefix: str = ""):
         self.m, self.enable, self.prefix = m, enable, prefix
         self.count = 0
+        #: Names of the control registers :meth:`step` made, first stage first (the formal
+        #: harness, :mod:`hardyt.hw.formal.harness`, reads their valid and last bits).
+        self.controls: list[str] = []
 
     def reg(self, value, name: str, shape=None):
         """``value`` one cycle later (loaded when ``enable``): a Signal, or a View for a layout."""
@@ -88,6 +91,7 @@ class Stages:
         self.count += 1
         if isinstance(values, dict):
             return {n: self.reg(v, f"{n}_{tag}") for n, v in values.items()}
+        self.controls.append(self.prefix + f"ctrl_{tag}")
         return self.reg(values, f"ctrl_{tag}")
 
     def steps(self, values, n: int, tag: str):

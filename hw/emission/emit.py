@@ -28,7 +28,7 @@ from hardyt.quant.version import hardyt_version
 
 from ..datapath.axis_top import AxisTop
 from ..datapath.cores import build_core
-from .fusesoc import core_file, smoke_testbench
+from .fusesoc import core_file, smoke_testbench, smoke_vectors
 
 __all__ = ["ReadmemhPlatform", "emit", "emit_verilog", "top_verilog", "load_manifest", "verilog_name", "MANIFEST_KEYS"]
 
@@ -244,6 +244,8 @@ def emit(spec, out_dir, name: str | None = None) -> Path:
         (tmp / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
         (tmp / f"{name}.core").write_text(core_file(manifest))
         (tmp / f"{name}_tb.v").write_text(smoke_testbench(manifest))
+        for fname, text in smoke_vectors(manifest, spec).items():
+            (tmp / fname).write_text(text)
     return Path(out_dir) / f"{name}.json"
 
 

@@ -32,7 +32,7 @@ from ..datapath.coef_frame import COEF_BITS, FRAME_FORMAT, frame_beats, load_cyc
 from ..datapath.coef_loader import Status
 from .emit import top_verilog, verilog_name
 from ..datapath.engine import DyTEngine
-from .fusesoc import core_file, engine_smoke_testbench
+from .fusesoc import core_file, engine_smoke_testbench, smoke_vectors
 from ..datapath.engine_set import engine_shape, layer_frame, relane
 
 __all__ = ["EngineTop", "emit_engine", "ENGINE_CORE"]
@@ -155,4 +155,6 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
         # Yosys writes the loader's FSM as case statements over only the states that assign a signal.
         (tmp / f"{name}.core").write_text(core_file(manifest, waive=("CASEINCOMPLETE",)))
         (tmp / f"{name}_tb.v").write_text(engine_smoke_testbench(manifest))
+        for fname, text in smoke_vectors(manifest, specs[0]).items():
+            (tmp / fname).write_text(text)
     return Path(out_dir) / f"{name}.json"

@@ -8,16 +8,23 @@ entries, so FuseSoC copies them into the tool's work directory, where the
 - ``default``: the files, top ``NAME`` (what an including project uses);
 - ``lint``: Verilator ``--lint-only``;
 - ``sim``: Icarus Verilog on ``NAME_tb.v``, which resets the core, streams
-  every channel of a few tokens with the sink always ready and checks that as
-  many beats come out as went in (values are proven by ``hardyt sim``). An
-  engine's testbench first sends layer 0's coefficient image and checks that
-  it loads.
+  every channel of a few tokens (``NAME_tb_x.mem``: corners, then random
+  codes) with the sink always ready and compares every output beat and its
+  ``tlast`` with the golden model's (``NAME_tb_y.mem``, written by
+  :func:`smoke_vectors`): a core that outputs zeros fails it. An engine's
+  testbench first sends layer 0's coefficient image, checks that it loads,
+  then streams that layer's tokens.
 
 ``fusesoc --cores-root DIR run --target lint hardyt:dyt:NAME`` from any directory.
 """
 from __future__ import annotations
 
-__all__ = ["core_name", "core_file", "smoke_testbench", "engine_smoke_testbench", "SMOKE_TOKENS"]
+import numpy as np
+
+from hardyt.quant.contract.fixed import signed_range
+from hardyt.quant.contract.stream import pack_lanes
+
+__all__ = ["core_name", "core_file", "smoke_testbench", "engine_smoke_testbench", "smoke_vectors", "SMOKE_TOKENS"]
 
 SMOKE_TOKENS = 3
 
@@ -49,6 +56,8 @@ filesets:
   smoke_tb:
     files:
       - {name}_tb.v
+      - {name}_tb_x.mem: {{file_type: user, copyto: {name}_tb_x.mem}}
+      - {name}_tb_y.mem: {{file_type: user, copyto: {name}_tb_y.mem}}
     file_type: verilogSource
 
 targets:
@@ -71,17 +80,43 @@ targets:
 """
 
 
+def smoke_vectors(manifest: dict, spec, seed: int = 0) -> dict[str, str]:
+    """``NAME_tb_x.mem`` and ``NAME_tb_y.mem``: ``SMOKE_TOKENS`` tokens of ``spec`` (the core's, or an
+    engine's layer 0) as packed input beats, minimum and maximum code first, then random codes, and
+    the golden model's output beats, one hex word per line (the manifest's port widths)."""
+    lo, hi = signed_range(spec.in_bits)
+    x = np.random.default_rng(seed).integers(lo, hi + 1, (SMOKE_TOKENS, spec.channels), dtype=np.int64)
+    x[0, 0], x[-1, -1] = lo, hi
+    beats = x.reshape(-1, manifest["lanes"])
+    last = (np.arange(len(beats)) % (spec.channels // manifest["lanes"])) == spec.channels // manifest["lanes"] - 1
+    y = spec.reference_stream(beats, last)
+    out = {}
+    for key, words, bits in (("x", beats, manifest["in_bits"]), ("y", y, manifest["out_bits"])):
+        digits = -(-bits * manifest["lanes"] // 4)
+        out[f"{manifest['name']}_tb_{key}.mem"] = "".join(f"{pack_lanes(w, bits):0{digits}x}\n" for w in words)
+    return out
+
+
 def _data_stream(manifest: dict, beats: int) -> dict:
     """The Verilog every smoke testbench shares: the data ports' declarations and connections, and the
     always-block statements of the reset, the source (``beats`` per token) and the sink (always ready)."""
     w_in, w_out = manifest["s_axis_tdata_width"], manifest["m_axis_tdata_width"]
     handshake = "(s_axis_tvalid && s_axis_tready)"
+    name, total = manifest["name"], beats * SMOKE_TOKENS
     return {
         "decl": f"""    reg aclk = 0, aresetn = 0;
     reg [{w_in - 1}:0] s_axis_tdata = 0;
     reg s_axis_tvalid = 0, s_axis_tlast = 0;
     wire s_axis_tready, m_axis_tvalid, m_axis_tlast;
-    wire [{w_out - 1}:0] m_axis_tdata;""",
+    wire [{w_out - 1}:0] m_axis_tdata;
+    reg [{w_in - 1}:0] xmem [0:{total}];
+    reg [{w_out - 1}:0] ymem [0:{total - 1}];
+    integer wrong = 0;
+    initial begin
+        $readmemh("{name}_tb_x.mem", xmem, 0, {total - 1});
+        $readmemh("{name}_tb_y.mem", ymem);
+        xmem[{total}] = 0;
+    end""",
         "ports": """.aclk(aclk), .aresetn(aresetn),
         .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
         .s_axis_tlast(s_axis_tlast), .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid),
@@ -89,20 +124,25 @@ def _data_stream(manifest: dict, beats: int) -> dict:
         "always": f"""        cycle <= cycle + 1;
         if (cycle == 4) aresetn <= 1;
         if (m_axis_tvalid) received <= received + 1;
+        // Every beat out against the golden model's, tlast included (the sink is always ready).
+        if (m_axis_tvalid && (received >= {total} || m_axis_tdata !== ymem[received]
+                              || m_axis_tlast !== (received % {beats} == {beats - 1}))) wrong <= wrong + 1;
         if {handshake} sent <= sent + 1;
-        s_axis_tvalid <= aresetn && (sent + {handshake} < {beats * SMOKE_TOKENS});
-        s_axis_tdata <= {{{max(1, w_in // 16 + 1)}{{$random}}}};
+        s_axis_tvalid <= aresetn && (sent + {handshake} < {total});
+        s_axis_tdata <= xmem[sent + {handshake}];
         s_axis_tlast <= (sent + {handshake}) % {beats} == {beats - 1};""",
     }
 
 
 def smoke_testbench(manifest: dict) -> str:
-    """``NAME_tb.v``: reset, stream ``SMOKE_TOKENS`` tokens, count the beats out; ``$fatal`` if any is lost."""
+    """``NAME_tb.v``: reset, stream ``SMOKE_TOKENS`` tokens, compare every beat out with the golden model's;
+    ``$fatal`` if one is lost or differs."""
     name = manifest["name"]
     beats = manifest["channels"] // manifest["lanes"]
     total = beats * SMOKE_TOKENS
     v = _data_stream(manifest, beats)
-    return f"""// Smoke test of {name} (written by hardyt rtl): beats in = beats out. Values: `hardyt sim`.
+    return f"""// Smoke test of {name} (written by hardyt rtl): beats in = beats out, each equal to the golden
+// model's (NAME_tb_y.mem). Every input code, backpressure, reset: `hardyt sim`.
 `timescale 1ns/1ps
 module {name}_tb;
 {v["decl"]}
@@ -114,9 +154,10 @@ module {name}_tb;
     end
     initial begin
         #({(total + 64) * 10});
-        if (sent != {total} || received != {total}) $fatal(1, "{name} smoke: sent %0d, received %0d beats", sent,
-                                                            received);
-        $display("{name} smoke: %0d beats in, %0d beats out", sent, received);
+        if (sent != {total} || received != {total} || wrong != 0)
+            $fatal(1, "{name} smoke: sent %0d, received %0d beats, %0d differ from the golden model", sent,
+                   received, wrong);
+        $display("{name} smoke: %0d beats in, %0d beats out, every one as the golden model", sent, received);
         $finish;
     end
 endmodule
@@ -132,7 +173,8 @@ def engine_smoke_testbench(manifest: dict) -> str:
     v = _data_stream(manifest, beats)
     taken = "(s_axis_coef_tvalid && s_axis_coef_tready)"
     return f"""// Smoke test of the DyT engine {name} (written by hardyt rtl): layer 0's coefficient image loads, then
-// beats in = beats out (tokens wait, s_axis_tready low, until the image has loaded). Values: `hardyt sim`.
+// beats in = beats out, each equal to the golden model's (tokens wait, s_axis_tready low, until the image
+// has loaded). Every layer, every input code: `hardyt sim`.
 `timescale 1ns/1ps
 module {name}_tb;
 {v["decl"]}
@@ -158,9 +200,11 @@ module {name}_tb;
     end
     initial begin
         #({(total + layer["load_cycles"] + 64) * 10});
-        if (!loaded || sent != {total} || received != {total})
-            $fatal(1, "{name} smoke: image loaded %0d, sent %0d, received %0d beats", loaded, sent, received);
-        $display("{name} smoke: image loaded, %0d beats in, %0d beats out", sent, received);
+        if (!loaded || sent != {total} || received != {total} || wrong != 0)
+            $fatal(1, "{name} smoke: image loaded %0d, sent %0d, received %0d beats, %0d differ from the golden model",
+                   loaded, sent, received, wrong);
+        $display("{name} smoke: image loaded, %0d beats in, %0d beats out, every one as the golden model", sent,
+                 received);
         $finish;
     end
 endmodule

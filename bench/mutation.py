@@ -1,0 +1,350 @@
+"""Mutation testing of the emitted HDL: do the project's checks notice a wrong netlist?
+
+    nice -n 10 python bench/mutation.py [--dyt 100] [--layernorm 60] [--engine 45] [--seed 1] [--jobs 3]
+                                        [--out bench/results/mutation]
+
+For each core kind (two DyT cores — LUT/folded and PWL/channel with
+per-channel alpha shifts —, a LayerNorm core, a DyT engine with a folded and a
+channel affine layer) the emitted Verilog is read by Yosys (``hierarchy;
+proc; flatten``), ``mutate -list N`` draws N mutations of its netlist (YosysHQ's
+mcy flow: inverted, constant or swapped bits on cell ports and wires; the
+logic only, not the ROM contents, which tests/test_sim.py mutates in the
+``.mem`` files), and each mutant is applied to a fresh copy and written back as Verilog. Every
+mutant then meets the project's checks, cheapest first, until one kills it:
+
+1. **sim**: the bulk harness (``sim/bulk_harness.v``) on Icarus, every code on
+   every channel plus the saturation corners, under random pauses on both
+   sides, then at full rate (latency and throughput must equal the
+   manifest's); the engine: its FuseSoC smoke testbench (layer 0's image
+   loaded, every beat compared with the golden model);
+2. a Yosys equivalence check of mutant against original (``equiv_make``,
+   ``equiv_simple``, ``equiv_induct``: signal by signal, matched by name;
+   else ``miter -equiv`` and ``sat -tempinduct``, 20 steps; 3 minutes each at
+   most): **equivalent** (proven, or no difference within 20 cycles from
+   reset — stated);
+3. otherwise **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove.prove_core`)
+   on the mutant directory (LayerNorm: ``axis``, by induction); a mutant it
+   does not kill is a **survivor**, listed.
+
+Writes ``OUT.json`` (every mutant: its ``mutate`` command, the check that
+killed it and how) and ``OUT.md`` (killed / survived / equivalent per kind,
+every survivor), with the machine's load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hardyt.hw.datapath.cores import random_dyt_spec, random_layernorm_spec
+from hardyt.hw.emission.emit import emit, load_manifest
+from hardyt.hw.emission.engine_emit import emit_engine
+from hardyt.hw.formal.prove import prove_core
+from hardyt.hw.tools.toolchain import iverilog_cmd, yosys_cmd
+from hardyt.quant.contract.spec_io import spec_from_dict
+from hardyt.quant.files import atomic_write_text
+from hardyt.sim.bulk_files import write_bulk_files
+from hardyt.sim.runner import HARNESS
+
+RESULTS = Path(__file__).with_name("results")
+
+_TB = """`timescale 1ns/1ps
+module mut_tb;
+    reg aclk = 0, aresetn = 0, pause = {pause};
+    reg [31:0] beats = {beats};
+    wire done;
+    wire [63:0] checked, mismatches, extra, protocol, cycles, fci, fco, first_bad;
+    wire [31:0] fbl;
+    wire [{wout}-1:0] fbg;
+    hardyt_bulk #(.P({p}), .WIN({win}), .WOUT({wout}), .DEPTH({depth})) h (
+        .aclk(aclk), .aresetn(aresetn), .beats(beats), .pause(pause), .done(done), .checked(checked),
+        .mismatches(mismatches), .extra(extra), .protocol(protocol), .cycles(cycles), .first_cycle_in(fci),
+        .first_cycle_out(fco), .first_bad(first_bad), .first_bad_lane(fbl), .first_bad_got(fbg));
+    always #5 aclk = ~aclk;
+    integer n;
+    initial begin
+        repeat (3) @(posedge aclk);
+        aresetn <= 1;
+        for (n = 0; n < {limit} && !done; n = n + 1) @(posedge aclk);
+        repeat ({latency} + 4) @(posedge aclk);
+        $display("RESULT %0d %0d %0d %0d %0d %0d %0d %0d", done, checked, mismatches, extra, protocol, cycles, fci, fco);
+        $finish;
+    end
+endmodule
+"""
+
+
+def _run(cmd, cwd, timeout=600):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def cores(work: Path) -> dict:
+    """The cores whose netlists are mutated, by kind (directory list)."""
+    out = {"dyt": [], "layernorm": [], "engine": []}
+    for name, spec in (("lut", random_dyt_spec(4, 2, 8, 8, seed=1)),
+                       ("pwl", random_dyt_spec(4, 2, 8, 8, tanh="pwl", affine="channel", alpha_shift=True, seed=2))):
+        emit(spec, work / name, name="dyt")
+        out["dyt"].append(work / name)
+    emit(random_layernorm_spec(4, 2, 6, 6, seed=0), work / "ln", name="layernorm")
+    out["layernorm"].append(work / "ln")
+    specs = [random_dyt_spec(4, 2, 6, 6, affine="channel", alpha=0.2, seed=3, name="a"),
+             random_dyt_spec(4, 2, 6, 6, alpha=0.1, name="b")]
+    emit_engine(specs, work / "engine", "eng")
+    out["engine"].append(work / "engine")
+    return out
+
+
+def mutants(core: Path, n: int, seed: int) -> list[dict]:
+    """``n`` mutants of ``core``'s netlist as Verilog files in ``core/mutants`` (Yosys, a WebAssembly
+    build, sees only its working directory): ``[{"id", "cmd", "verilog"}]``."""
+    m = load_manifest(core)
+    out = core / "mutants"
+    out.mkdir(parents=True, exist_ok=True)
+    prep = f"read_verilog {m['verilog']}; hierarchy -top {m['top']}; proc; flatten; opt_clean; design -save orig"
+    listing = out / "mutations.txt"
+    # The logic only: ROM contents ($meminit cells) are the .mem files' business (tests/test_sim.py mutates them).
+    r = _run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list {n} -seed {seed} -o mutants/mutations.txt "
+                                        "* t:$meminit* %d"], core)
+    if r.returncode:
+        raise RuntimeError(f"{core}: yosys mutate failed: {r.stderr[-500:]}")
+    cmds = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    script = [prep.replace("; ", "\n")]
+    rows = []
+    for k, cmd in enumerate(cmds):
+        v = out / f"m{k:03d}.v"
+        script += ["design -load orig", cmd, f"write_verilog -noattr mutants/{v.name}"]
+        rows.append({"id": f"{core.name}/{k:03d}", "cmd": cmd, "verilog": v})
+    (out / "apply.ys").write_text("\n".join(script) + "\n")
+    r = _run([*yosys_cmd(), "-q", "-s", "mutants/apply.ys"], core, timeout=3600)
+    if r.returncode:
+        raise RuntimeError(f"{core}: yosys apply failed: {r.stderr[-500:]}")
+    return rows
+
+
+def _mutant_dir(core: Path, verilog: Path, where: Path) -> Path:
+    """A copy of ``core`` whose ``NAME.v`` is the mutant (the .mem files stay: the netlist holds the ROMs)."""
+    shutil.rmtree(where, ignore_errors=True)
+    shutil.copytree(core, where, ignore=shutil.ignore_patterns("formal", "prove.json", "mutants"))
+    m = load_manifest(where)
+    shutil.copy(verilog, where / m["verilog"])
+    return where
+
+
+class BulkCheck:
+    """The bulk harness on Icarus with one stimulus for every mutant of a core: paused, then full rate."""
+
+    def __init__(self, core: Path, work: Path):
+        self.m = load_manifest(core)
+        spec = spec_from_dict(self.m["spec"])
+        self.work = work
+        work.mkdir(parents=True, exist_ok=True)
+        self.beats, self.depth = write_bulk_files(work, spec, self.m, 1, 1, None)
+        for mem in self.m["mems"]:
+            shutil.copy(core / mem, work / mem)
+
+    def __call__(self, verilog: Path) -> str | None:
+        m = self.m
+        for pause in (1, 0):
+            tb = self.work / "mut_tb.v"
+            tb.write_text(_TB.format(pause=pause, beats=self.beats, wout=m["out_bits"], win=m["in_bits"],
+                                     p=m["lanes"], depth=self.depth, latency=m["latency"],
+                                     limit=8 * self.beats + 20 * m["latency"] + 1000))
+            r = _run([*iverilog_cmd(), "-g2012", "-o", "sim.vvp", f"-DHARDYT_TOP={m['top']}", "-s", "mut_tb",
+                      str(tb), str(HARNESS), str(verilog)], self.work)
+            if r.returncode:
+                return f"sim: does not compile ({r.stderr.strip().splitlines()[-1][:120] if r.stderr.strip() else ''})"
+            r = _run(["vvp", "-n", "sim.vvp"], self.work, timeout=300)
+            found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", r.stdout)
+            if not found:
+                return "sim: no result (hung or crashed)"
+            done, checked, bad, extra, proto, cycles, fci, fco = map(int, found.groups())
+            if not done or checked != self.beats * m["lanes"] or bad or extra or proto:
+                return (f"sim ({'paused' if pause else 'full rate'}): {bad} mismatches, {extra} extra beats, "
+                        f"{proto} protocol errors, {checked} of {self.beats * m['lanes']} elements")
+            if not pause and (fco - fci != m["latency"] or cycles - fco != self.beats):
+                return f"sim (full rate): latency {fco - fci} (manifest {m['latency']}), {self.beats} beats in " \
+                       f"{cycles - fco} cycles"
+        return None
+
+
+class SmokeCheck:
+    """An engine's FuseSoC smoke testbench on Icarus: layer 0 loads, every beat equals the golden model's."""
+
+    def __init__(self, core: Path, work: Path):
+        self.m = load_manifest(core)
+        self.core, self.work = core, work
+        work.mkdir(parents=True, exist_ok=True)
+        for f in core.glob("*.mem"):
+            shutil.copy(f, work / f.name)
+
+    def __call__(self, verilog: Path) -> str | None:
+        name = self.m["name"]
+        r = _run([*iverilog_cmd(), "-g2012", "-o", "sim.vvp", "-s", f"{name}_tb", str(self.core / f"{name}_tb.v"),
+                  str(verilog)], self.work)
+        if r.returncode:
+            return "sim: does not compile"
+        r = _run(["vvp", "-n", "sim.vvp"], self.work, timeout=300)
+        if "every one as the golden model" not in r.stdout:
+            line = next((x for x in (r.stdout + r.stderr).splitlines() if "smoke" in x), "no verdict")
+            return f"smoke sim: {line.strip()[:160]}"
+        return None
+
+
+def formal_check(mdir: Path, kind: str) -> str | None:
+    r = prove_core(mdir, properties=["axis"] if kind == "layernorm" else None, timeout=300)
+    bad = [f"{p['property']} {p['result']}" for p in r["properties"] if p["result"] != "proven"]
+    return f"formal: {', '.join(bad)}" if bad else None
+
+
+def equivalent(core: Path, verilog: Path, steps: int = 20, timeout: float = 300) -> str:
+    """``proven`` (Yosys ``equiv_make``/``equiv_simple``/``equiv_induct``: every signal of the mutant, matched
+    by name, equals the original's; or a ``miter -equiv`` proven by ``sat -tempinduct``), ``bounded`` (no
+    output difference within ``steps`` cycles from reset), ``differs`` or ``undecided``."""
+    m = load_manifest(core)
+    top, rel = m["top"], verilog.relative_to(core)
+    load = (f"read_verilog {m['verilog']}; hierarchy -top {top}; proc; flatten; opt_clean; rename {top} gold; "
+            f"design -stash gold; read_verilog {rel}; hierarchy -top {top}; proc; flatten; opt_clean; "
+            f"rename {top} gate; design -stash gate; design -copy-from gold -as gold gold; "
+            f"design -copy-from gate -as gate gate; memory_map; opt -fast; ")
+    scripts = [("proven", load + "equiv_make gold gate equiv; hierarchy -top equiv; equiv_simple -seq 5; "
+                                 "equiv_induct -seq 5; equiv_status -assert"),
+               (None, load + "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter; hierarchy -top miter; "
+                             f"sat -verify -tempinduct -prove-asserts -set-at 1 in_aresetn 0 -seq 1 -maxsteps {steps} miter")]
+    for verdict, script in scripts:
+        try:
+            r = _run([*yosys_cmd(), "-q", "-p", script], core, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if verdict is None:
+                return f"undecided (no answer in {timeout:.0f} s)"
+            continue
+        text = r.stdout + r.stderr
+        if verdict is not None:
+            if r.returncode == 0:
+                return verdict
+            continue
+        if r.returncode == 0:
+            return "proven" if "Induction step proven" in text or "SUCCESS" in text else "bounded"
+        if "failed" in text.lower() and ("assert" in text.lower() or "proof" in text.lower()):
+            return "bounded" if "Reached maximum number of time steps" in text and "FAIL" not in text else "differs"
+        return f"error: {text.strip().splitlines()[-1][:120] if text.strip() else r.returncode}"
+    return "undecided"
+
+
+def judge(kind: str, core: Path, row: dict, check, scratch: Path) -> dict:
+    """Run the checks on one mutant; what killed it, or whether it is equivalent."""
+    t0 = time.perf_counter()
+    out = {"id": row["id"], "kind": kind, "cmd": row["cmd"], "verilog": str(row["verilog"])}
+    why = check(row["verilog"])
+    eq = None
+    if why is None:
+        # Equivalent mutants cannot be killed by anything: check that before the (costlier) proofs.
+        eq = equivalent(core, row["verilog"], timeout=180)
+        if eq not in ("proven", "bounded"):
+            try:
+                why = formal_check(_mutant_dir(core, row["verilog"], scratch / row["id"].replace("/", "_")), kind)
+            except Exception as e:   # noqa: BLE001 - a mutant the harness cannot even bind is a kill, say so
+                why = f"formal: {type(e).__name__}: {str(e)[:120]}"
+    if why is not None:
+        out |= {"status": "killed", "by": why} | ({"equivalence": eq} if eq else {})
+    else:
+        out |= {"status": "equivalent" if eq in ("proven", "bounded") else "survived", "equivalence": eq}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dyt", type=int, default=100, help="mutants of the DyT cores (split between the two)")
+    ap.add_argument("--layernorm", type=int, default=60)
+    ap.add_argument("--engine", type=int, default=45)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=3, help="mutants judged at once (each in its own directory)")
+    ap.add_argument("--out", default=str(RESULTS / "mutation"))
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="hardyt-mutation-"))
+    counts = {"dyt": args.dyt, "layernorm": args.layernorm, "engine": args.engine}
+    rows, t0, load0 = [], time.perf_counter(), os.getloadavg()
+    out = Path(args.out)
+    for kind, dirs in cores(work).items():
+        for core in dirs:
+            n = counts[kind] // len(dirs)
+            if n <= 0:
+                continue
+            ms = mutants(core, n, args.seed)
+            check = (SmokeCheck if kind == "engine" else BulkCheck)(core, work / "check" / core.name)
+            assert check(Path(core / load_manifest(core)["verilog"])) is None, f"{core}: the original fails"
+            checks = [check] + [type(check)(core, work / "check" / f"{core.name}{j}") for j in range(1, args.jobs)]
+            free = queue.Queue()
+            for c in checks:
+                free.put(c)
+
+            def one(row):
+                c = free.get()
+                try:
+                    return judge(kind, core, row, c, work / "scratch")
+                finally:
+                    free.put(c)
+
+            with ThreadPoolExecutor(args.jobs) as pool:
+                for r in pool.map(one, ms):
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+                    _write(out, rows, args, t0, load0)
+    _write(out, rows, args, t0, load0)
+    return 0
+
+
+def _write(out: Path, rows: list, args, t0: float, load0) -> None:
+    kinds = {}
+    for r in rows:
+        k = kinds.setdefault(r["kind"], {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0})
+        k["mutants"] += 1
+        k[r["status"]] += 1
+    for k in kinds.values():
+        live = k["mutants"] - k["equivalent"]
+        k["score"] = round(k["killed"] / live, 4) if live else None
+    total = {s: sum(k[s] for k in kinds.values()) for s in ("mutants", "killed", "survived", "equivalent")}
+    live = total["mutants"] - total["equivalent"]
+    total["score"] = round(total["killed"] / live, 4) if live else None
+    doc = {"command": "nice -n 10 python bench/mutation.py " + " ".join(sys.argv[1:]), "seed": args.seed,
+           "seconds": round(time.perf_counter() - t0, 1), "load_start": [round(x, 2) for x in load0],
+           "load_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "per_kind": kinds,
+           "total": total, "mutants": rows}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
+    by = {}
+    for r in rows:
+        if r["status"] == "killed":
+            check = r["by"].split(":")[0].split(" (")[0]
+            by.setdefault(r["kind"], {}).setdefault(check, 0)
+            by[r["kind"]][check] += 1
+    lines = ["# Mutation testing of the emitted HDL", "",
+             f"`{doc['command']}` — {doc['seconds']} s on {os.cpu_count()} CPUs shared with other jobs "
+             f"(1-minute load {doc['load_start'][0]} at the start, {doc['load_end'][0]} at the end).", "",
+             "| kind | mutants | killed | survived | equivalent | killed / non-equivalent | killed by |",
+             "|---|---|---|---|---|---|---|"]
+    for kind, k in [*kinds.items(), ("all", total)]:
+        score = "—" if k["score"] is None else f"{100 * k['score']:.1f} %"
+        killers = ", ".join(f"{c} {n}" for c, n in sorted(by.get(kind, {}).items()))
+        lines.append(f"| {kind} | {k['mutants']} | {k['killed']} | {k['survived']} | {k['equivalent']} | {score} "
+                     f"| {killers} |")
+    surv = [r for r in rows if r["status"] == "survived"]
+    lines += ["", f"## Survivors ({len(surv)})", ""]
+    lines += [f"- `{r['id']}` `{r['cmd']}`: equivalence check {r['equivalence']}" for r in surv] or ["none"]
+    eq = [r for r in rows if r["status"] == "equivalent"]
+    lines += ["", f"## Equivalent ({len(eq)}: `proven` by induction, `bounded`: no output difference within "
+              "20 cycles from reset)", ""]
+    lines += [f"- `{r['id']}` {r['equivalence']}: `{r['cmd']}`" for r in eq] or ["none"]
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

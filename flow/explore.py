@@ -1,14 +1,17 @@
 """The explore step: the smallest normalization hardware within an accuracy budget.
 
-Converts once, derives every layer's candidates (DyT at several formats, or
-LayerNorm) from that calibration, measures each core's resources by
-synthesis (cached by spec content; one core of each structure by default, a
-cost model fitted to the runs covers the other cores), measures
-configurations' top-1 on a validation split in the hardware's arithmetic,
-and writes into ``out``: ``explore.json`` (an :class:`ExploreResult`),
-``explore.md`` + ``front.png`` and ``pick/``, a converted directory the emit,
-simulate and synthesize steps take as it is. See
-:mod:`hardyt.quant.conversion.explore` for the search.
+Runs the conversions a user gets from ``hardyt convert`` (weights adapting,
+some LayerNorms kept: :mod:`hardyt.quant.conversion.families`) as Dask jobs,
+derives each converted layer's candidate formats from them, measures each
+core's resources by synthesis (cached by content; one core of each
+structure by default, a cost model fitted to the runs covers the other
+cores), measures configurations' top-1 on a validation split in the
+hardware's arithmetic (:mod:`hardyt.flow.explore_search`), and writes into
+``out``: ``explore.json`` (an :class:`ExploreResult`), ``explore.md`` +
+``front.png`` and ``pick/``, a converted directory the emit, simulate and
+synthesize steps take as it is, which ``hardyt convert --keep ...
+--layer-formats pick/layer_formats.json`` reproduces (``pick.convert``,
+:mod:`hardyt.flow.explore_pick`).
 
 :func:`explore` (calibrate, cost, search) is separate from :func:`finish`
 (the pick within one budget) so that one search serves several budgets.
@@ -20,11 +23,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hardyt.quant.contract.names import layer_stem
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_output_dir, atomic_write_text, load_json_object, save_json_atomic
 
-from .converted import RECORD_IMAGES, write_converted
+from .explore_pick import convert_record, write_pick
 from .explore_report import plot_front, render_markdown
 from .explore_result import ExploreResult
 from .model_source import load_model, resolve_input
@@ -49,7 +51,7 @@ def _source(config: ExploreConfig):
 
 
 def _check(args: ExploreConfig):
-    for name, lo in (("val_size", 1), ("beam", 1), ("workers", 1)):
+    for name, lo in (("val_size", 1), ("beam", 1), ("workers", 1), ("conversions", 1), ("measure", 1)):
         if getattr(args, name) < lo:
             raise HardytError(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
     if not args.max_drop >= 0:
@@ -98,29 +100,15 @@ def _layernorm_spec(channels: int, lanes: int, name: str):
     return random_layernorm_spec(channels, lanes, 8, 8, name=name)
 
 
-def _candidates(cal, lanes):
-    """``(options, specs, spec_dicts)``: labels per layer, DyT specs and every core's spec dict by job label."""
-    from hardyt.quant.conversion.explore import candidates, label
+def _point(p: dict, e: dict) -> dict:
+    """A search point with its summed resources, the slowest Fmax, the throughput it allows and the
+    ``hardyt convert`` options that reproduce it."""
+    from hardyt.hw.costmodel.objective import throughput
 
-    options, specs, dicts, choices = {}, {}, {}, {}
-    for name, cands in candidates(cal, lanes).items():
-        options[name] = ["layernorm"]
-        for choice, spec in cands:
-            lab = label(choice)
-            options[name].append(lab)
-            specs[(name, lab)] = spec
-            choices[(name, lab)] = choice
-            dicts[f"{name} / {lab}"] = spec.to_dict()
-        c, p = cands[0][1].channels, cands[0][1].lanes
-        dicts[f"{name} / layernorm"] = _layernorm_spec(c, p, layer_stem(name)).to_dict()
-    return options, specs, dicts, choices
+    from .explore_search import core_label
 
-
-def _point(p: dict, costs: dict, choices: dict, dicts: dict) -> dict:
-    """A search point with its summed resources, the slowest Fmax and the throughput it allows."""
-    from hardyt.quant.conversion.explore import throughput
-
-    labels = [f"{n} / {lab}" for n, lab in p["layers"].items()]
+    costs, choices, dicts = e["hw"]["costs"], e["choices"], e["dicts"]
+    labels = [core_label(n, lab, p["family"]) for n, lab in p["layers"].items()]
     rows = [costs[lab] for lab in labels]
     out = {"accuracy": p["accuracy"]}
     for k in ("lut", "ff", "dsp", "bram"):
@@ -130,16 +118,24 @@ def _point(p: dict, costs: dict, choices: dict, dicts: dict) -> dict:
                                  zip(rows, labels)), default=0) or None
     out["lut_ff"] = out["lut"] + out["ff"]
     out["estimated_layers"] = sum(not r["synthesized"] for r in rows)
-    out["layers"] = {n: choices.get((n, lab), {"core": "layernorm"}) for n, lab in p["layers"].items()}
+    out["layers"] = {n: choices.get(lab, {"core": "layernorm"}) for n, lab in zip(p["layers"], labels)}
+    out["kept"] = list(e["families"][p["family"]][0])
+    out["convert"] = convert_record(e, out["kept"], {n: e["formats"][lab] for n, lab in zip(p["layers"], labels)
+                                                     if lab in e["formats"]})
     return out
 
 
 def explore(args: ExploreConfig) -> dict:
-    """Calibrate, cost every candidate core, search: what :func:`finish` needs for any budget."""
+    """Convert the families, cost every candidate core, search: what :func:`finish` needs for any budget."""
+    import copy
+
     from hardyt.hw.costmodel.costs import layer_costs
+    from hardyt.hw.costmodel.objective import fmax_floor
     from hardyt.hw.tools.sweep import dask_client
-    from hardyt.quant.conversion.explore import (Evaluator, calibrate, feasible_options, fmax_floor, pareto,
-                                                 search)
+    from hardyt.quant.conversion.explore import pareto
+    from hardyt.quant.runtime.graph import layer_norm_names
+
+    from .explore_search import convert_families, core_label, family_specs, search_families
 
     _check(args)
     t0 = time.perf_counter()
@@ -150,67 +146,73 @@ def explore(args: ExploreConfig) -> dict:
     model, fmt, path = load_model(args.source)
     pre, _ = resolve_input(args.source, model, fmt, path)
     batches, x_val, y_val, x_test, y_test = _splits(args, pre)
-    cal = calibrate(model, batches, **options)
-    options_by_layer, specs, dicts, choices = _candidates(cal, args.lanes)
-    t_cal = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
+    names = layer_norm_names(copy.deepcopy(model).eval(), batches[0])
+    if not names:
+        raise HardytError("explore: the model has no LayerNorm to replace")
     with dask_client(args.scheduler, args.workers) as client:
-        hw = layer_costs(client, dicts, args.target, args.cache or DEFAULT_CACHE, budget=args.synth_budget)
+        families, order = convert_families(client, model, batches, names, options, args.conversions, args.lanes)
+        t_cal = time.perf_counter() - t0
+        dicts, specs, choices, formats = family_specs(families, _layernorm_spec)
+        t1 = time.perf_counter()
+        hw = layer_costs(client, dicts, args.target, args.cache or DEFAULT_CACHE, budget=args.synth_budget,
+                         reuse=args.synth_budget == "all")
     t_synth = time.perf_counter() - t1
-    lut_ff = {tuple(lab.split(" / ")): c["lut"] + c["ff"] for lab, c in hw["costs"].items()}
-    fmax = {tuple(lab.split(" / ")): c.get("fmax_mhz") for lab, c in hw["costs"].items()}
-    floor = fmax_floor(args.min_fmax, fmax, cal.names)
-    allowed = feasible_options(options_by_layer, fmax, floor)
+    costs = hw["costs"]
+    floor = fmax_floor(args.min_fmax, {(n, "layernorm"): costs[core_label(n, "layernorm", 0)].get("fmax_mhz")
+                                       for n in names}, names)
+
+    def allowed(lab):
+        return floor is None or costs[lab].get("fmax_mhz") is None or costs[lab]["fmax_mhz"] >= floor
 
     t2 = time.perf_counter()
-    evaluate = Evaluator(cal, specs, x_val, y_val)
-    points, method = search(cal.names, allowed, lut_ff, evaluate, beam=args.beam)
-    eight = {n: next(lab for lab in options_by_layer[n] if lab.startswith("dyt lut8 out8")) for n in cal.names}
-    base = {"all_layernorm": {n: "layernorm" for n in cal.names}, "all_dyt_8bit": eight}
-    baselines = {k: {"layers": v, "accuracy": evaluate(v), "cost": sum(lut_ff[(n, lab)] for n, lab in v.items())}
-                 for k, v in base.items()}
-    return {"args": args, "config": args, "model": model, "cal": cal, "batches": batches, "test": (x_test, y_test),
-            "validation_size": len(x_val), "calibration_size": sum(len(b) for b in batches), "specs": specs,
-            "dicts": dicts, "choices": choices, "hw": hw,
-            "evaluate": evaluate, "baselines": baselines, "fmax_floor": floor,
-            "front": pareto([p for p in points + list(baselines.values()) if _allowed(p, allowed)]),
-            "space": _space(allowed), "method": method,
-            "seconds": {"calibration": round(t_cal, 1), "synthesis": round(t_synth, 1),
+    points, search = search_families(families, names, specs, costs, allowed, x_val, y_val, beam=args.beam,
+                                     measure=args.measure)
+    baselines = search.pop("baselines")
+    feasible = [p for p in points if all(allowed(core_label(n, lab, p["family"])) for n, lab in p["layers"].items())]
+    return {"args": args, "config": args, "model": model, "families": families, "order": order, "batches": batches,
+            "validation": (x_val, y_val), "test": (x_test, y_test), "options": options,
+            "specs": specs, "dicts": dicts, "choices": choices, "formats": formats, "hw": hw,
+            "baselines": baselines, "fmax_floor": floor, "front": pareto(feasible), "search": search,
+            "seconds": {"conversions": round(t_cal, 1), "synthesis": round(t_synth, 1),
                         "search": round(time.perf_counter() - t2, 1)}}
 
 
 def finish(e: dict, max_drop: float) -> ExploreResult:
-    """The pick within ``max_drop`` points (measured once on the test split): the ``explore.json`` content."""
-    from hardyt.quant.runtime.evaluate import accuracy
-    from hardyt.quant.conversion.explore import LAYERNORM, pick_within
+    """The pick within ``max_drop`` points on validation, written as ``hardyt convert`` writes it and measured
+    from that directory (validation again, then the test split, once): the ``explore.json`` content.
 
-    args, hw, choices, dicts = e["args"], e["hw"], e["choices"], e["dicts"]
-    costs = hw["costs"]
+    ``e["picks"][max_drop]`` holds the written directory for :func:`write`.
+    """
+    from hardyt.quant.conversion.explore import pick_within
+    from hardyt.quant.runtime.evaluate import accuracy
+
+    args, hw = e["args"], e["hw"]
     reference = e["baselines"]["all_layernorm"]["accuracy"]
     pick = pick_within(e["front"], reference, max_drop)
+    directory, measured = write_pick(e, pick, max_drop)
+    e.setdefault("picks", {})[max_drop] = directory
     x_test, y_test = e["test"]
-    # Measured on the model written to pick/ (gamma/beta folded into the Linear layers), not on the emulation.
-    fixed_model = _pick_models(e, {n: choices.get((n, lab), LAYERNORM) for n, lab in pick["layers"].items()})[2]
-    pick_test = accuracy(fixed_model, x_test, y_test, progress=True, desc="pick (test)")
-    ln_test = accuracy(e["cal"].teacher, x_test, y_test, progress=True, desc="LayerNorm (test)")
+    ln_test = accuracy(e["model"].eval(), x_test, y_test, progress=True, desc="LayerNorm (test)")
+    syn = {k: hw[k] for k in ("runs", "synthesized", "cached", "reused", "estimated", "structures",
+                              "structures_synthesized", "model_error")}
     return ExploreResult.from_dict({
         "command": args.command,
         "checkpoint": str(args.source.checkpoint or "bundled"), "data": args.source.data, "target": args.target,
         "lanes": args.lanes, "max_drop": max_drop,
-        "splits": {"calibration": e["calibration_size"], "validation": e["validation_size"], "test": len(x_test)},
+        "splits": {"calibration": sum(len(b) for b in e["batches"]), "validation": len(e["validation"][1]), "test": len(x_test),
+                   "decided_on": "validation", "reported_on": "test"},
         "reference": {"validation_accuracy": reference, "test_accuracy": ln_test},
         "fmax_floor_mhz": e["fmax_floor"], "min_fmax": args.min_fmax,
-        "front": [_point(p, costs, choices, dicts) for p in e["front"]],
-        "pick": _point(pick, costs, choices, dicts) | {"test_accuracy": pick_test},
-        "baselines": {k: _point(p, costs, choices, dicts) for k, p in e["baselines"].items()},
-        "search": {"method": e["method"], "beam": args.beam, "measured": len(e["evaluate"].seen), "space": e["space"]},
-        "synthesis": {k: hw[k] for k in ("runs", "synthesized", "cached", "reused", "estimated", "structures",
-                                         "structures_synthesized", "model_error")}
-        | {"cores": len(e["dicts"]), "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
+        "front": [_point(p, e) for p in e["front"]],
+        "pick": _point(pick, e) | measured,
+        "baselines": {k: _point(p, e) for k, p in e["baselines"].items()},
+        "search": e["search"] | {"conversions": args.conversions, "beam": args.beam, "measure": args.measure,
+                                 "ranking": e["order"]},
+        "synthesis": syn | {"cores": len(e["dicts"]),
+                            "scheduler": args.scheduler or f"local ({args.workers} worker(s))"},
         "cost_model_error": {k: hw["model_error"][k] for k in ("lut_ff", "fmax_mhz")}
         | {"method": "leave-one-out over this run's synthesized DyT cores (mean / max absolute %)"},
-        "candidates": dict(costs),
+        "candidates": dict(hw["costs"]),
         "seconds": e["seconds"],
     })
 
@@ -223,60 +225,13 @@ def run_explore(config: ExploreConfig) -> tuple[dict, ExploreResult]:
     return e, result
 
 
-def _allowed(point: dict, allowed: dict) -> bool:
-    """Whether every core of ``point`` passes the Fmax floor (is among ``allowed``)."""
-    return all(lab in allowed[n] for n, lab in point["layers"].items())
-
-
-def _space(options: dict) -> int:
-    n = 1
-    for labels in options.values():
-        n *= len(labels)
-    return n
-
-
-def _pick_models(e: dict, layers: dict):
-    """``(chosen specs, float model, fixed model, folds)`` of the configuration ``{layer: choice}``."""
-    from hardyt.quant.conversion.explore import label, pick_model
-
-    chosen = {n: e["specs"][(n, label(c))] for n, c in layers.items() if c["core"] != "layernorm"}
-    return (chosen, *pick_model(e["cal"], chosen, e["batches"][0]))
-
-
 def write(out: Path, e: dict, result: ExploreResult) -> None:
     """explore.json, explore.md, front.png and the pick's converted directory, all or none."""
-    cal, model, batches = e["cal"], e["model"], e["batches"]
-    chosen, float_model, fixed_model, folded = _pick_models(e, result.pick["layers"])
-    by_name = {layer["name"]: layer for layer in cal.report["layers"]}
-    layers = [by_name[n] | {"spec_name": s.name, "in_scale": s.in_scale, "clip": s.in_scale * 2 ** (s.in_bits - 1),
-                            "folded": bool(folded.get(n, {}).get("into")),
-                            "folded_into": folded.get(n, {}).get("into", []),
-                            "fold_change": folded.get(n, {}).get("change"), "spec": s.to_dict()}
-              for n, s in chosen.items()]
-    report = cal.report | {"checkpoint": result.checkpoint, "data": result.data, "layers": layers,
-                           "kept_layernorms": [n for n in cal.names if n not in chosen],
-                           "folded": sum(layer["folded"] for layer in layers), "explore": result.pick}
+    import shutil
+
     as_dict = result.to_dict()
     with atomic_output_dir(out) as tmp:
-        write_converted(tmp / "pick", model, float_model, fixed_model, report, batches[0][:RECORD_IMAGES],
-                        markdown=render_pick(report, as_dict))
+        shutil.copytree(e["picks"][result.max_drop], tmp / "pick")
         save_json_atomic(tmp / "explore.json", as_dict)
         plot_front(as_dict, tmp / "front.png")
         atomic_write_text(tmp / "explore.md", render_markdown(as_dict))
-
-
-def render_pick(report: dict, result: dict) -> str:
-    p = result["pick"]
-    lines = [f"# Converted by `hardyt explore` (--max-drop {result['max_drop']} pt)", "",
-             f"Validation top-1 {100 * p['accuracy']:.2f} %, test {100 * p['test_accuracy']:.2f} % (LayerNorm: "
-             f"{100 * result['reference']['test_accuracy']:.2f} % on test). See ../explore.md.", "",
-             "| layer | choice |", "|---|---|"]
-    lines += [f"| {n} | {c['core'] if c['core'] == 'layernorm' else _choice(c)} |" for n, c in p["layers"].items()]
-    if report["kept_layernorms"]:
-        lines += ["", "LayerNorms kept (served by the LayerNorm core; no spec file here): "
-                  + ", ".join(f"`{n}`" for n in report["kept_layernorms"])]
-    return "\n".join(lines) + "\n"
-
-
-def _choice(c: dict) -> str:
-    return f"DyT {c['tanh']} {c['in_bits']}-bit in, {c['out_bits']}-bit out, {c['affine']} affine"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .plots import save_figure, subplots
 
-__all__ = ["plot_front", "render_markdown", "layer_choice", "model_error_text"]
+__all__ = ["plot_front", "render_markdown", "layer_choice", "model_error_text", "search_text"]
 
 
 def layer_choice(c: dict) -> str:
@@ -68,6 +68,19 @@ def model_error_text(err: dict) -> str:
     return text + ("" if err["fmax_mhz"] is None else f"; Fmax {_pct(err['fmax_mhz'])}")
 
 
+def search_text(s: dict) -> str:
+    """The search in words: each conversion (LayerNorms kept), how its formats were searched.
+
+    >>> search_text({"families": [{"kept": [], "method": "sensitivity", "measured": 70, "space": 4e8},
+    ...                           {"kept": ["norm"], "method": "exact", "measured": 8, "space": 8}], "measured": 78})
+    'Search: 2 conversions as `hardyt convert` makes them (weights adapting), 78 configurations measured: nothing kept: sensitivity, 70 of 4e+08; kept `norm`: exact, 8 of 8.'
+    """
+    parts = [("nothing kept" if not f["kept"] else "kept " + ", ".join(f"`{n}`" for n in f["kept"]))
+             + f": {f['method']}, {f['measured']} of {f['space']:.3g}" for f in s["families"]]
+    return (f"Search: {len(s['families'])} conversions as `hardyt convert` makes them (weights adapting), "
+            f"{s['measured']} configurations measured: " + "; ".join(parts) + ".")
+
+
 def _floor_text(result: dict) -> str:
     """The Fmax floor in words.
 
@@ -98,8 +111,7 @@ def render_markdown(result: dict) -> str:
         f"now, {syn['cached']} from the cache; {syn['reused']} more cores found in the cache), covering "
         f"{syn['structures_synthesized']} of the {syn['structures']} structures; {syn['estimated']} cores from the "
         f"cost model. Its leave-one-out error on the runs: {err_text}. Scheduler: {syn['scheduler']}.", "",
-        f"Search: {'exact' if s['method'] == 'exact' else 'beam ' + str(s['beam'])}, {s['measured']} configurations "
-        f"measured of {s['space']:.3g}.", "",
+        search_text(s), "",
         "![front](front.png)", "",
         _floor_text(result), "",
         "| point | val top-1 % | test top-1 % | LUT | FF | LUT+FF | DSP | BRAM | Fmax MHz | Gelem/s | est. layers | "
@@ -115,6 +127,10 @@ def render_markdown(result: dict) -> str:
               "Choices: `lutB/O` = DyT, LUT tanh, B-bit input, O-bit output (`pwl` piecewise linear), folded "
               "affine unless `ch` (channel affine); `LN` = LayerNorm core. `est. layers`: layers whose core's "
               "resources come from the cost model, not from a synthesis run.", "",
-              f"Timing: calibration {result['seconds']['calibration']} s, synthesis {result['seconds']['synthesis']} s,"
+              f"Timing: conversions {result['seconds']['conversions']} s, synthesis {result['seconds']['synthesis']} s,"
               f" search {result['seconds']['search']} s.", ""]
+    p = result["pick"]
+    lines[2:2] = [f"The pick, measured on {p['measured_on']}: validation "
+                  f"{100 * p['accuracy']:.2f} % (search: {100 * p['search_accuracy']:.2f} %), test "
+                  f"{100 * p['test_accuracy']:.2f} %. Reproduce it: `{p['convert']['command']}`.", ""]
     return "\n".join(lines)

@@ -78,6 +78,8 @@ class ConvertConfig:
     device: str | None = None
     strict: bool = False
     max_drop: float | None = None
+    keep: str | list | None = None           # LayerNorms kept: a list, or names comma-separated
+    layer_formats: str | dict | None = None  # per-layer formats: {layer: {key: value}} or a JSON file of it
     guard: bool = True
     time_budget: float | None = None
     val_size: int | None = None
@@ -91,12 +93,19 @@ class ConvertConfig:
                 raise HardytError(f"--{name.replace('_', '-')} must be >= 2, got {getattr(self, name)}")
         if self.max_drop is not None and not self.max_drop >= 0:
             raise HardytError(f"--max-drop must be >= 0 points, got {self.max_drop}")
+        if self.max_drop is not None and self.keep:
+            raise HardytError("--keep and --max-drop: give one (--max-drop chooses the LayerNorms to keep)")
+        if isinstance(self.keep, str):
+            self.keep = [n.strip() for n in self.keep.split(",") if n.strip()]
+        if isinstance(self.layer_formats, str):
+            self.layer_formats = _layer_formats(self.layer_formats)
         if self.val_size is not None and self.val_size < 1:
             raise HardytError(f"--val-size must be >= 1, got {self.val_size}")
 
     def formats(self) -> dict:
-        return {"in_bits": self.in_bits, "out_bits": self.out_bits, "tanh": self.tanh, "lanes": self.lanes,
-                "tanh_range": self.tanh_range}
+        f = {"in_bits": self.in_bits, "out_bits": self.out_bits, "tanh": self.tanh, "lanes": self.lanes,
+             "tanh_range": self.tanh_range}
+        return f | ({"layers": self.layer_formats} if self.layer_formats else {})
 
     def library_options(self) -> dict:
         """Keyword arguments of :func:`hardyt.quant.convert`, validated by its ``ConvertOptions`` now."""
@@ -108,6 +117,8 @@ class ConvertConfig:
         for name in ("self_distill_lr", "feature_weight", "steps", "augment", "time_budget"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
+        if self.keep:
+            options["keep"] = tuple(self.keep)
         ConvertOptions(**options)
         return options
 
@@ -183,6 +194,8 @@ class ExploreConfig:
     workers: int = 1
     synth_budget: int | str | None = None
     min_fmax: float | None = None
+    conversions: int = 3
+    measure: int = 12
     beam: int = 3
     val_size: int = 2000
     steps: int | None = None
@@ -202,6 +215,19 @@ class DemoConfig:
     vectors: int = 256
     synth: bool = True
     command: str | None = None
+
+
+def _layer_formats(path) -> dict:
+    """``--layer-formats FILE.json``: ``{layer: {format key: value}}``, checked."""
+    from hardyt.quant.conversion.fixed_dyt import formats_from
+    from hardyt.quant.files import load_json_object
+
+    layers = load_json_object(path, "layer formats")
+    try:
+        formats_from({"layers": layers})
+    except HardytError as e:
+        raise HardytError(f"{path}: {e}") from None
+    return layers
 
 
 def from_args(cls, args, **given):

@@ -34,6 +34,10 @@ def add_parser(sub):
     g.add_argument("--tanh-range", choices=("layer", "full"), default="layer",
                    help="tanh output format: 'layer' spans tanh(alpha*clip), 'full' spans +-1 (default: layer)")
     g.add_argument("--lanes", type=int, help="channels per beat P (default: largest of 8, 4, 2, 1 dividing C)")
+    g.add_argument("--layer-formats", metavar="FILE.json",
+                   help="per-layer formats overriding --in-bits/--out-bits/--tanh/--lanes: a JSON object "
+                        "{layer: {tanh, in_bits, out_bits, affine_out_bits, ...}}, e.g. `hardyt explore`'s "
+                        "pick/layer_formats.json")
     g.add_argument("--alpha-shift", type=int, default=0, metavar="K",
                    help="per-channel alpha as shifts 0..K (default 0: one alpha per layer)")
     g.add_argument("--no-fold", action="store_true",
@@ -62,6 +66,9 @@ def add_parser(sub):
     g.add_argument("--feature-weight", type=float, metavar="W",
                    help="weight of the per-layer DyT-output vs LayerNorm-output term of the reconstruction "
                         "(default: 10 when weights adapt, 1 when frozen; 0: logit KL only)")
+    g.add_argument("--keep", metavar="NAME[,NAME...]",
+                   help="LayerNorms to keep as LayerNorm (module names, comma-separated), e.g. what `hardyt explore` "
+                        "picked (explore.json: pick.convert)")
     g.add_argument("--max-drop", type=float, metavar="PT",
                    help="keep the fewest LayerNorms such that top-1 drops by at most PT points, judged on the "
                         "validation images (--val-size, --val-data) or else on the held-out calibration images "

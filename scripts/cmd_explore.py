@@ -12,10 +12,14 @@ from .flags import add_model_flags, add_sweep_flags, command_parser
 
 def add_parser(sub):
     p = command_parser(sub, "explore", help="the smallest normalization hardware within an accuracy budget",
-                       description="Search per-layer choices (DyT at 6/8/10-bit LUT, 12-bit PWL or 8/10/12/16-bit threshold tanh, or "
-                                   "LayerNorm) for the Pareto front of accuracy against LUT+FF, with resources "
-                                   "from synthesis runs (on Dask) and accuracy from the fixed-point emulation on "
-                                   "a validation split; pick the smallest configuration within --max-drop.",
+                       description="Search per-layer choices (DyT at 6/8/10-bit LUT, 12-bit PWL or 8/10/12/16-bit "
+                                   "threshold tanh, or "
+                                   "LayerNorm) for the Pareto front of accuracy against LUT+FF, on the conversions "
+                                   "`hardyt convert` makes (weights adapting, some LayerNorms kept; Dask jobs), with "
+                                   "resources from synthesis runs (on Dask), every core at least as fast as the "
+                                   "all-LayerNorm design's slowest, and accuracy from the fixed-point emulation on "
+                                   "a validation split; pick the smallest configuration within --max-drop, "
+                                   "reproducible with `hardyt convert --keep ... --layer-formats ...`.",
                        examples=["hardyt explore --max-drop 0.3 --out out/explore     # the bundled ViT, ECP5",
                                  "hardyt explore out/convert --max-drop 1 --target xilinx --workers 2",
                                  "hardyt rtl out/explore/pick --out out/pick_rtl   # then emit the pick"])
@@ -27,7 +31,16 @@ def add_parser(sub):
                    help="accuracy budget: top-1 points below the LayerNorm model on the validation split")
     g.add_argument("--val-size", type=int, default=2000,
                    help="validation images, drawn from the test split; the rest of it is the test set (default 2000)")
-    g.add_argument("--beam", type=int, default=3, help="beam width of the search (default 3)")
+    g.add_argument("--conversions", type=int, default=3, metavar="N",
+                   help="conversions with adapting weights, as `hardyt convert` makes them: none kept, then the 1, "
+                        "2, ... LayerNorms costliest to replace kept (every subset when there are at most N; "
+                        "default 3)")
+    g.add_argument("--measure", type=int, default=12, metavar="M",
+                   help="configurations measured per conversion along the front the per-layer sensitivities "
+                        "predict (default 12)")
+    g.add_argument("--beam", type=int, default=3,
+                   help="a conversion's format choices are all measured when there are at most layers x choices x "
+                        "BEAM of them (default 3)")
     g.add_argument("--steps", type=int, help="reconstruction steps (default: the library's)")
     g.add_argument("--lanes", type=int, help="channels per beat P of every core (default: largest of 8, 4, 2, 1 "
                                              "dividing C)")
@@ -69,5 +82,6 @@ def run(args) -> int:
           f"(LayerNorm {100 * result.reference['test_accuracy']:.2f} %), LUT {p['lut']} FF {p['ff']} "
           f"DSP {p['dsp']} BRAM {p['bram']} Fmax {p['fmax_mhz']} MHz; front of {len(result.front)} points; "
           f"{hw['synthesized']} "
-          f"synthesized, {hw['cached']} cached, {hw['estimated']} estimated -> {args.out}")
+          f"synthesized, {hw['cached']} cached, {hw['estimated']} estimated -> {args.out}\n"
+          f"reproduce: {p['convert']['command']}")
     return 0

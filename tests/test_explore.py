@@ -31,14 +31,19 @@ def _explore(tmp, out, cache, *extra) -> dict:
     checkpoint, data = tmp / "vit.safetensors", tmp / "data.npz"
     rc = main(["explore", str(checkpoint), "--data", str(data), "--calib-size", "32", "--val-size", "64",
                "--steps", "5", "--max-drop", str(MAX_DROP), "--target", "xilinx", "--lanes", "1",
-               "--synth-budget", "3", "--cache", str(cache), "--out", str(out), *extra])
+               "--synth-budget", "3", "--conversions", "1", "--cache", str(cache), "--out", str(out), *extra])
     assert rc == 0
     return json.loads((out / "explore.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three explorations: 2 process workers (fresh cache), in-process (fresh cache), in-process again."""
+    """Three explorations: 2 process workers (fresh cache), in-process (fresh cache), in-process again.
+
+    Dask's process workers run torch on one thread (``OMP_NUM_THREADS=1``), and a conversion's floats depend on
+    the thread count (reduction order): the in-process runs use one thread as well, so all three compute alike.
+    """
+    import torch
     from dask.distributed import LocalCluster
 
     from hardyt.quant.conversion import explore
@@ -46,6 +51,8 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("explore")
     tiny_vit_files(tmp)
     _npz(tmp)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(explore, "TANH_CHOICES", CHOICES)
         mp.setenv("TQDM_DISABLE", "1")
@@ -54,6 +61,7 @@ def runs(tmp_path_factory):
             two = _explore(tmp, tmp / "two", tmp / "cache2", "--scheduler", cluster.scheduler_address)
         one = _explore(tmp, tmp / "one", tmp / "cache1")
         again = _explore(tmp, tmp / "again", tmp / "cache1")
+    torch.set_num_threads(threads)
     return {"tmp": tmp, "two": two, "one": one, "again": again}
 
 
@@ -303,3 +311,106 @@ def test_min_fmax_excludes_slower_cores(tmp_path, monkeypatch, min_fmax):
     for p in chosen:
         assert p["throughput_eps"] == p["fmax_mhz"] * 1e6 * 1                   # --lanes 1
     assert set(r["cost_model_error"]) >= {"lut_ff", "fmax_mhz"}
+
+
+def _convert_accuracy(tmp, out, kept, layer_formats, x_val, y_val) -> float:
+    """Top-1 on ``x_val`` of a fresh ``hardyt convert`` with these options (read back from its directory)."""
+    from hardyt.quant.runtime.evaluate import accuracy
+    from hardyt.quant.export.converted import load_converted
+
+    formats = tmp / f"{out.name}.formats.json"
+    formats.write_text(json.dumps(layer_formats))
+    argv = ["convert", str(tmp / "vit.safetensors"), "--data", str(tmp / "data.npz"), "--calib-size", "32",
+            "--seed", "0", "--steps", "5", "--lanes", "1", "--eval-size", "8", "--layer-formats", str(formats),
+            "--out", str(out)]
+    assert main(argv + (["--keep", ",".join(kept)] if kept else [])) == 0
+    return accuracy(load_converted(out).fixed_model(), x_val, y_val)
+
+
+def _explore_inputs(tmp, full=False):
+    """explore's validation split (``_splits`` with the arguments :func:`_explore` gives)."""
+    from hardyt.flow import explore as step
+    from hardyt.flow.model_source import load_model, resolve_input
+    from hardyt.flow.options import ExploreConfig, ModelSource
+
+    config = ExploreConfig(source=ModelSource(checkpoint=str(tmp / "vit.safetensors"), data=str(tmp / "data.npz"),
+                                              calib_size=32), val_size=64)
+    model, fmt, path = load_model(config.source)
+    pre, _ = resolve_input(config.source, model, fmt, path)
+    batches, x_val, y_val, _, _ = step._splits(config, pre)
+    return (x_val, y_val, model, batches) if full else (x_val, y_val)
+
+
+def test_pick_accuracy_equals_a_fresh_convert_with_its_options(tmp_path, monkeypatch):
+    """The pick's validation accuracy in explore.json is that of `hardyt convert` run with the pick's options
+    (--keep, --layer-formats) on the same split; so is a front point's that keeps a LayerNorm."""
+    from hardyt.hw import costs
+    from hardyt.quant.conversion import explore
+
+    tiny_vit_files(tmp_path)
+    _npz(tmp_path)
+    monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
+    monkeypatch.setattr(costs, "layer_costs", _fake_costs(lambda label, spec: 200.0))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", "--conversions", "2", "--max-drop", "100")
+    x_val, y_val = _explore_inputs(tmp_path)
+    pick = r["pick"]
+    assert pick["measured_on"] == "pick/ as written" and pick["accuracy"] == pick["search_accuracy"]
+    assert r["splits"]["decided_on"] == "validation"
+    got = _convert_accuracy(tmp_path, tmp_path / "fresh", pick["kept"], pick["convert"]["layer_formats"], x_val, y_val)
+    assert got == pick["accuracy"]
+    fresh = json.loads((tmp_path / "fresh" / "norm.spec.json").read_text())
+    assert fresh == json.loads((tmp_path / "out" / "pick" / "norm.spec.json").read_text())
+    kept = [p for p in r["front"] if p["kept"] and len(p["kept"]) < 3]
+    assert r["search"]["ranking"] and r["search"]["families"][1]["kept"] == [r["search"]["ranking"][-1]]
+    for p in kept[:1]:
+        got = _convert_accuracy(tmp_path, tmp_path / "fresh_kept", p["kept"], p["convert"]["layer_formats"],
+                                x_val, y_val)
+        assert abs(got - p["accuracy"]) <= 1 / len(y_val) + 1e-9     # the search's unfolded emulation: ties aside
+
+
+@pytest.mark.slow   # 35 conversions: minutes on 2 shared cores
+def test_explore_equals_the_exhaustive_search_on_three_layers_by_three_choices(tmp_path, monkeypatch):
+    """3 LayerNorms x {LayerNorm, DyT 4-bit, DyT 8-bit}: each of the 27 configurations converted by the library
+    on its own (keep, per-layer formats) and measured; the front and the pick of that exhaustive search are
+    explore's (every subset of kept LayerNorms converted, each family's formats measured exactly)."""
+    import itertools
+
+    from hardyt.hw import costs
+    from hardyt.quant.conversion import explore, families
+    from hardyt.quant.runtime.evaluate import accuracy
+    from hardyt.quant.conversion.pipeline import convert
+
+    tiny_vit_files(tmp_path)
+    _npz(tmp_path)
+    monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
+    monkeypatch.setattr(families, "SQNR_FLOOR_DB", float("inf"))     # output width = input width: 2 DyT choices
+    monkeypatch.setattr(costs, "layer_costs", _fake_costs(lambda label, spec: 200.0))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    budget = 3.0
+    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", "--conversions", "8", "--max-drop", str(budget))
+    assert [f["method"] for f in r["search"]["families"]] == ["exact"] * 8
+
+    x_val, y_val, model, batches = _explore_inputs(tmp_path, full=True)
+    names = ["blocks.0.norm1", "blocks.0.norm2", "norm"]
+    cost = {"layernorm": 1010, 4: 10 * 4 + 10, 8: 10 * 64 + 10}         # _fake_costs's rule
+    points = []
+    for config in itertools.product(["layernorm", 4, 8], repeat=3):
+        kept = tuple(n for n, c in zip(names, config) if c == "layernorm")
+        layers = {n: {"tanh": "lut", "in_bits": c, "out_bits": c, "affine_out_bits": c}
+                  for n, c in zip(names, config) if c != "layernorm"}
+        if kept == tuple(names):
+            acc = accuracy(model.eval(), x_val, y_val)
+        else:
+            fixed, _ = convert(model, batches, fixed_point={"lanes": 1, "layers": layers}, keep=kept, steps=5, seed=0)
+            acc = accuracy(fixed, x_val, y_val)
+        points.append({"layers": dict(zip(names, config)), "accuracy": acc, "cost": sum(cost[c] for c in config)})
+    front = explore.pareto(points)
+    reference = next(p for p in points if p["cost"] == 3 * 1010)["accuracy"]
+    pick = explore.pick_within(front, reference, budget)
+
+    def config_of(p):
+        return {n: "layernorm" if c["core"] == "layernorm" else c["in_bits"] for n, c in p["layers"].items()}
+
+    assert [(p["lut_ff"], p["accuracy"]) for p in r["front"]] == [(p["cost"], p["accuracy"]) for p in front]
+    assert config_of(r["pick"]) == pick["layers"] and r["pick"]["search_accuracy"] == pick["accuracy"]

@@ -121,12 +121,13 @@ def synthesis_plan(specs: dict[str, dict], budget: int | str | None = None) -> l
 
 
 def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budget: int | str | None = None,
-                seed: int = 1, progress: bool = True) -> dict:
+                seed: int = 1, progress: bool = True, reuse: bool = True) -> dict:
     """Cost of every core in ``specs`` (``{label: spec dict}``, label naming the layer and choice).
 
     The cores of :func:`synthesis_plan` are synthesized as Dask jobs on
-    ``client`` (cached ones run no tool); a core the cache already holds from
-    an earlier run is used as well (it costs nothing); every other core is
+    ``client`` (cached ones run no tool); with ``reuse``, a core the cache
+    already holds from an earlier run is used as well (looking it up emits
+    it: about a second per core); every other core is
     predicted by the :class:`CostModel` fitted to all of those runs. A failed
     job raises, naming its label, once every other job has finished (their
     reports are in the cache, so a rerun synthesizes only what failed).
@@ -145,7 +146,7 @@ def layer_costs(client, specs: dict[str, dict], target: str, cache_dir, *, budge
     plan = synthesis_plan(distinct, budget)
     # The planned cores are synthesized (or found); every other core is looked up (emitted, hashed) alike.
     jobs = {label: (synth_cached if label in plan else cached_report, (specs[label], target, str(cache_dir), seed))
-            for label in distinct}
+            for label in (distinct if reuse else plan)}
     found, failures = run_jobs(client, jobs, desc=f"synth {target}", progress=progress)
     if failures:
         raise failure_error(failures, len(jobs), "synthesis job")

@@ -85,10 +85,14 @@ def dask_client(scheduler: str | None = None, workers: int = 1, processes: bool 
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
         return
-    # Thread workers talk in-process (no socket at all); process workers on 127.0.0.1 only.
+    # Thread workers talk in-process, process workers on 127.0.0.1. Every node also serves HTTP
+    # (health, metrics) even with the dashboard off, on its own host's address — for in-process
+    # nodes that is the machine's address, on all interfaces for the scheduler: pin it to loopback.
     net = {"host": "127.0.0.1"} if processes else {}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
-                      worker_dashboard_address=None, silence_logs=50, **net) as cluster, Client(cluster) as client:
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                      worker_dashboard_address="127.0.0.1:0", silence_logs=50, **net) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

@@ -51,8 +51,7 @@ from .modules import ShiftDyT
 from .pipeline import convert
 
 __all__ = ["TANH_CHOICES", "SQNR_FLOOR_DB", "LAYERNORM", "ExploreCalibration", "Calibration", "calibrate", "label", "candidates",
-           "Evaluator", "pareto", "beam_search", "exhaustive", "search", "pick_within", "FoldedEmulation", "pick_model",
-           "fmax_floor", "feasible_options", "throughput"]
+           "Evaluator", "pareto", "beam_search", "exhaustive", "search", "pick_within", "FoldedEmulation", "pick_model"]
 
 # (tanh kind, input width) of the DyT candidates.
 TANH_CHOICES = (("lut", 6), ("lut", 8), ("lut", 10), ("pwl", 12),
@@ -328,53 +327,6 @@ def pick_within(front: list[dict], reference: float, max_drop_pt: float) -> dict
         raise HardytError(f"no configuration within {max_drop_pt} points of {100 * reference:.2f} % "
                           f"(the best measured: {100 * max(p['accuracy'] for p in front):.2f} %)")
     return min(ok, key=lambda p: p["cost"])
-
-
-def fmax_floor(min_fmax: float | None, fmax: dict[tuple, float | None], names: list[str]) -> float | None:
-    """The Fmax (MHz) every chosen core must reach, or ``None`` for no floor.
-
-    ``min_fmax``: the user's floor (``0``: none); ``None``: the slowest
-    LayerNorm core of the all-LayerNorm design, so that a replacement never
-    slows the system it goes into. ``fmax[(layer, label)]``: each core's
-    Fmax (``None`` for a target without place and route: no floor).
-
-    >>> f = {("a", "layernorm"): 120.0, ("b", "layernorm"): 130.0, ("a", "x"): 90.0}
-    >>> fmax_floor(None, f, ["a", "b"]), fmax_floor(100, f, ["a", "b"]), fmax_floor(0, f, ["a", "b"])
-    (120.0, 100.0, None)
-    """
-    if min_fmax is not None:
-        return float(min_fmax) if min_fmax > 0 else None
-    ln = [fmax.get((n, "layernorm")) for n in names]
-    return None if any(f is None for f in ln) else min(ln)
-
-
-def feasible_options(options: dict[str, list[str]], fmax: dict[tuple, float | None],
-                     floor: float | None) -> dict[str, list[str]]:
-    """``options`` without the choices whose core is slower than ``floor`` (the slowest core sets a
-    design's Fmax, so the floor holds for a configuration exactly when it holds for each of its cores).
-
-    >>> feasible_options({"a": ["layernorm", "x", "y"]}, {("a", "layernorm"): 120, ("a", "x"): 90,
-    ...                   ("a", "y"): 200}, 120.0)
-    {'a': ['layernorm', 'y']}
-    """
-    if floor is None:
-        return dict(options)
-    out = {n: [lab for lab in labs if fmax.get((n, lab)) is None or fmax[(n, lab)] >= floor]
-           for n, labs in options.items()}
-    empty = [n for n, labs in out.items() if not labs]
-    if empty:
-        raise HardytError(f"no core of layer(s) {empty} reaches the Fmax floor {floor:g} MHz (--min-fmax 0 "
-                          "disables it)")
-    return out
-
-
-def throughput(fmax_mhz: float | None, lanes: int) -> float | None:
-    """Elements per second of a core at ``fmax_mhz`` with ``lanes`` channels per beat (initiation interval 1).
-
-    >>> throughput(200.0, 8)
-    1600000000.0
-    """
-    return None if fmax_mhz is None else fmax_mhz * 1e6 * lanes
 
 
 def pick_model(cal: Calibration, specs: dict[str, object], batch):

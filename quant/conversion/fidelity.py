@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HardytError
-from .fixed_dyt import FixedDyT, make_spec, to_float, with_layers
+from .fixed_dyt import FixedDyT, layer_formats, make_spec, to_float, with_layers
 from ..runtime.graph import capture, model_logits
 from .modules import DyT
 
@@ -167,7 +167,7 @@ def check_fidelity(model: nn.Module, specs: dict, layers: list[dict], batches, f
         dyt, spec = float_model.get_submodule(name), specs[name]
         x = xs[name][0]
         layer |= {"alpha_clip": _alpha_clip(spec), "out_scale": spec.out_scale,
-                  "sqnr_db": layer_sqnr(dyt, spec, x), **min_widths(name, dyt, spec, x, formats)}
+                  "sqnr_db": layer_sqnr(dyt, spec, x), **min_widths(name, dyt, spec, x, layer_formats(formats, name))}
         if not layer["sqnr_db"] >= SQNR_FLOOR_DB:
             warnings.append(_layer_warning(layer, SQNR_FLOOR_DB))
     fid = agreement(float_model, fixed_model, batches, classifier)

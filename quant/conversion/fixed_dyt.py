@@ -28,7 +28,7 @@ from ..errors import HardytError
 from ..runtime.graph import set_module
 from .modules import NOT_LAYERNORM_EPS, DyT
 
-__all__ = ["FORMAT_DEFAULTS", "formats_from", "tanh_out_scale", "channel_affine", "make_spec", "quantize_codes",
+__all__ = ["FORMAT_DEFAULTS", "formats_from", "layer_formats", "tanh_out_scale", "channel_affine", "make_spec", "quantize_codes",
            "FixedDyT", "dyt_layers", "with_layers", "to_float"]
 
 # Fixed-point formats of a converted layer; ``fixed_point={...}`` overrides them.
@@ -55,18 +55,44 @@ _MAX_AFFINE_OUT_BITS = 24
 _MAX_TABLE = 1 << 22
 
 
+def _check_formats(formats: dict, where: str) -> None:
+    unknown = set(formats) - set(FORMAT_DEFAULTS)
+    if unknown:
+        raise HardytError(f"{where}: unknown format key(s) {sorted(unknown)}; known: {sorted(FORMAT_DEFAULTS)}")
+    if formats.get("tanh_range", "layer") not in _TANH_RANGES:
+        raise HardytError(f"{where}: tanh_range must be one of {_TANH_RANGES}, got {formats['tanh_range']!r}")
+
+
 def formats_from(fixed_point) -> dict:
-    """The formats for ``fixed_point`` (``True``/``False`` or a dict of overrides)."""
+    """The formats for ``fixed_point`` (``True``/``False`` or a dict of overrides).
+
+    ``fixed_point["layers"]``, ``{layer name: {key: value}}``, overrides the
+    formats of single layers (:func:`layer_formats`); it is kept in the result.
+
+    >>> formats_from({"in_bits": 6, "layers": {"norm": {"tanh": "pwl"}}})["layers"]
+    {'norm': {'tanh': 'pwl'}}
+    """
     if fixed_point in (True, False, None):
         return dict(FORMAT_DEFAULTS)
     if not isinstance(fixed_point, dict):
         raise HardytError(f"fixed_point: must be True, False or a dict of formats, got {fixed_point!r}")
-    unknown = set(fixed_point) - set(FORMAT_DEFAULTS)
-    if unknown:
-        raise HardytError(f"fixed_point: unknown format key(s) {sorted(unknown)}; known: {sorted(FORMAT_DEFAULTS)}")
-    if fixed_point.get("tanh_range", "layer") not in _TANH_RANGES:
-        raise HardytError(f"fixed_point: tanh_range must be one of {_TANH_RANGES}, got {fixed_point['tanh_range']!r}")
+    layers = fixed_point.get("layers", {})
+    if not isinstance(layers, dict) or not all(isinstance(v, dict) for v in layers.values()):
+        raise HardytError(f"fixed_point: layers must map layer names to format dicts, got {layers!r}")
+    _check_formats({k: v for k, v in fixed_point.items() if k != "layers"}, "fixed_point")
+    for name, f in layers.items():
+        _check_formats(f, f"fixed_point: layer {name}")
     return dict(FORMAT_DEFAULTS) | fixed_point
+
+
+def layer_formats(formats: dict, name: str) -> dict:
+    """The formats of layer ``name``: ``formats`` with that layer's overrides (``formats["layers"][name]``).
+
+    >>> f = layer_formats(formats_from({"in_bits": 6, "layers": {"norm": {"in_bits": 10}}}), "norm")
+    >>> f["in_bits"], "layers" in f
+    (10, False)
+    """
+    return {k: v for k, v in formats.items() if k != "layers"} | formats.get("layers", {}).get(name, {})
 
 
 def _lanes(channels: int, lanes) -> int:
@@ -131,7 +157,7 @@ def make_spec(name: str, alpha: float, in_scale: float, formats: dict, *, channe
     ``alpha * 2**shift``. Keys missing from ``formats`` take
     :data:`FORMAT_DEFAULTS`.
     """
-    f = FORMAT_DEFAULTS | formats
+    f = FORMAT_DEFAULTS | layer_formats(formats, name)
     extra = 0 if alpha_shift is None else int(max(alpha_shift))
     alpha_scale = float(alpha) * float(in_scale)
     out_scale = tanh_out_scale(f, f["in_bits"] + extra, alpha_scale)

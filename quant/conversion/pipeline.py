@@ -34,7 +34,7 @@ from .clip import choose_clip
 from .distributed import all_sum, pick_device, rank_world
 from .fit import fit_dyt
 from .fidelity import check_fidelity
-from .fixed_dyt import FixedDyT, dyt_layers, formats_from, make_spec, to_float
+from .fixed_dyt import FixedDyT, dyt_layers, formats_from, layer_formats, make_spec, to_float
 from .fold import fold_all
 from ..runtime.graph import capture, is_logits, kl_to, layer_norm_names, model_logits, selected_output, set_module
 from .modules import DyT, ShiftDyT
@@ -45,7 +45,8 @@ from .schedule import FROZEN_FEATURE_WEIGHT, plan_steps
 from .referee import Referee, referee_warnings, teacher_section
 from .weights import adapted_parameters, snapshot, weight_changes
 
-__all__ = ["METHODS", "OPTION_DEFAULTS", "ConvertOptions", "convert", "calibration_batches", "to_float", "dyt_layers"]
+__all__ = ["METHODS", "OPTION_DEFAULTS", "ConvertOptions", "convert", "clip_inputs", "calibration_batches", "to_float",
+           "dyt_layers"]
 
 
 def calibration_batches(calib) -> list:
@@ -103,9 +104,24 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters(), torch.zeros(())).device
 
 
-def _clips(student, names, batches, formats, opts) -> dict:
+def _clip_rows(student, names, batches, opts) -> dict:
+    """``{layer: (rows, C)}``: the inputs each layer's input scale is chosen on."""
     xs = capture(student, names, batches, rows_per_batch=opts.rows_per_batch, seed=opts.seed + 1)
-    return {n: choose_clip(n, student.get_submodule(n), xs[n][0], formats) for n in names}
+    return {n: xs[n][0] for n in names}
+
+
+def _clips(student, names, batches, formats, opts) -> dict:
+    xs = _clip_rows(student, names, batches, opts)
+    return {n: choose_clip(n, student.get_submodule(n), xs[n], layer_formats(formats, n)) for n in names}
+
+
+def clip_inputs(student: nn.Module, names: list[str], calib, **options) -> dict:
+    """``{layer: (rows, C)}``: the rows :func:`convert` (same ``calib`` and ``options``) chooses each layer's
+    input scale on, for a converted, unfolded ``student``; so that a caller builds the specs other formats
+    would give (:func:`~hardyt.quant.conversion.clip.choose_clip`) exactly as ``convert`` builds them."""
+    opts = ConvertOptions.from_kwargs(**options)
+    return _clip_rows(student, names, Calibration(calib, fit_samples=opts.fit_samples, holdout=opts.holdout).fit,
+                      opts)
 
 
 def _alpha_of(dyt: DyT) -> float:
@@ -162,6 +178,9 @@ def _convert(model, calib, fixed_point, opts: ConvertOptions):
     unknown = set(opts.keep) - set(all_names)
     if unknown:
         raise HardytError(f"convert: keep names no LayerNorm of the model: {sorted(unknown)}")
+    unknown = set(formats.get("layers", {})) - set(all_names)
+    if unknown:
+        raise HardytError(f"convert: fixed_point layers names no LayerNorm of the model: {sorted(unknown)}")
     if not all_names:
         raise HardytError("model has no nn.LayerNorm that runs in its forward pass: nothing to convert")
     names = [n for n in all_names if n not in set(opts.keep)]

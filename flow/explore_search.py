@@ -1,0 +1,135 @@
+"""``hardyt explore``'s search over families of conversions (:mod:`hardyt.quant.conversion.families`).
+
+1. **Conversions** as Dask jobs on the cluster that synthesizes
+   (:func:`convert_families`): the families :func:`kept_sets` names, each
+   the library's default conversion with those LayerNorms kept, and its
+   candidate specs; a frozen-weight conversion ranks the layers first when
+   not every subset is converted.
+2. **Costs** of every family's candidate cores and of the LayerNorm cores,
+   in one :func:`hardyt.hw.costmodel.costs.layer_costs` call (one synthesis run per
+   core structure over all families; the cost model for the rest).
+3. **Search** (:func:`search_families`): each family's format choices on the
+   validation split (exact when small, else by measured sensitivities), the
+   Fmax floor removing slower cores first.
+
+Labels: a LayerNorm core is ``"<layer> / layernorm"`` (one per width,
+whatever the family); a DyT core ``"<layer> / <choice> / K<j>"``, ``j`` the
+family.
+"""
+from __future__ import annotations
+
+from hardyt.hw.tools.sweep import failure_error, run_jobs
+from hardyt.quant.errors import HardytError
+
+__all__ = ["convert_families", "family_specs", "search_families", "core_label"]
+
+
+def core_label(name: str, lab: str, family: int) -> str:
+    """The cost label of a core.
+
+    >>> core_label("norm", "layernorm", 2), core_label("norm", "dyt lut8 out8 folded", 2)
+    ('norm / layernorm', 'norm / dyt lut8 out8 folded / K2')
+    """
+    return f"{name} / layernorm" if lab == "layernorm" else f"{name} / {lab} / K{family}"
+
+
+def _jobs(client, jobs: dict, what: str) -> dict:
+    results, failures = run_jobs(client, jobs, desc=what)
+    if failures:
+        raise failure_error(failures, len(jobs), f"{what} job")
+    return results
+
+
+def convert_families(client, model, batches: list, names: list[str], options: dict, conversions: int, lanes):
+    """``(families, order)``: ``[(kept, Calibration, candidates)]`` in :func:`kept_sets` order (the last one
+    keeps every LayerNorm: the model as given), and the layers' ranking (``None`` when every subset is
+    converted)."""
+    from hardyt.quant.conversion import explore
+    from hardyt.quant.conversion.families import build_family, kept_sets, layer_ranking
+
+    choices = tuple(explore.TANH_CHOICES)   # read here: a worker process has the module's own
+
+    order = None
+    if 2 ** len(names) <= conversions or conversions == 1:     # no ranking needed
+        sets = kept_sets(names, conversions) if conversions > 1 else [(), tuple(names)]
+        done = _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes, choices))
+                              for j, k in enumerate(sets)}, "convert")
+    else:   # the default conversion (nothing kept) and the ranking side by side, then the chain
+        first = _jobs(client, {"K0": (build_family, (model, batches, (), options, lanes, choices)),
+                               "rank": (layer_ranking, (model, batches, options))}, "convert")
+        order = first.pop("rank")
+        sets = kept_sets(names, conversions, order) + [tuple(names)]     # and all kept: the LayerNorm model
+        done = first | _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes, choices))
+                                      for j, k in enumerate(sets) if j}, "convert")
+    return [(k, *done[f"K{j}"]) for j, k in enumerate(sets)], order
+
+
+def family_specs(families: list, layernorm_spec) -> tuple[dict, dict, dict, dict]:
+    """``(dicts, specs, choices, formats)`` by cost label: every core's spec dict (for synthesis), DyT spec,
+    choice and the formats ``hardyt convert --layer-formats`` takes for it."""
+    dicts, specs, choices, formats = {}, {}, {}, {}
+    for j, (_, fam, cands) in enumerate(families):
+        from hardyt.quant.conversion.explore import label
+        for name, layer in cands.items():
+            for choice, f, spec in layer:
+                key = core_label(name, label(choice), j)
+                dicts[key], specs[key], choices[key], formats[key] = spec.to_dict(), spec, choice, f
+    shapes = {}
+    for _, fam, cands in families:
+        for name, layer in cands.items():
+            shapes.setdefault(name, (layer[0][2].channels, layer[0][2].lanes))
+    for name, (c, p) in shapes.items():
+        dicts[core_label(name, "layernorm", 0)] = layernorm_spec(c, p, name.replace(".", "_")).to_dict()
+    return dicts, specs, choices, formats
+
+
+def search_families(families: list, names: list[str], specs: dict, costs: dict, allowed, x_val, y_val, *,
+                    beam: int, measure: int) -> tuple[list[dict], dict]:
+    """Every measured point (``{"layers": {layer: label}, "accuracy", "cost", "family"}``) and the search's
+    record (method per family, configurations measured, ``baselines``: all LayerNorm and all DyT 8-bit).
+
+    ``allowed(label) -> bool``: the Fmax floor. Sensitivities measured on
+    the first family (nothing kept) predict the others'.
+    """
+    from hardyt.quant.conversion.explore import Evaluator, label
+    from hardyt.quant.conversion.families import reference_config, sensitivity_search
+
+    points, delta, record, baselines = [], None, [], {}
+    for j, (kept, fam, cands) in enumerate(families):
+        options = {n: ["layernorm"] for n in kept}
+        fam_specs = {}
+        for name, layer in cands.items():
+            every = [label(c) for c, _, _ in layer]
+            fam_specs |= {(name, lab): specs[core_label(name, lab, j)] for lab in every}
+            options[name] = [lab for lab in every if allowed(core_label(name, lab, j))]
+            if not options[name]:
+                raise HardytError(f"no core of layer {name} reaches the Fmax floor (--min-fmax 0 disables it)")
+        options = {n: options[n] for n in names}
+        cost = {(n, lab): costs[core_label(n, lab, j)]["lut"] + costs[core_label(n, lab, j)]["ff"]
+                for n in names for lab in options[n]}
+        evaluate = Evaluator(fam, fam_specs, x_val, y_val)
+        reference = reference_config(names, options)
+        limit = len(names) * max(len(v) for v in options.values()) * beam
+        found, d, method = sensitivity_search(names, options, cost, evaluate, reference, delta=delta,
+                                              measure=measure, exact_limit=limit)
+        delta = delta or (d if method == "sensitivity" else None)
+        points += [p | {"family": j} for p in found]
+        if not kept:    # the default conversion's 8-bit formats, whatever the floor allows
+            eight = reference_config(names, {n: [label(c) for c, _, _ in cands[n]] for n in names})
+            baselines["all_dyt_8bit"] = {"layers": eight, "accuracy": evaluate(eight), "family": j}
+        if len(kept) == len(names):
+            baselines["all_layernorm"] = {"layers": dict.fromkeys(names, "layernorm"), "accuracy": evaluate({}),
+                                          "family": j}
+        record.append({"kept": list(kept), "method": method, "measured": len(evaluate.seen),
+                       "space": _space(options)})
+    for p in baselines.values():
+        p["cost"] = sum(costs[core_label(n, lab, p["family"])]["lut"] + costs[core_label(n, lab, p["family"])]["ff"]
+                        for n, lab in p["layers"].items())
+    return points, {"families": record, "measured": sum(r["measured"] for r in record), "baselines": baselines}
+
+
+def _space(options: dict) -> int:
+    n = 1
+    for labels in options.values():
+        n *= len(labels)
+    return n

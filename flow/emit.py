@@ -14,6 +14,7 @@ from pathlib import Path
 from hardyt.quant.contract.names import layer_stem
 from hardyt.quant.contract.spec_io import load_spec
 from hardyt.quant.errors import HardytError
+from hardyt.quant.files import atomic_output_dir
 
 from .converted import ConvertedDir
 from .manifest import CoreManifest
@@ -67,8 +68,10 @@ def emit_cores(source, config: EmitConfig) -> EmittedCores:
     if converted is not None:
         if config.name:
             raise HardytError("--name names one core; a converted directory emits one per layer")
-        paths = [emit(spec, out / layer_stem(spec.name)) for spec in converted.specs(config.layers)]
-        return EmittedCores(out, [_manifest(p) for p in paths])
+        # The whole --out at once (every layer, or none): hardyt.quant.files.atomic_output_dir.
+        with atomic_output_dir(out) as tmp:
+            names = [emit(spec, tmp / layer_stem(spec.name)).relative_to(tmp) for spec in converted.specs(config.layers)]
+        return EmittedCores(out, [_manifest(out / n) for n in names])
     source = Path(source)
     if not source.is_file():
         raise HardytError(f"{source}: no such spec file or converted directory")

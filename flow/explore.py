@@ -18,14 +18,13 @@ synthesize steps take as it is, which ``hardyt convert --keep ...
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_output_dir, atomic_write_text, save_json_atomic
+from hardyt.quant.files import atomic_output_dir, atomic_write_text, load_json_object, save_json_atomic
 
 from .explore_pick import convert_record, write_pick
 from .explore_report import plot_front, render_markdown
@@ -43,10 +42,11 @@ def _source(config: ExploreConfig):
     path = Path(config.source.checkpoint) if config.source.checkpoint else None
     if path is None or not path.is_dir() or not (path / "report.json").is_file():
         return config, {}
-    report = json.loads((path / "report.json").read_text())
-    source = report.get("checkpoint")
+    report = load_json_object(path / "report.json", "conversion report")
+    source, options = report.get("checkpoint"), report.get("options", {})
+    if not (source is None or isinstance(source, str)) or not isinstance(options, dict):
+        raise HardytError(f"{path / 'report.json'}: 'checkpoint' must be a path and 'options' an object")
     config = replace(config, source=replace(config.source, checkpoint=None if source in (None, "bundled") else source))
-    options = report.get("options", {})
     return config, {k: options[k] for k in ("method", "steps", "alpha_shift", "augment") if k in options}
 
 

@@ -9,13 +9,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from hardyt.quant.errors import HardytError
 from hardyt.quant.version import hardyt_version
 
 # Subcommands, in the order --help lists them.
 COMMANDS = ("tanh", "convert", "demo", "train", "rtl", "sim", "prove", "synth", "export", "explore")
+
+
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` (a scheduler, ``torchrun`` tearing its group down, ``kill``): unwinds like Ctrl-C, so
+    every temporary output is removed (:func:`hardyt.quant.files.atomic_output_dir`)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 class Parser(argparse.ArgumentParser):
@@ -41,8 +52,13 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print(f"hardyt {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except HardytError as e:
         print(f"hardyt {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -59,6 +75,9 @@ def main(argv=None) -> int:
         print(f"hardyt {args.command}: internal error: {type(e).__name__}: {e} "
               "(set HARDYT_DEBUG=1 for a traceback and please report it)", file=sys.stderr)
         return 3
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -160,3 +160,59 @@ async def test_bad_frames(dut):
     assert not wrong, "; ".join(wrong)
     assert error is None, error
     assert not lines, "\n".join(lines[:10])
+
+
+@cocotb.test()
+async def test_fuzzed_frames(dut):
+    """``vectors`` fuzzed frames (:mod:`hardyt.sim.coef_fuzz`: random, truncated, oversized, bit flips, swapped
+    beats, resealed tables and headers, valid ones), a few tokens of the loaded layers after each group of
+    frames: every frame's status is the loader model's, every output the table lookup of the bank the
+    model says its layer is in. Folded layers only (the model has no affine section)."""
+    from types import SimpleNamespace
+
+    from .coef_fuzz import KINDS, claims, expect, lookup, make_frame
+
+    cfg = EngineConfig()
+    assert all(s.affine.mode != "channel" for s in cfg.specs), "fuzzed_frames: folded layers only"
+    m = cfg.manifest
+    shape = SimpleNamespace(layers=len(cfg.plan), beats=m["channels"] // m["lanes"], in_bits=m["in_bits"],
+                            table_bits=m["frame"]["table_bits"])
+    goods = [LayerRun.from_plan(cfg, k, cfg.specs[k].channels).frame for k in range(len(cfg.plan))]
+    tb = EngineTestbench(dut, cfg, salt=4)
+    await tb.start()
+    rng = cfg.rng(4)
+    banks, active, started, previous = [None, None], 0, False, 0
+    wrong, bad_out, elements, sent = [], 0, 0, 0
+    while sent < cfg.vectors:
+        for _ in range(int(rng.integers(1, 6))):
+            words = make_frame(KINDS[int(rng.integers(len(KINDS)))], rng, goods)
+            status, layer, table = expect(words, shape)
+            before = len(tb.status.outcomes)
+            tb.send_frame(words)
+            await tb.status.wait(before + 1, 40 * len(words) + 200)
+            got = tb.status.outcomes[before] if len(tb.status.outcomes) > before else None
+            if got != status:
+                wrong.append(f"frame {sent}: status {got}, the model says {status}")
+            if claims(words, shape):
+                claim = 1 - active if started else 1 - previous
+                previous, banks[claim] = claim, (layer, table) if status == 1 else None
+            sent += 1
+        loaded = sorted({b[0] for b in banks if b is not None})
+        for layer in rng.choice(loaded, min(len(loaded), 2), replace=False) if loaded else []:
+            bank = 0 if banks[0] is not None and banks[0][0] == layer else 1
+            active, started = bank, True
+            spec = cfg.specs[int(layer)]
+            beats = spec.channels // spec.lanes
+            x = rng.integers(-(1 << (spec.in_bits - 1)), 1 << (spec.in_bits - 1), (beats, spec.lanes))
+            last = [k == beats - 1 for k in range(beats)]
+            tb.monitor.clear()
+            tb.source.send(x, last, user=int(layer))
+            await tb.wait_outputs(beats, 40 * beats + 200)
+            got, _ = tb.monitor.beats()
+            want = lookup(banks[bank][1], x, shape.in_bits)
+            elements += want.size
+            bad_out += int((got != want).sum()) if got.shape == want.shape else want.size
+    record_result(cfg, "fuzzed_frames", elements=elements, mismatches=bad_out + len(wrong), cycles=tb.monitor.cycle,
+                  frames=sent, report=wrong[:20])
+    assert not wrong, "; ".join(wrong[:5])
+    assert bad_out == 0, f"{bad_out} output elements differ from the loaded table"

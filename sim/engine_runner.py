@@ -17,7 +17,8 @@ from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import save_json_atomic
 
-from .runner import _check_args, _collect, _launch, _simulator_env, _source_copy, _test_env, check_activations, \
+from .buildcache import source_copy
+from .runner import _check_args, _collect, _launch, _simulator_env, _test_env, check_activations, \
     default_cache
 
 __all__ = ["run_engine_sim", "engine_plan", "is_engine"]
@@ -61,7 +62,7 @@ def run_engine_sim(directory, simulator: str = "icarus", vectors: int = 256, see
         raise HardytError(f"{directory}: not a DyT engine (core {manifest['core']!r}); use hardyt.sim.run_sim")
     plan = engine_plan(manifest, activations)
     cache = Path(cache) if cache else default_cache()
-    src, digest = _source_copy(manifest, cache)
+    src, digest = source_copy(manifest, cache)
     env = _simulator_env(simulator, cache)
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-{simulator}-engine-", dir=cache))
     save_json_atomic(run_dir / "manifest.json", manifest)

@@ -19,10 +19,10 @@ so simulations may run on several threads, beside synthesis.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,13 +33,14 @@ from xml.etree import ElementTree
 import numpy as np
 
 from hardyt.hw.emission.emit import load_manifest
-from hardyt.hw.tools.toolchain import iverilog_cmd, verilator_env
+from hardyt.hw.tools.toolchain import iverilog_cmd, job_timeout, verilator_env
 from hardyt.quant.errors import HardytError
-from hardyt.quant.files import atomic_write_bytes, save_json_atomic
+from hardyt.quant.files import save_json_atomic
 from hardyt.quant.contract.check import check_int
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import spec_from_dict
 
+from . import buildcache
 from .bulk_files import bulk_stream, write_bulk_files
 
 __all__ = ["run_sim", "bulk_stream", "check_activations", "SIMULATORS", "MODES", "default_cache"]
@@ -57,16 +58,6 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardyt" / "sim"
 
 
-def _source_copy(manifest, cache: Path) -> tuple[Path, str]:
-    """The Verilog under a path keyed by its content (shared, incremental builds)."""
-    src = Path(manifest["dir"]) / manifest["verilog"]
-    text = src.read_bytes()
-    digest = hashlib.sha256(text).hexdigest()[:16]
-    dst = cache / "src" / digest / manifest["verilog"]
-    if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dst, text)  # a temporary of its own: another thread may copy the same file
-    return dst, digest
 
 
 def check_activations(path, spec) -> None:
@@ -77,8 +68,10 @@ def check_activations(path, spec) -> None:
             if "x" not in f:
                 raise HardytError(f"{path}: no array 'x' (the input codes); keys are {', '.join(f.files) or 'none'}")
             x = f["x"]
-    except (OSError, ValueError) as e:
-        raise HardytError(f"{path}: not a readable .npz file ({e})") from None
+    except HardytError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zipfile and numpy's header parser raise a dozen types on bad bytes
+        raise HardytError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     lo, hi = signed_range(spec.in_bits)
     if x.ndim < 1 or x.shape[-1] != spec.channels or x.size == 0:
         raise HardytError(f"{path}: x has shape {x.shape}; expected (tokens, {spec.channels}) for C={spec.channels}")
@@ -182,16 +175,30 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
 def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dict:
     """Run the job in its own process (:mod:`hardyt.sim.cocotb_job`); its timings, or a clear error."""
     save_json_atomic(run_dir / "job.json", job)
-    cmd = [sys.executable, "-m", "hardyt.sim.cocotb_job", str(run_dir / "job.json")]
-    with open(run_dir / "runner.log", "w") if quiet else nullcontext() as log:
-        proc = subprocess.run(cmd, env=env, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT if quiet else None)
-    try:
-        outcome = json.loads((run_dir / "outcome.json").read_text())
-    except (OSError, ValueError):
-        raise HardytError(f"{where}: the simulation process exited with code {proc.returncode} "
-                          f"before reporting; see {run_dir}") from None
-    if outcome["error"]:  # the simulator or compiler failed: one clear line, log kept
-        raise HardytError(f"{where}: {job['simulator']} failed ({outcome['error']}); see {run_dir}")
+    with buildcache.reserved(job["build_dir"], job["simulator"]):
+        cmd = [sys.executable, "-m", "hardyt.sim.cocotb_job", str(run_dir / "job.json")]
+        limit = job_timeout()
+        with open(run_dir / "runner.log", "w") if quiet else nullcontext() as log:
+            # A session of its own: on a timeout or an interrupt the simulator it started goes with it.
+            proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT if quiet else None,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=limit)
+            except BaseException as e:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                if isinstance(e, subprocess.TimeoutExpired):
+                    raise HardytError(f"{where}: {job['simulator']} run hung: killed after the {limit:g} s timeout "
+                                      f"(HARDYT_JOB_TIMEOUT); see {run_dir}") from None
+                raise
+        try:
+            outcome = json.loads((run_dir / "outcome.json").read_text())
+        except (OSError, ValueError):
+            raise HardytError(f"{where}: the simulation process exited with code {proc.returncode} "
+                              f"before reporting; see {run_dir}") from None
+        if outcome["error"]:  # the simulator or compiler failed: one clear line, log kept
+            raise HardytError(f"{where}: {job['simulator']} failed ({outcome['error']}); see {run_dir}")
+        buildcache.stamp(job["build_dir"], job["simulator"])
     return outcome
 
 
@@ -227,7 +234,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     manifest = load_manifest(directory)
     spec = spec_from_dict(manifest["spec"])
     cache = Path(cache) if cache else default_cache()
-    src, digest = _source_copy(manifest, cache)
+    src, digest = buildcache.source_copy(manifest, cache)
     env = _simulator_env(simulator, cache)
     if activations is not None:
         check_activations(activations, spec)

@@ -14,6 +14,7 @@ from conftest import TINY_VIT_NORMALIZATION, tiny_vit_files
 
 from hardyt.quant.contract.fixed import signed_range
 from hardyt.quant.contract.spec_io import load_spec
+from hardyt.quant.outdir import MARKER
 from hardyt.scripts.cli import main
 
 CALIB, STEPS, SEED = 32, 5, 3
@@ -59,7 +60,7 @@ def test_convert_writes_what_it_promises(tmp_path, monkeypatch):
                "--seed", str(SEED), "--out", str(out)])
     assert rc == 0
 
-    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png", "sqnr.png"}
+    files = {"model.safetensors", "config.json", "report.json", "report.md", "alpha.png", "sqnr.png", MARKER}
     files |= {f"{n}{ext}" for n in LAYERS for ext in (".spec.json", ".inputs.npz")}
     assert {p.name for p in out.iterdir()} == files  # nothing else, no temporary left behind
     for f in files:

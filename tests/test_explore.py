@@ -13,6 +13,7 @@ import pytest
 from conftest import tiny_vit_files
 
 from hardyt.quant.errors import HardytError
+from hardyt.quant.outdir import MARKER
 from hardyt.scripts.cli import main
 
 CHOICES = (("lut", 4), ("lut", 8))
@@ -106,7 +107,7 @@ def test_pick_directory_feeds_rtl(runs, tmp_path):
     assert {"explore.md", "front.png", "explore.json"} <= {p.name for p in (runs["tmp"] / "one").iterdir()}
     if dyt:
         assert main(["rtl", str(pick_dir), "--out", str(tmp_path / "rtl")]) == 0
-        assert sorted(p.name for p in (tmp_path / "rtl").iterdir()) == dyt
+        assert sorted(p.name for p in (tmp_path / "rtl").iterdir()) == [MARKER, *dyt]
 
 
 def test_failed_synthesis_job_is_named_and_others_kept(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import pytest
 
 from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.quant.export.hls4ml_project import csim_check, every_code, load_keras_model
+from hardyt.quant.outdir import MARKER
 from hardyt.scripts.cli import main
 
 # keras's torch backend converts tensors with np.array(x), which numpy 2 flags on every call
@@ -50,7 +51,8 @@ def test_specs_cover_the_kinds():
 
 
 def test_layer_set_csim_equals_golden(exported):
-    assert sorted(p.name for p in exported.iterdir()) == ["blocks_0_norm1", "blocks_0_norm2", "dyt_layers", "norm"]
+    assert sorted(p.name for p in exported.iterdir()) == [MARKER, "blocks_0_norm1", "blocks_0_norm2", "dyt_layers",
+                                                          "norm"]
     r = csim_check(exported / "dyt_layers", SPECS)
     assert r["mismatches"] == 0
     assert r["elements"] == 1024 * (8 + 16 + 8)          # every code of every channel (the 10-bit layer: 1024)

@@ -8,6 +8,7 @@ import pytest
 from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.contract.spec_io import load_spec
+from hardyt.quant.outdir import MARKER
 from hardyt.scripts.cli import main
 
 
@@ -53,7 +54,7 @@ def test_converted_dir_form(tmp_path, capsys):
         random_dyt_spec(8, 4, 8, 8, tanh=("lut", "pwl")[i % 2], name=name).save(conv / f"{name}.spec.json")
     (conv / "report.json").write_text("{}")
     assert main(["rtl", str(conv), "--layers", "norm", "blocks_0_norm2", "--out", str(tmp_path / "a")]) == 0
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["blocks_0_norm2", "norm"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [MARKER, "blocks_0_norm2", "norm"]
     assert main(["rtl", str(conv), "--out", str(tmp_path / "b")]) == 0
     for name in ("blocks_0_norm1", "blocks_0_norm2", "norm"):
         assert load_manifest(tmp_path / "b" / name)["name"] == name

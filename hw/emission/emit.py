@@ -36,6 +36,20 @@ MANIFEST_KEYS = ("hardyt_version", "core", "name", "top", "verilog", "mems", "la
                  "in_bits", "out_bits", "s_axis_tdata_width", "m_axis_tdata_width", "spec")
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_name(v) -> bool:
+    return isinstance(v, str) and bool(v) and "/" not in v and "\0" not in v
+
+
+#: What a manifest's keys must hold (every other key of MANIFEST_KEYS: an integer).
+_MANIFEST_TYPES = {"hardyt_version": lambda v: isinstance(v, str), "core": lambda v: isinstance(v, str),
+                   "name": _is_name, "top": _is_name, "verilog": _is_name,
+                   "mems": lambda v: isinstance(v, list) and all(_is_name(f) for f in v),
+                   "spec": lambda v: isinstance(v, dict)}
+
 _ROM_MODULE = """\
 // Read-only memory loaded from a $readmemh file, PORTS synchronous read ports{style_note}.
 // Port p reads addr[p*ABITS +: ABITS] into data[p*WIDTH +: WIDTH] when en[p].
@@ -261,6 +275,9 @@ def load_manifest(directory) -> dict:
     missing = [k for k in MANIFEST_KEYS if k not in d]
     if missing:
         raise HardytError(f"{path}: manifest lacks {', '.join(missing)}")
+    wrong = [k for k in MANIFEST_KEYS if not _MANIFEST_TYPES.get(k, _is_int)(d[k])]
+    if wrong:
+        raise HardytError(f"{path}: manifest key {wrong[0]} has the wrong type ({type(d[wrong[0]]).__name__})")
     absent = [f for f in [d["verilog"], *d["mems"]] if not (directory / f).is_file()]
     if absent:
         raise HardytError(f"{directory}: missing emitted file(s) {', '.join(absent)} listed in {path.name}")

@@ -16,6 +16,15 @@ cluster, or one that dask-jobqueue starts on an HPC scheduler). Jobs read and
 write files (emitted cores, the synthesis cache): on a cluster of several
 machines those paths must be on a shared filesystem.
 
+Faults: a worker lost mid-sweep (killed, out of memory, its machine gone)
+costs nothing but time: the scheduler runs its tasks again on the others
+(up to ``distributed.scheduler.allowed-failures`` times per task, 3 by
+default), and :func:`run_jobs` counts those re-runs (``stats``). A
+scheduler lost mid-sweep is one :class:`HardytError` saying how many jobs
+had finished (jobs that cache their result, as synthesis does, keep it: a
+rerun does only the rest). A tool that hangs is killed by the job itself
+(:func:`hardyt.hw.toolchain.job_timeout`) and reported under the job's label.
+
 Why Dask and not a pool of our own: the same code runs on one laptop and on
 a cluster, the scheduler handles worker loss and retries, and
 dask-jobqueue starts workers under SLURM/PBS/SGE, which FPGA groups use for
@@ -23,6 +32,7 @@ tool farms.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Any, Callable
 
@@ -63,10 +73,17 @@ def dask_client(scheduler: str | None = None, workers: int = 1, processes: bool 
             client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError) as e:
             raise HardytError(f"--scheduler {scheduler}: cannot connect: {e}") from None
+        # A lost scheduler is reported once, by run_jobs: not also as the client's logged tracebacks.
+        loggers = [logging.getLogger(n) for n in logging.root.manager.loggerDict if n.startswith("distributed")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
         try:
             yield client
         finally:
-            client.close()
+            client.close(timeout=10)
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
         return
     # Thread workers talk in-process, process workers on 127.0.0.1. Every node also serves HTTP
     # (health, metrics) even with the dashboard off, on its own host's address — for in-process
@@ -79,30 +96,53 @@ def dask_client(scheduler: str | None = None, workers: int = 1, processes: bool 
         yield client
 
 
-def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool = True):
+def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool = True, stats: dict | None = None):
     """Run ``jobs`` (``{label: (function, args)}``) on ``client``; ``(results, failures)`` by label.
 
     ``failures`` maps a label to its error message (the exception's type and
     text); the results of every other job are returned whatever failed.
+    ``stats``, if given, receives ``recomputed``: ``{label: n}`` for each job
+    that ran again ``n`` times because a worker running it was lost.
     """
     from dask.distributed import as_completed
     from hardyt.quant.progress import progress as progress_bar
 
+    def reruns(dask_scheduler, key) -> int:
+        """On the scheduler (sent by value: it need not have hardyt): how often task ``key`` was on a lost worker."""
+        ts = dask_scheduler.tasks.get(key)
+        return 0 if ts is None else ts.suspicious
+
     if not jobs:
         return {}, {}
     futures = {client.submit(fn, *args, pure=False): label for label, (fn, args) in jobs.items()}
-    results, failures = {}, {}
-    with progress_bar(total=len(futures), desc=desc, unit="job", disable=not progress, leave=False) as bar:
-        for future in as_completed(futures):
-            label = futures[future]
-            if future.status == "error":
-                e = future.exception()
-                failures[label] = str(e) if isinstance(e, HardytError) else f"{type(e).__name__}: {e}"
-            else:
-                results[label] = future.result()
-            future.release()
-            bar.update()
+    results, failures, recomputed = {}, {}, {}
+    try:
+        with progress_bar(total=len(futures), desc=desc, unit="job", disable=not progress, leave=False) as bar:
+            for future in as_completed(futures):
+                label = futures[future]
+                if future.status == "cancelled":  # the client lost its scheduler
+                    raise _scheduler_lost(client, len(results) + len(failures), len(futures))
+                if future.status == "error":
+                    e = future.exception()
+                    failures[label] = str(e) if isinstance(e, HardytError) else f"{type(e).__name__}: {e}"
+                else:
+                    results[label] = future.result()
+                n = client.run_on_scheduler(reruns, key=future.key)
+                if n:
+                    recomputed[label] = n
+                future.release()
+                bar.update()
+    except OSError as e:  # the scheduler went away between two results
+        raise _scheduler_lost(client, len(results) + len(failures), len(futures), e) from None
+    if stats is not None:
+        stats["recomputed"] = recomputed
     return results, failures
+
+
+def _scheduler_lost(client, finished: int, total: int, why=None) -> HardytError:
+    where = getattr(getattr(client, "scheduler", None), "address", None) or "the scheduler"
+    return HardytError(f"lost the Dask scheduler {where}{f' ({why})' if why else ''} after {finished} of {total} "
+                       "jobs; the finished jobs' cached results are kept, a rerun does the rest")
 
 
 def failure_error(failures: dict[str, str], total: int, what: str = "job") -> HardytError:

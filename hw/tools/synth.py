@@ -54,7 +54,7 @@ from hardyt.quant.files import atomic_write_text
 from hardyt.quant.version import hardyt_version
 
 from ..emission.emit import load_manifest
-from .toolchain import nextpnr_ecp5_cmd, yosys_cmd
+from .toolchain import job_timeout, nextpnr_ecp5_cmd, yosys_cmd
 from .wrapper import wrapper_verilog
 
 __all__ = ["synth", "ToolError", "TARGETS", "COUNTING", "count_cells", "wrapper_verilog", "report_markdown"]
@@ -129,8 +129,9 @@ def _yosys_script(target: str, manifest: dict, wrapper: str | None) -> str:
 
 
 def _run(cmd: list[str], cwd: Path, log: str, stage: str, bar) -> float:
-    """Run one tool in ``cwd`` (its log is ``cwd/log``); the bar shows the elapsed time."""
-    t0 = time.perf_counter()
+    """Run one tool in ``cwd`` (its log is ``cwd/log``); the bar shows the elapsed time. A tool still
+    running after :func:`hardyt.hw.toolchain.job_timeout` seconds is killed: a :class:`ToolError`."""
+    t0, limit = time.perf_counter(), job_timeout()
     with open(cwd / f"{log}.stderr", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
         while True:
@@ -138,6 +139,11 @@ def _run(cmd: list[str], cwd: Path, log: str, stage: str, bar) -> float:
                 rc = proc.wait(timeout=0.5)
                 break
             except subprocess.TimeoutExpired:
+                if time.perf_counter() - t0 > limit:
+                    proc.kill()
+                    proc.wait()
+                    raise ToolError(f"{stage} hung: killed after the {limit:g} s timeout (HARDYT_JOB_TIMEOUT; "
+                                    f"log: {cwd / (log + '.stderr')})") from None
                 if bar is not None:
                     bar.set_postfix_str(f"{stage} {time.perf_counter() - t0:.0f} s", refresh=True)
             except BaseException:

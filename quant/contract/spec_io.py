@@ -41,12 +41,12 @@ def load_spec(path):
     """Read a core spec JSON file (DyT or LayerNorm); errors name the file and field."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except OSError as e:
         raise HardytError(f"{path}: cannot read spec: {e.strerror or e}") from None
     try:
         d = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise SpecError("spec", f"not valid JSON: {e}", source=path) from None
     try:
         return spec_from_dict(d)

@@ -42,7 +42,7 @@ class SpecFile:
     def from_json(cls, text: str):
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise SpecError("spec", f"not valid JSON: {e}") from None
         return cls.from_dict(d)
 

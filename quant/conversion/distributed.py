@@ -7,17 +7,96 @@ weighted by each rank's row count, so the step equals the single-process
 step on the whole batch up to float rounding. Works in any process group
 the caller initialized (gloo on CPU, nccl on GPU); :func:`init_from_env`
 starts one under ``torchrun``.
+
+Faults: every collective waits at most :func:`dist_timeout` seconds for the
+other ranks (``$HARDYT_DIST_TIMEOUT``, default 300). A rank that dies makes
+the collectives of the others fail (its connections close, or the timeout
+passes); each survivor then stops with one :class:`HardytError` naming the
+rank(s) that no longer answer (:func:`lost_ranks`, through the process
+group's store), before anything is written. Under ``torchrun`` the agent
+also sees the death and sends ``SIGTERM`` to the other ranks (then
+``SIGKILL`` after 30 s): :func:`init_from_env` turns that ``SIGTERM`` into
+the same one-line error.
 """
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from ..errors import HardytError
 
-__all__ = ["rank_world", "is_main", "init_from_env", "pick_device", "shard_rows", "all_sum", "sum_gradients"]
+__all__ = ["rank_world", "is_main", "init_from_env", "pick_device", "shard_rows", "all_sum", "sum_gradients",
+           "dist_timeout", "lost_ranks", "DIST_TIMEOUT"]
+
+#: Seconds a collective waits for the other ranks before the group is taken for broken.
+DIST_TIMEOUT = 300.0
+#: Seconds the survivors of a failed collective wait for each other before naming who is lost.
+_ROLL_CALL = 3.0
+
+
+def dist_timeout() -> float:
+    """The collectives' timeout in seconds: ``$HARDYT_DIST_TIMEOUT``, else :data:`DIST_TIMEOUT`."""
+    text = os.environ.get("HARDYT_DIST_TIMEOUT")
+    try:
+        value = DIST_TIMEOUT if text is None else float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise HardytError(f"HARDYT_DIST_TIMEOUT: must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def lost_ranks(wait: float = _ROLL_CALL) -> list[int] | None:
+    """After a failed collective: the ranks that did not also report the failure within ``wait`` seconds
+    (each survivor reports itself in the process group's store); ``None`` if the store is unreachable."""
+    rank, world = rank_world()
+    found: list = []
+
+    def roll_call():
+        store = dist.distributed_c10d._get_default_store()
+        store.set(f"hardyt/stopped/{rank}", "1")
+        deadline = time.monotonic() + wait
+        while True:
+            missing = [r for r in range(world) if not store.check([f"hardyt/stopped/{r}"])]
+            if not missing or time.monotonic() > deadline:
+                found.append(missing)
+                return
+            time.sleep(0.1)
+
+    # The store's own timeout is the group's: a store that went down with its rank would block for minutes.
+    t = threading.Thread(target=roll_call, daemon=True)
+    t.start()
+    t.join(wait + 2.0)
+    return found[0] if found else None
+
+
+def _loss(rank: int, world: int, what: str) -> HardytError:
+    lost = lost_ranks()
+    who = ("rank " if len(lost) == 1 else "ranks ") + ", ".join(map(str, lost)) if lost else None
+    say = f"lost {who} (no answer within {_ROLL_CALL:g} s)" if who else \
+        ("no rank lost: the whole group was stopped" if lost == [] else "lost a rank (the group's store is gone with it)")
+    return HardytError(f"rank {rank} of {world}: {what}; {say}; stopped, nothing written")
+
+
+def _collective(fn, what: str):
+    """Run collective ``fn``; a broken group (a rank died, or the timeout passed) is one HardytError."""
+    try:
+        return fn()
+    except RuntimeError as e:  # gloo: connection closed or timed out; nccl: DistBackendError
+        rank, world = rank_world()
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise _loss(rank, world, f"{what} failed ({first})") from None
+
+
+def _on_sigterm(signum, frame):
+    rank, world = rank_world()
+    raise _loss(rank, world, "stopped by SIGTERM (torchrun tears the group down when a rank fails)")
 
 
 def rank_world() -> tuple[int, int]:
@@ -65,7 +144,9 @@ def init_from_env(device: str | None) -> torch.device:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(seconds=dist_timeout()))
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)
     return dev
 
 
@@ -91,7 +172,7 @@ def all_sum(values: list[float], device=None) -> list[float]:
     if rank_world()[1] == 1:
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
+    _collective(lambda: dist.all_reduce(t), "all_reduce of a sum")
     return t.tolist()
 
 
@@ -101,7 +182,7 @@ def sum_gradients(params: list[torch.Tensor]) -> None:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
+    _collective(lambda: dist.all_reduce(flat), "all_reduce of the gradients")
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()

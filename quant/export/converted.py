@@ -65,11 +65,11 @@ class Converted:
 
 def _read_json(path: Path) -> dict:
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_bytes())
     except OSError as e:
         raise HardytError(f"{path}: cannot read: {e.strerror or e} (is {path.parent} a `hardyt convert` "
                           "output directory?)") from None
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise HardytError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(d, dict):
         raise HardytError(f"{path}: expected a JSON object")
@@ -93,8 +93,8 @@ def converted_specs(directory) -> dict[str, DyTSpec]:
     if config.get("hardyt") != "converted":
         raise HardytError(f"{config_path}: not a hardyt converted-model config (\"hardyt\": \"converted\" missing)")
     layers = config.get("dyt_layers")
-    if not isinstance(layers, dict):
-        raise HardytError(f"{config_path}: dyt_layers missing or not an object")
+    if not isinstance(layers, dict) or not all(isinstance(v, dict) for v in layers.values()):
+        raise HardytError(f"{config_path}: dyt_layers missing or not an object of objects")
     specs = {}
     for name in layers:
         spec = load_spec(layer_file(directory, name, ".spec.json"))
@@ -115,10 +115,12 @@ def load_converted(directory) -> Converted:
     directory = Path(directory)
     config_path = directory / "config.json"
     config = _read_json(config_path)
-    source = config.get("source_config")
+    source, kept = config.get("source_config"), config.get("kept_layernorms", [])
     if not isinstance(source, dict) or "embed_dim" not in source:
         raise HardytError(f"{config_path}: source_config is not a timm-layout ViT config; export reads models "
                           "converted from timm-format checkpoints")
+    if not isinstance(kept, list) or not all(isinstance(n, str) for n in kept):
+        raise HardytError(f"{config_path}: kept_layernorms must be a list of module names")
     try:
         model = VisionTransformer(**source)
     except (TypeError, HardytError) as e:
@@ -137,5 +139,5 @@ def load_converted(directory) -> Converted:
         raise HardytError(f"{directory / 'model.safetensors'}: does not match config.json: "
                           f"{str(e).splitlines()[-1].strip()}") from None
     order = [n for n, m in model.named_modules() if n in specs]
-    return Converted(directory, model.eval(), {n: specs[n] for n in order}, list(config.get("kept_layernorms", [])),
+    return Converted(directory, model.eval(), {n: specs[n] for n in order}, list(kept),
                      source)

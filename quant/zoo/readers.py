@@ -148,16 +148,19 @@ def npz_reader(path: Path, split: str, labels: bool) -> ArrayReader:
             x = _npz_member(path, zf, xk)
     except HardytError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise HardytError(f"{path}: cannot read .npz: {e}") from None
+    except Exception as e:  # noqa: BLE001 - zipfile and numpy's header parser raise a dozen types on bad bytes
+        raise HardytError(f"{path}: cannot read .npz: {type(e).__name__}: {e}") from None
     if x.ndim not in (3, 4):
         raise HardytError(f"{path}: '{xk}' must be (N, C, H, W) or (N, H, W), got shape {x.shape}")
     if x.dtype.kind not in "fiu":
         raise HardytError(f"{path}: '{xk}' must be uint8 or float, got {x.dtype}")
 
     def load_labels():
-        with np.load(path, allow_pickle=False) as f:
-            y = f[yk]
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                y = f[yk]
+        except Exception as e:  # noqa: BLE001 - zipfile and numpy's header parser raise a dozen types on bad bytes
+            raise HardytError(f"{path}: cannot read '{yk}': {type(e).__name__}: {e}") from None
         if y.ndim != 1 or len(y) != len(x):
             raise HardytError(f"{path}: '{yk}' must be ({len(x)},) labels, got shape {y.shape}")
         if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.isfinite(y))

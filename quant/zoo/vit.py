@@ -22,7 +22,22 @@ GLOBAL_POOLS = ("token", "avg")
 
 
 def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return tuple(v)
+    return (v, v)
+
+
+#: More parameters than any ViT hardyt could serve: a config past it is corrupt (checked before allocating).
+MAX_PARAMETERS = 2**32
+
+
+def parameter_count(img_size, patch_size, in_chans, num_classes, embed_dim, depth, mlp_ratio, class_token) -> int:
+    """The parameters of a :class:`VisionTransformer` of this (checked) config, counted without building it."""
+    (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
+    e, hidden, prefix = embed_dim, int(embed_dim * mlp_ratio), int(bool(class_token))
+    block = 4 * e + 3 * e * e + 3 * e + e * e + e + 2 * e * hidden + hidden + e
+    return (in_chans * ph * pw * e + e + prefix * e + ((ih // ph) * (iw // pw) + prefix) * e + depth * block
+            + 2 * e + num_classes * (e + 1))
 
 
 class PatchEmbed(nn.Module):
@@ -174,9 +189,12 @@ def _check_config(img_size, patch_size, in_chans, num_classes, embed_dim, depth,
         raise HardytError(f"config img_size {img_size} is not a multiple of patch_size {patch_size}")
     if embed_dim % num_heads:
         raise HardytError(f"config num_heads: embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
-    if not (isinstance(mlp_ratio, (int, float)) and mlp_ratio > 0 and int(embed_dim * mlp_ratio) >= 1):
+    if not (isinstance(mlp_ratio, (int, float)) and 0 < mlp_ratio < float("inf") and int(embed_dim * mlp_ratio) >= 1):
         raise HardytError(f"config mlp_ratio: must be positive, got {mlp_ratio!r}")
     if global_pool not in GLOBAL_POOLS:
         raise HardytError(f"config global_pool: must be one of {GLOBAL_POOLS}, got {global_pool!r}")
     if global_pool == "token" and not class_token:
         raise HardytError("config global_pool 'token' needs class_token=true")
+    n = parameter_count(img_size, patch_size, in_chans, num_classes, embed_dim, depth, mlp_ratio, class_token)
+    if n > MAX_PARAMETERS:
+        raise HardytError(f"config describes a ViT of {n:.3g} parameters (more than {MAX_PARAMETERS:.3g}): corrupt?")

@@ -9,11 +9,12 @@ reported, never silently left out.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardyt.quant.errors import HardytError
 
-__all__ = ["holds_core", "layer_dirs", "core_dirs"]
+__all__ = ["holds_core", "layer_dirs", "core_dirs", "CoreResults"]
 
 
 def holds_core(directory: Path) -> bool:
@@ -38,3 +39,16 @@ def core_dirs(directory) -> list[Path]:
     if holds_core(directory):
         return [directory]
     return layer_dirs(directory) or [directory]
+
+
+@dataclass
+class CoreResults:
+    """Per emitted core directory: a step's result dict (``ok``, ...), or the error that stopped it."""
+
+    root: Path
+    results: dict[str, dict] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [Path(k).name for k in self.errors] + [Path(k).name for k, r in self.results.items() if not r["ok"]]

@@ -5,10 +5,9 @@ Each core's results are also written to ``prove.json`` beside its manifest
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .emitted import core_dirs
+from .emitted import CoreResults, core_dirs
 from .options import ProveConfig
 
 __all__ = ["ProveResults", "prove", "prove_one", "report_lines", "PROPERTIES"]
@@ -21,17 +20,8 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-@dataclass
-class ProveResults:
+class ProveResults(CoreResults):
     """Per core directory: the ``prove.json`` contents (``ok``, ``properties``, ...), or an error."""
-
-    root: Path
-    results: dict[str, dict] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[str]:
-        return [Path(k).name for k in self.errors] + [Path(k).name for k, r in self.results.items() if not r["ok"]]
 
 
 def prove_one(core: Path, config: ProveConfig) -> dict:

@@ -8,13 +8,12 @@ each with its activations when found.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardyt.quant.contract.names import layer_file
 from hardyt.quant.errors import HardytError
 
-from .emitted import core_dirs
+from .emitted import CoreResults, core_dirs
 from .options import SimConfig
 
 __all__ = ["SimResults", "simulate", "simulate_core", "report_lines", "VECTORS"]
@@ -22,17 +21,8 @@ __all__ = ["SimResults", "simulate", "simulate_core", "report_lines", "VECTORS"]
 VECTORS = {"cocotb": 1000, "bulk": 100_000}  # default --vectors per mode
 
 
-@dataclass
-class SimResults:
+class SimResults(CoreResults):
     """Per core directory: the runner's result dict (``ok``, ``elements``, ``mismatches``, ...), or an error."""
-
-    root: Path
-    results: dict[str, dict] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[str]:
-        return [Path(k).name for k in self.errors] + [Path(k).name for k, r in self.results.items() if not r["ok"]]
 
 
 def activations_for(core: Path, root: Path, given: Path | None, name: str) -> Path | None:

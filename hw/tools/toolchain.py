@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from hardyt.quant.contract.check import env_seconds
 from hardyt.quant.errors import HardytError
 
 __all__ = ["verilator_root", "verilator_env", "verilator_cmd", "yosys_cmd", "nextpnr_ecp5_cmd", "iverilog_cmd",
@@ -23,14 +24,7 @@ JOB_TIMEOUT = 3600.0
 
 def job_timeout() -> float:
     """The hung-job timeout in seconds (``$HARDYT_JOB_TIMEOUT`` or :data:`JOB_TIMEOUT`)."""
-    text = os.environ.get("HARDYT_JOB_TIMEOUT")
-    try:
-        value = JOB_TIMEOUT if text is None else float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise HardytError(f"HARDYT_JOB_TIMEOUT: must be a positive number of seconds, got {text!r}")
-    return value
+    return env_seconds("HARDYT_JOB_TIMEOUT", JOB_TIMEOUT)
 
 
 def verilator_root() -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import HardytError, SpecError
 
-__all__ = ["check_int", "check_real", "check_codes", "check_input", "check_options"]
+__all__ = ["check_int", "check_real", "check_codes", "check_input", "check_options", "env_seconds"]
 
 
 def check_int(name: str, v, lo: int, hi: int | None = None) -> None:
@@ -86,3 +86,21 @@ def check_options(options, source: str, *, ints=None, positive=(), non_negative=
                 raise SpecError(name, f"must be one of {', '.join(map(str, allowed))}, got {getattr(options, name)!r}")
     except SpecError as e:
         raise SpecError(e.field, e.message, source=source) from None
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A timeout in seconds from the environment variable ``name``, else ``default``; positive.
+
+    >>> env_seconds("HARDYT_UNSET_FOR_DOCTEST", 3.0)
+    3.0
+    """
+    import os
+
+    text = os.environ.get(name)
+    try:
+        value = default if text is None else float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise HardytError(f"{name}: must be a positive number of seconds, got {text!r}")
+    return value

@@ -29,6 +29,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from ..contract.check import env_seconds
 from ..errors import HardytError
 
 __all__ = ["rank_world", "is_main", "init_from_env", "pick_device", "shard_rows", "all_sum", "sum_gradients",
@@ -42,14 +43,7 @@ _ROLL_CALL = 3.0
 
 def dist_timeout() -> float:
     """The collectives' timeout in seconds: ``$HARDYT_DIST_TIMEOUT``, else :data:`DIST_TIMEOUT`."""
-    text = os.environ.get("HARDYT_DIST_TIMEOUT")
-    try:
-        value = DIST_TIMEOUT if text is None else float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise HardytError(f"HARDYT_DIST_TIMEOUT: must be a positive number of seconds, got {text!r}")
-    return value
+    return env_seconds("HARDYT_DIST_TIMEOUT", DIST_TIMEOUT)
 
 
 def lost_ranks(wait: float = _ROLL_CALL) -> list[int] | None:

@@ -165,6 +165,8 @@ def suite(args) -> list[dict]:
 
 def convert_one(model, data, kind, ref, options: dict) -> dict:
     from hardyt.quant.conversion.pipeline import convert, to_float
+    if kind != "classifier":   # a (batch, D) embedding is not logits: the automatic objective would take it for them
+        options = {"objective": "cosine", **options}
     t0 = time.perf_counter()
     fixed, report = convert(model, data["calibration"], fixed_point={"in_bits": 8}, **options)
     seconds = time.perf_counter() - t0

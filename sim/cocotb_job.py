@@ -14,7 +14,6 @@ is written to the file named by its ``outcome`` key.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import sys
@@ -40,15 +39,12 @@ def run_job(job: dict) -> dict:
     if quiet:  # "Skipping compilation", "Failed n of m tests": the caller reports results itself
         runner.log.setLevel(logging.CRITICAL)
     t0 = time.perf_counter()
-    # Runs of the same design share its build directory (the parts of an exhaustive sweep, at once):
-    # one builds while the others wait, then they find it up to date.
-    Path(job["build_dir"]).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{job['build_dir']}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        runner.build(sources=job["sources"], hdl_toplevel=job["top"], build_dir=job["build_dir"],
-                     parameters=job["parameters"], defines=job["defines"], build_args=job["build_args"],
-                     timescale=("1ns", "1ps"), waves=job["waves"],
-                     log_file=run_dir / "build.log" if quiet else None)
+    # Runs of the same design share its build directory: the caller holds it for this run
+    # (hardyt.sim.buildcache.reserved, the lock beside it), so no other run builds there meanwhile.
+    runner.build(sources=job["sources"], hdl_toplevel=job["top"], build_dir=job["build_dir"],
+                 parameters=job["parameters"], defines=job["defines"], build_args=job["build_args"],
+                 timescale=("1ns", "1ps"), waves=job["waves"],
+                 log_file=run_dir / "build.log" if quiet else None)
     t1 = time.perf_counter()
     try:
         runner.test(test_module=job["module"], hdl_toplevel=job["top"], test_dir=run_dir,

@@ -67,8 +67,10 @@ def _rom_shape(manifest: dict, rom: str) -> str:
 def _budget(report: dict) -> str:
     """The conversion budget this demo used (it may be smaller than the benchmark's)."""
     w = report.get("weights", {})
+    run = report.get("teacher", {}).get("phases") or []   # the steps each phase ran (the option may be None)
+    steps = sum(p.get("steps") or 0 for p in run) if run else report["options"]["steps"]
     return (f"Conversion budget: {report['calib_samples']} unlabeled calibration images, "
-            f"{report['options']['steps']} reconstruction steps, weights besides DyT's: {w.get('adapted', '?')}"
+            f"{steps} reconstruction steps, weights besides DyT's: {w.get('adapted', '?')}"
             f" (lr {w.get('lr', 0):g}), {report['convert_seconds']:.0f} s on {report.get('device', 'cpu')}.")
 
 

@@ -7,7 +7,8 @@ referee (held-out samples, :mod:`.referee`):
    exactly the conversion ``freeze_weights=True`` returns (same steps, same
    seed; :func:`~hardyt.quant.conversion.schedule.plan_steps`);
 2. **adapted**: from there, every weight adapts too (``adapt``), and stops
-   when the held-out check has not improved for :data:`PATIENCE` checks.
+   when the held-out check has not improved for ``opts.patience`` checks
+   (default :data:`PATIENCE`; 0: it runs all its steps).
    Its starting point is the frozen result and its best state on the
    referee is kept, so it returns either a state that beats the
    frozen-weight conversion on the held-out check or that conversion itself.
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .options import ConvertOptions
 from .reconstruct import reconstruct
 from .schedule import Plan, compute_seconds
 
 __all__ = ["PATIENCE", "guarded_reconstruct", "phase_record", "stop_reason"]
 
-PATIENCE = 4  # referee checks without a new best before the adapted phase stops
+PATIENCE = ConvertOptions.patience  # the default: checks without a new best before the adapted phase stops
 
 
 def phase_record(name: str, out: dict) -> dict:
@@ -51,7 +53,7 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
                 "choice": {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}}
     spent = compute_seconds() - t0
     adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
-                          referee=referee, objective=objective, patience=PATIENCE,
+                          referee=referee, objective=objective, patience=opts.patience,
                           budget=plan.remaining(spent), **kw)
     phases.append(phase_record("adapted", adapted))
     losses += adapted["losses"]

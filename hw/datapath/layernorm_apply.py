@@ -54,7 +54,7 @@ class LayerNormApply(CountedLatency, wiring.Component):
     def elaborate(self, platform):
         spec, P = self.spec, self.spec.lanes
         m = Module()
-        stages = Stages(m, enable=self.o.ready, prefix="o_")
+        self.stages = stages = Stages(m, enable=self.o.ready, prefix="o_")
         reg = stages.reg
         side = stages.step({n: self.head[n] for n in ("valid", "beat", "s1", "r1", "shift_m1")}, 1)  # RAM read
         word = reg(self.word, "word")           # block RAM clock-to-out is slow: register it again

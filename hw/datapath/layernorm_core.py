@@ -119,7 +119,8 @@ class LayerNormCore(CountedLatency, wiring.Component):
         m.submodules.stats_fifo = fifo = SyncFIFOBuffered(width=Shape.cast(self.token).width,
                                                           depth=(N - 1) // B + 1)
         m.submodules.buffer = buf = Memory(shape=self.i.payload.shape(), depth=N, init=[])
-        wport, rport = buf.write_port(), buf.read_port(domain="sync")
+        wport = buf.write_port()                 # (one statement each: they are named after the ports)
+        rport = buf.read_port(domain="sync")
         count = Signal(range(N + 1))             # beats in the token buffer
         wptr, rptr = Signal(range(N)), Signal(range(N))
         out_beat = Signal(range(max(2, B)))      # beat index of the next output beat
@@ -155,4 +156,80 @@ class LayerNormCore(CountedLatency, wiring.Component):
         wiring.connect(m, apply.o, obuf.i)
         wiring.connect(m, wiring.flipped(self.o), obuf.o)
         self.count_latency(B - 1 + self.read_delay + apply.latency + obuf.latency)
+        self._fifo_depth = fifo.depth
         return m
+
+    def formal_facts(self) -> dict:
+        """After elaboration: the core's invariants, which ``hardyt prove`` proves with the stream
+        properties and which make them k-inductive (:mod:`hardyt.hw.formal`).
+
+        The formal harness binds to the emitted Verilog, so the invariants are stated here, beside
+        the logic they describe, over *probes* — registers named by path below the core (as in the
+        Verilog, after ``flatten``; the token buffer's words after ``memory_map``):
+
+        * the token buffer's pointers: ``wptr == rptr + count`` (mod ``N``), ``count <= N``; the
+          beat counters below ``C/P``;
+        * the stats FIFO (Amaranth's own ``SyncFIFOBuffered`` invariants): pointers below the
+          inner depth, ``inner_level`` their distance;
+        * tokens: the beats in the buffer, plus those of the head token already read, are the
+          beats of the incoming partial token plus ``C/P`` for every complete token — each of
+          which has its statistics in the FIFO or on their way (a token end in the input side's
+          stages, or a valid in the statistics'); a head token being read has its statistics out;
+        * ``pipeline``: the output side's stages, oldest first, as (valid, last) expressions: the
+          beats read from the buffer and not yet in the output buffer.
+
+        Returns ``{"probes": [(name, path, width)], "invariants": [expr], "pipeline": [(valid,
+        last)], "buffer": {"count", "rptr", "lasts", "addr_bits"}, "memories": [path]}``
+        (expressions in Verilog over probe names; ``lasts``: bit k is word k's ``last``).
+        """
+        spec, B, N = self.spec, self.spec.beats, self.depth
+        last = Shape.cast(self.i.payload.shape()).width - 1     # the payload's ``last`` bit (after the lanes)
+        probes = []
+
+        def probe(name, path, width):
+            probes.append((name, path, width))
+            return name
+
+        aw = max(1, (N - 1).bit_length())
+        count = probe("ln_count", "count", (N + 1).bit_length())
+        wptr, rptr = probe("ln_wptr", "wport__addr", aw), probe("ln_rptr", "rport__addr", aw)
+        out_beat = probe("ln_out_beat", "out_beat", max(1, (max(2, B) - 1).bit_length()))
+        in_beat = probe("ln_in_beat", "input.beat", max(1, (max(2, B) - 1).bit_length()))
+        inner = self._fifo_depth - 1
+        if inner < 1:
+            raise ValueError(f"stats FIFO depth {self._fifo_depth}: the invariants assume at least 2")
+        fw = max(1, (inner - 1).bit_length())
+        level = probe("ln_fifo_level", "stats_fifo.inner_level", inner.bit_length())
+        produce = probe("ln_fifo_produce", "stats_fifo.w_port__addr", fw)
+        consume = probe("ln_fifo_consume", "stats_fifo.r_port__addr", fw)
+        r_rdy = probe("ln_fifo_r_rdy", "stats_fifo.r_rdy", 1)
+        # Tokens whose statistics are on their way: a token end in the input side, the ``done`` stage,
+        # a valid in the statistics.
+        ends = [f"({probe('ln_' + f['valid'], 'input.' + f['valid'], 1)} & "
+                f"{probe('ln_' + f['end'], 'input.' + f['end'], 1)})" for f in self.input.stages.fields]
+        ends += [probe(f"ln_{c}", f"input.{c}", 1) for c in self.input.stages.controls]
+        ends += [probe(f"ln_{f['valid']}", f"statistics.{f['valid']}", 1) for f in self.statistics.stages.fields]
+        tokens = " + ".join(["0", f"{level} + {r_rdy}", *ends])
+        wide = f"{2 * N.bit_length() + 8}'d"
+        invariants = [
+            f"{count} <= {N}", f"{wptr} == (({rptr} + {count}) & {N - 1})",
+            f"{produce} < {inner}", f"{consume} < {inner}",
+            f"{level} == ({produce} >= {consume} ? {produce} - {consume} : {inner} + {produce} - {consume}) "
+            f"|| ({produce} == {consume} && {level} == {inner})",
+            f"{wide}0 + {count} + {out_beat} == {wide}0 + {in_beat} + {B} * ({wide}0 + {tokens})",
+            f"{out_beat} == 0 || {r_rdy}", f"{in_beat} < {B}", f"{out_beat} < {B}",
+        ]
+        # The output side, oldest first: stage k's valid; its last comes from the RAM's read register
+        # (stage 1), its copy (stage 2), then the stages' own ``last``.
+        fields = self.apply.stages.fields
+        lasts = [probe("ln_word_last", f"word[{last}]", 1), probe("ln_o_word_last", f"apply.o_word[{last}]", 1)]
+        pipeline = []
+        for k, f in enumerate(fields):
+            valid = probe(f"ln_{f['valid']}", f"apply.{f['valid']}", 1)
+            where = lasts[k] if "last" not in f else probe(f"ln_{f['last']}", f"apply.{f['last']}", 1)
+            pipeline.append((valid, where))
+        # Word k's ``last`` bit, bit k (the memory mapped to words: ``buffer[k]``).
+        words = probe("ln_buffer_last", [f"buffer[{k}][{last}]" for k in reversed(range(N))], N)
+        return {"probes": probes, "invariants": invariants, "pipeline": pipeline[::-1],
+                "buffer": {"count": count, "rptr": rptr, "lasts": words, "addr_bits": aw},
+                "memories": ["buffer"]}

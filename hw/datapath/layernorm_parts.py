@@ -74,7 +74,7 @@ class LayerNormInput(CountedLatency, wiring.Component):
     def elaborate(self, platform):
         spec, B = self.spec, self.spec.beats
         m = Module()
-        stages = Stages(m, prefix="in_")
+        self.stages = stages = Stages(m, prefix="in_")
         beat = Signal(range(max(2, B)))          # beat index of the next input beat
         with m.If(self.accept):
             m.d.sync += beat.eq(Mux(beat == B - 1, 0, beat + 1))
@@ -139,7 +139,7 @@ class LayerNormStatistics(CountedLatency, wiring.Component):
         spec, rsqrt = self.spec, self.rsqrt
         m = Module()
         m.submodules.rsqrt = rsqrt
-        stages = Stages(m, prefix="st_")
+        self.stages = stages = Stages(m, prefix="st_")
         tok = stages.step({"valid": self.sums.valid, "s1": self.sums.s1, "s2": self.sums.s2}, 1)
         tok = stages.step(carry(tok, ("s2",), **hdl_partials("s1_sq", tok["s1"], tok["s1"]),
                                 **hdl_partials("c_s2", tok["s2"], spec.channels)), 2)

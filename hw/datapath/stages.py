@@ -75,6 +75,8 @@ class Stages:
         #: Names of the control registers :meth:`step` made, first stage first (the formal
         #: harness, :mod:`hardyt.hw.formal.harness`, reads their valid and last bits).
         self.controls: list[str] = []
+        #: The registers of every dict :meth:`step` made, first stage first: field name -> register name.
+        self.fields: list[dict[str, str]] = []
 
     def reg(self, value, name: str, shape=None):
         """``value`` one cycle later (loaded when ``enable``): a Signal, or a View for a layout."""
@@ -90,6 +92,7 @@ class Stages:
         """``values`` (one value, or a dict name → value) one stage later; counts the stage."""
         self.count += 1
         if isinstance(values, dict):
+            self.fields.append({n: self.prefix + f"{n}_{tag}" for n in values})
             return {n: self.reg(v, f"{n}_{tag}") for n, v in values.items()}
         self.controls.append(self.prefix + f"ctrl_{tag}")
         return self.reg(values, f"ctrl_{tag}")

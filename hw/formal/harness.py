@@ -36,14 +36,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Probe", "CoreFacts", "harness", "probe_commands"]
+__all__ = ["Probe", "CoreFacts", "harness", "module_head", "ports", "probe_commands"]
 
 
 @dataclass(frozen=True)
 class Probe:
-    """Harness wire ``name`` (``width`` bits) = the flattened core's ``path``."""
+    """Harness wire ``name`` (``width`` bits) = the flattened core's ``path`` (a list of paths: their
+    concatenation, first one most significant)."""
     name: str
-    path: str
+    path: str | tuple
     width: int
 
 
@@ -65,10 +66,13 @@ class CoreFacts:
     controls: list = field(default_factory=list)
     obuf: dict = field(default_factory=dict)
     engine: dict = field(default_factory=dict)
+    ln: dict = field(default_factory=dict)         # LayerNormCore.formal_facts(), probes as Probe
+    memories: list = field(default_factory=list)   # paths of memories mapped to words (``memory_map``)
 
     @property
     def probes(self) -> list[Probe]:
-        return [*self.controls, *self.obuf.values(), *self.engine.get("probes", {}).values()]
+        return [*self.controls, *self.obuf.values(), *self.engine.get("probes", {}).values(),
+                *self.ln.get("probes", [])]
 
     @property
     def drain_cycles(self) -> int:
@@ -79,8 +83,17 @@ class CoreFacts:
 
 
 def probe_commands(facts: CoreFacts) -> list[str]:
-    """Yosys commands (after ``flatten``) that drive each probe wire from the core's register."""
-    return [f"connect -set {p.name} {_escape(p.path)}" for p in facts.probes]
+    """Yosys commands (after ``flatten``) that map the memories the probes read to words and drive
+    each probe wire from the core's register."""
+    out = [f"memory_map hardyt_formal/{m}" for m in facts.memories]
+    for p in facts.probes:
+        if isinstance(p.path, str):
+            out.append(f"connect -set {p.name} {_escape(p.path)}")
+            continue
+        w = p.width // len(p.path)                   # one slice per path, the last one lowest
+        out += [f"connect -set {p.name}[{(k + 1) * w - 1}:{k * w}] {_escape(x)}"
+                for k, x in enumerate(reversed(p.path))]
+    return out
 
 
 def _escape(path: str) -> str:
@@ -175,11 +188,38 @@ _LATENCY = """\
 """
 
 
+def _ln_invariants(f: CoreFacts) -> str:
+    """LayerNorm: the core's own invariants, and ``inflight`` and the tracked beat tied to its output
+    buffer, its output side's stages and its token buffer (``LayerNormCore.formal_facts``)."""
+    ln, buf = f.ln, f.ln["buffer"]
+    entries = [("p_count != 0", "m_tlast"), ("p_count == 2", f"p_tail[{f.obuf['tail'].width - 1}]"),
+               *ln["pipeline"]]
+    lines = ["    always @(*) if (past_ok && aresetn) assert(p_count <= 2);   // invariant: the output buffer's",
+             "`ifdef LN_INVARIANTS", "    // invariant: the core's (LayerNormCore.formal_facts)"]
+    lines += [f"    always @(*) if (past_ok && aresetn) assert({e});" for e in ln["invariants"]]
+    lines += ["    // invariant: the harness's count and tracked beat are the core's: output buffer, output",
+              "    // side, then the token buffer's words from its read pointer",
+              "    wire [@CW@-1:0] pos0 = 0;"]
+    for k, (valid, _) in enumerate(entries):
+        lines.append(f"    wire [@CW@-1:0] pos{k + 1} = pos{k} + ({valid} ? 1 : 0);")
+    lines += [f"    wire [{buf['addr_bits'] - 1}:0] trk_addr = {buf['rptr']} + (ahead - pos{len(entries)});",
+              "    always @(*) if (past_ok && aresetn) begin",
+              "        assert(p_count <= 2);",
+              "        if (tracking) assert(ahead < inflight);",
+              f"        assert(inflight == pos{len(entries)} + {buf['count']});",
+              f"        if (tracking && ahead >= pos{len(entries)}) assert({buf['lasts']}[trk_addr] == tl);"]
+    for k, (valid, last) in enumerate(entries):
+        lines.append(f"        if (tracking && ({valid}) && pos{k} == ahead) assert({last} == tl);")
+    lines += ["    end", "`endif"]
+    return "\n".join(lines) + "\n"
+
+
 def _invariants(f: CoreFacts) -> str:
     """Assertions tying ``inflight`` and the tracked beat to the pipeline's registers."""
+    if f.ln:
+        return _ln_invariants(f)
     if not f.controls:
-        # The output buffer alone (LayerNorm): its count never reaches 3 (head is then held while stalled).
-        return "    always @(*) if (past_ok && aresetn) assert(p_count <= 2);   // invariant\n" if f.obuf else ""
+        return ""
     # In-flight entries, oldest first: output buffer head (its last is m_tlast), tail, then the stages, last first.
     entries = [("p_count != 0", "m_tlast"), ("p_count == 2", f"p_tail[{f.obuf['tail'].width - 1}]")]
     entries += [(f"{p.name}[0]", f"{p.name}[1]") for p in reversed(f.controls)]
@@ -241,17 +281,16 @@ def _engine(f: CoreFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def harness(f: CoreFacts) -> str:
-    """The Verilog of ``hardyt_formal`` for core ``f`` (see the module docstring)."""
-    engine = f.kind == "dyt-engine"
-    cw = max(4, (f.latency + 2 * f.beats + 4).bit_length() + 1)
+def ports(f: CoreFacts) -> tuple[list[str], list[str], str]:
+    """The harness's input ports, the top's port connections (outputs to ``s_tready``, ``m_tdata``, ...)
+    and the environment's assumptions (``_ENV``, plus the engine's coefficient stream), for core ``f``."""
     ports = [f"input wire [{f.s_width - 1}:0] s_tdata", "input wire s_tvalid", "input wire s_tlast",
              "input wire m_tready"]
     conns = [".aclk(clk)", ".aresetn(aresetn)", ".s_axis_tdata(s_tdata)", ".s_axis_tvalid(s_tvalid)",
              ".s_axis_tlast(s_tlast)", ".s_axis_tready(s_tready)", ".m_axis_tdata(m_tdata)",
              ".m_axis_tvalid(m_tvalid)", ".m_axis_tlast(m_tlast)", ".m_axis_tready(m_tready)"]
     sideband, extra_env = "", ""
-    if engine:
+    if f.kind == "dyt-engine":
         lw = f.engine["layer_select_width"]
         ports += ["input wire [31:0] c_tdata", "input wire c_tvalid", "input wire c_tlast",
                   f"input wire [{lw - 1}:0] layer_select"]
@@ -264,18 +303,29 @@ def harness(f: CoreFacts) -> str:
                      "        if (!aresetn || !$past(aresetn)) assume(!c_tvalid);\n"
                      "        else if ($past(c_tvalid && !c_tready)) assume(c_tvalid && $stable(c_tdata) && $stable(c_tlast));\n"
                      "    end\n")
+    return ports, conns, _ENV.replace("@SIDEBAND@", sideband) + extra_env
+
+
+def module_head(name: str, f: CoreFacts, ports_: list[str]) -> str:
+    """``module NAME (clk, aresetn, ports...);`` and the wires of the top's stream outputs."""
+    return (f"module {name} (\n    input wire clk,\n    input wire aresetn,\n    " + ",\n    ".join(ports_) + "\n);\n"
+            f"    wire s_tready, m_tvalid, m_tlast;\n    wire [{f.m_width - 1}:0] m_tdata;\n")
+
+
+def harness(f: CoreFacts) -> str:
+    """The Verilog of ``hardyt_formal`` for core ``f`` (see the module docstring)."""
+    engine = f.kind == "dyt-engine"
+    cw = max(4, (f.latency + 2 * f.beats + 4).bit_length() + 1)
+    ports_, conns, env = ports(f)
     decl = "".join(f"    (* keep *) wire [{p.width - 1}:0] {p.name};\n" for p in f.probes)
     subst = {"CW": str(cw), "QW": str(max(2, (f.drain_cycles + 1).bit_length())),
              "PW": str(max(1, (f.beats - 1).bit_length())), "BEATS": str(f.beats),
              "WHOLE": "1" if f.kind == "layernorm" else "0", "DRAIN": str(f.drain_cycles),
-             "L": str(f.latency), "NO_BUBBLE": "0" if engine else "1", "SIDEBAND": sideband}
-    body = _ENV + extra_env + _AXIS + _COUNT + _invariants(f) + _LATENCY + (_engine(f) if engine else "")
+             "L": str(f.latency), "NO_BUBBLE": "0" if engine else "1"}
+    body = env + _AXIS + _COUNT + _invariants(f) + _LATENCY + (_engine(f) if engine else "")
     for k, v in subst.items():
         body = body.replace(f"@{k}@", v)
     return ("// hardyt formal harness (hardyt.hw.formal.harness): properties bound to the emitted top.\n"
-            "module hardyt_formal (\n    input wire clk,\n    input wire aresetn,\n    "
-            + ",\n    ".join(ports) + "\n);\n"
-            f"    wire s_tready, m_tvalid, m_tlast;\n    wire [{f.m_width - 1}:0] m_tdata;\n"
-            + decl
+            + module_head("hardyt_formal", f, ports_) + decl
             + f"    {f.top} dut (\n        " + ",\n        ".join(conns) + "\n    );\n"
             + body + "endmodule\n")

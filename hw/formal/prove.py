@@ -102,7 +102,16 @@ def core_facts(manifest: dict) -> CoreFacts:
                       beats=manifest["channels"] // manifest["lanes"])
     payload = manifest["m_axis_tdata_width"] + 1
     if kind == "layernorm":
-        facts.obuf = {"count": Probe("p_count", "dut.core.obuf.count", 2)}
+        core = build_core(spec_from_dict(manifest["spec"]))
+        Fragment.get(core, None)                  # elaborate: names its stages
+        ln = core.formal_facts()
+        facts.obuf = {"count": Probe("p_count", "dut.core.obuf.count", 2),
+                      "tail": Probe("p_tail", "dut.core.obuf.tail", payload)}
+        prefix = lambda path: f"dut.core.{path}" if isinstance(path, str) else tuple(f"dut.core.{x}" for x in path)  # noqa: E731
+        facts.ln = ln | {"probes": [Probe(f"p_{n}", prefix(path), w) for n, path, w in ln["probes"]]}
+        rename = {n: f"p_{n}" for n, _, _ in ln["probes"]}
+        facts.ln = _renamed(facts.ln, rename)
+        facts.memories = [f"dut.core.{m}" for m in ln["memories"]]
         return facts
     if kind == "dyt-engine":
         core, path = DyTEngine(_engine_shape(manifest["spec"])), "dut.axis.core"
@@ -115,6 +124,15 @@ def core_facts(manifest: dict) -> CoreFacts:
     if kind == "dyt-engine":
         facts.engine = _engine_probes(core.shape, manifest, path)
     return facts
+
+
+def _renamed(ln: dict, names: dict) -> dict:
+    """``ln``'s expressions with every probe name replaced by its harness wire's (whole words only)."""
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
+    sub = lambda e: pattern.sub(lambda m: names[m.group(1)], e)  # noqa: E731
+    return ln | {"invariants": [sub(e) for e in ln["invariants"]],
+                 "pipeline": [(sub(v), sub(x)) for v, x in ln["pipeline"]],
+                 "buffer": {k: sub(v) if isinstance(v, str) else v for k, v in ln["buffer"].items()}}
 
 
 def _engine_shape(d: dict) -> EngineShape:
@@ -148,6 +166,8 @@ def _engine_probes(shape: EngineShape, manifest: dict, path: str) -> dict:
 def sby_text(facts: CoreFacts, files: list[str], props, mode: str, depth: int) -> str:
     """The ``.sby`` file proving ``props`` of ``facts``' core from ``files`` (the Verilog and .mem files)."""
     defines = [PROPERTIES[p][0] for p in props] + (["FULL_RATE"] if "latency" in props else [])
+    if facts.ln and {"conservation", "drain"} & set(props):
+        defines.append("LN_INVARIANTS")     # what makes them inductive; axis needs the output buffer's only
     script = [f"read_verilog {facts.top}.v",
               f"read_verilog -formal {' '.join('-D' + d for d in defines)} hardyt_formal.sv",
               "prep -top hardyt_formal", "flatten", *probe_commands(facts),
@@ -165,11 +185,10 @@ def _plan(facts: CoreFacts) -> dict:
     bounded, ``latency + 2 tokens + 4`` cycles, with no property reading
     ``m_axis_tdata`` (Yosys drops the data path they do not see).
     """
-    if facts.kind == "layernorm":
-        depth = facts.latency + 2 * facts.beats + 4
-        return {"axis": (("axis",), "prove", 3), "stream": (("conservation", "drain"), "bmc", depth),
-                "latency": (("latency",), "bmc", depth)}
     k = max(facts.latency, facts.drain_cycles) + 3
+    if facts.kind == "layernorm":
+        return {"axis": (("axis",), "prove", 3), "stream": (("conservation", "drain"), "prove", k),
+                "latency": (("latency",), "bmc", facts.latency + 2 * facts.beats + 4)}
     stream = ("axis", "conservation", "drain") + (_ENGINE_PROPS[4:] if facts.kind == "dyt-engine" else ())
     return {"stream": (stream, "prove", k), "latency": (("latency",), "prove", k)}
 

@@ -257,7 +257,16 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="mutants judged at once (each in its own directory)")
     ap.add_argument("--out", default=str(RESULTS / "mutation"))
     ap.add_argument("--resume", action="store_true", help="keep the mutants OUT.json already judged (same seed)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
+                    "(runs split by kind, e.g. run in parallel)")
     args = ap.parse_args(argv)
+    if args.merge:
+        docs = [json.loads(Path(f).read_text()) for f in args.merge]
+        rows = [r for d in docs for r in d["mutants"]]
+        _write(Path(args.out), rows, args, time.perf_counter() - max(d["seconds"] for d in docs),
+               [max(d["load_start"][k] for d in docs) for k in range(3)],
+               command=" ; ".join(d["command"] for d in docs))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="hardyt-mutation-"))
     counts = {"dyt": args.dyt, "layernorm": args.layernorm, "engine": args.engine}
     out = Path(args.out)
@@ -305,7 +314,7 @@ def _why(r: dict) -> str:
     return f"equivalence check {eq.get('result')} ({eq.get('error', '')})"
 
 
-def _write(out: Path, rows: list, args, t0: float, load0) -> None:
+def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = None) -> None:
     kinds = {}
     for r in rows:
         k = kinds.setdefault(r["kind"], {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0})
@@ -317,7 +326,7 @@ def _write(out: Path, rows: list, args, t0: float, load0) -> None:
     total = {s: sum(k[s] for k in kinds.values()) for s in ("mutants", "killed", "survived", "equivalent")}
     live = total["mutants"] - total["equivalent"]
     total["score"] = round(total["killed"] / live, 4) if live else None
-    doc = {"command": "nice -n 19 python bench/mutation.py " + " ".join(sys.argv[1:]), "seed": args.seed,
+    doc = {"command": command or "nice -n 19 python bench/mutation.py " + " ".join(sys.argv[1:]), "seed": args.seed,
            "seconds": round(time.perf_counter() - t0, 1), "load_start": [round(x, 2) for x in load0],
            "load_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "per_kind": kinds,
            "total": total, "mutants": rows}

@@ -44,7 +44,7 @@ from .check import check_codes
 from .fixed import bits_for_signed, round_half_up
 from .tanh_base import _check_common, _exact, _max_mag, _out_scale, full_scale
 
-__all__ = ["TanhThreshold", "build_threshold", "threshold_int", "threshold_stages", "stage_search"]
+__all__ = ["TanhThreshold", "build_threshold", "threshold_int", "threshold_stages", "stage_words", "stage_search"]
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,18 @@ def threshold_stages(t: TanhThreshold) -> tuple[tuple[int, ...], ...]:
     >>> threshold_stages(build_threshold(4, 3, 0.5))
     ((0,), (-2, 2), (-8, -1, 1, 3))
     """
-    b = t.out_bits
-    return tuple(tuple(t.thresholds[((2 * p + 1) << (b - 1 - i)) - 1] for p in range(1 << i)) for i in range(b))
+    return stage_words(t.thresholds, t.out_bits)
+
+
+def stage_words(thresholds, out_bits: int) -> tuple[tuple[int, ...], ...]:
+    """:func:`threshold_stages` of any ``2**out_bits - 1`` non-decreasing ``thresholds``.
+
+    >>> stage_words([-8, -2, -1, 0, 1, 2, 3], 3)
+    ((0,), (-2, 2), (-8, -1, 1, 3))
+    """
+    b = out_bits
+    assert len(thresholds) == (1 << b) - 1, (len(thresholds), b)
+    return tuple(tuple(int(thresholds[((2 * p + 1) << (b - 1 - i)) - 1]) for p in range(1 << i)) for i in range(b))
 
 
 def stage_search(x, stages) -> np.ndarray:

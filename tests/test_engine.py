@@ -257,7 +257,6 @@ def test_load_time_is_what_the_manifest_says(kind, layer):
 def test_unsupported_layers_are_refused_by_name():
     wide = channel_spec(4, 1, 8, 8, shift=30, out_bits=8, name="odd")
     for odd, message in ((random_dyt_spec(4, 1, 8, 8, name="odd", tanh="pwl"), "tanh pwl"),
-                         (random_dyt_spec(4, 1, 8, 8, name="odd", tanh="threshold"), "tanh threshold .*thresholds"),
                          (random_dyt_spec(4, 1, 8, 8, name="odd", alpha_shift=True), "alpha shifts"),
                          (wide, "3[89]-bit beta")):
         with pytest.raises(HardytError, match=f"layer odd: .*{message}"):

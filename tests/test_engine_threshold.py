@@ -8,7 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from conftest import stream_get, stream_put
-from test_engine import channel_spec, run_engine, tokens_for
+from test_engine import channel_spec, check_full_rate, run_engine, tokens_for
 from hardyt.hw.datapath.coef_frame import MAGIC_THRESHOLD, STATUS, frame_beats, load_cycles
 from hardyt.hw.datapath.cores import random_dyt_spec
 from hardyt.hw.datapath.engine import DyTEngine
@@ -121,16 +121,7 @@ def test_a_bank_is_reloaded_only_once_its_beats_have_left():
 def test_layer_switch_costs_no_cycle_at_full_rate(kind, latency):
     """Both sets loaded first, then tokens of layer 0, 1 back to back: one beat per cycle, the latency the
     stages count (1 + 7 compare stages + 4 block-RAM word registers + the output buffer; +4 affine)."""
-    specs = threshold_set(kind=kind)
-    shape = engine_shape(specs)
-    engine = DyTEngine(shape)
-    assert engine.latency == latency
-    frames = [layer_frame(specs[i], i, shape) for i in (0, 1)]
-    tokens, expect = tokens_for(specs, [0, 1], np.random.default_rng(3))
-    got, _, t_in, t_out, _ = run_engine(engine, frames, tokens, wait_frames=2)
-    np.testing.assert_array_equal(got, expect)
-    assert np.all(np.diff(t_in) == 1) and np.all(np.diff(t_out) == 1), "a bubble in the stream"
-    assert t_out[0] - t_in[0] == engine.latency
+    check_full_rate(threshold_set(kind=kind), latency)
 
 
 def test_loading_does_not_disturb_the_streaming_layer():

@@ -127,7 +127,9 @@ def rank_kills(n: int, rng, tmp: Path) -> list[dict]:
     example = next((e for r in kills for e in r["errors"]), "")
     return [_row("rank 1 SIGKILL under torchrun (2 procs, gloo)", len(kills),
                  sum(r["rc"] != 0 and r["named"] and r["exit_seconds"] < 40 for r in kills),
-                 sum(r["written"] for r in kills), [r["exit_seconds"] for r in kills], f"rank 0 said: {example}"),
+                 sum(r["written"] for r in kills), [r["exit_seconds"] for r in kills], f"rank 0 said: {example}"
+                 + "".join(f"; run {i}: rc {r['rc']}, no line naming rank 1, stderr ended {r['stderr_tail']}"
+                           for i, r in enumerate(kills) if not r["named"])),
             _row("torchrun itself SIGTERM, SIGINT (2 procs)", len(terms), sum(r["rc"] != 0 and not r["written"] for r in terms),
                  sum(r["written"] for r in terms), [r["exit_seconds"] for r in terms],
                  f"exit codes {sorted({r['rc'] for r in terms})}")]

@@ -200,7 +200,8 @@ def kill_rank(argv: list[str], rank: int, rng, *, sig=signal.SIGKILL, delay: tup
         _, err = proc.communicate()
     lines = err.decode(errors="replace").splitlines()
     return {"rc": proc.returncode, "sent": sent, "exit_seconds": time.monotonic() - t0,
-            "errors": [ln for ln in lines if "hardyt convert: error" in ln or "terminated" in ln]}
+            "errors": [ln for ln in lines if "hardyt convert: error" in ln or "terminated" in ln],
+            "stderr_tail": lines[-6:]}
 
 
 # --- Dask: a worker or the scheduler lost mid-sweep --------------------------------------------

@@ -73,7 +73,8 @@ class ConvertOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))
-        if self.feature_weight is None:  # chosen by measurement (docs/conversion.md, "How the previous default was chosen"; feature weight kept by issue 23)
+        # Chosen by measurement (docs/conversion.md, "How the previous default was chosen").
+        if self.feature_weight is None:
             object.__setattr__(self, "feature_weight", 10.0 if self.weight_lr > 0 else 1.0)
         check_options(self, "convert", ints={"alpha_shift": (0, 8), "rows_per_batch": (1, None),
                                              "fit_samples": (1, None), "seed": (0, None),

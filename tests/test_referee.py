@@ -68,6 +68,9 @@ def test_guard_falls_back_to_frozen_when_adapting_hurts():
     (start, at_start), *adapted = report["teacher"]["phases"][1]["history"]
     assert start == 0 and adapted and min(s for _, s in adapted) > at_start
     assert max(s for _, s in adapted) > at_start + 0.01  # 1 - cosine
+    # It stopped as soon as 4 checks in a row were worse than its start, leaving the steps to the frozen phase.
+    from hardyt.quant.conversion.reconstruct import STOPPED_WORSE
+    assert report["teacher"]["phases"][1]["stopped"] == STOPPED_WORSE and len(adapted) == 4
 
 
 def test_referee_warning_fires_and_strict_raises():

@@ -7,8 +7,8 @@ referee (held-out samples, :mod:`.referee`):
    exactly the conversion ``freeze_weights=True`` returns (same steps, same
    seed; :func:`~hardyt.quant.conversion.schedule.plan_steps`);
 2. **adapted**: from there, every weight adapts too (``adapt``), and stops
-   when the held-out check has not improved for ``opts.patience`` checks
-   (default :data:`PATIENCE`; 0: it runs all its steps).
+   when ``opts.patience`` checks in a row (default :data:`PATIENCE`; 0: it
+   runs all its steps) score worse than its start on the held-out check.
    Its starting point is the frozen result and its best state on the
    referee is kept: if that state beats the frozen result on the held-out
    check, it is returned;
@@ -29,7 +29,7 @@ from .schedule import Plan, compute_seconds
 
 __all__ = ["PATIENCE", "guarded_reconstruct", "phase_record", "stop_reason"]
 
-PATIENCE = ConvertOptions.patience  # the default: checks without a new best before the adapted phase stops
+PATIENCE = ConvertOptions.patience  # the default: checks in a row worse than the start that stop the adapted phase
 
 
 def phase_record(name: str, out: dict) -> dict:

@@ -58,8 +58,9 @@ SIGNED_ROM_MAX_BITS = 8
 #: ECP5, C = 768, P = 4, 16-bit input: 1418 LUT with stages 6-7 in blocks.
 THRESHOLD_BLOCK_MIN_WORDS = 16
 
-#: The threshold search's default radix: measured at the hls4ml point (docs/hardware.md), radix 4 (half
-#: the stages, 1.5x the compares) ...
+#: The threshold search's default radix. Radix 4 halves the stages but compares three times per stage
+#: (1.5x the compares): Xilinx, C = 8, P = 8, 16-bit input, 1163 LUT, 1839 FF, 24 RAMB18 against radix 2's
+#: 938 LUT, 2683 FF, 16 RAMB18 (bench/results/hardware_width.md); LUT is what the hls4ml comparison counts.
 THRESHOLD_RADIX = 2
 
 #: PWL offsets of at most this many bits are multiplied by a tree of adders

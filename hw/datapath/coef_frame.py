@@ -45,6 +45,9 @@ given when the frame ends: the engine takes the frame to its checksum beat);
 or when the checksum differs. A frame with several faults gets the first of:
 bad header (beat 0), bad length, bad header (affine beat), bad checksum.
 
+The checksum is a plain sum: any one beat changed is caught, beats exchanged
+with each other are not (the sum does not see order; docs/hardware.md).
+
 >>> words = frame_words(layer=1, beats=2, table=[0, 1, -1, -2], table_bits=8, in_bits=2)
 >>> [hex(w) for w in words]
 ['0x101d7', '0xfeff0100', '0xff0002d7']

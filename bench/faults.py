@@ -1,7 +1,7 @@
 """Faults injected, survived, nothing lost: the long runs of ``tests/test_faults.py``.
 
-    nice -n 10 .venv/bin/python bench/faults.py                      # every row, the issue's counts
-    nice -n 10 .venv/bin/python bench/faults.py --rows coef --coef-frames 2000
+    nice -n 19 .venv/bin/python bench/faults.py                      # every row, the issue's counts
+    nice -n 19 .venv/bin/python bench/faults.py --rows coefhdl --coefhdl-frames 1000000
 
 Rows (each started here, on 127.0.0.1, bounded in time; helpers in tests/faults_harness.py,
 tests/fuzz_parsers.py, tests/fuzz_coef.py):
@@ -23,12 +23,17 @@ tests/fuzz_parsers.py, tests/fuzz_coef.py):
 * ``synthesis cache corrupted``: the same for issue 24's synthesis cache entries;
 * ``coefficient frames``: fuzzed frames against a streaming engine (Amaranth simulator): lost = output
   elements not bit-exact plus monitor violations; survived = frames whose status is the model's;
+* ``coefficient frames, HDL-checked``: the same fuzz and the same checks, on the emitted engine's Verilog in
+  Verilator, every check in the HDL harness ``sim/coef_fuzz_harness.v`` (:mod:`hardyt.sim.coef_fuzz_run`):
+  the 100,000 frames of the issue in seconds; frames that loaded without being a layer's frame (resealed,
+  or two beats swapped: the plain-sum checksum does not see order) counted apart;
 * ``coefficient frames, Verilator``: the emitted engine's Verilog, fuzzed frames with tokens of the loaded
   layers between groups of them (cocotb test ``fuzzed_frames``);
 * ``parser inputs``: mutated files into every parser: lost = inputs answered by anything but a
   one-line ``HardytError`` naming the file (or a value).
 
-Writes bench/results/faults.{json,md} (rows of this run merged into the previous file's).
+Writes bench/results/faults.{json,md} after every row (rows of this run replace the previous file's rows of
+the same name; each row names its command, seed, date and the machine's load).
 """
 from __future__ import annotations
 
@@ -122,7 +127,9 @@ def rank_kills(n: int, rng, tmp: Path) -> list[dict]:
     example = next((e for r in kills for e in r["errors"]), "")
     return [_row("rank 1 SIGKILL under torchrun (2 procs, gloo)", len(kills),
                  sum(r["rc"] != 0 and r["named"] and r["exit_seconds"] < 40 for r in kills),
-                 sum(r["written"] for r in kills), [r["exit_seconds"] for r in kills], f"rank 0 said: {example}"),
+                 sum(r["written"] for r in kills), [r["exit_seconds"] for r in kills], f"rank 0 said: {example}"
+                 + "".join(f"; run {i}: rc {r['rc']}, no line naming rank 1, stderr ended {r['stderr_tail']}"
+                           for i, r in enumerate(kills) if not r["named"])),
             _row("torchrun itself SIGTERM, SIGINT (2 procs)", len(terms), sum(r["rc"] != 0 and not r["written"] for r in terms),
                  sum(r["written"] for r in terms), [r["exit_seconds"] for r in terms],
                  f"exit codes {sorted({r['rc'] for r in terms})}")]
@@ -135,17 +142,22 @@ def dask_faults(n: int, rng, tmp: Path) -> list[dict]:
         cache.mkdir()
         kills.append(fh.kill_worker_during_sweep(rng, cache))
     losses = []
-    for k in range(3):
+    for k in range(6):   # at a random moment, then once k jobs have finished (their results must stay)
         cache = tmp / f"s{k}"
         cache.mkdir()
-        losses.append(fh.lose_scheduler_during_sweep(rng, cache, 8790 + k))
-    return [_row("Dask worker SIGKILL mid-sweep (2-worker LocalCluster, 8 jobs)", n, sum(r["ok"] for r in kills),
+        after = 0 if k < 3 else int(rng.integers(1, 6))
+        losses.append(fh.lose_scheduler_during_sweep(rng, cache, 8790 + k, after=after))
+    rows = [_row("Dask worker SIGKILL mid-sweep (2-worker LocalCluster, 8 jobs)", n, sum(r["ok"] for r in kills),
                  sum(r["lost"] for r in kills), [r["seconds"] for r in kills],
-                 f"tasks recomputed per kill: {[r['recomputed'] for r in kills]}; seconds = whole sweep"),
-            _row("Dask scheduler SIGKILL mid-sweep", len(losses), sum(bool(r["error"]) for r in losses),
-                 sum(r["lost"] for r in losses), [r["seconds"] for r in losses],
-                 f"jobs finished before the loss: {[r['finished'] for r in losses]}; "
-                 f"error: {losses[0]['error'] if losses else ''}")]
+                 f"tasks recomputed per kill: {[r['recomputed'] for r in kills]}; seconds = whole sweep")]
+    for what, part in (("at a random moment", losses[:3]), ("after k jobs finished", losses[3:])):
+        rows.append(_row(f"Dask scheduler SIGKILL mid-sweep, {what}", len(part),
+                         sum(bool(r["error"]) and r["cached"] >= r["after"] for r in part),
+                         sum(r["lost"] for r in part), [r["seconds"] for r in part],
+                         (f"k = {[r['after'] for r in part]}; " if part[0]["after"] else "")
+                         + f"jobs the client saw finish: {[r['finished'] for r in part]}, results in the cache "
+                         f"after: {[r['cached'] for r in part]}; error: {part[0]['error']}"))
+    return rows
 
 
 def hung_tool(n: int, tmp: Path) -> list[dict]:
@@ -245,6 +257,28 @@ def coef_frames(n: int, seed: int, budget: float) -> list[dict]:
                      f"{totals['frames'] / took:.1f} frames/s); statuses by kind {by_kind}") | {"by_kind": by_kind}]
 
 
+def coef_hdl(n: int, seed: int, tmp: Path, simulator: str = "verilator") -> list[dict]:
+    """``n`` frames in one simulation of ``sim/coef_fuzz_harness.v`` (every check in HDL)."""
+    from hardyt.hw.emission.engine_emit import emit_engine
+    from hardyt.sim.coef_fuzz_run import run_coef_fuzz
+
+    t0 = time.monotonic()
+    emit_engine(fuzz_coef.layer_specs(), tmp / "engine", "fuzz_engine")
+    r = run_coef_fuzz(tmp / "engine", n, seed=seed, simulator=simulator, cache=tmp / "cache")
+    c, took = r["counters"], time.monotonic() - t0
+    swapped = r["disguised"].get("swapped beats", 0)
+    return [_row(f"coefficient frames fuzzed while streaming, checked in HDL ({simulator})", r["frames"],
+                 r["frames"] if r["ok"] else 0, r["lost"], [],
+                 f"{r['tokens']} tokens, {r['elements']} output elements bit-exact, {r['keep_alive_frames']} "
+                 f"valid frames more to let the last tokens through; {c['cycles']} cycles, build "
+                 f"{r['build_seconds']:.0f} s, simulation {r['sim_seconds']:.0f} s, {took:.0f} s in all; violations "
+                 f"{ {k: c[k] for k in ('status_bad', 'table_bad', 'start_bad', 'switch_bad', 'out_bad')} }; "
+                 f"statuses by kind {r['by_kind']}; loaded without being a layer's frame: {r['disguised']} "
+                 f"(resealed ones are self-consistent; {swapped} with two beats swapped passed the plain-sum "
+                 "checksum: docs/hardware.md)") | {"by_kind": r["by_kind"], "disguised": r["disguised"],
+                                                   "undetected_swapped_beats": swapped}]
+
+
 def coef_verilator(n: int, seed: int, tmp: Path) -> list[dict]:
     t0 = time.monotonic()
     r = fuzz_coef.verilator_run(tmp, n, seed=seed % 1000 + 1)
@@ -278,7 +312,7 @@ def render(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-ROWS = ("convert", "ranks", "dask", "hung", "objcache", "coef", "verilator", "parsers")
+ROWS = ("convert", "ranks", "dask", "hung", "objcache", "coef", "coefhdl", "verilator", "parsers")
 
 
 def main(argv=None) -> int:
@@ -287,8 +321,9 @@ def main(argv=None) -> int:
     p.add_argument("--convert-kills", type=int, default=20)
     p.add_argument("--rank-kills", type=int, default=10)
     p.add_argument("--worker-kills", type=int, default=10)
-    p.add_argument("--coef-frames", type=int, default=100_000)
+    p.add_argument("--coef-frames", type=int, default=3000, help="frames of the Amaranth-simulator row")
     p.add_argument("--coef-seconds", type=float, default=6 * 3600, help="stop the frames row after this long")
+    p.add_argument("--coefhdl-frames", type=int, default=100_000, help="frames of the HDL-checked row")
     p.add_argument("--verilator-frames", type=int, default=3000)
     p.add_argument("--parser-inputs", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
@@ -307,30 +342,46 @@ def main(argv=None) -> int:
                 "objcache": lambda: objcache_corruption(300, rng, tmp / "o")
                 + synth_cache_corruption(300, rng, tmp / "o"),
                 "coef": lambda: coef_frames(args.coef_frames, args.seed, args.coef_seconds),
+                "coefhdl": lambda: coef_hdl(args.coefhdl_frames, args.seed, tmp / "e"),
                 "verilator": lambda: coef_verilator(args.verilator_frames, args.seed, tmp / "v"),
                 "parsers": lambda: parser_inputs(args.parser_inputs, args.seed, tmp / "p")}
         for name in args.rows:
             (tmp / name[0]).mkdir(exist_ok=True)
             t0 = time.monotonic()
-            new = jobs[name]()
+            try:
+                new = jobs[name]()
+            except Exception as e:  # a row that breaks is reported as such, and the run goes on
+                new = [_row(f"{name}: the row failed", 1, 0, 0, [], f"{type(e).__name__}: {e}")]
             for r in new:
                 r |= {"row": name, "seconds": round(time.monotonic() - t0, 1), "command": meta["command"],
-                      "seed": args.seed}
+                      "seed": args.seed, "date": meta["date"], "load_after": _uptime()}
             rows += new
-            print("\n".join(render(new, meta | {"load": {"before": _uptime(), "after": ""}}).splitlines()[-len(new):]),
-                  flush=True)
-    meta["load"]["after"] = _uptime()
-    OUT.mkdir(exist_ok=True)
-    previous = json.loads((OUT / "faults.json").read_text()) if (OUT / "faults.json").is_file() else {"rows": []}
-    kept = [r for r in previous["rows"] if r.get("row") not in args.rows]
-    runs = [r for r in previous.get("runs", []) if any(k.get("row") not in args.rows for k in kept)] + [meta]
-    merged = {"rows": sorted(kept + rows, key=lambda r: ROWS.index(r["row"])), "runs": runs}
-    (OUT / "faults.json").write_text(json.dumps(merged, indent=1) + "\n")
-    (OUT / "faults.md").write_text(render(merged["rows"], meta) + "\nRuns (each row names its command and seed): "
-                                   + "; ".join(f"`{m['command']}` {m['date']}, load {m['load']}" for m in runs) + "\n")
+            meta["load"]["after"] = _uptime()
+            _save(rows, meta)   # after every row: a run stopped later keeps what it measured
+            print("\n".join(render(new, meta).splitlines()[-len(new):]), flush=True)
     print(render(rows, meta))
     bad = [r for r in rows if r["lost"] or r["survived"] < r["injected"]]
     return 1 if bad else 0
+
+
+def _save(rows: list[dict], meta: dict) -> None:
+    """bench/results/faults.{json,md}: this run's rows, and the previous file's rows of other names."""
+    from hardyt.quant.files import atomic_write_bytes
+
+    OUT.mkdir(exist_ok=True)
+    previous = json.loads((OUT / "faults.json").read_text()) if (OUT / "faults.json").is_file() else {"rows": []}
+    names = {r["row"] for r in rows}
+    kept = [r for r in previous["rows"] if r.get("row") not in names]
+    owners = {(r.get("command"), r.get("seed")) for r in kept}
+    this = (meta["command"], meta["seed"], meta["date"])
+    runs = [m for m in previous.get("runs", []) if (m["command"], m["seed"]) in owners
+            and (m["command"], m["seed"], m["date"]) != this] + [meta]
+    merged = {"rows": sorted(kept + rows, key=lambda r: ROWS.index(r["row"])), "runs": runs}
+    atomic_write_bytes(OUT / "faults.json", (json.dumps(merged, indent=1) + "\n").encode())
+    loads = "; ".join(f"{r['row']}: {r['load_after']}" for r in merged["rows"] if r.get("load_after"))
+    atomic_write_bytes(OUT / "faults.md", (render(merged["rows"], meta) + "\nRuns (each row names its command and "
+                       "seed): " + "; ".join(f"`{m['command']}` {m['date']}, load {m['load']}" for m in runs)
+                       + (f"\n\nLoad after each row: {loads}" if loads else "") + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ cocotb's runner builds into a directory keyed by the design (``build_dir``)
 and skips the build when its products look up to date by their timestamps: a
 build killed while it linked, or a product corrupted since, would be run as
 if it were good. After every successful build, :func:`stamp` records the
-SHA-256 of the products (Icarus's ``sim.vvp``, Verilator's ``Vtop``) in
+SHA-256 of the products (Icarus's ``sim.vvp``, Verilator's executable, named after the toplevel) in
 :data:`STAMP`; :func:`check` runs before a build: a build directory without
 a stamp, or whose products no longer match it, is removed with a warning and
 built again. :func:`source_copy` puts the Verilog under a path keyed by its
@@ -25,26 +25,37 @@ from pathlib import Path
 
 from hardyt.quant.files import atomic_write_bytes, save_json_atomic
 
-__all__ = ["STAMP", "PRODUCTS", "check", "stamp", "reserved", "source_copy"]
+__all__ = ["STAMP", "PRODUCTS", "products", "check", "stamp", "reserved", "source_copy"]
 
 STAMP = ".hardyt-build.json"
-#: What a build leaves for the test step to run, by simulator.
+#: What a build leaves for the test step to run, by simulator (Verilator's executable is named after the
+#: toplevel: :func:`products` with ``top``; ``Vtop`` is only its C++ prefix).
 PRODUCTS = {"icarus": ("sim.vvp",), "verilator": ("Vtop",)}
 
 
-def _digests(build_dir: Path, simulator: str) -> dict:
+def products(simulator: str, top: str | None = None) -> tuple:
+    """The files a build of ``top`` leaves for the test step.
+
+    >>> products("verilator", "hardyt_bulk"), products("icarus", "hardyt_bulk")
+    (('hardyt_bulk',), ('sim.vvp',))
+    """
+    return (top,) if simulator == "verilator" and top else PRODUCTS[simulator]
+
+
+def _digests(build_dir: Path, simulator: str, top: str | None) -> dict:
     return {name: hashlib.sha256((build_dir / name).read_bytes()).hexdigest()
-            for name in PRODUCTS[simulator] if (build_dir / name).is_file()}
+            for name in products(simulator, top) if (build_dir / name).is_file()}
 
 
-def check(build_dir, simulator: str) -> bool:
-    """Whether ``build_dir`` may be reused; if it exists and may not, it is removed (with a warning)."""
+def check(build_dir, simulator: str, top: str | None = None) -> bool:
+    """Whether ``build_dir`` (a build of ``top``) may be reused; if it exists and may not, it is removed
+    (with a warning)."""
     build_dir = Path(build_dir)
     if not build_dir.exists():
         return False
     try:
         recorded = json.loads((build_dir / STAMP).read_text())
-        why = None if recorded and recorded == _digests(build_dir, simulator) else "products changed since the build"
+        why = None if recorded and recorded == _digests(build_dir, simulator, top) else "products changed since the build"
     except (OSError, ValueError):
         why = "no record of a finished build (interrupted?)"
     if why is None:
@@ -54,23 +65,23 @@ def check(build_dir, simulator: str) -> bool:
     return False
 
 
-def stamp(build_dir, simulator: str) -> None:
-    """Record the products of the build that just succeeded in ``build_dir``."""
+def stamp(build_dir, simulator: str, top: str | None = None) -> None:
+    """Record the products of the build (of ``top``) that just succeeded in ``build_dir``."""
     build_dir = Path(build_dir)
-    digests = _digests(build_dir, simulator)
+    digests = _digests(build_dir, simulator, top)
     if digests:
         save_json_atomic(build_dir / STAMP, digests)
 
 
 @contextlib.contextmanager
-def reserved(build_dir, simulator: str):
+def reserved(build_dir, simulator: str, top: str | None = None):
     """Hold ``build_dir`` for this run (waiting for another run of it to end), checked by :func:`check`."""
     build_dir = Path(build_dir)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(build_dir.with_name(build_dir.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        check(build_dir, simulator)
+        check(build_dir, simulator, top)
         yield build_dir
     finally:
         os.close(fd)

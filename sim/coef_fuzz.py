@@ -24,7 +24,7 @@ import numpy as np
 
 from hardyt.hw.datapath.coef_frame import COEF_BITS, MAGIC, checksum, entries_per_beat, frame_beats
 
-__all__ = ["KINDS", "make_frame", "expect", "claims", "lookup", "sign_extend"]
+__all__ = ["KINDS", "make_frame", "expect", "claims", "disguised", "lookup", "sign_extend"]
 
 MASK = (1 << COEF_BITS) - 1
 KINDS = ("valid", "random", "truncated", "oversized", "bit flip", "swapped beats", "resealed table",
@@ -42,6 +42,19 @@ def _header_ok(head: int, shape) -> bool:
 def claims(words, shape) -> bool:
     """Whether the frame claims a bank (good header, more beats follow): that bank is invalid until it loads."""
     return _header_ok(words[0], shape) and len(words) > 1
+
+
+def disguised(words, good_frames) -> bool:
+    """Whether a frame that loads (status 1) is none of the layers' frames: a fault the checks let through.
+
+    Resealed frames (a new table or header, the checksum recomputed) are self-consistent: no checksum can
+    tell them. Two beats swapped keep the plain sum (:func:`hardyt.hw.datapath.coef_frame.checksum`).
+
+    >>> good = [[0x1D7, 5, 7, 0x1D7 + 12]]
+    >>> disguised(good[0], good), disguised([0x1D7, 7, 5, 0x1D7 + 12], good)
+    (False, True)
+    """
+    return [int(w) for w in words] not in [[int(w) for w in f] for f in good_frames]
 
 
 def lookup(table, x, in_bits: int) -> np.ndarray:

@@ -175,7 +175,7 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
 def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dict:
     """Run the job in its own process (:mod:`hardyt.sim.cocotb_job`); its timings, or a clear error."""
     save_json_atomic(run_dir / "job.json", job)
-    with buildcache.reserved(job["build_dir"], job["simulator"]):
+    with buildcache.reserved(job["build_dir"], job["simulator"], job["top"]):
         cmd = [sys.executable, "-m", "hardyt.sim.cocotb_job", str(run_dir / "job.json")]
         limit = job_timeout()
         with open(run_dir / "runner.log", "w") if quiet else nullcontext() as log:
@@ -198,7 +198,7 @@ def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dic
                               f"before reporting; see {run_dir}") from None
         if outcome["error"]:  # the simulator or compiler failed: one clear line, log kept
             raise HardytError(f"{where}: {job['simulator']} failed ({outcome['error']}); see {run_dir}")
-        buildcache.stamp(job["build_dir"], job["simulator"])
+        buildcache.stamp(job["build_dir"], job["simulator"], job["top"])
     return outcome
 
 

@@ -200,7 +200,8 @@ def kill_rank(argv: list[str], rank: int, rng, *, sig=signal.SIGKILL, delay: tup
         _, err = proc.communicate()
     lines = err.decode(errors="replace").splitlines()
     return {"rc": proc.returncode, "sent": sent, "exit_seconds": time.monotonic() - t0,
-            "errors": [ln for ln in lines if "hardyt convert: error" in ln or "terminated" in ln]}
+            "errors": [ln for ln in lines if "hardyt convert: error" in ln or "terminated" in ln],
+            "stderr_tail": lines[-6:]}
 
 
 # --- Dask: a worker or the scheduler lost mid-sweep --------------------------------------------
@@ -241,9 +242,11 @@ def kill_worker_during_sweep(rng, cache_dir: Path, jobs: int = 8, seconds: float
                 "lost": jobs - len(results)}
 
 
-def lose_scheduler_during_sweep(rng, cache_dir: Path, port: int, jobs: int = 8, seconds: float = 0.5) -> dict:
+def lose_scheduler_during_sweep(rng, cache_dir: Path, port: int, jobs: int = 8, seconds: float = 0.5,
+                                after: int = 0) -> dict:
     """A sweep on a ``dask scheduler`` + ``dask worker`` on 127.0.0.1:``port``, the scheduler SIGKILLed at a
-    random moment: the error, and whether every job it counts as finished has its result in the cache."""
+    random moment (or, ``after`` > 0, as soon as that many results are in the cache): the error, and whether
+    every job it counts as finished has its result in the cache."""
     from hardyt.hw.tools.sweep import dask_client, run_jobs
     from hardyt.quant.errors import HardytError
 
@@ -254,24 +257,34 @@ def lose_scheduler_during_sweep(rng, cache_dir: Path, port: int, jobs: int = 8, 
                               **quiet),
              subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1", "--nthreads", "1",
                                "--no-dashboard"], **quiet)]
+    killed = []
+
+    def kill(delay: float) -> None:
+        start = time.monotonic()
+        while after and len(list(cache_dir.glob("*.json"))) < after and time.monotonic() - start < 60:
+            time.sleep(0.01)
+        time.sleep(0 if after else delay)
+        killed.append(time.monotonic())
+        procs[0].kill()
+
     try:
         with dask_client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
             client.wait_for_workers(1, timeout=60)
-            timer = threading.Timer(rng.uniform(0.3, jobs * seconds * 0.8), procs[0].kill)
-            timer.start()
-            t0 = time.monotonic()
+            killer = threading.Thread(target=kill, args=(rng.uniform(0.3, jobs * seconds * 0.8),))
+            killer.start()
             try:
                 run_jobs(client, {f"x={i}": (slow_square, (i, seconds, str(cache_dir))) for i in range(jobs)},
                          progress=False)
                 error = None
             except HardytError as e:
                 error = str(e)
-            seconds_to_error = time.monotonic() - t0 - timer.interval
-            timer.join()
+            done = time.monotonic()
+            killer.join()
     finally:
         for p in procs:
             p.kill()
             p.wait()
     finished = int(error.split(" after ")[1].split()[0]) if error else jobs
-    return {"error": error, "seconds": seconds_to_error, "finished": finished,
-            "lost": max(0, finished - len(cached_squares(cache_dir)))}
+    cached = len(cached_squares(cache_dir))
+    return {"error": error, "seconds": done - killed[0], "finished": finished, "after": after, "cached": cached,
+            "lost": max(0, finished - cached)}

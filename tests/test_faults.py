@@ -103,10 +103,11 @@ def test_worker_killed_mid_sweep_changes_no_result(tmp_path):
     assert r["ok"] and r["lost"] == 0 and r["recomputed"] >= 1, r
 
 
-def test_scheduler_lost_mid_sweep_is_one_error_and_finished_results_stay_cached(tmp_path):
-    r = lose_scheduler_during_sweep(np.random.default_rng(time.time_ns() % 2**32), tmp_path, _free_port())
+@pytest.mark.parametrize("after", [0, 2], ids=["random moment", "after 2 jobs finished"])
+def test_scheduler_lost_mid_sweep_is_one_error_and_finished_results_stay_cached(tmp_path, after):
+    r = lose_scheduler_during_sweep(np.random.default_rng(time.time_ns() % 2**32), tmp_path, _free_port(), after=after)
     assert r["error"] and "lost the Dask scheduler" in r["error"] and "\n" not in r["error"], r
-    assert r["lost"] == 0 and r["seconds"] < 30, r
+    assert r["lost"] == 0 and r["cached"] >= after and r["seconds"] < 30, r
 
 
 def test_hung_tool_is_killed_and_named_by_its_job(tmp_path, monkeypatch):
@@ -154,6 +155,11 @@ def test_build_directory_without_a_finished_build_is_rebuilt(tmp_path):
     (build / "sim.vvp").write_text("a simulator, corrupted")
     with pytest.warns(UserWarning, match="changed"):
         assert not buildcache.check(build, "icarus")
+    # Verilator's executable is named after the toplevel: a finished build of it is kept.
+    build.mkdir()
+    (build / "hardyt_bulk").write_text("an executable")
+    buildcache.stamp(build, "verilator", "hardyt_bulk")
+    assert buildcache.check(build, "verilator", "hardyt_bulk")
 
 
 @pytest.mark.parametrize("target", fuzz_parsers.TARGETS, ids=lambda t: t.name)

@@ -216,17 +216,17 @@ class EngineCheck:
         return None
 
 
-def formal_check(mdir: Path, kind: str) -> str | None:
+def formal_check(mdir: Path, kind: str, timeout: float = 600) -> str | None:
     """``hardyt prove`` on the mutant: a kill is a property that fails with a counterexample (an
     induction that does not close, or a timeout, is no kill). LayerNorm: ``axis`` and
     ``conservation`` (its ``drain`` and ``latency`` take minutes each)."""
-    r = prove_core(mdir, properties=["axis", "conservation"] if kind == "layernorm" else None, timeout=600)
+    r = prove_core(mdir, properties=["axis", "conservation"] if kind == "layernorm" else None, timeout=timeout)
     bad = [f"{p['property']} failed ({Path(p['assertion']).name if p.get('assertion') else 'trace'})"
            for p in r["properties"] if p["result"] == "failed"]
     return f"formal: {', '.join(bad)}" if bad else None
 
 
-def judge(kind: str, core: Path, row: dict, check, scratch: Path) -> dict:
+def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 600)) -> dict:
     """Run the checks on one mutant; what killed it, or whether it is equivalent."""
     t0 = time.perf_counter()
     out = {"id": row["id"], "kind": kind, "cmd": row["cmd"], "verilog": str(row["verilog"])}
@@ -234,10 +234,12 @@ def judge(kind: str, core: Path, row: dict, check, scratch: Path) -> dict:
     eq = None
     if why is None:
         # Equivalent mutants cannot be killed by anything: check that before the (costlier) proofs.
-        eq = equivalent(core, row["verilog"], work=scratch / f"equiv-{row['id'].replace('/', '_')}", timeout=300)
+        eq = equivalent(core, row["verilog"], work=scratch / f"equiv-{row['id'].replace('/', '_')}",
+                         timeout=limits[0])
         if eq["result"] != "equivalent":
             try:
-                why = formal_check(_mutant_dir(core, row["verilog"], scratch / row["id"].replace("/", "_")), kind)
+                why = formal_check(_mutant_dir(core, row["verilog"], scratch / row["id"].replace("/", "_")), kind,
+                                   limits[1])
             except Exception as e:   # noqa: BLE001 - a mutant the harness cannot even bind is a kill, say so
                 why = f"formal: {type(e).__name__}: {str(e)[:120]}"
     if why is not None:
@@ -256,6 +258,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2, help="mutants judged at once (each in its own directory)")
     ap.add_argument("--out", default=str(RESULTS / "mutation"))
+    ap.add_argument("--equiv-timeout", type=float, default=300, help="seconds of the equivalence check")
+    ap.add_argument("--formal-timeout", type=float, default=600, help="seconds of each hardyt prove task")
     ap.add_argument("--resume", action="store_true", help="keep the mutants OUT.json already judged (same seed)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
                     "(runs split by kind, e.g. run in parallel)")
@@ -294,7 +298,7 @@ def main(argv=None) -> int:
             def one(row):
                 c = free.get()
                 try:
-                    return judge(kind, core, row, c, work / "scratch")
+                    return judge(kind, core, row, c, work / "scratch", (args.equiv_timeout, args.formal_timeout))
                 finally:
                     free.put(c)
 

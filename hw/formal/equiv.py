@@ -17,14 +17,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from ..emission.emit import load_manifest
 from .harness import module_head, ports
-from .prove import core_facts, tool_dir
+from .prove import core_facts, run_sby, tool_dir
 
 __all__ = ["equiv_depth", "equivalent", "miter_text"]
 
@@ -101,12 +99,7 @@ def equivalent(directory, verilog, *, depth: int | None = None, work=None, timeo
     (work / "equiv.sby").write_text(_sby(facts.top, manifest["verilog"], gate.name, files, depth))
     env = dict(os.environ, PATH=os.pathsep.join([str(tool_dir()), os.environ.get("PATH", "")]))
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run([str(Path(sys.executable).parent / "yowasp-sby"), "-f", "equiv.sby"], cwd=work,
-                              env=env, capture_output=True, text=True, timeout=timeout)
-        log = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired:
-        log = None
+    log = run_sby("equiv.sby", work, env, timeout)
     out = {"depth": depth, "seconds": round(time.perf_counter() - t0, 1)}
     done = re.search(r"DONE \((\w+)", log or "")
     status = done.group(1) if done else None

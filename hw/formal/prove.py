@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -95,6 +96,19 @@ def tool_dir() -> Path:
     # yowasp tools print "Preparing to run ..." on their very first run: get it over with here.
     subprocess.run([str(root / "yosys"), "-V"], capture_output=True, check=False)
     return root
+
+
+def run_sby(sby: str, cwd: Path, env: dict, timeout: float) -> str | None:
+    """Run ``yowasp-sby -f SBY`` in ``cwd``; its log, or ``None`` after ``timeout`` seconds (then the
+    whole process group goes: sby's solvers are its children and would outlive it)."""
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "yowasp-sby"), "-f", sby], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
 
 
 def core_facts(manifest: dict) -> CoreFacts:
@@ -223,15 +237,13 @@ def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], n
     srcs = [str(directory / f) for f in files] + [str(task / "hardyt_formal.sv")]
     (task / f"{name}.sby").write_text(sby_text(facts, srcs, props, mode, depth))
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run([str(Path(sys.executable).parent / "yowasp-sby"), "-f", f"{name}.sby"], cwd=task,
-                              env=env, capture_output=True, text=True, timeout=timeout)
-        log = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired:
-        proc, log = None, f"timeout after {timeout:.0f} s"
+    log = run_sby(f"{name}.sby", task, env, timeout)
+    timed_out = log is None
+    if timed_out:
+        log = f"timeout after {timeout:.0f} s"
     seconds = round(time.perf_counter() - t0, 1)
     done = re.search(r"DONE \((\w+)", log)
-    status = done.group(1) if done else ("TIMEOUT" if proc is None else "ERROR")
+    status = done.group(1) if done else ("TIMEOUT" if timed_out else "ERROR")
     result = {"PASS": "proven", "FAIL": "failed", "UNKNOWN": "induction failed"}.get(status, status.lower())
     cpu = re.search(r"Elapsed process time \[H:MM:SS \(secs\)\]: \S+ \((\d+)\)", log)
     # CPU seconds of the tools (sby's count): on a shared machine the wall time says more about the load.

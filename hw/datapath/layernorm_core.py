@@ -179,7 +179,7 @@ class LayerNormCore(CountedLatency, wiring.Component):
           beats read from the buffer and not yet in the output buffer.
 
         Returns ``{"probes": [(name, path, width)], "invariants": [expr], "pipeline": [(valid,
-        last)], "buffer": {"count", "rptr", "lasts", "addr_bits"}, "memories": [path]}``
+        last)], "in_beat": name, "buffer": {"count", "rptr", "lasts", "addr_bits"}, "memories": [path]}``
         (expressions in Verilog over probe names; ``lasts``: bit k is word k's ``last``).
         """
         spec, B, N = self.spec, self.spec.beats, self.depth
@@ -231,5 +231,5 @@ class LayerNormCore(CountedLatency, wiring.Component):
         # Word k's ``last`` bit, bit k (the memory mapped to words: ``buffer[k]``).
         words = probe("ln_buffer_last", [f"buffer[{k}][{last}]" for k in reversed(range(N))], N)
         return {"probes": probes, "invariants": invariants, "pipeline": pipeline[::-1],
-                "buffer": {"count": count, "rptr": rptr, "lasts": words, "addr_bits": aw},
+                "in_beat": in_beat, "buffer": {"count": count, "rptr": rptr, "lasts": words, "addr_bits": aw},
                 "memories": ["buffer"]}

@@ -207,6 +207,7 @@ def _ln_invariants(f: CoreFacts) -> str:
               "        assert(p_count <= 2);",
               "        if (tracking) assert(ahead < inflight);",
               f"        assert(inflight == pos{len(entries)} + {buf['count']});",
+              f"        assert(inpos == {ln['in_beat']});                      // the token being received",
               f"        if (tracking && ahead >= pos{len(entries)}) assert({buf['lasts']}[trk_addr] == tl);"]
     for k, (valid, last) in enumerate(entries):
         lines.append(f"        if (tracking && ({valid}) && pos{k} == ahead) assert({last} == tl);")

@@ -148,7 +148,7 @@ def _renamed(ln: dict, names: dict) -> dict:
     """``ln``'s expressions with every probe name replaced by its harness wire's (whole words only)."""
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
     sub = lambda e: pattern.sub(lambda m: names[m.group(1)], e)  # noqa: E731
-    return ln | {"invariants": [sub(e) for e in ln["invariants"]],
+    return ln | {"invariants": [sub(e) for e in ln["invariants"]], "in_beat": sub(ln["in_beat"]),
                  "pipeline": [(sub(v), sub(x)) for v, x in ln["pipeline"]],
                  "buffer": {k: sub(v) if isinstance(v, str) else v for k, v in ln["buffer"].items()}}
 

@@ -5,7 +5,8 @@
     .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
     .venv/bin/python bench/hardware.py --widths --jobs 2  # only the input-width rows (lut, pwl, threshold
                                                          # and LayerNorm, 8-16 bits; bench/results/hardware_width.*)
-    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] [--engine-threshold] --lanes 1 8
+    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] [--engine-threshold] \
+                                                         --lanes 1 8
                                                          # only the DyT engine rows
                                                          # (bench/results/hardware_engine.{json,md})
 
@@ -102,7 +103,8 @@ def prepare(job: dict, work: Path) -> Path:
 
     spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"], job.get("out_bits"))
     d = work / (f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
-                + (f"_o{job['out_bits']}" if "out_bits" in job else "") + (f"_r{job['radix']}" if "radix" in job else ""))
+                + (f"_o{job['out_bits']}" if "out_bits" in job else "")
+                + (f"_r{job['radix']}" if "radix" in job else ""))
     return reemit(d, lambda d: emit(spec, d, spec.name, radix=job.get("radix")))
 
 

@@ -186,7 +186,8 @@ def width_main(args, command: str, prepare, run_job) -> int:
             "8-bit output; LayerNorm cores: output as wide as the input. Threshold stages of 16 words or more "
             "are ROMs in block RAM (hardyt.hw.dyt_core.THRESHOLD_BLOCK_MIN_WORDS).", "", width_table(rows)]
     text += [f"- failed: {r['core']} {r['target']} {r['bits']}-bit: {r['error']}" for r in failed]
-    text += [f"- not run (the run was interrupted; --report-only): {j['core']}{' radix ' + str(j['radix']) if 'radix' in j else ''} {j['target']} C={j['channels']} "
+    text += [f"- not run (the run was interrupted; --report-only): {j['core']}"
+             + (f" radix {j['radix']}" if "radix" in j else "") + f" {j['target']} C={j['channels']} "
              f"P={j['lanes']} {j['bits']}-bit" for j in missing]
     text += ["", "## Targets", "", "| target | result | numbers |", "|---|---|---|"]
     text += [f"| {t['target']} | {t['result']} | {t['detail']} |" for t in targets]

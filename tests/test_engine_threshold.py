@@ -171,6 +171,12 @@ def test_unsupported_layers_are_refused_by_name():
             engine_shape([ok, odd])
     with pytest.raises(HardytError, match="layer ok: .*tanh threshold on a table engine"):
         engine_shape([ok], tanh="lut")
+    bent = random_dyt_spec(4, 1, 6, 6, name="bent")            # a LUT whose codes decrease once
+    table = list(bent.tanh.table)
+    table[3], table[4] = table[4], table[3]
+    bent = dataclasses.replace(bent, tanh=dataclasses.replace(bent.tanh, table=tuple(table)))
+    with pytest.raises(HardytError, match="layer bent: .*decreases .*monotone"):
+        engine_shape([ok, bent])
 
 
 # -- emission and the emitted Verilog on both simulators ----------------------------------------------------

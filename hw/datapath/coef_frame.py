@@ -1,4 +1,4 @@
-"""The DyT engine's coefficient frame: one layer's tanh table or thresholds (and channel gamma/beta) as AXI4-Stream beats.
+"""The DyT engine's coefficient frame: a layer's tanh table or thresholds (and channel gamma/beta) as AXI4-Stream beats.
 
 A frame is beats of :data:`COEF_BITS` bits, ``tlast`` on the last. Sections
 hold entries packed ``K = COEF_BITS // bits`` per beat, entry ``i`` of a

@@ -146,7 +146,8 @@ class CoefLoader(wiring.Component):
         with m.FSM() as fsm:
             with m.State("HEADER"):
                 m.d.comb += coef.ready.eq(1)
-                plain, with_affine = (MAGIC_THRESHOLD, MAGIC_THRESHOLD_AFFINE) if self.threshold else (MAGIC, MAGIC_AFFINE)
+                plain, with_affine = (MAGIC_THRESHOLD, MAGIC_THRESHOLD_AFFINE) if self.threshold \
+                    else (MAGIC, MAGIC_AFFINE)
                 magic = word[:8] == plain
                 if s.affine:
                     magic |= word[:8] == with_affine

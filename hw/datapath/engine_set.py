@@ -209,7 +209,8 @@ def _own_thresholds(spec: DyTSpec) -> np.ndarray:
     if np.any(np.diff(y) < 0):
         k = int(np.argmax(np.diff(y) < 0))
         raise HardytError(f"layer {spec.name}: the DyT engine does not support a tanh that decreases (code "
-                          f"{codes[k]} -> {y[k]}, {codes[k] + 1} -> {y[k + 1]}): a threshold engine needs monotone codes")
+                          f"{codes[k]} -> {y[k]}, {codes[k] + 1} -> {y[k + 1]}): a threshold engine needs "
+                          "monotone codes")
     levels = np.arange(1, 1 << t.out_bits, dtype=np.int64) - (1 << (t.out_bits - 1))
     idx = np.searchsorted(y, levels, side="left")
     return np.where(idx < len(codes), codes[np.minimum(idx, len(codes) - 1)], m)

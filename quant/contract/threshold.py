@@ -44,8 +44,8 @@ from .check import check_codes
 from .fixed import bits_for_signed, round_half_up
 from .tanh_base import _check_common, _exact, _max_mag, _out_scale, full_scale
 
-__all__ = ["TanhThreshold", "build_threshold", "threshold_int", "threshold_stages", "stage_words", "stage_search", "radix_stages",
-           "radix_search"]
+__all__ = ["TanhThreshold", "build_threshold", "threshold_int", "threshold_stages", "stage_words", "stage_search",
+           "radix_stages", "radix_search"]
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
             return {"losses": losses, "held_out": adapted["held_out"], "phases": phases, "choice": kept}
         choice = kept  # reconstruct restored the best state: the frozen one, the weights included
     if plan.adapt_steps:  # the frozen conversion has the rest of the plan (freeze_weights=True runs the same)
+        if weights and kw.get("progress") is not None:
+            kw["progress"].total += plan.adapt_steps  # steps the plan's count did not hold
         rest = reconstruct(student, dyts, data, teacher, replace(frozen_opts, steps=plan.adapt_steps), weights={},
                            referee=referee, objective=objective, budget=plan.remaining(compute_seconds() - t0), **kw)
         phases.append(phase_record("frozen, continued", rest))

@@ -41,11 +41,11 @@ OUT = Path(__file__).parent / "results"
 SECOND = Path(__file__).parent / "models" / "vit_fmnist_d6w32.safetensors"
 
 VAL_SEED = 12345  # the validation / test cut of the test split, the same for every row
-DEFAULT = ("default (guarded: frozen phase, then every weight adapts at 0.08 x its RMS; kept only if it beats "
-           "frozen on the referee)")
+DEFAULT = ("default (guarded: 1200 steps, a quarter frozen, then every weight adapts at 0.08 x its RMS; kept only "
+           "if it beats frozen on the referee)")
 # (label, options on top of the defaults), seed 0 only, compared with the default on validation.
 CANDIDATES = [
-    ("--freeze-weights (DyT parameters only; feature weight 1)", {"freeze_weights": True}),
+    ("--freeze-weights (DyT parameters only; feature weight 1; the same 1200 steps)", {"freeze_weights": True}),
     ("unguarded: every weight adapts from the start at 3e-3, 600 steps (the previous default)",
      {"guard": False, "steps": 600, "relative_lr": None}),
     ("guarded, one rate for every tensor (3e-3, the previous default's; relative_lr=None)", {"relative_lr": None}),
@@ -118,7 +118,7 @@ def _jobs(args) -> list[dict]:
             jobs += [{**one, "label": label, "options": opts, "max_drop": pt} for label, opts, pt in MAX_DROP]
         if args.whole and model.startswith("bundled"):  # the whole-set target is the bundled ViT's
             jobs += [{**one, "label": label, "options": opts, "whole": True} for label, opts in WHOLE]
-        per_model.append(jobs + cands[1:])
+        per_model.append(jobs + (cands[1:] if args.candidates else []))
     # Interleaved, so that an interrupted run has the same rows of every model.
     return [j for group in itertools.zip_longest(*per_model) for j in group if j is not None]
 
@@ -127,6 +127,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-whole", dest="whole", action="store_false", help="skip the whole-training-set rows")
     ap.add_argument("--no-max-drop", dest="max_drop", action="store_false", help="skip the --max-drop row")
+    ap.add_argument("--no-candidates", dest="candidates", action="store_false",
+                    help="skip the candidate rows besides --freeze-weights (the tuning runs compared them)")
+    ap.add_argument("--name", help="results file name (default: accuracy, or one naming the --models/--only/--extra)")
     ap.add_argument("--calib-size", type=int, default=1024)
     ap.add_argument("--test-size", type=int, help="test images reported (default: all not used for validation)")
     ap.add_argument("--val-size", type=int, default=5000, help="validation images cut from the test split")
@@ -146,8 +149,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     everything = _jobs(args)  # bad --extra values stop here, before any file is touched
     custom = args.only or args.extra or args.models != "bundled,second"
-    name = "accuracy" + ("_" + args.models.replace(",", "_") + ("_some" if args.only or args.extra else "")
-                         if custom else "")
+    name = args.name or "accuracy" + ("_" + args.models.replace(",", "_") + ("_some" if args.only or args.extra
+                                                                               else "") if custom else "")
     cmd = "python bench/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
     OUT.mkdir(exist_ok=True)
     partial = OUT / f"{name}.partial.jsonl"

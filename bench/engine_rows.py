@@ -5,7 +5,9 @@ on ECP5: the engine serving every layer, each layer as its own folded DyT
 core, and one LayerNorm core of the widest layer's C; with
 ``--engine-channel CONVERTED_DIR`` (a ``hardyt convert --no-fold`` output)
 also the engine for those channel affine layers and its first layer as its
-own channel affine core. Plus each engine's throughput across layer
+own channel affine core; with ``--engine-threshold`` also the threshold
+engine for the folded layers (the same layers, its RAMs holding per-stage
+thresholds instead of tables). Plus each engine's throughput across layer
 switches, measured in simulation (Icarus, the cocotb ``throughput`` test:
 two loaded sets, tokens of both back to back, source always valid and sink
 always ready). Targets (issue 18) are checked.
@@ -20,8 +22,9 @@ from hardyt.hw.emission.engine_emit import emit_engine
 from hardyt.hw.datapath.engine_set import relane
 from hardyt.quant.contract.layernorm import random_layernorm_spec
 from hardyt.flow.converted import ConvertedDir
+from hardyt.quant.errors import HardytError
 
-__all__ = ["engine_jobs", "engine_table", "engine_targets", "engine_throughput"]
+__all__ = ["reemit", "engine_jobs", "engine_table", "engine_targets", "engine_throughput"]
 
 BITS = 8
 
@@ -30,47 +33,53 @@ def _specs(converted: Path):
     return ConvertedDir(converted).specs()
 
 
-def _emit(d: Path, write) -> Path:
-    """``write(d)`` (an emission); earlier synthesis reports in ``d`` are kept only when the files synthesis
-    reads (the manifest's Verilog and ``.mem`` ROMs) came out byte-identical."""
+def reemit(d: Path, write) -> Path:
+    """``write(d)`` (an emission, which replaces ``d`` whole); earlier synthesis reports in ``d`` are put
+    back only when the files synthesis reads (the manifest's Verilog and ``.mem`` ROMs) came out
+    byte-identical."""
     def synthesized():
-        if not d.is_dir():
+        try:
+            m = load_manifest(d)
+        except HardytError:
             return None
-        m = load_manifest(d)
         return {f: (d / f).read_bytes() for f in [m["verilog"], *m["mems"]]}
 
     before = synthesized()
+    reports = {p.name: p.read_bytes() for p in d.glob("synth-*")} if before is not None else {}
     write(d)
-    if synthesized() != before:
-        for stale in d.glob("synth-*"):
-            stale.unlink()
+    if reports and synthesized() == before:
+        for name, data in reports.items():
+            (d / name).write_bytes(data)
     return d
 
 
-def engine_jobs(converted: Path, lanes: list[int], work: Path, channel: Path | None = None) -> list[tuple[dict, Path]]:
+def engine_jobs(converted: Path, lanes: list[int], work: Path, channel: Path | None = None,
+                threshold: bool = False) -> list[tuple[dict, Path]]:
     """Emit every core of the comparison; ``(job, directory)`` pairs for the synthesis pool."""
     specs = _specs(converted)
     ch_specs = _specs(channel) if channel else []
     out = []
     for p in lanes:
-        for kind, layers in (("folded", specs), ("channel", ch_specs)):
+        sets = [("folded", specs, None), ("channel", ch_specs, None)] + ([("threshold", specs, "threshold")]
+                                                                         if threshold else [])
+        for kind, layers, tanh in sets:
             if not layers:
                 continue
-            d = _emit(work / f"engine_{kind}_p{p}", lambda d: emit_engine(layers, d, "dyt_engine", lanes=p))
+            d = reemit(work / f"engine_{kind}_p{p}", lambda d: emit_engine(layers, d, "dyt_engine", lanes=p, tanh=tanh))
             out.append(({"core": "dyt-engine", "set": kind, "layers": len(layers),
                          "channels": max(s.channels for s in layers), "lanes": p, "bits": BITS, "target": "ecp5"}, d))
         for s in specs:
-            d = _emit(work / f"engine_layer_{s.name}_p{p}", lambda d: emit(relane(s, p), d, "layer"))
+            d = reemit(work / f"engine_layer_{s.name}_p{p}", lambda d: emit(relane(s, p), d, "layer"))
             out.append(({"core": "dyt-folded-layer", "layer": s.name, "channels": s.channels, "lanes": p,
                          "bits": BITS, "target": "ecp5"}, d))
         if ch_specs:
             s = ch_specs[0]
-            d = _emit(work / f"engine_channel_layer_{s.name}_p{p}", lambda d: emit(relane(s, p), d, "layer"))
+            d = reemit(work / f"engine_channel_layer_{s.name}_p{p}", lambda d: emit(relane(s, p), d, "layer"))
             out.append(({"core": "dyt-channel-layer", "layer": s.name, "channels": s.channels, "lanes": p,
                          "bits": BITS, "target": "ecp5"}, d))
         c = max(s.channels for s in specs)
         ln = random_layernorm_spec(c, p, BITS, BITS, seed=0, name="layernorm")
-        d = _emit(work / f"engine_layernorm_c{c}_p{p}", lambda d: emit(ln, d, "layernorm"))
+        d = reemit(work / f"engine_layernorm_c{c}_p{p}", lambda d: emit(ln, d, "layernorm"))
         out.append(({"core": "layernorm", "channels": c, "lanes": p, "bits": BITS, "target": "ecp5"}, d))
     return out
 
@@ -100,7 +109,7 @@ def engine_table(rows: list[dict]) -> str:
         at = [r for r in rows if r["lanes"] == p]
         cores = [r for r in at if r["core"] == "dyt-folded-layer"]
         for r in [r for r in at if r["core"] == "dyt-engine"]:
-            kind = "folded" if r["set"] == "folded" else "channel affine"
+            kind = {"folded": "folded", "channel": "channel affine", "threshold": "folded, thresholds"}[r["set"]]
             lines.append(_row(p, f"DyT engine ({r['layers']} layers, {kind})", r, _ram_luts(r), r.get("load_cycles")))
         if cores:
             s = {k: sum(r[k] for r in cores) for k in ("lut", "ff", "dsp", "bram")}
@@ -141,6 +150,11 @@ def engine_targets(rows: list[dict], throughput: dict) -> list[dict]:
                 f"{eng['fmax_mhz']:.1f} vs {ln['fmax_mhz']:.1f} MHz")
         load = eng.get("load_cycles")
         add(f"P={p}: load time a few hundred cycles per layer", load is not None and load <= 500, f"{load} cycles")
+        thr = next((r for r in at if r["core"] == "dyt-engine" and r["set"] == "threshold"), None)
+        if thr is not None:
+            add(f"P={p}: threshold engine 0 DSP", thr["dsp"] == 0, f"{thr['dsp']} DSP")
+            add(f"P={p}: threshold engine load time a few hundred cycles per layer",
+                thr.get("load_cycles") is not None and thr["load_cycles"] <= 500, f"{thr.get('load_cycles')} cycles")
         ch = next((r for r in at if r["core"] == "dyt-engine" and r["set"] == "channel"), None)
         if ch is not None:
             add(f"P={p}: channel affine engine <= 1 DSP per lane", ch["dsp"] <= p, f"{ch['dsp']} DSP")

@@ -5,7 +5,8 @@
     .venv/bin/python bench/hardware.py --channels 192 --lanes 1 4 --no-xilinx   # a subset
     .venv/bin/python bench/hardware.py --widths --jobs 2  # only the input-width rows (lut, pwl, threshold
                                                          # and LayerNorm, 8-16 bits; bench/results/hardware_width.*)
-    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] --lanes 1 8
+    .venv/bin/python bench/hardware.py --engine CONVERTED_DIR [--engine-channel NOFOLD_DIR] [--engine-threshold] \
+                                                         --lanes 1 8
                                                          # only the DyT engine rows
                                                          # (bench/results/hardware_engine.{json,md})
 
@@ -96,20 +97,15 @@ def jobs_for(args) -> list[dict]:
 
 def prepare(job: dict, work: Path) -> Path:
     """Emit the job's core into its work directory; earlier reports are kept only when the
-    emitted files are byte-identical (same spec *and* same generator)."""
+    files synthesis reads (Verilog, ``.mem`` ROMs) are byte-identical (same spec *and* same generator).
+    ``job["radix"]``: a threshold core's search radix (default 2)."""
+    from engine_rows import reemit
+
     spec = make_spec(job["core"], job["channels"], job["lanes"], job["bits"], job.get("out_bits"))
     d = work / (f"{job['core']}_c{job['channels']}_p{job['lanes']}_b{job['bits']}"
-                + (f"_o{job['out_bits']}" if "out_bits" in job else ""))
-
-    def files():
-        return {p.name: p.read_bytes() for p in sorted(d.glob(f"{spec.name}*")) if p.suffix in (".v", ".mem", ".json")}
-
-    before = files() if d.is_dir() else {}
-    emit(spec, d, spec.name)
-    if files() != before:
-        for stale in d.glob("synth-*"):
-            stale.unlink()
-    return d
+                + (f"_o{job['out_bits']}" if "out_bits" in job else "")
+                + (f"_r{job['radix']}" if "radix" in job else ""))
+    return reemit(d, lambda d: emit(spec, d, spec.name, radix=job.get("radix")))
 
 
 def run_job(job: dict, d: Path, seed: int) -> dict:
@@ -234,6 +230,8 @@ def main(argv=None) -> int:
                          "run), naming the rows missing; no tool runs")
     ap.add_argument("--width-bits", type=int, nargs="+", metavar="N",
                     help="with --widths: the input widths of the ECP5 DyT rows (default 8 12 16)")
+    ap.add_argument("--engine-threshold", action="store_true",
+                    help="with --engine: also the threshold engine for the same layers (per-stage threshold RAMs)")
     ap.add_argument("--engine-channel", type=Path, metavar="CONVERTED_DIR",
                     help="with --engine: also the engine for this converted model's channel affine layers "
                          "(hardyt convert --no-fold) and its first layer as a channel affine core")
@@ -318,7 +316,7 @@ def engine_main(args, command: str) -> int:
     t0 = time.perf_counter()
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="hardyt-bench-engine-")
     work = args.work or Path(tmp.name)
-    pairs = engine_jobs(args.engine, args.lanes, work, args.engine_channel)
+    pairs = engine_jobs(args.engine, args.lanes, work, args.engine_channel, args.engine_threshold)
     # Dask jobs (hardyt.hw.tools.sweep), as the main sweep: run_job returns a tool failure as a row.
     with dask_client(args.scheduler, max(1, args.jobs)) as client:
         results, failures = run_jobs(client, {str(d): (run_job, (j, d, args.seed)) for j, d in pairs}, desc="synth")
@@ -337,7 +335,8 @@ def engine_main(args, command: str) -> int:
     rows = [r for r in rows if "error" not in r]
     targets = engine_targets(rows, throughput)
     reused = sum(r["reused"] for r in rows)
-    sets = f"{args.engine}" + (f" (folded) and {args.engine_channel} (channel affine)" if args.engine_channel else "")
+    sets = f"{args.engine}" + (f" (folded) and {args.engine_channel} (channel affine)" if args.engine_channel else "") \
+        + (" (the folded layers also on a threshold engine)" if args.engine_threshold else "")
     text = [f"# One DyT engine for every layer vs a core per layer vs LayerNorm ({BITS}-bit, ECP5)", "",
             f"Command: `{command}`", "", f"Layers: {sets}, in model order; {len(rows)} tool runs"
             + (f" ({reused} reused from --work: the same Verilog and ROMs)" if reused else "") + ", "

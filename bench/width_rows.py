@@ -12,6 +12,10 @@ One run, same tools as the main sweep:
   in and out). The issue's target cites an hls4ml LayerNorm figure (982 LUT,
   16 DSP) that docs/export.md found no source for: it is checked and
   reported as that, beside the like-for-like LayerNorm row.
+- the folded threshold core with a radix-4 search (half the compare stages,
+  three compares each; ``hardyt.hw.datapath.dyt_core.DyTCore``'s ``radix``)
+  at the hls4ml point and on ECP5 at the widest input: rows named
+  ``(radix 4)``, beside the default radix 2.
 
 Targets (issue 27) are checked; a plot of LUT+FF and Fmax against input
 width goes to ``hardware_width.png``.
@@ -44,9 +48,13 @@ def width_jobs(widths=WIDTHS, xilinx: bool = True) -> list[dict]:
             for core in ("dyt-folded-lut", "dyt-folded-pwl", "dyt-folded-threshold") for b in widths]
     jobs += [{"core": "layernorm", "channels": WIDTH_C, "lanes": WIDTH_P, "bits": b, "out_bits": b, "target": "ecp5"}
              for b in LN_WIDTHS]
+    jobs.append({"core": "dyt-folded-threshold", "channels": WIDTH_C, "lanes": WIDTH_P, "bits": max(widths),
+                 "out_bits": 8, "target": "ecp5", "radix": 4})
     if xilinx:
         jobs += [{"core": core, "channels": 8, "lanes": 8, "bits": 16, "out_bits": 16 if core == "layernorm" else 8,
                   "target": "xilinx"} for core in XILINX_CORES]
+        jobs.append({"core": "dyt-folded-threshold", "channels": 8, "lanes": 8, "bits": 16, "out_bits": 8,
+                     "target": "xilinx", "radix": 4})
     # The LayerNorm core and the widest configurations take longest: start them first.
     return sorted(jobs, key=lambda j: (j["core"] != "layernorm", -j["bits"]))
 
@@ -57,7 +65,8 @@ def width_table(rows: list[dict]) -> str:
     for r in rows:
         fmax = f"{r['fmax_mhz']:.1f}" if "fmax_mhz" in r else "— (not placed)"
         ratio = "—" if r.get("ratio_lut_ff") is None else f"{r['ratio_lut_ff']:.3f}"
-        lines.append(f"| {r['target']} | {r['core']} | {r['channels']} | {r['lanes']} | {r['bits']} | "
+        core = r["core"] + (f" (radix {r['radix']})" if "radix" in r else "")
+        lines.append(f"| {r['target']} | {core} | {r['channels']} | {r['lanes']} | {r['bits']} | "
                      f"{r['out_bits']} | {r['lut']} | {r['ff']} | {r['lut'] + r['ff']} | {r['dsp']} | {r['bram']} | "
                      f"{r['carry']} | {fmax} | {r['latency']} | {ratio} |")
     return "\n".join(lines) + "\n"
@@ -73,8 +82,9 @@ def add_width_ratios(rows: list[dict]) -> None:
 
 def width_targets(rows: list[dict]) -> list[dict]:
     """The issue's hardware targets: ``{target, result, detail}``."""
-    def row(target, core, bits):
-        return next((r for r in rows if r["target"] == target and r["core"] == core and r["bits"] == bits), None)
+    def row(target, core, bits, radix=2):
+        return next((r for r in rows if r["target"] == target and r["core"] == core and r["bits"] == bits
+                     and r.get("radix", 2) == radix), None)
 
     out = []
 
@@ -95,6 +105,10 @@ def width_targets(rows: list[dict]) -> list[dict]:
               None if ln_x is None else thr["lut"] < ln_x["lut"] and thr["dsp"] < max(1, ln_x["dsp"]),
               "—" if ln_x is None else f"{thr['lut']} LUT, {thr['dsp']} DSP vs {ln_x['lut']} LUT, {ln_x['dsp']} DSP")
         check("stretch: threshold core <= 600 LUT", thr["lut"] <= 600, f"{thr['lut']} LUT")
+        r4 = row("xilinx", "dyt-folded-threshold", 16, radix=4)
+        check("stretch, radix 4: threshold core <= 600 LUT", None if r4 is None else r4["lut"] <= 600,
+              "—" if r4 is None else f"{r4['lut']} LUT, {r4['ff']} FF, {r4['dsp']} DSP, {r4['bram']} BRAM18 "
+                                     f"(radix 2: {thr['lut']} LUT, {thr['ff']} FF, {thr['bram']} BRAM18)")
     else:
         check("Xilinx C=8 P=8 16-bit threshold core", None, "not run")
     t16, ln16 = row("ecp5", "dyt-folded-threshold", 16), row("ecp5", "layernorm", 16)
@@ -113,7 +127,7 @@ def width_plot(rows: list[dict], path: Path) -> None:
     ecp5 = [r for r in rows if r["target"] == "ecp5"]
     fig, (ax1, ax2) = subplots(2, 1, figsize=(7, 7), sharex=True)
     for core in ("dyt-folded-lut", "dyt-folded-pwl", "dyt-folded-threshold", "layernorm"):
-        rs = sorted((r for r in ecp5 if r["core"] == core), key=lambda r: r["bits"])
+        rs = sorted((r for r in ecp5 if r["core"] == core and "radix" not in r), key=lambda r: r["bits"])
         if rs:
             ax1.plot([r["bits"] for r in rs], [r["lut"] + r["ff"] for r in rs], "o-", label=core)
             ax2.plot([r["bits"] for r in rs], [r["fmax_mhz"] for r in rs], "o-", label=core)
@@ -162,7 +176,7 @@ def width_main(args, command: str, prepare, run_job) -> int:
     text = ["# DyT by tanh kind and input width vs LayerNorm", "", f"Command: `{command}`", "",
             f"{len(rows)} tool runs" + (f" ({reused} reused from --work: reports of byte-identical emitted files, "
                                         "synthesized by an earlier run of this command)" if reused else "")
-            + f", {wall:.0f} s wall with {args.jobs} job(s), under `nice -n 10` on a shared "
+            + f", {wall:.0f} s wall with {args.jobs} job(s), under `nice -n {os.nice(0)}` on a shared "
             f"2-core machine: load average {load[0]:.1f} at the start, {load_end[0]:.1f} at the end (tool "
             "times are not comparable across rows; resources and Fmax do not depend on load).", "",
             "ECP5: Yosys synth_ecp5, nextpnr-ecp5 --85k --package CABGA381 --seed "
@@ -172,7 +186,8 @@ def width_main(args, command: str, prepare, run_job) -> int:
             "8-bit output; LayerNorm cores: output as wide as the input. Threshold stages of 16 words or more "
             "are ROMs in block RAM (hardyt.hw.dyt_core.THRESHOLD_BLOCK_MIN_WORDS).", "", width_table(rows)]
     text += [f"- failed: {r['core']} {r['target']} {r['bits']}-bit: {r['error']}" for r in failed]
-    text += [f"- not run (the run was interrupted; --report-only): {j['core']} {j['target']} C={j['channels']} "
+    text += [f"- not run (the run was interrupted; --report-only): {j['core']}"
+             + (f" radix {j['radix']}" if "radix" in j else "") + f" {j['target']} C={j['channels']} "
              f"P={j['lanes']} {j['bits']}-bit" for j in missing]
     text += ["", "## Targets", "", "| target | result | numbers |", "|---|---|---|"]
     text += [f"| {t['target']} | {t['result']} | {t['detail']} |" for t in targets]

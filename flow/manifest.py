@@ -59,7 +59,8 @@ def _engine_summary(m: CoreManifest) -> str:
         lo, hi = min(lay[key] for lay in layers), max(lay[key] for lay in layers)
         return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
-    return (f"{m.name}: {m.directory / m.verilog}, DyT engine for {len(layers)} layers "
+    kind = "DyT threshold engine" if (m.spec or {}).get("tanh") == "threshold" else "DyT engine"
+    return (f"{m.name}: {m.directory / m.verilog}, {kind} for {len(layers)} layers "
             f"({channel} with channel affine; C <= {m.channels}, P={m.lanes}, {m.in_bits}-bit in, "
             f"{m.out_bits}-bit out), latency {m.latency} cycles, {len(layers)} coefficient images of "
             f"{span('frame_beats')} x {m.extra['coef_tdata_width']}-bit beats, {span('load_cycles')} cycles to "

@@ -40,8 +40,8 @@ def fuzz_plan(specs, frames: int, seed: int, tokens: int | None = None) -> dict:
     """``frames`` fuzzed frames (kinds uniform) and ``tokens`` random tokens (``frames // 2``, at least 8),
     the model's outcome of each frame, and one valid frame per layer to keep the tokens going."""
     shape = engine_shape(specs)
-    if shape.affine is not None or len({s.channels for s in specs}) != 1:
-        raise HardytError("coefficient fuzz harness: folded layers of one channel count only")
+    if shape.affine is not None or shape.tanh != "lut" or len({s.channels for s in specs}) != 1:
+        raise HardytError("coefficient fuzz harness: folded LUT layers (a table engine) of one channel count only")
     rng = np.random.default_rng([seed, 28])
     goods = [layer_frame(s, i, shape) for i, s in enumerate(specs)]
     kinds = [KINDS[int(k)] for k in rng.integers(len(KINDS), size=frames)]

@@ -54,13 +54,15 @@ def test_icarus_sim_runs_with_the_roms(emitted, tmp_path):
     assert "Unable to open" not in out and "could not open" not in out.lower()   # the .mem files were found
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    """A DyT engine for a folded and a channel affine layer."""
+@pytest.fixture(scope="module", params=["lut", "threshold"])
+def engine(tmp_path_factory, request):
+    """A DyT engine for a folded and a channel affine layer (a table engine; a threshold engine at 12 bits)."""
     from hardyt.hw.emission.engine_emit import emit_engine
 
     out = tmp_path_factory.mktemp("rtl") / "engine"
-    specs = [random_dyt_spec(8, 2, 8, 8, affine="channel", name="a"), random_dyt_spec(4, 2, 6, 6, name="b")]
+    bits = 12 if request.param == "threshold" else 8
+    specs = [random_dyt_spec(8, 2, bits, 8, affine="channel", tanh=request.param, name="a"),
+             random_dyt_spec(4, 2, 6, 6, name="b")]
     emit_engine(specs, out, "eng")
     return out
 

@@ -57,8 +57,10 @@ def test_guard_falls_back_to_frozen_when_adapting_hurts():
     assert choice["kept"] == "frozen" and "never beat the frozen-weight conversion" in choice["reason"]
     assert report["weights"]["adapted"] == "frozen" and report["weights"]["kept"] == "frozen"
     assert report["objective"] == "cosine" and report["teacher"]["float"]["kl"] is None
-    # What was returned is the frozen-weight conversion itself (its 10 frozen-phase steps).
-    frozen, frozen_report = convert(model, calib, steps=10, freeze_weights=True, **opts)
+    # What was returned is the frozen-weight conversion itself: its 10 frozen steps, then its 30 more.
+    assert [p["phase"] for p in report["teacher"]["phases"]] == ["frozen", "adapted", "frozen, continued"]
+    frozen, frozen_report = convert(model, calib, steps=40, freeze_weights=True, **opts)
+    assert [p["phase"] for p in frozen_report["teacher"]["phases"]] == ["frozen", "frozen, continued"]
     a, b = conv.state_dict(), frozen.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert report["teacher"]["float"]["cosine"] == frozen_report["teacher"]["float"]["cosine"]
@@ -66,6 +68,9 @@ def test_guard_falls_back_to_frozen_when_adapting_hurts():
     (start, at_start), *adapted = report["teacher"]["phases"][1]["history"]
     assert start == 0 and adapted and min(s for _, s in adapted) > at_start
     assert max(s for _, s in adapted) > at_start + 0.01  # 1 - cosine
+    # It stopped as soon as 4 checks in a row were worse than its start, leaving the steps to the frozen phase.
+    from hardyt.quant.conversion.reconstruct import STOPPED_WORSE
+    assert report["teacher"]["phases"][1]["stopped"] == STOPPED_WORSE and len(adapted) == 4
 
 
 def test_referee_warning_fires_and_strict_raises():
@@ -122,3 +127,21 @@ def test_max_drop_decides_on_the_referee_without_a_validation_split():
     assert part["decided_on"] == {"split": "referee", "samples": 64,
                                   "metric": "top-1 agreement with the LayerNorm model"}
     assert part["curve"][0] == 1.0 and part["kept"] == []
+
+
+def test_a_normalized_embedding_is_not_taken_for_logits():
+    """Sentence encoders return unit-length (batch, dim) embeddings: the automatic objective is cosine, not KL."""
+    from hardyt.quant.runtime.graph import is_logits
+
+    class Embedder(PostLNEncoder):
+        def forward(self, input_ids):
+            return nn.functional.normalize(super().forward(input_ids)[1], dim=1)
+
+    class Raw(PostLNEncoder):
+        def forward(self, input_ids):
+            return super().forward(input_ids)[1]
+
+    batch = _tokens(1)[0]
+    assert not is_logits(Embedder().eval(), batch) and is_logits(Raw().eval(), batch)
+    _, report = convert(Embedder().eval(), _tokens(), steps=4, rows_per_batch=64)
+    assert report["objective"] == "cosine" and report["teacher"]["float"]["kl"] is None

@@ -132,3 +132,26 @@ def test_cli_rtl_threshold(tmp_path):
     assert sorted(m["mems"]) == [f"dyt_thr{i}.mem" for i in range(1, 8)] and m["latency"] == 12
     assert (tmp_path / "dyt_thr7.mem").read_text().count("\n") == 128
     assert '(* rom_style = "block" *)' in (tmp_path / "dyt.v").read_text()
+
+
+@pytest.mark.parametrize("in_bits,out_bits,affine,lanes",
+                         [(8, 8, "folded", 2), (10, 7, "channel", 3), (12, 8, "folded", 1)])
+def test_radix4_core_every_code(in_bits, out_bits, affine, lanes, run_stream):
+    """The radix-4 search (half the stages, three compares each; an odd output width starts with a radix-2
+    stage) in Amaranth's simulator: every input code on every lane equals the golden model, II = 1."""
+    from hardyt.hw.datapath.cores import random_dyt_spec
+    from hardyt.hw.datapath.dyt_core import DyTCore
+    from hardyt.quant.contract.threshold import radix_search, radix_stages
+
+    spec = random_dyt_spec(2 * lanes, lanes, in_bits, out_bits, tanh="threshold", affine=affine, seed=4)
+    t, x = spec.tanh, _codes(in_bits)
+    assert [b for b, _ in radix_stages(t.thresholds, out_bits, 4)] == [1] * (out_bits % 2) + [2] * (out_bits // 2)
+    assert np.array_equal(radix_search(x, radix_stages(t.thresholds, out_bits, 4)),
+                          tanh_int(x, t) + (1 << (out_bits - 1)))
+    beats = np.stack([np.roll(x, 37 * j) for j in range(lanes)], axis=1)
+    last = np.zeros(len(beats), dtype=np.int64)
+    core, radix2 = DyTCore(spec, radix=4), DyTCore(spec)
+    got, _, t_in, t_out = run_stream(core, beats, last)
+    np.testing.assert_array_equal(got, spec.reference_stream(beats, last))
+    assert t_out[0] - t_in[0] == core.latency < radix2.latency
+    assert np.all(np.diff(t_out) == 1)

@@ -1,4 +1,4 @@
-"""The DyT engine's coefficient frame: one layer's tanh table (and channel gamma/beta) as AXI4-Stream beats.
+"""The DyT engine's coefficient frame: a layer's tanh table or thresholds (and channel gamma/beta) as AXI4-Stream beats.
 
 A frame is beats of :data:`COEF_BITS` bits, ``tlast`` on the last. Sections
 hold entries packed ``K = COEF_BITS // bits`` per beat, entry ``i`` of a
@@ -10,10 +10,15 @@ beats      content
 =========  =======================================================================
 1          header: ``[7:0]`` magic: :data:`MAGIC` (``0xD7``, the table only: a
            folded layer) or :data:`MAGIC_AFFINE` (``0xDA``, the table and the
-           channel affine section); ``[15:8]`` layer index; ``[31:16]`` beats
-           per token minus one (``C/P - 1`` of the layer)
+           channel affine section); on a threshold engine :data:`MAGIC_THRESHOLD`
+           (``0xE7``) or :data:`MAGIC_THRESHOLD_AFFINE` (``0xEA``); ``[15:8]``
+           layer index; ``[31:16]`` beats per token minus one (``C/P - 1`` of the layer)
 N          the table: ``2**in_bits`` entries of ``table_bits``; entry ``u`` is
-           the tanh code of the input whose ``in_bits``-bit two's complement is ``u``
+           the tanh code of the input whose ``in_bits``-bit two's complement is ``u``;
+           on a threshold engine instead the thresholds: ``2**table_bits - 1``
+           entries of ``in_bits + 1`` bits in stage order (stage 0's one word,
+           stage 1's two, ... stage ``i``'s word ``p`` is entry ``2**i - 1 + p``:
+           :func:`hardyt.quant.contract.threshold.stage_words`)
 (affine)   only after :data:`MAGIC_AFFINE`: one beat ``[7:0]`` shift, ``[15:8]``
            the layer's output bits; ``C`` entries of ``gamma_bits`` (gamma of
            channel ``c``); ``C`` entries of ``beta_bits`` (``beta[c]`` plus the
@@ -60,8 +65,9 @@ import numpy as np
 
 from hardyt.quant.contract.stream import pack_lanes
 
-__all__ = ["COEF_BITS", "MAGIC", "MAGIC_AFFINE", "STATUS", "AffineSection", "entries_per_beat", "section_beats",
-           "frame_beats", "frame_words", "checksum", "load_cycles", "FRAME_FORMAT"]
+__all__ = ["COEF_BITS", "MAGIC", "MAGIC_AFFINE", "MAGIC_THRESHOLD", "MAGIC_THRESHOLD_AFFINE", "STATUS", "AffineSection",
+           "entries_per_beat", "section_beats", "frame_beats", "frame_words", "threshold_frame_words", "checksum",
+           "load_cycles", "FRAME_FORMAT", "THRESHOLD_FRAME_FORMAT"]
 
 #: Width of ``s_axis_coef_tdata``: a common DMA width.
 COEF_BITS = 32
@@ -69,6 +75,10 @@ COEF_BITS = 32
 MAGIC = 0xD7
 #: The header's low byte: a frame with the channel affine section.
 MAGIC_AFFINE = 0xDA
+#: The header's low byte on a threshold engine: thresholds only (a folded layer).
+MAGIC_THRESHOLD = 0xE7
+#: The header's low byte on a threshold engine: thresholds and the channel affine section.
+MAGIC_THRESHOLD_AFFINE = 0xEA
 #: ``coef_status`` codes: the outcome of the last frame.
 STATUS = {0: "none yet", 1: "loaded",
           2: "bad header (magic, layer index, beats per token, or the affine beat's shift or output bits)",
@@ -109,25 +119,37 @@ def _pack(values, bits: int) -> list[int]:
     return [pack_lanes(values[i:i + k], bits) for i in range(0, len(values), k)]
 
 
-def frame_beats(in_bits: int, table_bits: int, channels: int = 0, gamma_bits: int = 0, beta_bits: int = 0) -> int:
-    """Beats of one frame: header, the table, (with ``channels``) the affine section, checksum."""
-    beats = 2 + section_beats(1 << in_bits, table_bits)
+def frame_beats(in_bits: int, table_bits: int, channels: int = 0, gamma_bits: int = 0, beta_bits: int = 0, *,
+                entries: int | None = None) -> int:
+    """Beats of one frame: header, the table, (with ``channels``) the affine section, checksum.
+
+    ``entries``: a section of that many entries of ``table_bits`` instead of
+    ``2**in_bits`` (a threshold engine's ``2**b - 1`` thresholds of ``in_bits + 1``).
+
+    >>> frame_beats(16, 17, entries=255), frame_beats(8, 9, entries=255)
+    (257, 87)
+    """
+    beats = 2 + section_beats((1 << in_bits) if entries is None else entries, table_bits)
     if channels:
         beats += 1 + section_beats(channels, gamma_bits) + section_beats(channels, beta_bits)
     return beats
 
 
-def load_cycles(in_bits: int, channels: int = 0) -> int:
+def load_cycles(in_bits: int, channels: int = 0, *, entries: int | None = None) -> int:
     """Cycles from a frame's header handshake to the set being usable, source always valid.
 
     One cycle per header, table entry (the engine writes one entry per cycle
     into each lane's RAM) and checksum, one to claim the bank; with the affine
     section (``channels``), one for its first beat and one per gamma and beta.
+    ``entries``: a section of that many entries instead of ``2**in_bits``.
+    On a threshold engine the bank is claimed only once the beats still in
+    its pipeline that read it have left (none when the stream is idle).
 
-    >>> load_cycles(8), load_cycles(8, channels=96)
-    (259, 452)
+    >>> load_cycles(8), load_cycles(8, channels=96), load_cycles(16, entries=255)
+    (259, 452, 258)
     """
-    return 3 + (1 << in_bits) + (1 + 2 * channels if channels else 0)
+    entries = (1 << in_bits) if entries is None else entries
+    return 3 + entries + (1 + 2 * channels if channels else 0)
 
 
 def checksum(words) -> int:
@@ -141,8 +163,24 @@ def frame_words(layer: int, beats: int, table, table_bits: int, in_bits: int,
     tanh codes in two's complement order of the input; ``affine`` the channel affine section."""
     table = np.asarray(table, dtype=np.int64)
     assert len(table) == 1 << in_bits, len(table)
-    header = (MAGIC if affine is None else MAGIC_AFFINE) | (layer << 8) | ((beats - 1) << 16)
-    body = _pack(table, table_bits) + ([] if affine is None else affine.words())
+    return _frame(MAGIC if affine is None else MAGIC_AFFINE, layer, beats, _pack(table, table_bits), affine)
+
+
+def threshold_frame_words(layer: int, beats: int, words, in_bits: int,
+                          affine: AffineSection | None = None) -> list[int]:
+    """A threshold engine's frame: ``words`` are the thresholds in stage order (``2**b - 1`` of them),
+    packed at ``in_bits + 1`` bits.
+
+    >>> [hex(w) for w in threshold_frame_words(0, 1, [0, -2, 2], in_bits=2)]
+    ['0xe7', '0xb0', '0x197']
+    """
+    return _frame(MAGIC_THRESHOLD if affine is None else MAGIC_THRESHOLD_AFFINE, layer, beats,
+                  _pack(words, in_bits + 1), affine)
+
+
+def _frame(magic: int, layer: int, beats: int, body: list[int], affine: AffineSection | None) -> list[int]:
+    header = magic | (layer << 8) | ((beats - 1) << 16)
+    body = body + ([] if affine is None else affine.words())
     return [header, *body, checksum([header, *body])]
 
 
@@ -157,4 +195,16 @@ FRAME_FORMAT = {
               "or beta[c] when shift is 0), packed as the table (K = 32 // bits); C = the layer's channels",
     "checksum": "last beat: sum of the beats before it modulo 2**32, tlast set on it (and on no other beat)",
     "status": STATUS,
+}
+
+#: What a threshold engine's manifest says of its frames instead (merged over :data:`FRAME_FORMAT`).
+THRESHOLD_FRAME_FORMAT = {
+    "header": {"magic": f"[7:0] = 0x{MAGIC_THRESHOLD:02x} (thresholds only) or 0x{MAGIC_THRESHOLD_AFFINE:02x} "
+                        "(thresholds and affine section)", "layer": "[15:8]", "beats_per_token_minus_1": "[31:16]"},
+    "table": "none: the thresholds take its place",
+    "thresholds": "2**table_bits - 1 entries of threshold_bits = in_bits + 1 (signed), in stage order: stage i's word "
+                  "p (p = the i output bits found so far, most significant first) is entry 2**i - 1 + p; packed as "
+                  "the table (K = 32 // threshold_bits). The output code is the number of thresholds the input "
+                  "reaches, minus 2**(table_bits-1)",
+    "affine": f"only after magic 0x{MAGIC_THRESHOLD_AFFINE:02x}: as after 0x{MAGIC_AFFINE:02x}",
 }

@@ -21,6 +21,13 @@ States::
     tlast too early in TABLE, AFFINE, GAMMA or BETA: ─► HEADER (bad length)
     * before the first token: the bank the previous frame did not claim
 
+A threshold engine's frames (:data:`MAGIC_THRESHOLD`, ``_AFFINE``) have the
+thresholds where the table is (``2**table_bits - 1`` entries; ``waddr``'s
+entry counts ``1 .. 2**table_bits - 1``: the entry's stage is its highest set
+bit, its word in the stage the bits below). Its pipeline reads a bank for
+several cycles after a beat was accepted, so CLAIM also waits until no beat
+still inside reads the bank it would claim (``inflight``, from the engine).
+
 An affine beat whose shift or output bits the engine was not built for is
 reported at the checksum beat (bad header, unless the length is bad): its
 check is registered, off the path from ``s_axis_coef`` to the FSM.
@@ -37,7 +44,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .coef_frame import COEF_BITS, MAGIC, MAGIC_AFFINE, entries_per_beat
+from .coef_frame import COEF_BITS, MAGIC, MAGIC_AFFINE, MAGIC_THRESHOLD, MAGIC_THRESHOLD_AFFINE, entries_per_beat
 
 __all__ = ["CoefLoader", "bank_layout", "Status"]
 
@@ -68,7 +75,8 @@ class CoefLoader(wiring.Component):
     ----------
     shape : EngineShape
         Layer indices ``0 .. layers-1``, most beats per token, lanes, the table's
-        ``2**in_bits`` entries of ``table_bits``, the affine widths and shifts.
+        ``2**in_bits`` entries of ``table_bits`` (a threshold engine: ``2**table_bits - 1``
+        of ``in_bits + 1``), the affine widths and shifts.
 
     Members
     -------
@@ -82,6 +90,8 @@ class CoefLoader(wiring.Component):
         Per bank: usable, its layer, its last beat index (and its affine fields).
     we, waddr, wdata : Out
         The table write: ``waddr`` = bank (top bit) and entry.
+    inflight : In(2)
+        (Threshold engine.) Per bank: a beat inside the pipeline still reads it.
     gamma_we, beta_we : Out(lanes)
         (With channel affine.) The gamma or beta write, one enable per lane.
     caddr, cdata : Out
@@ -95,20 +105,27 @@ class CoefLoader(wiring.Component):
     def __init__(self, shape):
         self.shape = shape
         self.beat_bits = max(1, (shape.beats - 1).bit_length())
+        self.threshold = getattr(shape, "tanh", "lut") == "threshold"
+        #: The entry counter's width and its first and last values.
+        self.entry_bits = shape.table_bits if self.threshold else shape.in_bits
+        self.first_entry, self.last_entry = (1, (1 << shape.table_bits) - 1) if self.threshold \
+            else (0, (1 << shape.in_bits) - 1)
         ports = {
             "coef": In(stream.Signature(data.StructLayout({"data": COEF_BITS, "last": 1}))),
             "active": In(1),
             "started": In(1),
             "banks": Out(data.ArrayLayout(bank_layout(shape), 2)),
             "we": Out(1),
-            "waddr": Out(shape.in_bits + 1),
-            "wdata": Out(shape.table_bits),
+            "waddr": Out(self.entry_bits + 1),
+            "wdata": Out(shape.entry_bits),
             "status": Out(Status),
             "done": Out(1),
         }
         if shape.affine is not None:
             ports |= {"gamma_we": Out(shape.lanes), "beta_we": Out(shape.lanes), "caddr": Out(self.beat_bits + 1),
                       "cdata": Out(max(shape.affine.gamma_bits, shape.affine.beta_bits))}
+        if self.threshold:
+            ports |= {"inflight": In(2)}
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -116,28 +133,30 @@ class CoefLoader(wiring.Component):
         s = self.shape
         coef, word = self.coef, self.coef.payload.data
         take = coef.valid & coef.ready
-        widths = [s.table_bits] + ([s.affine.gamma_bits, s.affine.beta_bits] if s.affine else [])
+        widths = [s.entry_bits] + ([s.affine.gamma_bits, s.affine.beta_bits] if s.affine else [])
         f = _Frame(m, self, max(entries_per_beat(w) for w in widths))
         claim = Signal()           # the bank a frame would claim now
         m.d.comb += claim.eq(Mux(self.started, ~self.active, ~f.previous))
         for b in range(2):
             m.d.comb += [self.banks[b].eq(f.tags[b]),
                          self.banks[b].usable.eq(f.valid[b] & ~(f.claiming & (claim == b)))]
-        m.d.comb += [self.waddr.eq(Cat(f.entry, f.target)), self.wdata.eq(word.word_select(f.sub, s.table_bits))]
+        m.d.comb += [self.waddr.eq(Cat(f.entry, f.target)), self.wdata.eq(word.word_select(f.sub, s.entry_bits))]
 
         m.d.sync += self.done.eq(0)
         with m.FSM() as fsm:
             with m.State("HEADER"):
                 m.d.comb += coef.ready.eq(1)
-                magic = word[:8] == MAGIC
+                plain, with_affine = (MAGIC_THRESHOLD, MAGIC_THRESHOLD_AFFINE) if self.threshold \
+                    else (MAGIC, MAGIC_AFFINE)
+                magic = word[:8] == plain
                 if s.affine:
-                    magic |= word[:8] == MAGIC_AFFINE
+                    magic |= word[:8] == with_affine
                     with m.If(take):
-                        m.d.sync += f.pending.affine.eq(word[:8] == MAGIC_AFFINE)
+                        m.d.sync += f.pending.affine.eq(word[:8] == with_affine)
                 good = magic & (word[8:16] < s.layers) & (word[16:] < s.beats)
                 with m.If(take):
                     m.d.sync += [f.layer.eq(word[8:16]), f.last_beat.eq(word[16:]), f.total.eq(word),
-                                 f.entry.eq(0), f.sub.eq(0), f.header_ok.eq(1)]
+                                 f.entry.eq(self.first_entry), f.sub.eq(0), f.header_ok.eq(1)]
                     with m.If(~good):
                         f.bad(Status.BAD_HEADER)
                     with m.Elif(coef.payload.last):
@@ -146,12 +165,19 @@ class CoefLoader(wiring.Component):
                         m.next = "CLAIM"
             with m.State("CLAIM"):
                 # One cycle in which the bank to write is not usable, then it is invalid until CHECK.
+                # (Threshold engine: as many as it takes the beats still reading the bank to leave.)
                 m.d.comb += f.claiming.eq(1)
-                m.d.sync += [f.target.eq(claim), f.previous.eq(claim), f.valid.bit_select(claim, 1).eq(0)]
-                m.next = "TABLE"
+                take_bank = [f.target.eq(claim), f.previous.eq(claim), f.valid.bit_select(claim, 1).eq(0)]
+                if self.threshold:
+                    with m.If(~self.inflight.bit_select(claim, 1)):
+                        m.d.sync += take_bank
+                        m.next = "TABLE"
+                else:
+                    m.d.sync += take_bank
+                    m.next = "TABLE"
             with m.State("TABLE"):
-                at_end = f.entry == (1 << s.in_bits) - 1
-                f.section(s.table_bits, at_end, [self.we], "AFFINE" if s.affine else "CHECK",
+                at_end = f.entry == self.last_entry
+                f.section(s.entry_bits, at_end, [self.we], "AFFINE" if s.affine else "CHECK",
                           [f.entry.eq(f.entry + 1)], f.pending.affine if s.affine else None)
             if s.affine:
                 self._affine_states(m, f)
@@ -220,7 +246,7 @@ class _Frame:
         self.pending = Signal(bank_layout(s))       # the tag a good frame gives its bank
         self.layer, self.last_beat = self.pending.layer, self.pending.last_beat
         self.tags = [Signal(bank_layout(s), name=f"tag{b}") for b in range(2)]
-        self.entry = Signal(s.in_bits)
+        self.entry = Signal(loader.entry_bits)
         self.sub = Signal(range(max(2, k_max)))
         self.total = Signal(COEF_BITS)
         self.header_ok = Signal()                   # the affine beat's fields were in range

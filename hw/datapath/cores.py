@@ -16,10 +16,11 @@ from .layernorm_core import LayerNormCore
 __all__ = ["build_core", "random_dyt_spec", "random_layernorm_spec"]
 
 
-def build_core(spec):
-    """The streaming core for ``spec``: :class:`DyTCore` or :class:`LayerNormCore`."""
+def build_core(spec, radix: int | None = None):
+    """The streaming core for ``spec``: :class:`DyTCore` (``radix``: its threshold search's) or
+    :class:`LayerNormCore`."""
     if isinstance(spec, DyTSpec):
-        return DyTCore(spec)
+        return DyTCore(spec, radix)
     if isinstance(spec, LayerNormSpec):
         return LayerNormCore(spec)
     raise SpecError("spec", f"no core for a {type(spec).__name__}")

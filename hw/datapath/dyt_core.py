@@ -40,12 +40,12 @@ from hardyt.quant.errors import SpecError
 from hardyt.quant.contract.fixed import bits_for_signed, bits_for_unsigned
 from hardyt.quant.contract.spec import ChannelAffine, DyTSpec
 from hardyt.quant.contract.tanh import full_scale, tanh_int
-from hardyt.quant.contract.threshold import threshold_stages
+from hardyt.quant.contract.threshold import radix_stages
 
 from .arith import hdl_product, hdl_saturate
 from .stages import CountedLatency, OutputBuffer, Stages, lane_stream, lane_words, lanes_layout, rom
 
-__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS", "THRESHOLD_BLOCK_MIN_WORDS"]
+__all__ = ["DyTCore", "SIGNED_ROM_MAX_BITS", "ADDER_MULTIPLY_MAX_BITS", "THRESHOLD_BLOCK_MIN_WORDS", "THRESHOLD_RADIX"]
 
 #: A LUT tanh of at most this many input bits is one ROM over every signed
 #: code, read with x itself: no |x|, saturation or negation logic. A 256-word
@@ -58,10 +58,30 @@ SIGNED_ROM_MAX_BITS = 8
 #: ECP5, C = 768, P = 4, 16-bit input: 1418 LUT with stages 6-7 in blocks.
 THRESHOLD_BLOCK_MIN_WORDS = 16
 
+#: The threshold search's default radix. Radix 4 halves the stages but compares three times per stage
+#: (1.5x the compares): Xilinx, C = 8, P = 8, 16-bit input, 1163 LUT, 1839 FF, 24 RAMB18 against radix 2's
+#: 938 LUT, 2683 FF, 16 RAMB18 (bench/results/hardware_width.md); LUT is what the hls4ml comparison counts.
+THRESHOLD_RADIX = 2
+
 #: PWL offsets of at most this many bits are multiplied by a tree of adders
 #: rather than a DSP block: a 4-bit factor costs three adders, less than a
 #: multiplier and faster than a DSP's output path.
 ADDER_MULTIPLY_MAX_BITS = 4
+
+
+def _count_reached(reached: list):
+    """How many of the increasing thresholds ``x`` reached (``reached[k]``: ``x >= thr_k``, a thermometer
+    code) as ``log2(len + 1)`` bits: bit ``k`` of a count ``m`` is the parity of ``m // 2**k``, the
+    number of flags ``(1 << k) - 1``, ``(2 << k) - 1``, ... that are set."""
+    bits = (len(reached) + 1).bit_length() - 1
+    return Cat(*[_xor(reached[(1 << k) - 1::1 << k]) for k in range(bits)]) if bits > 1 else reached[0]
+
+
+def _xor(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out ^ v
+    return out
 
 
 class _Datapath:
@@ -101,6 +121,9 @@ class DyTCore(CountedLatency, wiring.Component):
     ----------
     spec : DyTSpec
         The layer: widths, tanh table or segments, alpha shifts, affine.
+    radix : int
+        A threshold tanh's search: ``log2(radix)`` output bits per compare
+        stage, ``radix - 1`` compares each (default :data:`THRESHOLD_RADIX`).
 
     Members
     -------
@@ -121,10 +144,13 @@ class DyTCore(CountedLatency, wiring.Component):
         the pipeline's stages, first stage first, as named in the Verilog.
     """
 
-    def __init__(self, spec: DyTSpec):
+    def __init__(self, spec: DyTSpec, radix: int = None):
         if not isinstance(spec, DyTSpec):
             raise SpecError("spec", f"DyTCore needs a DyTSpec, got {type(spec).__name__}")
-        self.spec = spec
+        radix = THRESHOLD_RADIX if radix is None else radix
+        if radix not in (2, 4):
+            raise SpecError("radix", f"must be 2 or 4, got {radix!r}")
+        self.spec, self.radix = spec, radix
         beats = spec.channels // spec.lanes
         #: Control that travels with the data (beat: >= 1 bit, for Verilog).
         self.ctrl_layout = data.StructLayout({"valid": 1, "last": 1, "beat": range(max(2, beats))})
@@ -205,30 +231,38 @@ class DyTCore(CountedLatency, wiring.Component):
         return out, dp.stages.step(ctrl, "t")
 
     def _tanh_threshold(self, dp, x, ctrl):
-        """``out_bits - 1`` stages of a binary search over the thresholds: no multiplier, no table of outputs.
+        """A search over the thresholds in stages of ``log2(radix)`` bits: no multiplier, no table of outputs.
 
-        Stage 0's single threshold is a constant compare; stage ``i`` reads word
-        ``p`` (the ``i`` bits found so far) of its ``2**i``-word ROM while ``x``
-        is registered beside it, and appends ``x >= word`` to ``p``. After the
-        last stage ``p`` counts the thresholds ``x`` reaches; the code is
+        Stage 0's thresholds are constant compares; stage ``i`` reads entry
+        ``p`` (the bits found so far) of its ROM — the ``radix - 1`` thresholds
+        between which ``x`` still lies, one word — while ``x`` is registered
+        beside it, and appends the number of them ``x`` reaches to ``p``
+        (radix 2: one compare, ``p = 2p + (x >= word)``). After the last stage
+        ``p`` counts the thresholds ``x`` reaches; the code is
         ``p - 2**(out_bits-1)``: ``p`` with its top bit inverted, read signed.
         """
         t = self.spec.tanh
-        stages, w = threshold_stages(t), t.word_bits
-        p = [v >= stages[0][0] for v in x]
-        for i in range(1, t.out_bits):
-            block = len(stages[i]) >= THRESHOLD_BLOCK_MIN_WORDS
-            roms = dp.lane_roms(f"thr{i}", w, [v & ((1 << w) - 1) for v in stages[i]], block=block)
-            words = [dp.read(roms[j], pj).as_signed() for j, pj in enumerate(p)]
-            x = [dp.reg(v, f"x_s{i}_{j}") for j, v in enumerate(x)]
-            p = [dp.reg(pj, f"p_s{i}_{j}") for j, pj in enumerate(p)]
-            ctrl = dp.stages.step(ctrl, f"s{i}")
-            if block:   # a block RAM's output is slow: registered before the compare, one more stage
-                words = [dp.reg(wd, f"thr_w{i}_{j}") for j, wd in enumerate(words)]
-                x = [dp.reg(v, f"x_b{i}_{j}") for j, v in enumerate(x)]
-                p = [dp.reg(pj, f"p_b{i}_{j}") for j, pj in enumerate(p)]
-                ctrl = dp.stages.step(ctrl, f"b{i}")
-            p = [Cat(v >= words[j], p[j]) for j, v in enumerate(x)]
+        w, p = t.word_bits, None
+        for i, (bits, words) in enumerate(radix_stages(t.thresholds, t.out_bits, self.radix)):
+            if p is None:
+                reached = [[v >= c for c in words[0]] for v in x]
+            else:
+                block = len(words) >= THRESHOLD_BLOCK_MIN_WORDS
+                packed = [sum((c & ((1 << w) - 1)) << (k * w) for k, c in enumerate(e)) for e in words]
+                roms = dp.lane_roms(f"thr{i}", w * len(words[0]), packed, block=block)
+                read = [dp.read(roms[j], pj) for j, pj in enumerate(p)]
+                x = [dp.reg(v, f"x_s{i}_{j}") for j, v in enumerate(x)]
+                p = [dp.reg(pj, f"p_s{i}_{j}") for j, pj in enumerate(p)]
+                ctrl = dp.stages.step(ctrl, f"s{i}")
+                if block:   # a block RAM's output is slow: registered before the compare, one more stage
+                    read = [dp.reg(r, f"thr_w{i}_{j}") for j, r in enumerate(read)]
+                    x = [dp.reg(v, f"x_b{i}_{j}") for j, v in enumerate(x)]
+                    p = [dp.reg(pj, f"p_b{i}_{j}") for j, pj in enumerate(p)]
+                    ctrl = dp.stages.step(ctrl, f"b{i}")
+                reached = [[v >= r.word_select(k, w).as_signed() for k in range(len(words[0]))]
+                           for v, r in zip(x, read)]
+            q = [_count_reached(c) for c in reached]
+            p = q if p is None else [Cat(qj, pj) for qj, pj in zip(q, p)]
         return [Cat(pj[:-1], ~pj[-1]).as_signed() for pj in p], ctrl
 
     def _tanh_pwl(self, dp, x, ctrl):

@@ -24,6 +24,21 @@ previous token have all read their bank before the loader may claim it; the
 bank's affine fields travel with the beat (``ctrl``), so a bank reloaded
 while its last beats are still in the pipeline does not change them.
 
+A threshold engine (``shape.tanh == "threshold"``) holds, per lane and per
+compare stage ``i``, a RAM of ``2**i`` thresholds per bank, and finds the
+output by the binary search of the threshold core
+(:meth:`hardyt.hw.datapath.dyt_core.DyTCore._tanh_threshold`)::
+
+    i.payload, bank ─► [w = RAM0{bank}, x] ─► p = (x >= w) ─► [w = RAM1{bank, p}, x, p] ─► p = 2p + (x >= w) ─► ...
+                         ... ─► [w = RAM{b-1}{bank, p}, x, p] ─► t = p - 2**(b-1) ─► (affine as above) ─► o
+    (a stage of 16 words or more registers its word once more, as a block RAM's output, before the compare)
+
+The bank (and, with channel affine, the beat index: gamma and beta are read
+after the last stage) travels with the beat in ``ctrl``. Since a beat reads
+its bank's RAMs for ``b`` stages after it was accepted, the engine tells the
+loader which banks the beats inside still read (``inflight``): the loader
+claims a bank only once none does.
+
 The affine arithmetic is the channel affine core's
 (:meth:`hardyt.hw.datapath.dyt_core.DyTCore._channel_affine`): ``beta'`` holds the
 rounding half, so ``round_shift(gamma*t + beta, shift)`` is one add and a
@@ -33,7 +48,7 @@ folded layer) bypasses the affine and outputs ``t``.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,6 +56,7 @@ from amaranth.lib.wiring import In, Out
 from .arith import hdl_clamp
 from .coef_frame import COEF_BITS
 from .coef_loader import CoefLoader, Status, bank_layout
+from .dyt_core import THRESHOLD_BLOCK_MIN_WORDS
 from .engine_set import EngineShape
 from .stages import CountedLatency, OutputBuffer, Stages, lane_stream, lanes_layout
 
@@ -53,7 +69,7 @@ NO_COLLISION = {"no_rw_check": 1}
 
 
 class DyTEngine(CountedLatency, wiring.Component):
-    """LUT DyT (folded or channel affine) for any layer of a set, bit-exact with each layer's
+    """LUT or threshold DyT (folded or channel affine) for any layer of a set, bit-exact with each layer's
     ``reference_stream``.
 
     Parameters
@@ -80,12 +96,17 @@ class DyTEngine(CountedLatency, wiring.Component):
     ----------
     latency : int
         Cycles from an input handshake to its ``o.valid``, sink always ready:
-        the stages :meth:`elaborate` builds plus the output buffer's (3; 5 with channel affine).
+        the stages :meth:`elaborate` builds plus the output buffer's (3; 5 with channel affine;
+        a threshold engine: ``b`` + the stages of 16 words or more + 1, 4 more with channel affine).
     """
 
     def __init__(self, shape: EngineShape):
         self.shape = shape
         fields = {"valid": 1, "last": 1}
+        if shape.tanh == "threshold":
+            fields["bank"] = 1
+            if shape.affine is not None:
+                fields["beat"] = range(max(2, shape.beats))
         if shape.affine is not None:
             tag = bank_layout(shape)
             fields |= {"affine": tag["affine"].shape, "shift": tag["shift"].shape, "top": tag["top"].shape}
@@ -118,13 +139,16 @@ class DyTEngine(CountedLatency, wiring.Component):
         if s.affine is not None:
             m.d.comb += [ctrl.affine.eq(tag.affine), ctrl.shift.eq(tag.shift), ctrl.top.eq(tag.top)]
 
-        t = [self._table_read(m, loader, ce, bank, x, j) for j, x in enumerate(self.i.payload.data)]
-        coefs = self._channel_reads(m, loader, ce, Cat(beat, bank)) if s.affine is not None else {}
-        ctrl = stages.step(ctrl, "t")
-        # Block RAM clock-to-out is slow: the RAM outputs are registered before any logic.
-        t = [stages.reg(v, f"t_r{j}") for j, v in enumerate(t)]
-        coefs = {n: stages.reg(w, f"{n}_r") for n, w in coefs.items()}
-        ctrl = stages.step(ctrl, "r")
+        if s.tanh == "threshold":
+            m.d.comb += ctrl.bank.eq(bank)
+            if s.affine is not None:
+                m.d.comb += ctrl.beat.eq(beat)
+            t, coefs, ctrl = self._threshold_lookup(m, loader, stages, ce, list(self.i.payload.data), ctrl)
+        else:
+            t = [self._table_read(m, loader, ce, bank, x, j) for j, x in enumerate(self.i.payload.data)]
+            coefs = self._channel_reads(m, loader, ce, Cat(beat, bank)) if s.affine is not None else {}
+            ctrl = stages.step(ctrl, "t")
+            t, coefs, ctrl = self._registered(stages, t, coefs, ctrl)
         y = t
         if s.affine is not None:
             y, ctrl = self._channel_affine(stages, t, coefs["gamma"], coefs["beta"], ctrl)
@@ -169,6 +193,63 @@ class DyTEngine(CountedLatency, wiring.Component):
         rd = ram.read_port(domain="sync")
         m.d.comb += [rd.addr.eq(Cat(x.as_unsigned(), bank)), rd.en.eq(ce)]
         return rd.data.as_signed()
+
+    @staticmethod
+    def _registered(stages, t, coefs, ctrl):
+        """``t`` and the gamma and beta words one stage later: block RAM clock-to-out is slow, the RAM
+        outputs are registered before any logic."""
+        t = [stages.reg(v, f"t_r{j}") for j, v in enumerate(t)]
+        coefs = {n: stages.reg(w, f"{n}_r") for n, w in coefs.items()}
+        return t, coefs, stages.step(ctrl, "r")
+
+    def _threshold_lookup(self, m, loader, stages, ce, x, ctrl):
+        """The ``b`` compare stages of a threshold engine: ``t`` (combinational after the last compare),
+        with channel affine gamma and beta read then (at the beat's ``{bank, beat}``) and ``t``
+        registered twice, as the table engine's. Drives the loader's ``inflight``."""
+        s = self.shape
+        b, width = s.table_bits, s.entry_bits
+        entry, target = loader.waddr[:b], loader.waddr[b]
+        reading = []                                   # the control registers of beats that still read RAMs
+
+        def step(ctrl, tag):
+            reading.append(stages.step(ctrl, tag))
+            return reading[-1]
+
+        def read(i, j, addr):
+            """Lane ``j``'s RAM of stage ``i`` (``2**i`` words per bank), read at ``addr``."""
+            m.submodules[f"thr{i}_{j}"] = ram = Memory(shape=unsigned(width), depth=2 << i, init=[],
+                                                       attrs=NO_COLLISION)
+            wr = ram.write_port()
+            m.d.comb += [wr.en.eq(loader.we & (entry >> i == 1)), wr.addr.eq(Cat(entry[:i], target)),
+                         wr.data.eq(loader.wdata)]
+            rd = ram.read_port(domain="sync")
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(ce)]
+            return rd.data.as_signed()
+
+        lanes = range(s.lanes)
+        words = [read(0, j, ctrl.bank) for j in lanes]
+        x = [stages.reg(x[j], f"x_t0_{j}") for j in lanes]
+        ctrl = step(ctrl, "t0")
+        p = [None] * s.lanes
+        for i in range(b):
+            if (1 << i) >= THRESHOLD_BLOCK_MIN_WORDS:   # a block RAM's output is slow: registered before the compare
+                words = [stages.reg(words[j], f"thr_w{i}_{j}") for j in lanes]
+                x = [stages.reg(x[j], f"x_b{i}_{j}") for j in lanes]
+                p = [stages.reg(p[j], f"p_b{i}_{j}") if i else None for j in lanes]
+                ctrl = step(ctrl, f"b{i}")
+            p = [Cat(x[j] >= words[j], p[j]) if i else x[j] >= words[j] for j in lanes]
+            if i + 1 < b:
+                words = [read(i + 1, j, Cat(p[j], ctrl.bank)) for j in lanes]
+                x = [stages.reg(x[j], f"x_s{i + 1}_{j}") for j in lanes]
+                p = [stages.reg(p[j], f"p_s{i + 1}_{j}") for j in lanes]
+                ctrl = step(ctrl, f"s{i + 1}")
+        m.d.comb += loader.inflight.eq(Cat(Cat(c.valid & (c.bank == k) for c in reading).any() for k in range(2)))
+        t = [Cat(pj[:-1], ~pj[-1]).as_signed() for pj in p]
+        if s.affine is None:
+            return t, {}, ctrl
+        coefs = self._channel_reads(m, loader, ce, Cat(ctrl.beat, ctrl.bank))
+        t = [stages.reg(v, f"t_t{j}", signed(b)) for j, v in enumerate(t)]
+        return self._registered(stages, t, coefs, stages.step(ctrl, "t"))
 
     def _channel_reads(self, m, loader, ce, addr) -> dict:
         """The gamma and ``beta'`` RAMs (a word of P lanes per beat, both banks; the loader writes one

@@ -175,9 +175,9 @@ def _spec_kind(spec) -> str:
     return spec.to_dict().get("hardyt", "dyt")
 
 
-def emit_verilog(spec, name: str) -> tuple[str, ReadmemhPlatform, AxisTop]:
+def emit_verilog(spec, name: str, radix: int | None = None) -> tuple[str, ReadmemhPlatform, AxisTop]:
     """The Verilog text of ``spec``'s AXI4-Stream top named ``name`` (ROMs not yet written)."""
-    top = AxisTop(build_core(spec))
+    top = AxisTop(build_core(spec, radix))
     notes = (f"// Spec: {name}.spec.json; manifest: {name}.json. Lane j of a beat is tdata[j*W +: W].\n"
              f"// ROM contents are loaded with $readmemh from {name}_<rom>.mem, a path relative to the\n"
              f"// working directory: run simulators and synthesis from this file's directory.\n")
@@ -194,7 +194,7 @@ def top_verilog(top, name: str, what: str, notes: str) -> tuple[str, ReadmemhPla
     return header + _LINT_OFF + body + _LINT_ON + "\n" + platform.rom_verilog(), platform
 
 
-def emit(spec, out_dir, name: str | None = None) -> Path:
+def emit(spec, out_dir, name: str | None = None, radix: int | None = None) -> Path:
     """Write ``NAME.v``, ``NAME_<rom>.mem``, ``NAME.json``, ``NAME.spec.json``, ``NAME.core`` (+ ``NAME_tb.v``).
 
     Parameters
@@ -206,6 +206,9 @@ def emit(spec, out_dir, name: str | None = None) -> Path:
     name : str, optional
         Top module and file name (default: ``spec.name`` or ``"dyt"``); made a
         Verilog identifier.
+    radix : int, optional
+        A threshold tanh's search radix (:class:`hardyt.hw.datapath.dyt_core.DyTCore`; default 2),
+        recorded in the manifest as ``threshold_radix``.
 
     Returns
     -------
@@ -213,7 +216,7 @@ def emit(spec, out_dir, name: str | None = None) -> Path:
         The manifest ``NAME.json``.
     """
     name = verilog_name(name or getattr(spec, "name", None) or "dyt")
-    text, platform, top = emit_verilog(spec, name)
+    text, platform, top = emit_verilog(spec, name, radix)
     d = spec.to_dict()
     mems = sorted(platform.roms)
     manifest = {
@@ -236,6 +239,8 @@ def emit(spec, out_dir, name: str | None = None) -> Path:
         "reset": "aresetn, active low, synchronous to aclk",
         "spec": d,
     }
+    if getattr(getattr(spec, "tanh", None), "kind", None) == "threshold":
+        manifest["threshold_radix"] = top.core.radix
     with atomic_output_dir(out_dir) as tmp:
         (tmp / f"{name}.v").write_text(text)
         for fname in mems:

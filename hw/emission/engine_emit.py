@@ -28,7 +28,7 @@ from hardyt.quant.files import atomic_output_dir
 from hardyt.quant.version import hardyt_version
 
 from ..datapath.axis_top import AxisTop
-from ..datapath.coef_frame import COEF_BITS, FRAME_FORMAT, frame_beats, load_cycles
+from ..datapath.coef_frame import COEF_BITS, FRAME_FORMAT, THRESHOLD_FRAME_FORMAT, frame_beats, load_cycles
 from ..datapath.coef_loader import Status
 from .emit import top_verilog, verilog_name
 from ..datapath.engine import DyTEngine
@@ -46,6 +46,24 @@ ENGINE_STAGES = {
     "channel": ["table, gamma and beta RAM read", "RAM output register", "gamma*t", "+ beta', shift",
                 "saturate (or t for a folded layer), output buffer"],
 }
+
+
+def _threshold_stages(engine: DyTEngine) -> list[str]:
+    """A threshold engine's ``stages``, from the tags of its control registers (the ``ctrl_<tag>`` names)."""
+    what = {"t0": "stage 0 threshold RAM read", "t": "last compare, gamma and beta RAM read",
+            "r": "RAM output register", "prod": "gamma*t", "acc": "+ beta', shift"}
+    names = []
+    for reg in engine.control_regs:
+        tag = reg.removeprefix("ctrl_")
+        if tag in what:
+            names.append(what[tag])
+        elif tag[0] == "s":
+            names.append(f"compare {int(tag[1:]) - 1}, stage {tag[1:]} threshold RAM read")
+        else:
+            names.append(f"stage {tag[1:]} threshold word register (block RAM output)")
+    last = "saturate (or t for a folded layer), output buffer" if engine.shape.affine else \
+        f"compare {engine.shape.table_bits - 1}, output buffer"
+    return names + [last]
 
 
 class EngineTop(AxisTop):
@@ -97,21 +115,27 @@ def _port_widths(top: EngineTop, names) -> dict:
     return {n: len(getattr(top, n)) for n in names}
 
 
-def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = None) -> Path:
+def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = None, tanh: str | None = None) -> Path:
     """Write the engine serving ``specs`` (in that order: layer index = position) into ``out_dir``.
 
     Returns the manifest's path. A layer the engine cannot serve raises a
-    :class:`HardytError` naming it, before anything is written.
+    :class:`HardytError` naming it, before anything is written. ``tanh``:
+    what its RAMs hold (:func:`hardyt.hw.datapath.engine_set.engine_shape`).
     """
     name = verilog_name(name)
-    shape = engine_shape(specs, lanes)
+    shape = engine_shape(specs, lanes, tanh)
     specs = [relane(s, shape.lanes) for s in specs]
-    top = EngineTop(DyTEngine(shape))
-    stages = ENGINE_STAGES["channel" if shape.affine else "folded"]
-    assert len(stages) == top.latency, (stages, top.latency)
+    engine = DyTEngine(shape)
+    top = EngineTop(engine)
+    threshold = shape.tanh == "threshold"
+    latency = top.latency                  # elaborates the engine: its control registers are named
+    stages = _threshold_stages(engine) if threshold else ENGINE_STAGES["channel" if shape.affine else "folded"]
+    assert len(stages) == latency, (stages, latency)
+    held = "Thresholds are" if threshold else "Tables are"
     notes = (f"// Manifest: {name}.json (the coefficient frame format, layers, load times). Lane j of a\n"
-             f"// beat is tdata[j*W +: W]. Tables are loaded at run time through s_axis_coef.\n")
-    text, _ = top_verilog(top, name, f"DyT engine for {shape.layers} layers", notes)
+             f"// beat is tdata[j*W +: W]. {held} loaded at run time through s_axis_coef.\n")
+    kind = "DyT threshold engine" if threshold else "DyT engine"
+    text, _ = top_verilog(top, name, f"{kind} for {shape.layers} layers", notes)
     files = {f"{name}.v": text.encode()}
     layers = []
     for k, spec in enumerate(specs):
@@ -122,11 +146,13 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
         files[f"{base}.spec.json"] = spec.to_json().encode()
         affine = spec.affine.mode == "channel"
         channels = spec.channels if affine else 0
-        assert len(words) == frame_beats(shape.in_bits, shape.table_bits, channels,
-                                         *((shape.affine.gamma_bits, shape.affine.beta_bits) if affine else ()))
+        assert len(words) == frame_beats(shape.in_bits, shape.entry_bits, channels,
+                                         *((shape.affine.gamma_bits, shape.affine.beta_bits) if affine else ()),
+                                         entries=shape.entries)
         layers.append({"index": k, "name": spec.name, "affine": spec.affine.mode, "spec_file": f"{base}.spec.json",
                        "image": f"{base}.coef.bin", "image_mem": f"{base}.coef.mem", "frame_beats": len(words),
-                       "load_cycles": load_cycles(shape.in_bits, channels), "channels": spec.channels,
+                       "load_cycles": load_cycles(shape.in_bits, channels, entries=shape.entries),
+                       "channels": spec.channels, "tanh": spec.tanh.kind,
                        "beats_per_token": spec.channels // shape.lanes, "in_bits": spec.in_bits,
                        "out_bits": spec.out_bits})
     manifest = {
@@ -141,8 +167,10 @@ def emit_engine(specs, out_dir, name: str = "dyt_engine", lanes: int | None = No
                         "out": _port_widths(top, ("s_axis_coef_tready", "coef_status", "coef_done"))},
         "stages": stages,
         "reset": "aresetn, active low, synchronous to aclk; clears every loaded set",
-        "frame": FRAME_FORMAT | {"table_bits": shape.table_bits, "entries_per_beat": COEF_BITS // shape.table_bits,
-                                 "status_codes": {s.value: s.name.lower() for s in Status}}
+        "frame": FRAME_FORMAT | (THRESHOLD_FRAME_FORMAT if threshold else {})
+                 | {"table_bits": shape.table_bits, "entries_per_beat": COEF_BITS // shape.entry_bits,
+                    "status_codes": {s.value: s.name.lower() for s in Status}}
+                 | ({"threshold_bits": shape.entry_bits, "entries": shape.entries} if threshold else {})
                  | ({"gamma_bits": shape.affine.gamma_bits, "beta_bits": shape.affine.beta_bits,
                      "shifts": [shape.affine.shift_lo, shape.affine.shift_hi]} if shape.affine else {}),
         "spec": shape.to_dict(),

@@ -107,7 +107,7 @@ def core_facts(manifest: dict) -> CoreFacts:
     if kind == "dyt-engine":
         core, path = DyTEngine(_engine_shape(manifest["spec"])), "dut.axis.core"
     else:
-        core, path = build_core(spec_from_dict(manifest["spec"])), "dut.core"
+        core, path = build_core(spec_from_dict(manifest["spec"]), manifest.get("threshold_radix")), "dut.core"
     Fragment.get(core, None)                      # elaborate: names its control registers
     facts.controls = [Probe(f"p_{name}", f"{path}.{name}", core.ctrl_layout.size) for name in core.control_regs]
     facts.obuf = {"count": Probe("p_count", f"{path}.obuf.count", 2),

@@ -44,7 +44,8 @@ from .check import check_codes
 from .fixed import bits_for_signed, round_half_up
 from .tanh_base import _check_common, _exact, _max_mag, _out_scale, full_scale
 
-__all__ = ["TanhThreshold", "build_threshold", "threshold_int", "threshold_stages", "stage_search"]
+__all__ = ["TanhThreshold", "build_threshold", "threshold_int", "threshold_stages", "stage_words", "stage_search",
+           "radix_stages", "radix_search"]
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,56 @@ def threshold_stages(t: TanhThreshold) -> tuple[tuple[int, ...], ...]:
     >>> threshold_stages(build_threshold(4, 3, 0.5))
     ((0,), (-2, 2), (-8, -1, 1, 3))
     """
-    b = t.out_bits
-    return tuple(tuple(t.thresholds[((2 * p + 1) << (b - 1 - i)) - 1] for p in range(1 << i)) for i in range(b))
+    return stage_words(t.thresholds, t.out_bits)
+
+
+def stage_words(thresholds, out_bits: int) -> tuple[tuple[int, ...], ...]:
+    """:func:`threshold_stages` of any ``2**out_bits - 1`` non-decreasing ``thresholds``.
+
+    >>> stage_words([-8, -2, -1, 0, 1, 2, 3], 3)
+    ((0,), (-2, 2), (-8, -1, 1, 3))
+    """
+    b = out_bits
+    assert len(thresholds) == (1 << b) - 1, (len(thresholds), b)
+    return tuple(tuple(int(thresholds[((2 * p + 1) << (b - 1 - i)) - 1]) for p in range(1 << i)) for i in range(b))
+
+
+def radix_stages(thresholds, out_bits: int, radix: int = 2) -> tuple[tuple[int, tuple[tuple[int, ...], ...]], ...]:
+    """The search in stages of ``log2(radix)`` output bits each (the first takes the rest when
+    ``out_bits`` is not a multiple): per stage ``(bits, words)``, ``words[p]`` the ``2**bits - 1``
+    thresholds it compares with once the bits found so far are ``p``, in increasing order. The stage
+    appends the number of them ``x`` reaches. Radix 2 is :func:`stage_words`, one word per entry.
+
+    >>> radix_stages([-8, -2, -1, 0, 1, 2, 3], 3, radix=4)
+    ((1, ((0,),)), (2, ((-8, -2, -1), (1, 2, 3))))
+    >>> t = build_threshold(6, 5, 0.1)
+    >>> x = np.arange(-32, 32)
+    >>> bool(np.array_equal(radix_search(x, radix_stages(t.thresholds, 5, 4)) - 16, threshold_int(x, t)))
+    True
+    """
+    b, step = out_bits, radix.bit_length() - 1
+    if radix < 2 or radix != 1 << step:
+        raise ValueError(f"radix must be a power of two >= 2, got {radix}")
+    assert len(thresholds) == (1 << b) - 1, (len(thresholds), b)
+    widths = ([b % step] if b % step else []) + [step] * (b // step)
+    out, found = [], 0
+    for bits in widths:
+        rest = b - found
+        words = tuple(tuple(int(thresholds[(((p << bits) + q) << (rest - bits)) - 1]) for q in range(1, 1 << bits))
+                      for p in range(1 << found))
+        out.append((bits, words))
+        found += bits
+    return tuple(out)
+
+
+def radix_search(x, stages) -> np.ndarray:
+    """The search :func:`radix_stages` describes, stage by stage: ``#{x >= thresholds}``."""
+    x = np.asarray(x, dtype=np.int64)
+    p = np.zeros_like(x)
+    for bits, words in stages:
+        w = np.asarray(words, dtype=np.int64)[p]                 # (n, 2**bits - 1)
+        p = (p << bits) + (x[:, None] >= w).sum(axis=1)
+    return p
 
 
 def stage_search(x, stages) -> np.ndarray:

@@ -7,14 +7,17 @@ referee (held-out samples, :mod:`.referee`):
    exactly the conversion ``freeze_weights=True`` returns (same steps, same
    seed; :func:`~hardyt.quant.conversion.schedule.plan_steps`);
 2. **adapted**: from there, every weight adapts too (``adapt``), and stops
-   when the held-out check has not improved for ``opts.patience`` checks
-   (default :data:`PATIENCE`; 0: it runs all its steps).
+   when ``opts.patience`` checks in a row (default :data:`PATIENCE`; 0: it
+   runs all its steps) score worse than its start on the held-out check.
    Its starting point is the frozen result and its best state on the
-   referee is kept, so it returns either a state that beats the
-   frozen-weight conversion on the held-out check or that conversion itself.
+   referee is kept: if that state beats the frozen result on the held-out
+   check, it is returned;
+3. **frozen, continued**: otherwise (and with ``freeze_weights``, in place
+   of phase 2) the frozen result gets the rest of the plan's steps, DyT's
+   parameters only — so the fallback is exactly the ``freeze_weights=True``
+   conversion with the same options, and not a quarter of it.
 
 The record (``report["teacher"]["weights"]``) says which was kept and why.
-With ``freeze_weights`` (or nothing to adapt) only phase 1 runs.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from .schedule import Plan, compute_seconds
 
 __all__ = ["PATIENCE", "guarded_reconstruct", "phase_record", "stop_reason"]
 
-PATIENCE = ConvertOptions.patience  # the default: checks without a new best before the adapted phase stops
+PATIENCE = ConvertOptions.patience  # the default: checks in a row worse than the start that stop the adapted phase
 
 
 def phase_record(name: str, out: dict) -> dict:
@@ -37,38 +40,51 @@ def phase_record(name: str, out: dict) -> dict:
 
 def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *, weights: dict, referee,
                         objective: str, **kw) -> dict:
-    """The phases above; returns ``{"losses", "held_out", "choice"}`` (the choice record for the report).
+    """The phases above; returns ``{"losses", "held_out", "phases", "choice"}`` (the choice record for the report).
 
     ``kw`` goes to :func:`~hardyt.quant.conversion.reconstruct.reconstruct`
     (``feature_scale``, ``quant``, ``device``, ``progress``).
     """
     t0 = compute_seconds()
-    frozen_opts = replace(opts, steps=plan.frozen_steps, feature_weight=plan.frozen_feature_weight)
-    out = reconstruct(student, dyts, data, teacher, frozen_opts, weights={}, referee=referee, objective=objective,
-                      budget=plan.remaining(0.0, plan.frozen_share), **kw)
+    frozen_opts = replace(opts, feature_weight=plan.frozen_feature_weight)
+    out = reconstruct(student, dyts, data, teacher, replace(frozen_opts, steps=plan.frozen_steps), weights={},
+                      referee=referee, objective=objective, budget=plan.remaining(0.0, plan.frozen_share), **kw)
     phases = [phase_record("frozen", out)]
-    losses = list(out["losses"])
-    if not (plan.adapt_steps and weights):
-        return {"losses": losses, "held_out": out["held_out"], "phases": phases,
-                "choice": {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}}
-    spent = compute_seconds() - t0
-    adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
-                          referee=referee, objective=objective, patience=opts.patience,
-                          budget=plan.remaining(spent), **kw)
-    phases.append(phase_record("adapted", adapted))
-    losses += adapted["losses"]
+    losses, held = list(out["losses"]), out["held_out"]
+    choice = {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}
+    if plan.adapt_steps and weights:
+        adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
+                              referee=referee, objective=objective, patience=opts.patience,
+                              budget=plan.remaining(compute_seconds() - t0), **kw)
+        phases.append(phase_record("adapted", adapted))
+        losses += adapted["losses"]
+        kept = _adapted_choice(adapted, phases[-1]["history"], referee)
+        if kept["kept"] == "adapted":
+            return {"losses": losses, "held_out": adapted["held_out"], "phases": phases, "choice": kept}
+        choice = kept  # reconstruct restored the best state: the frozen one, the weights included
+    if plan.adapt_steps:  # the frozen conversion has the rest of the plan (freeze_weights=True runs the same)
+        if weights and kw.get("progress") is not None:
+            kw["progress"].total += plan.adapt_steps  # steps the plan's count did not hold
+        rest = reconstruct(student, dyts, data, teacher, replace(frozen_opts, steps=plan.adapt_steps), weights={},
+                           referee=referee, objective=objective, budget=plan.remaining(compute_seconds() - t0), **kw)
+        phases.append(phase_record("frozen, continued", rest))
+        losses += rest["losses"]
+        held = rest["held_out"] or held
+    return {"losses": losses, "held_out": held, "phases": phases, "choice": choice}
+
+
+def _adapted_choice(adapted: dict, hist: list, referee) -> dict:
+    """Whether the adapted phase's best state beat its step 0 (the frozen result), and why, for the report."""
     held = adapted["held_out"]
     if held is None or held["best_step"] > 0:
         why = ("no held-out samples to check it against" if held is None else
                f"it beat the frozen-weight conversion on the held-out check ({referee.metric} "
                f"{held['best']:.4g} vs {held['start']:.4g})")
-        return {"losses": losses, "held_out": held, "phases": phases, "choice": {"kept": "adapted", "reason": why}}
-    hist = phases[1]["history"]
-    # The best state was the frozen one: reconstruct restored it, the weights included.
+        return {"kept": "adapted", "reason": why}
     why = (f"adapting the weights never beat the frozen-weight conversion on the held-out check (best adapted "
            f"{referee.metric} {min(s for _, s in hist[1:]):.4g} vs frozen {hist[0][1]:.4g}; stopped by "
            f"{adapted['stopped']})" if len(hist) > 1 else "adapting the weights had no step to run")
-    return {"losses": losses, "held_out": held, "phases": phases, "choice": {"kept": "frozen", "reason": why}}
+    return {"kept": "frozen", "reason": why}
 
 
 def stop_reason(phases: list[dict]) -> str | None:

@@ -65,7 +65,8 @@ class ConvertOptions:
     holdout: int = 0               # referee: the first N calibration samples held out of every fit and step;
     #                                0: 1/8 of the set, at least 64, at most 1024 (calibration.referee_size)
     eval_every: int = 50           # steps between the referee's checks (the best state on it is kept)
-    patience: int = 4              # the adapted phase stops after this many checks without a new best; 0: never
+    patience: int = 4              # the adapted phase stops after this many checks in a row worse than its
+    #                                start (the frozen result); 0: never
     # What is compared with the LayerNorm model (docs/conversion.md, "Outputs that are not logits").
     output: object = None          # callable(model output) -> the tensor that matters; None: logits / first output
     objective: str = "auto"        # "kl" (logits), "cosine" (1 - cosine + relative MSE); auto: kl for logits
@@ -73,7 +74,8 @@ class ConvertOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "keep", tuple(self.keep))
-        if self.feature_weight is None:  # chosen by measurement (docs/conversion.md, "How the default was chosen")
+        # Chosen by measurement (docs/conversion.md, "How the previous default was chosen").
+        if self.feature_weight is None:
             object.__setattr__(self, "feature_weight", 10.0 if self.weight_lr > 0 else 1.0)
         check_options(self, "convert", ints={"alpha_shift": (0, 8), "rows_per_batch": (1, None),
                                              "fit_samples": (1, None), "seed": (0, None),

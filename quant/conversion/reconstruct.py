@@ -23,7 +23,9 @@ from ..runtime.graph import hooks, kl_to, model_logits
 from .modules import effective_alpha
 from .schedule import compute_seconds
 
-__all__ = ["quantized_forward", "reconstruct", "to_device", "feature_distance"]
+__all__ = ["STOPPED_WORSE", "quantized_forward", "reconstruct", "to_device", "feature_distance"]
+
+STOPPED_WORSE = "the held-out check stayed worse than where it started"
 
 
 class _FakeQuant(torch.autograd.Function):
@@ -67,8 +69,8 @@ def reconstruct(model: nn.Module, dyts: dict, data, teacher: nn.Module, opts, *,
     """Adam on the DyT parameters (and ``weights``) toward the LayerNorm model.
 
     Returns ``{"losses": per step, "held_out": None or {"best_step", "kl": [[step, score], ...], "best",
-    "start"}, "steps_run", "stopped"}`` (why it stopped: ``steps``, ``time budget``, or ``the held-out
-    check stopped improving`` after ``patience`` checks without a new best).
+    "start"}, "steps_run", "stopped"}`` (why it stopped: ``steps``, ``time budget``, or
+    :data:`STOPPED_WORSE` after ``patience`` checks in a row worse than the starting state).
 
     ``data`` is a :class:`~hardyt.quant.conversion.calibration.Calibration`:
     each step takes this rank's rows of the next batch (augmented afresh
@@ -122,8 +124,8 @@ def reconstruct(model: nn.Module, dyts: dict, data, teacher: nn.Module, opts, *,
                     continue
                 if stopper:
                     stopper.check(step)
-                    if patience and stopper.since_best() >= patience:
-                        stopped = "the held-out check stopped improving"
+                    if patience and stopper.worse_than_start() >= patience:
+                        stopped = STOPPED_WORSE
                         break
                 if budget is not None:  # the mean over ranks, so every rank decides alike
                     elapsed = all_sum([compute_seconds() - t0])[0] / rank_world()[1]
@@ -211,9 +213,20 @@ class _EarlyStop:
         self.best = (referee.score(model), 0, [p.detach().clone() for p in params])
         self.history = [(0, self.best[0])]
 
-    def since_best(self) -> int:
-        """Checks since the best state (0: the last check was the best)."""
-        return len(self.history) - 1 - next(i for i, (s, _) in enumerate(self.history) if s == self.best[1])
+    def worse_than_start(self) -> int:
+        """How many of the last checks in a row scored worse than the starting state.
+
+        Not "checks since the best": under the cosine decay the score often
+        rises while the rate is high and falls below its best as it anneals
+        (docs/conversion.md, "How the default was chosen"). Only a phase that
+        stays worse than where it started is hurting the model.
+        """
+        start, n = self.history[0][1], 0
+        for _, score in reversed(self.history[1:]):
+            if score <= start:
+                break
+            n += 1
+        return n
 
     def check(self, step: int) -> None:
         score = self.referee.score(self.model)

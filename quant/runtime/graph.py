@@ -43,13 +43,18 @@ def selected_output(pick):
 
 def is_logits(model: nn.Module, batch) -> bool:
     """Whether the output :func:`model_logits` reads is a classifier's: a ``(batch, classes)`` tensor
-    returned as such or as ``.logits``, with no ``output`` callable selecting another tensor."""
+    returned as such or as ``.logits``, with no ``output`` callable selecting another tensor.
+
+    A plain 2-D tensor whose rows all have unit length is a normalized
+    embedding (sentence encoders return them), not logits.
+    """
     if _OUTPUT.get() is not None:
         return False
     with torch.no_grad():
         out = run_model(model, batch)
     if isinstance(out, torch.Tensor):
-        return out.ndim == 2
+        unit_rows = out.ndim == 2 and bool(torch.allclose(out.float().norm(dim=1), torch.ones(()), atol=1e-3))
+        return out.ndim == 2 and not unit_rows
     logits = out.get("logits") if isinstance(out, dict) else getattr(out, "logits", None)
     return isinstance(logits, torch.Tensor) and logits.ndim == 2
 

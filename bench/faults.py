@@ -38,7 +38,6 @@ the same name; each row names its command, seed, date and the machine's load).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import signal
@@ -55,19 +54,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 OUT = ROOT / "bench" / "results"
 
 import faults_harness as fh  # noqa: E402 - the shared harness lives beside the tests
-import fuzz_coef  # noqa: E402
 import fuzz_parsers  # noqa: E402
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def _row(fault, injected, survived, lost, seconds, note="") -> dict:
-    seconds = [s for s in seconds if s is not None]
-    return {"fault": fault, "injected": injected, "survived": survived, "lost": lost,
-            "exit_seconds_max": round(max(seconds), 2) if seconds else None,
-            "exit_seconds_median": round(float(np.median(seconds)), 2) if seconds else None, "note": note}
+from fault_coef_rows import coef_frames, coef_hdl, coef_verilator  # noqa: E402
+from fault_table import render, row as _row, save, uptime as _uptime  # noqa: E402
 
 
 def convert_kills(n: int, rng, tmp: Path) -> list[dict]:
@@ -233,62 +222,6 @@ def synth_cache_corruption(n: int, rng, tmp: Path) -> list[dict]:
                  f"truncated, one bit flipped, or a number edited; {warned} warned and re-run")]
 
 
-def coef_frames(n: int, seed: int, budget: float) -> list[dict]:
-    """``n`` frames in chunks of 1000 (a simulation each), or as many as ``budget`` seconds allow."""
-    totals = {"frames": 0, "elements": 0, "mismatches": 0, "violations": 0, "cycles": 0, "tokens": 0}
-    by_kind, chunk, t0, k = {}, 1000, time.monotonic(), 0
-    while totals["frames"] < n and time.monotonic() - t0 < budget:
-        r = fuzz_coef.fuzz_engine(min(chunk, n - totals["frames"]), seed=seed + k)
-        k += 1
-        for key in totals:
-            totals[key] += r[key]
-        for kind, counts in r["by_kind"].items():
-            for status, c in counts.items():
-                by_kind.setdefault(kind, {}).setdefault(str(status), 0)
-                by_kind[kind][str(status)] += c
-        print(f"  coefficient frames: {totals['frames']} ({totals['cycles'] / (time.monotonic() - t0):.0f} "
-              "cycles/s)", flush=True)
-    took = time.monotonic() - t0
-    short = "" if totals["frames"] >= n else f"STOPPED at the {budget:.0f} s budget, {n} asked; "
-    return [_row("coefficient frames fuzzed while streaming (Amaranth sim)", totals["frames"],
-                 totals["frames"] if totals["violations"] == 0 else 0, totals["mismatches"] + totals["violations"],
-                 [], f"{short}{totals['tokens']} tokens, {totals['elements']} output elements bit-exact; "
-                     f"{totals['cycles']} cycles in {took:.0f} s ({totals['cycles'] / took:.0f} cycles/s, "
-                     f"{totals['frames'] / took:.1f} frames/s); statuses by kind {by_kind}") | {"by_kind": by_kind}]
-
-
-def coef_hdl(n: int, seed: int, tmp: Path, simulator: str = "verilator") -> list[dict]:
-    """``n`` frames in one simulation of ``sim/coef_fuzz_harness.v`` (every check in HDL)."""
-    from hardyt.hw.emission.engine_emit import emit_engine
-    from hardyt.sim.coef_fuzz_run import run_coef_fuzz
-
-    t0 = time.monotonic()
-    emit_engine(fuzz_coef.layer_specs(), tmp / "engine", "fuzz_engine")
-    r = run_coef_fuzz(tmp / "engine", n, seed=seed, simulator=simulator, cache=tmp / "cache")
-    c, took = r["counters"], time.monotonic() - t0
-    swapped = r["disguised"].get("swapped beats", 0)
-    return [_row(f"coefficient frames fuzzed while streaming, checked in HDL ({simulator})", r["frames"],
-                 r["frames"] if r["ok"] else 0, r["lost"], [],
-                 f"{r['tokens']} tokens, {r['elements']} output elements bit-exact, {r['keep_alive_frames']} "
-                 f"valid frames more to let the last tokens through; {c['cycles']} cycles, build "
-                 f"{r['build_seconds']:.0f} s, simulation {r['sim_seconds']:.0f} s, {took:.0f} s in all; violations "
-                 f"{ {k: c[k] for k in ('status_bad', 'table_bad', 'start_bad', 'switch_bad', 'out_bad')} }; "
-                 f"statuses by kind {r['by_kind']}; loaded without being a layer's frame: {r['disguised']} "
-                 f"(resealed ones are self-consistent; {swapped} with two beats swapped passed the plain-sum "
-                 "checksum: docs/hardware.md)") | {"by_kind": r["by_kind"], "disguised": r["disguised"],
-                                                   "undetected_swapped_beats": swapped}]
-
-
-def coef_verilator(n: int, seed: int, tmp: Path) -> list[dict]:
-    t0 = time.monotonic()
-    r = fuzz_coef.verilator_run(tmp, n, seed=seed % 1000 + 1)
-    return [_row("coefficient frames fuzzed, emitted Verilog in Verilator (cocotb)", r["frames"],
-                 r["frames"] if r["ok"] else 0, r["mismatches"], [],
-                 f"{r['elements']} output elements bit-exact (tokens between groups of frames); build "
-                 f"{r['build_seconds']} s, simulation {r['sim_seconds']} s, {time.monotonic() - t0:.0f} s in all"
-                 + (f"; {r['report'][:3]}" if r["report"] else ""))]
-
-
 def parser_inputs(n: int, seed: int, tmp: Path) -> list[dict]:
     per = -(-n // len(fuzz_parsers.TARGETS))
     found, inputs, notes = [], 0, []
@@ -299,17 +232,6 @@ def parser_inputs(n: int, seed: int, tmp: Path) -> list[dict]:
         notes.append(f"{target.name} {r['inputs']}")
     return [_row("parser inputs fuzzed (hypothesis)", inputs, inputs - len(found), len(found), [],
                  "; ".join(notes) + (f"; findings: {found[:5]}" if found else ""))]
-
-
-def render(rows: list[dict], meta: dict) -> str:
-    lines = ["# Faults injected, survived, nothing lost", "", f"`{meta['command']}` — {meta['date']}; load "
-             f"before: {meta['load']['before']}; after: {meta['load']['after']} (times measured under that load)",
-             "", "| fault injected | times | survived | data lost | time to a clean exit (median / max, s) | note |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        t = "—" if r["exit_seconds_max"] is None else f"{r['exit_seconds_median']} / {r['exit_seconds_max']}"
-        lines.append(f"| {r['fault']} | {r['injected']} | {r['survived']} | {r['lost']} | {t} | {r['note']} |")
-    return "\n".join(lines) + "\n"
 
 
 ROWS = ("convert", "ranks", "dask", "hung", "objcache", "coef", "coefhdl", "verilator", "parsers")
@@ -327,6 +249,7 @@ def main(argv=None) -> int:
     p.add_argument("--verilator-frames", type=int, default=3000)
     p.add_argument("--parser-inputs", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    p.add_argument("--out", type=Path, default=OUT, help="where faults.{json,md} go (default bench/results)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     meta = {"command": "bench/faults.py " + " ".join(sys.argv[1:] if argv is None else argv), "seed": args.seed,
@@ -357,31 +280,11 @@ def main(argv=None) -> int:
                       "seed": args.seed, "date": meta["date"], "load_after": _uptime()}
             rows += new
             meta["load"]["after"] = _uptime()
-            _save(rows, meta)   # after every row: a run stopped later keeps what it measured
+            save(rows, meta, args.out, ROWS)   # after every row: a run stopped later keeps what it measured
             print("\n".join(render(new, meta).splitlines()[-len(new):]), flush=True)
     print(render(rows, meta))
     bad = [r for r in rows if r["lost"] or r["survived"] < r["injected"]]
     return 1 if bad else 0
-
-
-def _save(rows: list[dict], meta: dict) -> None:
-    """bench/results/faults.{json,md}: this run's rows, and the previous file's rows of other names."""
-    from hardyt.quant.files import atomic_write_bytes
-
-    OUT.mkdir(exist_ok=True)
-    previous = json.loads((OUT / "faults.json").read_text()) if (OUT / "faults.json").is_file() else {"rows": []}
-    names = {r["row"] for r in rows}
-    kept = [r for r in previous["rows"] if r.get("row") not in names]
-    owners = {(r.get("command"), r.get("seed")) for r in kept}
-    this = (meta["command"], meta["seed"], meta["date"])
-    runs = [m for m in previous.get("runs", []) if (m["command"], m["seed"]) in owners
-            and (m["command"], m["seed"], m["date"]) != this] + [meta]
-    merged = {"rows": sorted(kept + rows, key=lambda r: ROWS.index(r["row"])), "runs": runs}
-    atomic_write_bytes(OUT / "faults.json", (json.dumps(merged, indent=1) + "\n").encode())
-    loads = "; ".join(f"{r['row']}: {r['load_after']}" for r in merged["rows"] if r.get("load_after"))
-    atomic_write_bytes(OUT / "faults.md", (render(merged["rows"], meta) + "\nRuns (each row names its command and "
-                       "seed): " + "; ".join(f"`{m['command']}` {m['date']}, load {m['load']}" for m in runs)
-                       + (f"\n\nLoad after each row: {loads}" if loads else "") + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def check(build_dir, simulator: str, top: str | None = None) -> bool:
         return False
     try:
         recorded = json.loads((build_dir / STAMP).read_text())
-        why = None if recorded and recorded == _digests(build_dir, simulator, top) else "products changed since the build"
+        same = recorded and recorded == _digests(build_dir, simulator, top)
+        why = None if same else "products changed since the build"
     except (OSError, ValueError):
         why = "no record of a finished build (interrupted?)"
     if why is None:

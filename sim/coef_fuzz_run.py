@@ -92,8 +92,8 @@ def _parameters(p: dict, files: dict) -> dict:
     assert layout["usable"].offset == 0, "the harness reads a bank's usable bit at bit 0"
     return {"P": s.lanes, "WIN": s.in_bits, "TB": s.table_bits, "LSW": files["lsw"], "NBEATS": p["beats"],
             "NKEEP": len(p["goods"]), "BANK_W": layout.size, "LAYER_LSB": layout["layer"].offset,
-            "LAYER_W": Shape.cast(layout["layer"].shape).width, "DEPTH_W": files["depths"][0], "DEPTH_F": files["depths"][1],
-            "DEPTH_X": files["depths"][2]}
+            "LAYER_W": Shape.cast(layout["layer"].shape).width, "DEPTH_W": files["depths"][0],
+            "DEPTH_F": files["depths"][1], "DEPTH_X": files["depths"][2]}
 
 
 def run_coef_fuzz(directory, frames: int, seed: int = 1, simulator: str = "verilator", tokens: int | None = None,

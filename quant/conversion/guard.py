@@ -51,6 +51,7 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
                       referee=referee, objective=objective, budget=plan.remaining(0.0, plan.frozen_share), **kw)
     phases = [phase_record("frozen", out)]
     losses, held = list(out["losses"]), out["held_out"]
+    frozen_spent = compute_seconds() - t0
     choice = {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}
     if plan.adapt_steps and weights:
         adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
@@ -65,8 +66,10 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
     if plan.adapt_steps:  # the frozen conversion has the rest of the plan (freeze_weights=True runs the same)
         if weights and kw.get("progress") is not None:
             kw["progress"].total += plan.adapt_steps  # steps the plan's count did not hold
+        # The budget the frozen-weight conversion would have: the rejected adapted phase's time is not
+        # taken from it, so that the fallback equals --freeze-weights when the budget binds too.
         rest = reconstruct(student, dyts, data, teacher, replace(frozen_opts, steps=plan.adapt_steps), weights={},
-                           referee=referee, objective=objective, budget=plan.remaining(compute_seconds() - t0), **kw)
+                           referee=referee, objective=objective, budget=plan.remaining(frozen_spent), **kw)
         phases.append(phase_record("frozen, continued", rest))
         losses += rest["losses"]
         held = rest["held_out"] or held

@@ -53,8 +53,7 @@ def is_logits(model: nn.Module, batch) -> bool:
     with torch.no_grad():
         out = run_model(model, batch)
     if isinstance(out, torch.Tensor):
-        unit_rows = out.ndim == 2 and bool(torch.allclose(out.float().norm(dim=1), torch.ones(()), atol=1e-3))
-        return out.ndim == 2 and not unit_rows
+        return out.ndim == 2 and not torch.allclose(out.float().norm(dim=1), torch.ones(()), atol=1e-3)
     logits = out.get("logits") if isinstance(out, dict) else getattr(out, "logits", None)
     return isinstance(logits, torch.Tensor) and logits.ndim == 2
 

@@ -226,7 +226,7 @@ def finish(e: dict, max_drop: float) -> ExploreResult:
     """The pick within ``max_drop`` points on validation, written as ``hardyt convert`` writes it and measured
     from that directory (validation again, then the test split, once): the ``explore.json`` content.
 
-    ``e["picks"][max_drop]`` holds the written directory for :func:`write`.
+    ``e["picks"][max_drop]`` holds the written directory (temporary) for :func:`write`, which moves it.
     """
     from hardyt.quant.conversion.explore import pick_within
     from hardyt.quant.runtime.evaluate import accuracy
@@ -279,8 +279,12 @@ def write(out: Path, e: dict, result: ExploreResult) -> None:
     import shutil
 
     as_dict = result.to_dict()
-    with atomic_output_dir(out) as tmp:
-        shutil.copytree(e["picks"][result.max_drop], tmp / "pick")
-        save_json_atomic(tmp / "explore.json", as_dict)
-        plot_front(as_dict, tmp / "front.png")
-        atomic_write_text(tmp / "explore.md", render_markdown(as_dict))
+    pick = Path(e["picks"].pop(result.max_drop))     # finish's temporary directory: moved into out
+    try:
+        with atomic_output_dir(out) as tmp:
+            shutil.copytree(pick, tmp / "pick")
+            save_json_atomic(tmp / "explore.json", as_dict)
+            plot_front(as_dict, tmp / "front.png")
+            atomic_write_text(tmp / "explore.md", render_markdown(as_dict))
+    finally:
+        shutil.rmtree(pick.parent, ignore_errors=True)

@@ -7,6 +7,7 @@ synthesis runs per exploration (the cost model covers the other cores).
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -383,6 +384,8 @@ def test_bounded_search_picks_what_every_family_picks(tmp_path, monkeypatch, lay
     monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
     monkeypatch.setattr(costs, "layer_costs", _fake_costs(lambda label, spec: 200.0, layernorm_lut))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
     flags = ("--conversions", "2", "--max-drop", "100")
     every = _explore(tmp_path, tmp_path / "every", tmp_path / "cache", *flags, "--every-family")
     bounded = _explore(tmp_path, tmp_path / "bounded", tmp_path / "cache", *flags)
@@ -399,6 +402,7 @@ def test_bounded_search_picks_what_every_family_picks(tmp_path, monkeypatch, lay
             [(p["lut_ff"], p["accuracy"]) for p in every["front"]]
     assert ("Families keeping LayerNorms not converted" in (tmp_path / "bounded" / "explore.md").read_text()) \
         is pruned
+    assert not list((tmp_path / "t").glob("hardyt-explore-pick-*"))     # the picks moved into --out, none left
 
 
 @pytest.mark.slow   # 35 conversions: minutes on 2 shared cores

@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     p.add_argument("--convert-kills", type=int, default=20)
     p.add_argument("--rank-kills", type=int, default=10)
     p.add_argument("--worker-kills", type=int, default=10)
-    p.add_argument("--coef-frames", type=int, default=3000, help="frames of the Amaranth-simulator row")
+    p.add_argument("--coef-frames", type=int, default=100_000, help="frames of the Amaranth-simulator row")
     p.add_argument("--coef-seconds", type=float, default=6 * 3600, help="stop the frames row after this long")
     p.add_argument("--coefhdl-frames", type=int, default=100_000, help="frames of the HDL-checked row")
     p.add_argument("--verilator-frames", type=int, default=3000)

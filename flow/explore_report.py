@@ -77,7 +77,8 @@ def search_text(s: dict) -> str:
     """
     parts = [("nothing kept" if not f["kept"] else "kept " + ", ".join(f"`{n}`" for n in f["kept"]))
              + f": {f['method']}, {f['measured']} of {f['space']:.3g}" for f in s["families"]]
-    text = (f"Search: {len(s['families'])} conversions as `hardyt convert` makes them (weights adapting), "
+    rank = ", and a frozen-weight one ranking the layers" if s.get("ranking") else ""
+    text = (f"Search: {len(s['families'])} conversions as `hardyt convert` makes them (weights adapting){rank}, "
             f"{s['measured']} configurations measured: " + "; ".join(parts) + ".")
     b = s.get("bound")
     if b and b["pruned"]:

@@ -213,6 +213,16 @@ def _plan(facts: CoreFacts) -> dict:
     return {"stream": (stream, "prove", k), "latency": (("latency",), "prove", k)}
 
 
+#: Why a property is proven bounded, not by induction: (core kind, property) -> reason (in ``prove.json``).
+BOUNDED_WHY = {
+    ("layernorm", "latency"): (
+        "the induction would need invariants tying the core's full-rate schedule (token buffer, statistics "
+        "FIFO, output stages) to the harness's delay line, which formal_facts does not state; the bound, "
+        "latency + 2 tokens + 4 cycles from reset, lets beats that enter on every cycle of two whole tokens "
+        "after the pipeline has filled leave (or fail to) within it"),
+}
+
+
 def _property_at(text: str, line: int) -> str:
     """The property whose ``ifdef`` block holds ``line`` of the harness (``invariant`` outside any)."""
     macro = None
@@ -249,8 +259,10 @@ def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], n
     # CPU seconds of the tools (sby's count): on a shared machine the wall time says more about the load.
     base = {"task": name, "mode": mode, "depth": depth, "seconds": seconds,
             "cpu_seconds": int(cpu.group(1)) if cpu else None}
+    why = {p: BOUNDED_WHY.get((facts.kind, p), "no induction planned") for p in props} if mode == "bmc" else {}
     if status == "PASS":
-        return [{"property": p, "states": PROPERTIES[p][1], "result": result, **base} for p in props]
+        return [{"property": p, "states": PROPERTIES[p][1], "result": result, **base,
+                 **({"bounded_because": why[p]} if p in why else {})} for p in props]
     trace = re.search(r"counterexample trace(?: \[\w+\])?: (\S+)", log)
     failed = re.search(r"failed assertion \S+ at hardyt_formal\.sv:(\d+)", log)
     culprit = _property_at(text, int(failed.group(1))) if failed else None
@@ -263,6 +275,7 @@ def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], n
     for p in props:
         mine = culprit in (p, "invariant", None)
         out.append({"property": p, "states": PROPERTIES[p][1], **base,
+                    **({"bounded_because": why[p]} if p in why else {}),
                     "result": result if mine else "undecided (another property of the task failed)",
                     **(fail if mine else {})})
     return out

@@ -64,16 +64,18 @@ def test_layernorm_axis_proven_by_induction(tmp_path):
 
 @pytest.mark.slow
 def test_layernorm_proven(tmp_path):
-    # Conservation and drain by induction over the core's invariants (LayerNormCore.formal_facts),
-    # latency bounded through the whole core: minutes of CPU.
+    # Conservation by induction over the core's invariants (LayerNormCore.formal_facts); drain and
+    # latency bounded, each past latency + 2 tokens, with the reason recorded: minutes of CPU.
     d = _emit(random_layernorm_spec(2, 2, 6, 6, seed=0), tmp_path / "ln")
     r = prove_core(d)
     assert r["ok"], r
+    assert {p["property"] for p in r["properties"]} == CORE
     for p in r["properties"]:
-        bmc = p["property"] == "latency"
-        assert p["mode"] == ("bmc" if bmc else "prove")
+        bmc = p["property"] in ("drain", "latency")
+        assert p["result"] == "proven" and p["mode"] == ("bmc" if bmc else "prove"), p
         if bmc:
-            assert p["depth"] == r["latency"] + 2 * r["beats_per_token"] + 4
+            assert p["depth"] >= r["latency"] + 2 * r["beats_per_token"] and p["bounded_because"], p
+    assert json.loads((d / "prove.json").read_text()) == r
 
 
 def _altered(tmp_path: Path, old: str, new: str) -> Path:

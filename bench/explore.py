@@ -39,7 +39,7 @@ def _explore_config(a, cache) -> ExploreConfig:
     if a.calib_size is not None:
         source.calib_size = a.calib_size
     given = {k: getattr(a, k) for k in ("steps", "val_size", "conversions", "measure") if getattr(a, k) is not None}
-    return ExploreConfig(source=source, max_drop=BUDGETS[-1], target="ecp5", cache=str(cache), workers=a.workers,
+    return ExploreConfig(source=source, max_drop=BUDGETS[0], target="ecp5", cache=str(cache), workers=a.workers,
                          out=str(a.work), **given)
 
 

@@ -67,14 +67,20 @@ def convert_kills(n: int, rng, tmp: Path) -> list[dict]:
     reader = fh.Reader(out, tmp)
     kills, terms = [], []
     try:
-        for k in range(n):
+        # A run may end before its signal lands: go on until n were sent (within 3 n runs).
+        for k in range(3 * n):
+            if sum(r["sent"] for r in kills) == n:
+                break
             r = fh.kill_during(fh.convert_argv(checkpoint, data, out, seed=2 + k), out, rng,
                                when="write" if k % 2 else "any")
             r["complete"] = fh.converted_problems(out)[0] == []
             kills.append(r)
-        for k, sig in enumerate((signal.SIGTERM, signal.SIGINT) * 2):
+        sigs = (signal.SIGTERM, signal.SIGINT) * 6
+        for k, sig in enumerate(sigs):
+            if sum(r["sent"] for r in terms) == 4:
+                break
             r = fh.kill_during(fh.convert_argv(checkpoint, data, out, seed=100 + k), out, rng, sig=sig,
-                               when="write" if k < 2 else "any")
+                               when="write" if k % 4 < 2 else "any")
             r["complete"] = fh.converted_problems(out)[0] == []
             r["clean"] = not r["left"]
             terms.append(r)
@@ -90,8 +96,9 @@ def convert_kills(n: int, rng, tmp: Path) -> list[dict]:
     sent = [r for r in terms if r["sent"]]
     rows.append(_row("convert SIGTERM / SIGINT", len(sent), sum(r["complete"] and r["clean"] for r in sent),
                      sum(not (r["complete"] and r["clean"]) for r in sent), [r["exit_seconds"] for r in sent],
-                     f"exit codes {sorted({r['rc'] for r in sent})} (-15: the signal came before the command "
-                     f"installed its handler, during the imports); D complete after each: "
+                     f"exit codes {[(sig.name, r['rc']) for sig, r in zip(sigs, terms) if r['sent']]} (negative: "
+                     f"the signal came during the imports, before the command installed its handler; -6, an "
+                     f"abort inside a library being imported); D complete after each: "
                      f"{[r['complete'] for r in sent]}; a temporary of its own left: {[bool(r['left']) for r in sent]}"))
     return rows
 
@@ -243,7 +250,7 @@ def main(argv=None) -> int:
     p.add_argument("--convert-kills", type=int, default=20)
     p.add_argument("--rank-kills", type=int, default=10)
     p.add_argument("--worker-kills", type=int, default=10)
-    p.add_argument("--coef-frames", type=int, default=3000, help="frames of the Amaranth-simulator row")
+    p.add_argument("--coef-frames", type=int, default=100_000, help="frames of the Amaranth-simulator row")
     p.add_argument("--coef-seconds", type=float, default=6 * 3600, help="stop the frames row after this long")
     p.add_argument("--coefhdl-frames", type=int, default=100_000, help="frames of the HDL-checked row")
     p.add_argument("--verilator-frames", type=int, default=3000)

@@ -125,8 +125,25 @@ def _point(p: dict, e: dict) -> dict:
     return out
 
 
+def _bound(points: list[dict], baselines: dict, costs: dict, names: list[str], max_drop: float) -> dict:
+    """Whether families keeping LayerNorms can change the pick within ``max_drop``: each has a LayerNorm core,
+    so none costs less than the cheapest one; when the default conversion's own pick (``points`` of family 0,
+    already within the Fmax floor) costs less, they cannot, and are not converted."""
+    from .explore_search import core_label
+
+    cheapest = min(costs[core_label(n, "layernorm", 0)]["lut"] + costs[core_label(n, "layernorm", 0)]["ff"]
+                   for n in names)
+    reference = baselines["all_layernorm"]["accuracy"]
+    within = [p["cost"] for p in points if p["family"] == 0 and 100 * (reference - p["accuracy"]) <= max_drop + 1e-9]
+    pick = min(within, default=None)
+    return {"max_drop": max_drop, "default_pick_lut_ff": pick, "cheapest_layernorm_lut_ff": cheapest,
+            "pruned": pick is not None and pick < cheapest}
+
+
 def explore(args: ExploreConfig) -> dict:
-    """Convert the families, cost every candidate core, search: what :func:`finish` needs for any budget."""
+    """Convert the families, cost every candidate core, search: what :func:`finish` needs for any budget of
+    at least ``args.max_drop`` (families keeping LayerNorms are converted only when they can be cheaper than
+    the default conversion's pick, unless ``args.every_family``: :func:`_bound`)."""
     import copy
 
     from hardyt.hw.costmodel.costs import layer_costs
@@ -135,7 +152,7 @@ def explore(args: ExploreConfig) -> dict:
     from hardyt.quant.conversion.explore import pareto
     from hardyt.quant.runtime.graph import layer_norm_names
 
-    from .explore_search import convert_families, core_label, family_specs, search_families
+    from .explore_search import convert_families, core_label, family_specs, point_cost, search_families
 
     _check(args)
     t0 = time.perf_counter()
@@ -149,44 +166,76 @@ def explore(args: ExploreConfig) -> dict:
     names = layer_norm_names(copy.deepcopy(model).eval(), batches[0])
     if not names:
         raise HardytError("explore: the model has no LayerNorm to replace")
+    seconds = {"conversions": 0.0, "synthesis": 0.0, "search": 0.0}
+
+    def timed(what, f, *a, **k):
+        t = time.perf_counter()
+        out = f(*a, **k)
+        seconds[what] += time.perf_counter() - t
+        return out
+
+    convert = (model, batches, names, options, args.conversions, args.lanes)
     with dask_client(args.scheduler, args.workers) as client:
-        families, order = convert_families(client, model, batches, names, options, args.conversions, args.lanes)
-        t_cal = time.perf_counter() - t0
-        dicts, specs, choices, formats = family_specs(families, _layernorm_spec)
-        t1 = time.perf_counter()
-        hw = layer_costs(client, dicts, args.target, args.cache or DEFAULT_CACHE, budget=args.synth_budget,
-                         reuse=args.synth_budget == "all")
-    t_synth = time.perf_counter() - t1
-    costs = hw["costs"]
-    floor = fmax_floor(args.min_fmax, {(n, "layernorm"): costs[core_label(n, "layernorm", 0)].get("fmax_mhz")
-                                       for n in names}, names)
+        families, order = convert_families(client, *convert, between=args.every_family)
+        seconds["conversions"] = time.perf_counter() - t0     # with loading the model and the splits
 
-    def allowed(lab):
-        return floor is None or costs[lab].get("fmax_mhz") is None or costs[lab]["fmax_mhz"] >= floor
+        def cost():
+            dicts, specs, choices, formats = family_specs(families, _layernorm_spec)
+            hw = timed("synthesis", layer_costs, client, dicts, args.target, args.cache or DEFAULT_CACHE,
+                       budget=args.synth_budget, reuse=args.synth_budget == "all")
+            return dicts, specs, choices, formats, hw
 
-    t2 = time.perf_counter()
-    points, search = search_families(families, names, specs, costs, allowed, x_val, y_val, beam=args.beam,
-                                     measure=args.measure)
+        dicts, specs, choices, formats, hw = cost()
+        floor = fmax_floor(args.min_fmax, {(n, "layernorm"): hw["costs"][core_label(n, "layernorm", 0)].get("fmax_mhz")
+                                           for n in names}, names)
+
+        def allowed(lab):
+            c = hw["costs"][lab]
+            return floor is None or c.get("fmax_mhz") is None or c["fmax_mhz"] >= floor
+
+        search_args = (names, specs, hw["costs"], allowed, x_val, y_val)
+        points, search = timed("search", search_families, families, *search_args, beam=args.beam,
+                               measure=args.measure)
+        bound = None if args.every_family else _bound(points, search["baselines"], hw["costs"], names, args.max_drop)
+        if bound is not None and not bound["pruned"] and args.conversions > 1:
+            middle, order = timed("conversions", convert_families, client, *convert, ends=False)
+            families = families[:1] + middle + families[1:]
+            for p in points + list(search["baselines"].values()):
+                p["family"] = len(families) - 1 if p["family"] == 1 else p["family"]
+            dicts, specs, choices, formats, hw = cost()
+            more, record = timed("search", search_families, families, names, specs, hw["costs"], allowed, x_val,
+                                 y_val, beam=args.beam, measure=args.measure, which=range(1, len(middle) + 1),
+                                 delta=search["delta"])
+            points += more
+            search["families"][1:1] = record["families"]
+            search["measured"] += record["measured"]
+            for p in points + list(search["baselines"].values()):     # the costs of the final synthesis
+                p["cost"] = point_cost(p, hw["costs"])
+    search.pop("delta")
+    search["bound"] = bound
     baselines = search.pop("baselines")
     feasible = [p for p in points if all(allowed(core_label(n, lab, p["family"])) for n, lab in p["layers"].items())]
     return {"args": args, "config": args, "model": model, "families": families, "order": order, "batches": batches,
             "validation": (x_val, y_val), "test": (x_test, y_test), "options": options,
             "specs": specs, "dicts": dicts, "choices": choices, "formats": formats, "hw": hw,
             "baselines": baselines, "fmax_floor": floor, "front": pareto(feasible), "search": search,
-            "seconds": {"conversions": round(t_cal, 1), "synthesis": round(t_synth, 1),
-                        "search": round(time.perf_counter() - t2, 1)}}
+            "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
 
 def finish(e: dict, max_drop: float) -> ExploreResult:
     """The pick within ``max_drop`` points on validation, written as ``hardyt convert`` writes it and measured
     from that directory (validation again, then the test split, once): the ``explore.json`` content.
 
-    ``e["picks"][max_drop]`` holds the written directory for :func:`write`.
+    ``e["picks"][max_drop]`` holds the written directory (temporary) for :func:`write`, which moves it.
     """
     from hardyt.quant.conversion.explore import pick_within
     from hardyt.quant.runtime.evaluate import accuracy
 
     args, hw = e["args"], e["hw"]
+    bound = e["search"].get("bound")
+    if bound and bound["pruned"] and max_drop < bound["max_drop"]:
+        raise HardytError(f"explore: the search was bounded for picks within {bound['max_drop']} points or more; "
+                          f"for {max_drop}, explore with --max-drop {max_drop} (or --every-family)")
     reference = e["baselines"]["all_layernorm"]["accuracy"]
     pick = pick_within(e["front"], reference, max_drop)
     directory, measured = write_pick(e, pick, max_drop)
@@ -230,8 +279,12 @@ def write(out: Path, e: dict, result: ExploreResult) -> None:
     import shutil
 
     as_dict = result.to_dict()
-    with atomic_output_dir(out) as tmp:
-        shutil.copytree(e["picks"][result.max_drop], tmp / "pick")
-        save_json_atomic(tmp / "explore.json", as_dict)
-        plot_front(as_dict, tmp / "front.png")
-        atomic_write_text(tmp / "explore.md", render_markdown(as_dict))
+    pick = Path(e["picks"].pop(result.max_drop))     # finish's temporary directory: moved into out
+    try:
+        with atomic_output_dir(out) as tmp:
+            shutil.copytree(pick, tmp / "pick")
+            save_json_atomic(tmp / "explore.json", as_dict)
+            plot_front(as_dict, tmp / "front.png")
+            atomic_write_text(tmp / "explore.md", render_markdown(as_dict))
+    finally:
+        shutil.rmtree(pick.parent, ignore_errors=True)

@@ -77,8 +77,15 @@ def search_text(s: dict) -> str:
     """
     parts = [("nothing kept" if not f["kept"] else "kept " + ", ".join(f"`{n}`" for n in f["kept"]))
              + f": {f['method']}, {f['measured']} of {f['space']:.3g}" for f in s["families"]]
-    return (f"Search: {len(s['families'])} conversions as `hardyt convert` makes them (weights adapting), "
+    rank = ", and a frozen-weight one ranking the layers" if s.get("ranking") else ""
+    text = (f"Search: {len(s['families'])} conversions as `hardyt convert` makes them (weights adapting){rank}, "
             f"{s['measured']} configurations measured: " + "; ".join(parts) + ".")
+    b = s.get("bound")
+    if b and b["pruned"]:
+        text += (f" Families keeping LayerNorms not converted: the default conversion's pick within "
+                 f"{b['max_drop']} pt costs {b['default_pick_lut_ff']:.0f} LUT+FF, less than the cheapest "
+                 f"LayerNorm core ({b['cheapest_layernorm_lut_ff']:.0f}), so none could be picked.")
+    return text
 
 
 def _floor_text(result: dict) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from hardyt.hw.tools.sweep import failure_error, run_jobs
 from hardyt.quant.errors import HardytError
 
-__all__ = ["convert_families", "family_specs", "search_families", "core_label"]
+__all__ = ["convert_families", "family_specs", "search_families", "core_label", "point_cost"]
 
 
 def core_label(name: str, lab: str, family: int) -> str:
@@ -40,28 +40,40 @@ def _jobs(client, jobs: dict, what: str) -> dict:
     return results
 
 
-def convert_families(client, model, batches: list, names: list[str], options: dict, conversions: int, lanes):
-    """``(families, order)``: ``[(kept, Calibration, candidates)]`` in :func:`kept_sets` order (the last one
-    keeps every LayerNorm: the model as given), and the layers' ranking (``None`` when every subset is
-    converted)."""
+def _family_jobs(model, batches: list, sets: dict, options: dict, lanes) -> dict:
     from hardyt.quant.conversion import explore
-    from hardyt.quant.conversion.families import build_family, kept_sets, layer_ranking
+    from hardyt.quant.conversion.families import build_family
 
     choices = tuple(explore.TANH_CHOICES)   # read here: a worker process has the module's own
+    return {key: (build_family, (model, batches, kept, options, lanes, choices)) for key, kept in sets.items()}
 
-    order = None
-    if 2 ** len(names) <= conversions or conversions == 1:     # no ranking needed
-        sets = kept_sets(names, conversions) if conversions > 1 else [(), tuple(names)]
-        done = _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes, choices))
-                              for j, k in enumerate(sets)}, "convert")
-    else:   # the default conversion (nothing kept) and the ranking side by side, then the chain
-        first = _jobs(client, {"K0": (build_family, (model, batches, (), options, lanes, choices)),
-                               "rank": (layer_ranking, (model, batches, options))}, "convert")
-        order = first.pop("rank")
-        sets = kept_sets(names, conversions, order) + [tuple(names)]     # and all kept: the LayerNorm model
-        done = first | _jobs(client, {f"K{j}": (build_family, (model, batches, k, options, lanes, choices))
-                                      for j, k in enumerate(sets) if j}, "convert")
-    return [(k, *done[f"K{j}"]) for j, k in enumerate(sets)], order
+
+def convert_families(client, model, batches: list, names: list[str], options: dict, conversions: int, lanes, *,
+                     ends: bool = True, between: bool = True):
+    """``(families, order)``: ``[(kept, Calibration, candidates)]`` in :func:`kept_sets` order, the model as
+    given (every LayerNorm kept) last, and the layers' ranking (``None`` when none was needed).
+
+    ``ends``: the default conversion (nothing kept) and the model as given;
+    ``between``: the families keeping some LayerNorms — every subset when
+    there are no more than ``conversions``, else a chain ranked by a
+    frozen-weight conversion (run beside the ends when both are asked for).
+    """
+    from hardyt.quant.conversion.families import kept_sets, layer_ranking
+
+    chain = between and conversions > 1 and 2 ** len(names) > conversions
+    jobs = _family_jobs(model, batches, {"K0": (), "KL": tuple(names)} if ends else {}, options, lanes)
+    if chain:
+        jobs["rank"] = (layer_ranking, (model, batches, options))
+    done = _jobs(client, jobs, "convert") if jobs else {}
+    order = done.pop("rank", None)
+    middle = [k for k in kept_sets(names, conversions, order) if 0 < len(k) < len(names)] \
+        if between and conversions > 1 else []
+    if middle:
+        done |= _jobs(client, _family_jobs(model, batches, {f"K{j + 1}": k for j, k in enumerate(middle)},
+                                           options, lanes), "convert")
+    sets = ([("K0", ())] if ends else []) + [(f"K{j + 1}", k) for j, k in enumerate(middle)] \
+        + ([("KL", tuple(names))] if ends else [])
+    return [(k, *done[key]) for key, k in sets], order
 
 
 def family_specs(families: list, layernorm_spec) -> tuple[dict, dict, dict, dict]:
@@ -83,19 +95,28 @@ def family_specs(families: list, layernorm_spec) -> tuple[dict, dict, dict, dict
     return dicts, specs, choices, formats
 
 
-def search_families(families: list, names: list[str], specs: dict, costs: dict, allowed, x_val, y_val, *,
-                    beam: int, measure: int) -> tuple[list[dict], dict]:
-    """Every measured point (``{"layers": {layer: label}, "accuracy", "cost", "family"}``) and the search's
-    record (method per family, configurations measured, ``baselines``: all LayerNorm and all DyT 8-bit).
+def point_cost(p: dict, costs: dict) -> float:
+    """A point's LUT+FF: the sum over its layers' cores (``p["layers"]``: ``{layer: label}``, ``p["family"]``)."""
+    return sum(costs[core_label(n, lab, p["family"])]["lut"] + costs[core_label(n, lab, p["family"])]["ff"]
+               for n, lab in p["layers"].items())
 
-    ``allowed(label) -> bool``: the Fmax floor. Sensitivities measured on
-    the first family (nothing kept) predict the others'.
+
+def search_families(families: list, names: list[str], specs: dict, costs: dict, allowed, x_val, y_val, *,
+                    beam: int, measure: int, which=None, delta=None) -> tuple[list[dict], dict]:
+    """Every measured point (``{"layers": {layer: label}, "accuracy", "cost", "family"}``) and the search's
+    record (method per family, configurations measured, ``baselines``: all LayerNorm and all DyT 8-bit —
+    those of the families searched —, ``delta``: the sensitivities the first family measured).
+
+    ``allowed(label) -> bool``: the Fmax floor. ``which``: the indices of
+    ``families`` to search (default all). Sensitivities measured on the
+    first family (nothing kept), or the ``delta`` given, predict the others'.
     """
     from hardyt.quant.conversion.explore import Evaluator, label
     from hardyt.quant.conversion.families import reference_config, sensitivity_search
 
-    points, delta, record, baselines = [], None, [], {}
-    for j, (kept, fam, cands) in enumerate(families):
+    points, record, baselines = [], [], {}
+    for j in range(len(families)) if which is None else which:
+        kept, fam, cands = families[j]
         options = {n: ["layernorm"] for n in kept}
         fam_specs = {}
         for name, layer in cands.items():
@@ -123,9 +144,9 @@ def search_families(families: list, names: list[str], specs: dict, costs: dict, 
         record.append({"kept": list(kept), "method": method, "measured": len(evaluate.seen),
                        "space": _space(options)})
     for p in baselines.values():
-        p["cost"] = sum(costs[core_label(n, lab, p["family"])]["lut"] + costs[core_label(n, lab, p["family"])]["ff"]
-                        for n, lab in p["layers"].items())
-    return points, {"families": record, "measured": sum(r["measured"] for r in record), "baselines": baselines}
+        p["cost"] = point_cost(p, costs)
+    return points, {"families": record, "measured": sum(r["measured"] for r in record), "baselines": baselines,
+                    "delta": delta}
 
 
 def _space(options: dict) -> int:

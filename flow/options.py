@@ -195,6 +195,7 @@ class ExploreConfig:
     synth_budget: int | str | None = None
     min_fmax: float | None = None
     conversions: int = 3
+    every_family: bool = False
     measure: int = 12
     beam: int = 3
     val_size: int = 2000

@@ -35,6 +35,11 @@ def add_parser(sub):
                    help="conversions with adapting weights, as `hardyt convert` makes them: none kept, then the 1, "
                         "2, ... LayerNorms costliest to replace kept (every subset when there are at most N; "
                         "default 3)")
+    g.add_argument("--every-family", action="store_true",
+                   help="convert every family of --conversions even when none can be cheaper than the default "
+                        "conversion's pick (by default a family keeping LayerNorms is converted only when the "
+                        "pick within --max-drop costs more than the cheapest LayerNorm core: same pick, fewer "
+                        "conversions, a front without those families)")
     g.add_argument("--measure", type=int, default=12, metavar="M",
                    help="configurations measured per conversion along the front the per-layer sensitivities "
                         "predict (default 12)")

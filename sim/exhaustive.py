@@ -58,7 +58,10 @@ def run_exhaustive(directory, *, simulator: str = "verilator", client=None, work
     if client is None:
         results = [run_sim(directory, part=(k, n), **kw) for k in range(n)]
     else:
-        futures = [client.submit(run_sim, directory, part=(k, n), pure=False, **kw) for k in range(n)]
+        # A build per worker: parts of one build run one after the other (its lock), so side by side
+        # they each need their own.
+        futures = [client.submit(run_sim, directory, part=(k, n), slot=k % workers, pure=False, **kw)
+                   for k in range(n)]
         results = client.gather(futures)
     space = (1 << spec.in_bits) * spec.channels
     # Each run also streams a full-rate prefix (the throughput test): count the sweep once.

@@ -147,7 +147,7 @@ def _test_env(manifest, run_dir: Path, seed: int, vectors: int, activations) -> 
 
 
 def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, simulator, mode, vectors, seed,
-         activations, pause, waves, part=None) -> tuple[dict, dict]:
+         activations, pause, waves, part=None, slot=0) -> tuple[dict, dict]:
     """The arguments of cocotb's build and test for this run, and the variables its tests read."""
     test_env = _test_env(manifest, run_dir, seed, vectors, activations)
     sources, parameters, defines = [str(src)], {}, {}
@@ -164,7 +164,7 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
         top, module = manifest["top"], "hardyt.sim.cocotb_dyt"
         key = f"{digest}-{simulator}-cocotb"
     job = {"simulator": simulator, "sources": sources, "top": top, "module": module,
-           "build_dir": str(cache / "build" / (key + ("-waves" if waves else ""))),
+           "build_dir": str(cache / "build" / (key + ("-waves" if waves else "") + (f"-s{slot}" if slot else ""))),
            "parameters": parameters, "defines": defines,
            "build_args": ["-Wno-fatal", "-O3"] if simulator == "verilator" else [], "waves": waves,
            "test_dir": str(run_dir), "results_xml": str(run_dir / "results.xml"), "seed": seed,
@@ -204,7 +204,7 @@ def _launch(job: dict, env: dict, run_dir: Path, quiet: bool, where: str) -> dic
 
 def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: bool = False,
             mode: str = "cocotb", seed: int = 1, activations=None, cache=None, testcase=None,
-            pause: bool = True, quiet: bool = True, part=None) -> dict:
+            pause: bool = True, quiet: bool = True, part=None, slot: int = 0) -> dict:
     """Simulate an emitted directory; returns the numbers (see ``hardyt sim``).
 
     ``activations`` is a ``<layer>.inputs.npz`` (key ``x``: input codes, one
@@ -213,7 +213,9 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     bulk mode's main test at full rate (the cocotb mode always pauses, except
     in its throughput test); ``testcase`` picks cocotb tests by name;
     ``part=(k, n)`` (bulk mode) streams part ``k`` of ``n`` of every code on
-    every channel and nothing else (:mod:`hardyt.sim.exhaustive`).
+    every channel and nothing else (:mod:`hardyt.sim.exhaustive`); ``slot`` > 0 builds into a
+    build directory of its own (runs of one design share a build and wait for each other: parts
+    running side by side need one build each).
     ``beats_per_cycle`` and ``latency`` come from the full-rate
     ``throughput`` test of either mode (see :mod:`hardyt.sim.cocotb_bulk`).
 
@@ -244,7 +246,7 @@ def run_sim(directory, simulator: str = "icarus", vectors: int = 256, waves: boo
     save_json_atomic(run_dir / "manifest.json", manifest)
     job, test_env = _job(manifest, spec, src, digest, run_dir, cache, simulator=simulator, mode=mode,
                          vectors=vectors, seed=seed, activations=activations, pause=pause, waves=waves,
-                         part=part)
+                         part=part, slot=slot)
     job |= {"testcase": testcase, "quiet": quiet}
     # cocotb's runner hands its whole process environment to the simulator (over its extra_env).
     outcome = _launch(job, env | test_env, run_dir, quiet, manifest["dir"])

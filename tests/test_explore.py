@@ -7,6 +7,7 @@ synthesis runs per exploration (the cost model covers the other cores).
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -264,13 +265,13 @@ def test_cores_in_the_cache_count_as_synthesized(tmp_path, monkeypatch):
     assert again["model_error"]["within_structure"]["n"] == 3
 
 
-def _fake_costs(fmax_of):
+def _fake_costs(fmax_of, layernorm_lut=1000):
     """A stand-in for :func:`hardyt.hw.costmodel.costs.layer_costs`: LUT+FF by input width, Fmax by ``fmax_of(label)``."""
     def layer_costs(client, specs, target, cache_dir, *, budget=None, seed=1, progress=True, **kw):
         costs = {}
         for label, spec in specs.items():
             bits = spec.get("in_bits", 8)
-            lut = 1000 if spec["hardyt"] == "layernorm" else 10 * 2 ** (bits - 2)
+            lut = layernorm_lut if spec["hardyt"] == "layernorm" else 10 * 2 ** (bits - 2)
             costs[label] = {"lut": lut, "ff": 10, "dsp": 0, "bram": 0, "fmax_mhz": fmax_of(label, spec),
                             "synthesized": True}
         none = None
@@ -352,7 +353,8 @@ def test_pick_accuracy_equals_a_fresh_convert_with_its_options(tmp_path, monkeyp
     monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
     monkeypatch.setattr(costs, "layer_costs", _fake_costs(lambda label, spec: 200.0))
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", "--conversions", "2", "--max-drop", "100")
+    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", "--conversions", "2", "--max-drop", "100",
+                 "--every-family")
     x_val, y_val = _explore_inputs(tmp_path)
     pick = r["pick"]
     assert pick["measured_on"] == "pick/ as written" and pick["accuracy"] == pick["search_accuracy"]
@@ -367,6 +369,40 @@ def test_pick_accuracy_equals_a_fresh_convert_with_its_options(tmp_path, monkeyp
         got = _convert_accuracy(tmp_path, tmp_path / "fresh_kept", p["kept"], p["convert"]["layer_formats"],
                                 x_val, y_val)
         assert abs(got - p["accuracy"]) <= 1 / len(y_val) + 1e-9     # the search's unfolded emulation: ties aside
+
+
+@pytest.mark.parametrize("layernorm_lut", [1000, 5])
+def test_bounded_search_picks_what_every_family_picks(tmp_path, monkeypatch, layernorm_lut):
+    """By default a family keeping LayerNorms is converted only when it could be cheaper than the default
+    conversion's pick: with LayerNorm cores dearer than that pick (1000 LUT) they are not converted and the
+    pick is the same; with cheap ones (5 LUT) they are, and the families, front and pick are --every-family's."""
+    from hardyt.hw import costs
+    from hardyt.quant.conversion import explore
+
+    tiny_vit_files(tmp_path)
+    _npz(tmp_path)
+    monkeypatch.setattr(explore, "TANH_CHOICES", CHOICES)
+    monkeypatch.setattr(costs, "layer_costs", _fake_costs(lambda label, spec: 200.0, layernorm_lut))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
+    flags = ("--conversions", "2", "--max-drop", "100")
+    every = _explore(tmp_path, tmp_path / "every", tmp_path / "cache", *flags, "--every-family")
+    bounded = _explore(tmp_path, tmp_path / "bounded", tmp_path / "cache", *flags)
+    pruned = layernorm_lut == 1000
+    assert bounded["search"]["bound"]["pruned"] is pruned and every["search"]["bound"] is None
+    kept = [f["kept"] for f in bounded["search"]["families"]]
+    assert kept == ([[], ["blocks.0.norm1", "blocks.0.norm2", "norm"]] if pruned
+                    else [f["kept"] for f in every["search"]["families"]])
+    assert len(kept) < len(every["search"]["families"]) or not pruned
+    for key in ("layers", "lut_ff", "accuracy", "kept"):
+        assert bounded["pick"][key] == every["pick"][key]
+    if not pruned:
+        assert [(p["lut_ff"], p["accuracy"]) for p in bounded["front"]] == \
+            [(p["lut_ff"], p["accuracy"]) for p in every["front"]]
+    assert ("Families keeping LayerNorms not converted" in (tmp_path / "bounded" / "explore.md").read_text()) \
+        is pruned
+    assert not list((tmp_path / "t").glob("hardyt-explore-pick-*"))     # the picks moved into --out, none left
 
 
 @pytest.mark.slow   # 35 conversions: minutes on 2 shared cores
@@ -388,8 +424,11 @@ def test_explore_equals_the_exhaustive_search_on_three_layers_by_three_choices(t
     monkeypatch.setattr(costs, "layer_costs", _fake_costs(lambda label, spec: 200.0))
     monkeypatch.setenv("TQDM_DISABLE", "1")
     budget = 3.0
-    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", "--conversions", "8", "--max-drop", str(budget))
+    r = _explore(tmp_path, tmp_path / "out", tmp_path / "cache", "--conversions", "8", "--max-drop", str(budget),
+                 "--every-family")
     assert [f["method"] for f in r["search"]["families"]] == ["exact"] * 8
+    bounded = _explore(tmp_path, tmp_path / "bounded", tmp_path / "cache", "--conversions", "8", "--max-drop",
+                       str(budget))     # the default: families keeping LayerNorms only if they could be picked
 
     x_val, y_val, model, batches = _explore_inputs(tmp_path, full=True)
     names = ["blocks.0.norm1", "blocks.0.norm2", "norm"]
@@ -413,4 +452,5 @@ def test_explore_equals_the_exhaustive_search_on_three_layers_by_three_choices(t
         return {n: "layernorm" if c["core"] == "layernorm" else c["in_bits"] for n, c in p["layers"].items()}
 
     assert [(p["lut_ff"], p["accuracy"]) for p in r["front"]] == [(p["cost"], p["accuracy"]) for p in front]
-    assert config_of(r["pick"]) == pick["layers"] and r["pick"]["search_accuracy"] == pick["accuracy"]
+    for got in (r, bounded):
+        assert config_of(got["pick"]) == pick["layers"] and got["pick"]["search_accuracy"] == pick["accuracy"]

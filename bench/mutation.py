@@ -1,10 +1,10 @@
 """Mutation testing of the emitted HDL: do the project's checks notice a wrong netlist?
 
-    nice -n 19 python bench/mutation.py [--dyt 100] [--layernorm 60] [--engine 40] [--seed 1] [--jobs 2]
+    nice -n 19 python bench/mutation.py [--dyt 150] [--layernorm 60] [--engine 40] [--seed 1] [--jobs 2]
                                         [--out bench/results/mutation] [--resume]
 
-For each core kind (two DyT cores — LUT/folded and PWL/channel with
-per-channel alpha shifts —, a LayerNorm core, a DyT engine with a folded and a
+For each core kind (three DyT cores — LUT/folded, PWL/channel with
+per-channel alpha shifts, threshold/folded —, a LayerNorm core, a DyT engine with a folded and a
 channel affine layer) the emitted Verilog is read by Yosys (``hierarchy;
 proc; flatten``), ``mutate -list N`` draws N mutations of its netlist (YosysHQ's
 mcy flow: inverted, constant or swapped bits on cell ports and wires; the
@@ -13,19 +13,23 @@ logic only, not the ROM contents, which tests/test_sim.py mutates in the
 mutant then meets the project's checks, cheapest first, until one kills it:
 
 1. **sim**: the bulk harness (``sim/bulk_harness.v``) on Icarus, every code on
-   every channel plus the saturation corners, under random pauses on both
+   every channel plus the saturation corners (LayerNorm: then random tokens,
+   :data:`LN_ELEMENTS` elements in all), under random pauses on both
    sides, then at full rate (latency and throughput must equal the
    manifest's); the engine: its FuseSoC smoke testbench (layer 0's image
-   loaded, every beat compared with the golden model);
-   the engine: its FuseSoC smoke testbench (layer 0's image loaded, every beat
-   compared with the golden model), then its cocotb tests (every layer loaded
-   in turn, every input code of every layer, bad and fuzzed frames, full rate
-   across a layer switch: :func:`hardyt.sim.engine_runner.run_engine_sim`);
-2. a bounded equivalence check of mutant against original
-   (:func:`hardyt.hw.formal.equiv.equivalent`: one SymbiYosys miter, the same
-   AXI4-Stream inputs to both, outputs compared out of reset, from reset to a
-   whole coefficient frame, the latency and two tokens): **equivalent** when no
-   input sequence tells them apart, else the first differing cycle is kept;
+   loaded, every beat compared with the golden model), then its cocotb tests
+   (every layer loaded in turn, every input code of every layer, bad and
+   fuzzed frames, full rate across a layer switch:
+   :func:`hardyt.sim.engine_runner.run_engine_sim`);
+2. is it the original? First by induction, unbounded
+   (:func:`hardyt.hw.formal.equiv.equivalent_by_induction`: the original and
+   the mutant in one Yosys session, like-named signals paired and proven equal
+   at every cycle, the pairs that differ unpaired until the outputs are proven
+   or are among them); if that does not prove it, a bounded miter
+   (:func:`hardyt.hw.formal.equiv.equivalent`: the same AXI4-Stream inputs to
+   both, outputs compared from reset to a whole coefficient frame, the latency
+   and two tokens): **equivalent** when either proves it, else the first
+   differing cycle is kept;
 3. otherwise **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove.prove_core`)
    on the mutant directory; a mutant it does not kill is a **survivor**,
    listed with the cycle at which it differs from the original.
@@ -52,7 +56,7 @@ from pathlib import Path
 from hardyt.hw.datapath.cores import random_dyt_spec, random_layernorm_spec
 from hardyt.hw.emission.emit import emit, load_manifest
 from hardyt.hw.emission.engine_emit import emit_engine
-from hardyt.hw.formal.equiv import equivalent
+from hardyt.hw.formal.equiv import equivalent, equivalent_by_induction
 from hardyt.hw.formal.prove import prove_core
 from hardyt.hw.tools.toolchain import iverilog_cmd, yosys_cmd
 from hardyt.quant.contract.spec_io import spec_from_dict
@@ -62,6 +66,9 @@ from hardyt.sim.engine_runner import run_engine_sim
 from hardyt.sim.runner import HARNESS
 
 RESULTS = Path(__file__).with_name("results")
+#: Elements of the LayerNorm bulk stream (every code on every channel is only 292 of them, one
+#: code at a time in otherwise constant tokens: a mutant of the statistics can hide there).
+LN_ELEMENTS = 16384
 
 _TB = """`timescale 1ns/1ps
 module mut_tb;
@@ -100,7 +107,8 @@ def cores(work: Path) -> dict:
     """The cores whose netlists are mutated, by kind (directory list)."""
     out = {"dyt": [], "layernorm": [], "engine": []}
     for name, spec in (("lut", random_dyt_spec(4, 2, 8, 8, seed=1)),
-                       ("pwl", random_dyt_spec(4, 2, 8, 8, tanh="pwl", affine="channel", alpha_shift=True, seed=2))):
+                       ("pwl", random_dyt_spec(4, 2, 8, 8, tanh="pwl", affine="channel", alpha_shift=True, seed=2)),
+                       ("thr", random_dyt_spec(4, 2, 8, 8, tanh="threshold", seed=4))):
         emit(spec, work / name, name="dyt")
         out["dyt"].append(work / name)
     emit(random_layernorm_spec(4, 2, 6, 6, seed=0), work / "ln", name="layernorm")
@@ -149,14 +157,19 @@ def _mutant_dir(core: Path, verilog: Path, where: Path) -> Path:
 
 
 class BulkCheck:
-    """The bulk harness on Icarus with one stimulus for every mutant of a core: paused, then full rate."""
+    """The bulk harness on Icarus with one stimulus for every mutant of a core: paused, then full rate.
+
+    A DyT core's output is a function of one element's code and channel: every code on every channel
+    (and the saturation corners) is its whole input space. A LayerNorm core's is a function of a whole
+    token: every code on every channel, then random tokens up to :data:`LN_ELEMENTS` elements."""
 
     def __init__(self, core: Path, work: Path):
         self.m = load_manifest(core)
         spec = spec_from_dict(self.m["spec"])
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
-        self.beats, self.depth = write_bulk_files(work, spec, self.m, 1, 1, None)
+        vectors = LN_ELEMENTS if self.m["core"] == "layernorm" else 1
+        self.beats, self.depth = write_bulk_files(work, spec, self.m, vectors, 1, None)
         for mem in self.m["mems"]:
             shutil.copy(core / mem, work / mem)
 
@@ -226,6 +239,18 @@ def formal_check(mdir: Path, kind: str, timeout: float = 600) -> str | None:
     return f"formal: {', '.join(bad)}" if bad else None
 
 
+def equivalence(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
+    """Is the mutant the original? The unbounded induction over paired signals first (it decides most
+    in seconds), then the bounded miter (it finds a difference the induction cannot name)."""
+    tag = row["id"].replace("/", "_")
+    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{tag}", timeout=timeout)
+    if ind["result"] == "equivalent":
+        return ind
+    return equivalent(core, row["verilog"], work=scratch / f"equiv-{tag}", timeout=timeout) | {
+        "method": "bmc", "induction": {k: ind[k] for k in ("result", "seconds", "unproven_pairs", "error")
+                                       if k in ind}}
+
+
 def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 600)) -> dict:
     """Run the checks on one mutant; what killed it, or whether it is equivalent."""
     t0 = time.perf_counter()
@@ -234,8 +259,7 @@ def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 6
     eq = None
     if why is None:
         # Equivalent mutants cannot be killed by anything: check that before the (costlier) proofs.
-        eq = equivalent(core, row["verilog"], work=scratch / f"equiv-{row['id'].replace('/', '_')}",
-                         timeout=limits[0])
+        eq = equivalence(core, row, scratch, limits[0])
         if eq["result"] != "equivalent":
             try:
                 why = formal_check(_mutant_dir(core, row["verilog"], scratch / row["id"].replace("/", "_")), kind,
@@ -252,7 +276,7 @@ def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 6
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dyt", type=int, default=100, help="mutants of the DyT cores (split between the two)")
+    ap.add_argument("--dyt", type=int, default=150, help="mutants of the DyT cores (split between the three)")
     ap.add_argument("--layernorm", type=int, default=60)
     ap.add_argument("--engine", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
@@ -261,6 +285,8 @@ def main(argv=None) -> int:
     ap.add_argument("--equiv-timeout", type=float, default=300, help="seconds of the equivalence check")
     ap.add_argument("--formal-timeout", type=float, default=600, help="seconds of each hardyt prove task")
     ap.add_argument("--resume", action="store_true", help="keep the mutants OUT.json already judged (same seed)")
+    ap.add_argument("--rejudge", action="store_true", help="with --resume: judge the survivors again (and the "
+                    "mutants whose checks broke)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
                     "(runs split by kind, e.g. run in parallel)")
     args = ap.parse_args(argv)
@@ -279,6 +305,8 @@ def main(argv=None) -> int:
         old = json.loads(out.with_suffix(".json").read_text())
         if old.get("seed") == args.seed:
             rows, t0 = old["mutants"], t0 - old["seconds"]
+            if args.rejudge:
+                rows = [r for r in rows if r["status"] != "survived"]
     done = {r["id"] for r in rows}
     for kind, dirs in cores(work).items():
         for core in dirs:
@@ -313,9 +341,19 @@ def main(argv=None) -> int:
 
 def _why(r: dict) -> str:
     eq = r.get("equivalence") or {}
+    ind = eq.get("induction") or {}
+    pairs = ind.get("unproven_pairs")
+    unproven = f"induction: {ind.get('result')}" + (f" (not proven equal: {', '.join(pairs[:4])})" if pairs else "")
     if eq.get("result") == "differs":
-        return f"differs from the original {eq.get('cycle')} cycles from reset (bounded miter); no check sees it"
-    return f"equivalence check {eq.get('result')} ({eq.get('error', '')})"
+        return (f"differs from the original {eq.get('cycle')} cycles from reset (bounded miter); no check sees it; "
+                f"{unproven}")
+    return f"{unproven}; bounded miter {eq.get('result')} ({eq.get('error', '')})"
+
+
+def _how(eq: dict) -> str:
+    if eq.get("method") == "induction":
+        return "induction" + (f", unpaired {', '.join(eq['unpaired'][:4])}" if eq.get("unpaired") else "")
+    return f"bmc, depth {eq['depth']}"
 
 
 def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = None) -> None:
@@ -355,9 +393,11 @@ def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = 
     lines += ["", f"## Survivors ({len(surv)})", ""]
     lines += [f"- `{r['id']}` `{r['cmd']}`: {_why(r)}" for r in surv] or ["none"]
     eq = [r for r in rows if r["status"] == "equivalent"]
-    lines += ["", f"## Equivalent ({len(eq)}: no input sequence from reset tells mutant and original apart, "
-              "to the depth given)", ""]
-    lines += [f"- `{r['id']}` (depth {r['equivalence']['depth']}): `{r['cmd']}`" for r in eq] or ["none"]
+    lines += ["", f"## Equivalent ({len(eq)})", "",
+              "*induction*: every pair of like-named signals (outputs included) proven equal at every cycle by "
+              "Yosys `equiv_simple`/`equiv_induct`, the wires listed left unpaired (unbounded); *bmc*: no input "
+              "sequence from reset to the depth given tells them apart (bounded miter).", ""]
+    lines += [f"- `{r['id']}` ({_how(r['equivalence'])}): `{r['cmd']}`" for r in eq] or ["none"]
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 

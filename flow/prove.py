@@ -55,5 +55,6 @@ def report_lines(name: str, r: dict) -> list[str]:
         bound = "unbounded (k-induction, k = {depth})" if p["mode"] == "prove" else "bounded, {depth} cycles"
         lines.append(f"  {p['property']}: {p['result']}, {bound.format(depth=p['depth'])}, {p['seconds']} s "
                      f"(task {p['task']})")
-        lines += [f"    {key}: {p[key]}" for key in ("assertion", "trace", "log") if p.get(key)]
+        lines += [f"    {key.replace('_', ' ')}: {p[key]}" for key in ("bounded_because", "assertion", "trace", "log")
+                  if p.get(key)]
     return lines

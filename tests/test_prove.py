@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,16 +64,18 @@ def test_layernorm_axis_proven_by_induction(tmp_path):
 
 @pytest.mark.slow
 def test_layernorm_proven(tmp_path):
-    # Conservation and drain by induction over the core's invariants (LayerNormCore.formal_facts),
-    # latency bounded through the whole core: minutes of CPU.
+    # Conservation by induction over the core's invariants (LayerNormCore.formal_facts); drain and
+    # latency bounded, each past latency + 2 tokens, with the reason recorded: minutes of CPU.
     d = _emit(random_layernorm_spec(2, 2, 6, 6, seed=0), tmp_path / "ln")
     r = prove_core(d)
     assert r["ok"], r
+    assert {p["property"] for p in r["properties"]} == CORE
     for p in r["properties"]:
-        bmc = p["property"] == "latency"
-        assert p["mode"] == ("bmc" if bmc else "prove")
+        bmc = p["property"] in ("drain", "latency")
+        assert p["result"] == "proven" and p["mode"] == ("bmc" if bmc else "prove"), p
         if bmc:
-            assert p["depth"] == r["latency"] + 2 * r["beats_per_token"] + 4
+            assert p["depth"] >= r["latency"] + 2 * r["beats_per_token"] and p["bounded_because"], p
+    assert json.loads((d / "prove.json").read_text()) == r
 
 
 def _altered(tmp_path: Path, old: str, new: str) -> Path:
@@ -129,3 +132,20 @@ def test_equivalence_miter(tmp_path):
                    "assign m_axis_tdata = m_axis_tready ? o__payload[15:0] : ~o__payload[15:0];")
     r = equivalent(d, bad / "dyt.v")
     assert r["result"] == "differs" and r["cycle"] >= 1 and Path(r["trace"]).is_file(), r
+
+
+def test_equivalence_by_induction(tmp_path):
+    # A LUT/folded core reads no per-channel constant: its channel counter tied low changes nothing,
+    # proven without a bound; inverting an output bit is not proven equal.
+    from hardyt.hw.formal.equiv import equivalent_by_induction, netlist_prep
+    from hardyt.hw.tools.toolchain import yosys_cmd
+    d = _emit(random_dyt_spec(4, 1, 8, 8), tmp_path / "core")
+    prep = "; ".join(netlist_prep(load_manifest(d)))
+    subprocess.run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list 400 -seed 1 -o m.txt"], cwd=d, check=True)
+    cmds = (d / "m.txt").read_text().splitlines()
+    beat = next(c for c in cmds if "-mode const0" in c and "-wire core.beat -wirebit 0" in c)
+    out = next(c for c in cmds if "-mode inv" in c and "-wire m_axis_tdata " in c)
+    r = equivalent_by_induction(d, beat)
+    assert r["result"] == "equivalent" and "core.beat" in r["unpaired"], r
+    r = equivalent_by_induction(d, out)
+    assert r["result"] == "unproven" and any(p.startswith("m_axis_tdata") for p in r["unproven_pairs"]), r

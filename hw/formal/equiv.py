@@ -11,23 +11,44 @@ Bounded model checking from reset (Yices) to a depth that lets a whole
 coefficient frame load and two tokens pass (:func:`equiv_depth`): no input
 sequence of that length tells them apart (``equivalent``), or one does
 (``differs``, with the first cycle and the counterexample trace).
+
+:func:`equivalent_by_induction` decides more, and without a bound, when the
+other netlist is the emitted one with a Yosys ``mutate`` command applied: both
+netlists stay in one Yosys session, so every signal of the original has its
+twin in the mutant under the same name. ``equiv_make`` pairs them (one
+``$equiv`` cell per bit), ``equiv_simple`` proves each pair from the pairs
+feeding its logic cone (a few cycles back through the registers) and
+``equiv_induct`` proves the rest together by temporal induction. When every
+pair, outputs included, is proven, the two netlists agree at every cycle from
+any common state (reset included): an unbounded proof, where the bounded
+miter drowns in the arithmetic (a bit of a PWL product that no operand can
+reach is a small local question; unrolled over the whole pipeline, it is not).
 """
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 from ..emission.emit import load_manifest
+from ..tools.toolchain import yosys_cmd
 from .harness import module_head, ports
 from .prove import core_facts, run_sby, tool_dir
 
-__all__ = ["equiv_depth", "equivalent", "miter_text"]
+__all__ = ["equiv_depth", "equivalent", "equivalent_by_induction", "miter_text", "netlist_prep"]
 
 _OUTPUTS = ("s_tready", "m_tvalid", "m_tlast", "m_tdata")
 _ENGINE_OUTPUTS = ("c_tready", "coef_status", "coef_done")
+_PORT = re.compile(r"^\s*(?:input|output)\s+(?:wire\s+|reg\s+)?(?:\[[^]]*\]\s*)?(\w+)", re.M)
+
+
+def netlist_prep(manifest: dict) -> list[str]:
+    """The Yosys commands that read ``manifest``'s Verilog as the netlist ``mutate`` works on."""
+    return [f"read_verilog {manifest['verilog']}", f"hierarchy -top {manifest['top']}", "proc", "flatten",
+            "opt_clean"]
 
 
 def equiv_depth(manifest: dict) -> int:
@@ -115,3 +136,67 @@ def equivalent(directory, verilog, *, depth: int | None = None, work=None, timeo
     if log is None:
         return out | {"result": "undecided", "error": f"no answer in {timeout:.0f} s"}
     return out | {"result": "error", "error": log.strip().splitlines()[-3:]}
+
+
+def equivalent_by_induction(directory, mutation: str, *, work=None, seq: int = 4, rounds: int = 8,
+                            timeout: float = 300.0, keep: bool = False) -> dict:
+    """Prove, without a bound, that the core emitted in ``directory`` and the same netlist with the Yosys
+    command ``mutation`` (``mutate -mode ... -module TOP ...``) applied are equivalent.
+
+    A pair that cannot be proven equal (the mutated wire, at least) is unpaired and the proof run again,
+    so that the logic it feeds is compared through both versions of it — up to ``rounds`` times, as
+    long as no output is among them: a difference the core masks (a bit no operand reaches, a value
+    the next stage clips) is proven masked there.
+
+    Returns ``{"result": "equivalent" | "unproven" | "undecided" | "error", "method": "induction",
+    "seconds", "unpaired"}`` (``unpaired``: the wires left out of the pairing); ``"unproven"``
+    (the netlists may still be equivalent, or not) names the pairs that were not proven
+    (``"unproven_pairs"``). ``timeout`` bounds the whole; ``work`` (default: a directory in
+    ``directory``) is removed unless ``keep``.
+    """
+    manifest = load_manifest(directory)
+    d, top = Path(manifest["dir"]), manifest["top"]
+    work = Path(work) if work else d / f"equiv-induct-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for f in [manifest["verilog"], *manifest["mems"]]:
+        shutil.copy(d / f, work / f)
+    # Port names of any module: after ``flatten`` only the top's keep a name without a dot.
+    ports = set(_PORT.findall((d / manifest["verilog"]).read_text()))
+    script = [*netlist_prep(manifest), "design -save orig", f"rename {top} gold", "design -stash gold",
+              "design -load orig", mutation, f"rename {top} gate", "design -stash gate",
+              "design -copy-from gold -as gold gold", "design -copy-from gate -as gate gate",
+              "memory_map", "opt_clean", "equiv_make -blacklist unpaired.txt gold gate equiv", "hierarchy -top equiv",
+              f"equiv_simple -seq {seq}", f"equiv_induct -seq {seq}", "equiv_status"]
+    (work / "equiv.ys").write_text("\n".join(script) + "\n")
+    t0 = time.perf_counter()
+    unpaired: list[str] = []
+    out = {"method": "induction"}
+    for _ in range(rounds):
+        (work / "unpaired.txt").write_text("".join(f"{w}\n" for w in unpaired))
+        left = timeout - (time.perf_counter() - t0)
+        try:
+            r = subprocess.run([*yosys_cmd(), "-q", "-s", "equiv.ys", "-l", "equiv.log"], cwd=work,
+                               capture_output=True, text=True, timeout=max(left, 1))
+        except subprocess.TimeoutExpired:
+            out |= {"result": "undecided", "error": f"no answer in {timeout:.0f} s"}
+            break
+        log = (work / "equiv.log").read_text() if (work / "equiv.log").is_file() else ""
+        if r.returncode or not re.search(r"Found \d+ \$equiv cells", log):
+            out |= {"result": "error", "error": (r.stderr or log).strip().splitlines()[-3:]}
+            break
+        bad = re.findall(r"Unproven \$equiv \S+: \\(\S+)_gold \[?(\d*)\]?", log)
+        if not bad:
+            out |= {"result": "equivalent"}
+            break
+        wires = sorted({w for w, _ in bad})
+        if {w for w in wires if "." not in w} & ports or set(wires) <= set(unpaired):
+            out |= {"result": "unproven", "unproven_pairs": [f"{w}[{b}]" if b else w for w, b in bad][:20]}
+            break
+        unpaired = sorted(set(unpaired) | set(wires))
+    else:
+        out |= {"result": "unproven", "unproven_pairs": [f"{w}[{b}]" if b else w for w, b in bad][:20]}
+    out |= {"seconds": round(time.perf_counter() - t0, 1), "unpaired": unpaired}
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return out

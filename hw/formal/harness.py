@@ -55,7 +55,7 @@ class CoreFacts:
     ``controls`` are probes of the pipeline's control registers, first stage
     first (bit 0 ``valid``, bit 1 ``last``); ``obuf`` the output buffer's
     ``count`` and ``tail`` probes; ``engine`` the engine's probes and layouts.
-    A core without probes (LayerNorm) gets no invariants (bounded proofs only).
+    ``ln``: the LayerNorm core's own invariants and probes (``LayerNormCore.formal_facts``).
     """
     top: str
     kind: str                      # "dyt", "layernorm" or "dyt-engine"

@@ -7,9 +7,11 @@ property is one SymbiYosys task:
 * cores whose pipeline registers the harness can probe (DyT, the engine):
   ``mode prove`` (k-induction, ``smtbmc`` with Yices) at depth
   ``k = max(latency, drain) + 3``: unbounded proofs;
-* the LayerNorm core (a token buffer and a statistics FIFO, no probe
-  invariants): ``mode bmc`` to ``latency + 2 tokens + 4`` cycles from reset,
-  which covers two whole tokens through the core and the drain bound.
+* the LayerNorm core (a token buffer and a statistics FIFO; its invariants
+  in ``LayerNormCore.formal_facts``): ``axis`` and ``conservation`` by
+  k-induction; ``drain`` and ``latency`` bounded (``mode bmc``), to ``drain +
+  2 tokens + 4`` and ``latency + 2 tokens + 4`` cycles from reset, each with
+  the reason in :data:`BOUNDED_WHY` (``bounded_because`` in ``prove.json``).
 
 Results go to ``DIR/prove.json`` (per property: mode, depth, result,
 seconds) and are returned. A failed property keeps the work directory and
@@ -184,7 +186,7 @@ def _engine_probes(shape: EngineShape, manifest: dict, path: str) -> dict:
 def sby_text(facts: CoreFacts, files: list[str], props, mode: str, depth: int) -> str:
     """The ``.sby`` file proving ``props`` of ``facts``' core from ``files`` (the Verilog and .mem files)."""
     defines = [PROPERTIES[p][0] for p in props] + (["FULL_RATE"] if "latency" in props else [])
-    if facts.ln and {"conservation", "drain"} & set(props):
+    if facts.ln and {"conservation", "drain"} & set(props) and mode == "prove":
         defines.append("LN_INVARIANTS")     # what makes them inductive; axis needs the output buffer's only
     script = [f"read_verilog {facts.top}.v",
               f"read_verilog -formal {' '.join('-D' + d for d in defines)} hardyt_formal.sv",
@@ -199,18 +201,34 @@ def _plan(facts: CoreFacts) -> dict:
     """The tasks of ``facts``' core: name -> (properties proven together, mode, depth).
 
     ``latency`` is a task of its own: its environment (full rate) is narrower.
-    LayerNorm: ``axis`` by induction over the output buffer (k = 3); the others
-    bounded, ``latency + 2 tokens + 4`` cycles, with no property reading
+    LayerNorm: ``axis`` by induction over the output buffer (k = 3),
+    ``conservation`` by induction over the core's invariants; ``drain`` and
+    ``latency`` bounded (:data:`BOUNDED_WHY`), with no property reading
     ``m_axis_tdata`` (Yosys drops the data path they do not see).
     """
     k = max(facts.latency, facts.drain_cycles) + 3
     if facts.kind == "layernorm":
         # conservation: the invariants are inductive within a few cycles; drain: k past the quiet bound.
         return {"axis": (("axis",), "prove", 3), "conservation": (("conservation",), "prove", LN_CONSERVATION_K),
-                "drain": (("drain",), "prove", k),
+                "drain": (("drain",), "bmc", facts.drain_cycles + 2 * facts.beats + 4),
                 "latency": (("latency",), "bmc", facts.latency + 2 * facts.beats + 4)}
     stream = ("axis", "conservation", "drain") + (_ENGINE_PROPS[4:] if facts.kind == "dyt-engine" else ())
     return {"stream": (stream, "prove", k), "latency": (("latency",), "prove", k)}
+
+
+#: Why a property is proven bounded, not by induction: (core kind, property) -> reason (in ``prove.json``).
+BOUNDED_WHY = {
+    ("layernorm", "drain"): (
+        "k-induction at k = max(latency, drain) + 3 does not close: once the quiet counter saturates, the "
+        "solver finds states that satisfy every invariant of formal_facts and never drain (unreachable from "
+        "reset, not excluded by them); the bound, drain + 2 tokens + 4 cycles from reset, lets two whole "
+        "tokens enter and then waits out the whole drain window"),
+    ("layernorm", "latency"): (
+        "the induction would need invariants tying the core's full-rate schedule (token buffer, statistics "
+        "FIFO, output stages) to the harness's delay line, which formal_facts does not state; the bound, "
+        "latency + 2 tokens + 4 cycles from reset, lets beats that enter on every cycle of two whole tokens "
+        "after the pipeline has filled leave (or fail to) within it"),
+}
 
 
 def _property_at(text: str, line: int) -> str:
@@ -249,8 +267,10 @@ def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], n
     # CPU seconds of the tools (sby's count): on a shared machine the wall time says more about the load.
     base = {"task": name, "mode": mode, "depth": depth, "seconds": seconds,
             "cpu_seconds": int(cpu.group(1)) if cpu else None}
+    why = {p: BOUNDED_WHY.get((facts.kind, p), "no induction planned") for p in props} if mode == "bmc" else {}
     if status == "PASS":
-        return [{"property": p, "states": PROPERTIES[p][1], "result": result, **base} for p in props]
+        return [{"property": p, "states": PROPERTIES[p][1], "result": result, **base,
+                 **({"bounded_because": why[p]} if p in why else {})} for p in props]
     trace = re.search(r"counterexample trace(?: \[\w+\])?: (\S+)", log)
     failed = re.search(r"failed assertion \S+ at hardyt_formal\.sv:(\d+)", log)
     culprit = _property_at(text, int(failed.group(1))) if failed else None
@@ -263,6 +283,7 @@ def _run_task(work: Path, facts: CoreFacts, directory: Path, files: list[str], n
     for p in props:
         mine = culprit in (p, "invariant", None)
         out.append({"property": p, "states": PROPERTIES[p][1], **base,
+                    **({"bounded_because": why[p]} if p in why else {}),
                     "result": result if mine else "undecided (another property of the task failed)",
                     **(fail if mine else {})})
     return out

@@ -60,8 +60,8 @@ PROPERTIES = {
                            "after it entered, with its tlast; s_axis_tready never drops (not the engine)"),
     "token_bank": ("TOKEN_BANK", "engine: after the first token, the current token's bank is usable and holds "
                                  "the layer layer_select named at its first beat"),
-    "load_isolation": ("LOAD_ISOLATION", "engine: the loader writes only a bank that is not usable and not the "
-                                         "current token's"),
+    "load_isolation": ("LOAD_ISOLATION", "engine: the loader writes only a bank that is not usable, not the "
+                                         "current token's, and read by no beat still in flight"),
     "bad_frame": ("BAD_FRAME", "engine: a bank becomes usable only with status `loaded`; a usable bank's layer, "
                                "length and affine fields never change"),
 }
@@ -143,6 +143,9 @@ def core_facts(manifest: dict) -> CoreFacts:
                   "tail": Probe("p_tail", f"{path}.obuf.tail", payload)}
     if kind == "dyt-engine":
         facts.engine = _engine_probes(core.shape, manifest, path)
+        if core.bank_readers:                     # beats that read their bank after the handshake
+            bank = core.ctrl_layout["bank"].offset
+            facts.engine["readers"] = [(f"p_{name}", bank) for name in core.bank_readers]
     return facts
 
 

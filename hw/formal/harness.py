@@ -272,7 +272,8 @@ def _engine(f: CoreFacts) -> str:
         "`ifdef LOAD_ISOLATION",
         "        if (we_any) assert(!usable_target);                        // load_isolation: not pickable",
         "        if (we_any && p_started) assert(p_target != p_active);     // load_isolation: not in use",
-        *[f"        if (we_any && {r}[0]) assert({r}[{bank}] != p_target);   // load_isolation: not read in flight"
+        # A beat in a compare stage never holds the bank the loader claimed (writes or will write).
+        *[f"        if (({writing}) && {r}[0]) assert({r}[{bank}] != p_target);   // load_isolation: not read in flight"
           for r, bank in e.get("readers", [])],
         "`endif",
         "    end",

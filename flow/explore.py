@@ -140,19 +140,85 @@ def _bound(points: list[dict], baselines: dict, costs: dict, names: list[str], m
             "pruned": pick is not None and pick < cheapest}
 
 
+class _Exploration:
+    """The families converted so far, their cores' costs and the points measured on them, and the seconds
+    each part took: the ends (nothing kept, everything kept) first, the others when :func:`_bound` says they
+    could be picked (or at once with ``every_family``)."""
+
+    def __init__(self, client, args: ExploreConfig, convert: tuple, names: list[str], validation: tuple):
+        self.client, self.args, self.convert, self.names, self.validation = client, args, convert, names, validation
+        self.seconds = {"conversions": 0.0, "synthesis": 0.0, "search": 0.0}
+        self.families, self.order, self.points, self.search, self.floor = [], None, [], None, None
+
+    def _timed(self, what: str, f, *a, **k):
+        t = time.perf_counter()
+        out = f(*a, **k)
+        self.seconds[what] += time.perf_counter() - t
+        return out
+
+    def _cost(self) -> None:
+        from hardyt.hw.costmodel.costs import layer_costs
+
+        from .explore_search import family_specs
+
+        self.dicts, self.specs, self.choices, self.formats = family_specs(self.families, _layernorm_spec)
+        a = self.args
+        self.hw = self._timed("synthesis", layer_costs, self.client, self.dicts, a.target, a.cache or DEFAULT_CACHE,
+                              budget=a.synth_budget, reuse=a.synth_budget == "all")
+
+    def allowed(self, lab: str) -> bool:
+        """The Fmax floor (the slowest LayerNorm core's unless ``--min-fmax``)."""
+        c = self.hw["costs"][lab]
+        return self.floor is None or c.get("fmax_mhz") is None or c["fmax_mhz"] >= self.floor
+
+    def _search(self, which=None):
+        from .explore_search import search_families
+
+        return self._timed("search", search_families, self.families, self.names, self.specs, self.hw["costs"],
+                           self.allowed, *self.validation, beam=self.args.beam, measure=self.args.measure,
+                           which=which, delta=self.search and self.search["delta"])
+
+    def ends(self) -> None:
+        """Convert (every family with ``every_family``, else the two ends), cost, search."""
+        from hardyt.hw.costmodel.objective import fmax_floor
+
+        from .explore_search import convert_families, core_label
+
+        self.families, self.order = convert_families(self.client, *self.convert, between=self.args.every_family)
+        self._cost()
+        self.floor = fmax_floor(self.args.min_fmax, {(n, "layernorm"): self.hw["costs"][core_label(
+            n, "layernorm", 0)].get("fmax_mhz") for n in self.names}, self.names)
+        self.points, self.search = self._search()
+
+    def between(self) -> None:
+        """Convert the families keeping some LayerNorms (placed between the ends), cost them, search them."""
+        from .explore_search import convert_families, point_cost
+
+        middle, self.order = self._timed("conversions", convert_families, self.client, *self.convert, ends=False)
+        self.families = self.families[:1] + middle + self.families[1:]
+        baselines = list(self.search["baselines"].values())
+        for p in self.points + baselines:    # the model as given moves from index 1 to the end
+            p["family"] = len(self.families) - 1 if p["family"] == 1 else p["family"]
+        self._cost()
+        more, record = self._search(which=range(1, len(middle) + 1))
+        self.points += more
+        self.search["families"][1:1] = record["families"]
+        self.search["measured"] += record["measured"]
+        for p in self.points + baselines:     # the costs of the final synthesis
+            p["cost"] = point_cost(p, self.hw["costs"])
+
+
 def explore(args: ExploreConfig) -> dict:
     """Convert the families, cost every candidate core, search: what :func:`finish` needs for any budget of
     at least ``args.max_drop`` (families keeping LayerNorms are converted only when they can be cheaper than
     the default conversion's pick, unless ``args.every_family``: :func:`_bound`)."""
     import copy
 
-    from hardyt.hw.costmodel.costs import layer_costs
-    from hardyt.hw.costmodel.objective import fmax_floor
     from hardyt.hw.tools.sweep import dask_client
     from hardyt.quant.conversion.explore import pareto
     from hardyt.quant.runtime.graph import layer_norm_names
 
-    from .explore_search import convert_families, core_label, family_specs, point_cost, search_families
+    from .explore_search import core_label
 
     _check(args)
     t0 = time.perf_counter()
@@ -166,60 +232,26 @@ def explore(args: ExploreConfig) -> dict:
     names = layer_norm_names(copy.deepcopy(model).eval(), batches[0])
     if not names:
         raise HardytError("explore: the model has no LayerNorm to replace")
-    seconds = {"conversions": 0.0, "synthesis": 0.0, "search": 0.0}
-
-    def timed(what, f, *a, **k):
-        t = time.perf_counter()
-        out = f(*a, **k)
-        seconds[what] += time.perf_counter() - t
-        return out
-
-    convert = (model, batches, names, options, args.conversions, args.lanes)
     with dask_client(args.scheduler, args.workers) as client:
-        families, order = convert_families(client, *convert, between=args.every_family)
-        seconds["conversions"] = time.perf_counter() - t0     # with loading the model and the splits
-
-        def cost():
-            dicts, specs, choices, formats = family_specs(families, _layernorm_spec)
-            hw = timed("synthesis", layer_costs, client, dicts, args.target, args.cache or DEFAULT_CACHE,
-                       budget=args.synth_budget, reuse=args.synth_budget == "all")
-            return dicts, specs, choices, formats, hw
-
-        dicts, specs, choices, formats, hw = cost()
-        floor = fmax_floor(args.min_fmax, {(n, "layernorm"): hw["costs"][core_label(n, "layernorm", 0)].get("fmax_mhz")
-                                           for n in names}, names)
-
-        def allowed(lab):
-            c = hw["costs"][lab]
-            return floor is None or c.get("fmax_mhz") is None or c["fmax_mhz"] >= floor
-
-        search_args = (names, specs, hw["costs"], allowed, x_val, y_val)
-        points, search = timed("search", search_families, families, *search_args, beam=args.beam,
-                               measure=args.measure)
-        bound = None if args.every_family else _bound(points, search["baselines"], hw["costs"], names, args.max_drop)
+        run = _Exploration(client, args, (model, batches, names, options, args.conversions, args.lanes), names,
+                           (x_val, y_val))
+        run.ends()
+        run.seconds["conversions"] += time.perf_counter() - t0 - sum(run.seconds.values())   # with the loading
+        bound = None if args.every_family else _bound(run.points, run.search["baselines"], run.hw["costs"], names,
+                                                      args.max_drop)
         if bound is not None and not bound["pruned"] and args.conversions > 1:
-            middle, order = timed("conversions", convert_families, client, *convert, ends=False)
-            families = families[:1] + middle + families[1:]
-            for p in points + list(search["baselines"].values()):
-                p["family"] = len(families) - 1 if p["family"] == 1 else p["family"]
-            dicts, specs, choices, formats, hw = cost()
-            more, record = timed("search", search_families, families, names, specs, hw["costs"], allowed, x_val,
-                                 y_val, beam=args.beam, measure=args.measure, which=range(1, len(middle) + 1),
-                                 delta=search["delta"])
-            points += more
-            search["families"][1:1] = record["families"]
-            search["measured"] += record["measured"]
-            for p in points + list(search["baselines"].values()):     # the costs of the final synthesis
-                p["cost"] = point_cost(p, hw["costs"])
+            run.between()
+    search = run.search
     search.pop("delta")
     search["bound"] = bound
     baselines = search.pop("baselines")
-    feasible = [p for p in points if all(allowed(core_label(n, lab, p["family"])) for n, lab in p["layers"].items())]
-    return {"args": args, "config": args, "model": model, "families": families, "order": order, "batches": batches,
-            "validation": (x_val, y_val), "test": (x_test, y_test), "options": options,
-            "specs": specs, "dicts": dicts, "choices": choices, "formats": formats, "hw": hw,
-            "baselines": baselines, "fmax_floor": floor, "front": pareto(feasible), "search": search,
-            "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    feasible = [p for p in run.points
+                if all(run.allowed(core_label(n, lab, p["family"])) for n, lab in p["layers"].items())]
+    return {"args": args, "config": args, "model": model, "families": run.families, "order": run.order,
+            "batches": batches, "validation": (x_val, y_val), "test": (x_test, y_test), "options": options,
+            "specs": run.specs, "dicts": run.dicts, "choices": run.choices, "formats": run.formats, "hw": run.hw,
+            "baselines": baselines, "fmax_floor": run.floor, "front": pareto(feasible), "search": search,
+            "seconds": {k: round(v, 1) for k, v in run.seconds.items()}}
 
 
 def finish(e: dict, max_drop: float) -> ExploreResult:

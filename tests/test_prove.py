@@ -163,3 +163,29 @@ def test_equivalence_by_induction(tmp_path):
     assert r["result"] == "equivalent" and "core.beat" in r["unpaired"], r
     r = equivalent_by_induction(d, out)
     assert r["result"] == "unproven" and any(p.startswith("m_axis_tdata") for p in r["unproven_pairs"]), r
+
+
+def test_tool_wrappers_written_by_threads_at_once(tmp_path, monkeypatch):
+    """Dask's in-process workers are threads of one process: the first proofs on a fresh machine write the
+    solver wrappers from several threads at once, and each must get complete, runnable wrappers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hardyt.hw.formal.prove import tool_dir
+
+    import os
+    import time
+
+    monkeypatch.setenv("HARDYT_CACHE", str(tmp_path))
+    replace = os.replace
+
+    def slow_replace(src, dst):     # a slow file system: the threads' writes overlap
+        time.sleep(0.05)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", slow_replace)
+    with ThreadPoolExecutor(8) as pool:
+        roots = list(pool.map(lambda _: tool_dir(), range(8)))
+    assert len(set(roots)) == 1
+    wrappers = sorted(p.name for p in roots[0].iterdir())
+    assert wrappers == ["yices-smt2", "yosys", "yosys-smtbmc", "yosys-witness"]
+    assert subprocess.run([str(roots[0] / "yosys"), "-V"], capture_output=True).returncode == 0

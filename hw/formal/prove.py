@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,10 +92,12 @@ def tool_dir() -> Path:
         return root
     root.mkdir(parents=True, exist_ok=True)
     for name, exe in targets.items():
-        tmp = root / f".{name}.{os.getpid()}"
-        tmp.write_text(f'#!/bin/sh\nexec "{bindir / exe}" "$@"\n')
-        tmp.chmod(0o755)
-        tmp.replace(root / name)
+        # A temporary of its own per call: Dask's in-process workers are threads of one process.
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(f'#!/bin/sh\nexec "{bindir / exe}" "$@"\n')
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, root / name)
     # yowasp tools print "Preparing to run ..." on their very first run: get it over with here.
     subprocess.run([str(root / "yosys"), "-V"], capture_output=True, check=False)
     return root

@@ -8,7 +8,8 @@ referee (held-out samples, :mod:`.referee`):
    seed; :func:`~hardyt.quant.conversion.schedule.plan_steps`);
 2. **adapted**: from there, every weight adapts too (``adapt``), and stops
    when ``opts.patience`` checks in a row (default :data:`PATIENCE`; 0: it
-   runs all its steps) score worse than its start on the held-out check.
+   runs all its steps), and at least a quarter of the phase's steps
+   (:func:`adapt_patience`), score worse than its start on the held-out check.
    Its starting point is the frozen result and its best state on the
    referee is kept: if that state beats the frozen result on the held-out
    check, it is returned;
@@ -21,15 +22,30 @@ The record (``report["teacher"]["weights"]``) says which was kept and why.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from .options import ConvertOptions
 from .reconstruct import reconstruct
 from .schedule import Plan, compute_seconds
 
-__all__ = ["PATIENCE", "guarded_reconstruct", "phase_record", "stop_reason"]
+__all__ = ["PATIENCE", "PATIENCE_SHARE", "adapt_patience", "guarded_reconstruct", "phase_record", "stop_reason"]
 
 PATIENCE = ConvertOptions.patience  # the default: checks in a row worse than the start that stop the adapted phase
+#: The share of the adapted phase's steps it runs, worse than its start, before it may stop: its rate is
+#: highest at the start of the cosine schedule, and the held-out check may fall for a while before it rises
+#: — the longer the phase, the longer (the whole training set's 2074-step phase was stopped at step 200).
+PATIENCE_SHARE = 0.25
+
+
+def adapt_patience(patience: int, steps: int, eval_every: int) -> int:
+    """The checks in a row worse than its start that stop an adapted phase of ``steps`` steps: ``patience``,
+    and no fewer than :data:`PATIENCE_SHARE` of the phase; 0 (never) stays 0.
+
+    >>> adapt_patience(4, 900, 50), adapt_patience(4, 2074, 50), adapt_patience(4, 30, 5), adapt_patience(0, 900, 50)
+    (5, 11, 4, 0)
+    """
+    return patience and max(patience, math.ceil(PATIENCE_SHARE * steps / eval_every))
 
 
 def phase_record(name: str, out: dict) -> dict:
@@ -55,7 +71,8 @@ def guarded_reconstruct(student, dyts: dict, data, teacher, opts, plan: Plan, *,
     choice = {"kept": "frozen", "reason": "weights frozen (freeze_weights or nothing to adapt)"}
     if plan.adapt_steps and weights:
         adapted = reconstruct(student, dyts, data, teacher, replace(opts, steps=plan.adapt_steps), weights=weights,
-                              referee=referee, objective=objective, patience=opts.patience,
+                              referee=referee, objective=objective,
+                              patience=adapt_patience(opts.patience, plan.adapt_steps, opts.eval_every),
                               budget=plan.remaining(compute_seconds() - t0), **kw)
         phases.append(phase_record("adapted", adapted))
         losses += adapted["losses"]

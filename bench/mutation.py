@@ -239,11 +239,11 @@ def formal_check(mdir: Path, kind: str, timeout: float = 600) -> str | None:
     return f"formal: {', '.join(bad)}" if bad else None
 
 
-def equivalence(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
+def equivalence(core: Path, row: dict, scratch: Path, timeout: float, induction_timeout: float) -> dict:
     """Is the mutant the original? The unbounded induction over paired signals first (it decides most
     in seconds), then the bounded miter (it finds a difference the induction cannot name)."""
     tag = row["id"].replace("/", "_")
-    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{tag}", timeout=timeout)
+    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{tag}", timeout=induction_timeout)
     if ind["result"] == "equivalent":
         return ind
     return equivalent(core, row["verilog"], work=scratch / f"equiv-{tag}", timeout=timeout) | {
@@ -251,15 +251,16 @@ def equivalence(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
                                        if k in ind}}
 
 
-def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 600)) -> dict:
-    """Run the checks on one mutant; what killed it, or whether it is equivalent."""
+def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 600, 600)) -> dict:
+    """Run the checks on one mutant; what killed it, or whether it is equivalent. ``limits``: seconds of
+    the bounded miter, of each ``hardyt prove`` task, of the induction."""
     t0 = time.perf_counter()
     out = {"id": row["id"], "kind": kind, "cmd": row["cmd"], "verilog": str(row["verilog"])}
     why = check(row["verilog"])
     eq = None
     if why is None:
         # Equivalent mutants cannot be killed by anything: check that before the (costlier) proofs.
-        eq = equivalence(core, row, scratch, limits[0])
+        eq = equivalence(core, row, scratch, limits[0], limits[2])
         if eq["result"] != "equivalent":
             try:
                 why = formal_check(_mutant_dir(core, row["verilog"], scratch / row["id"].replace("/", "_")), kind,
@@ -282,7 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2, help="mutants judged at once (each in its own directory)")
     ap.add_argument("--out", default=str(RESULTS / "mutation"))
-    ap.add_argument("--equiv-timeout", type=float, default=300, help="seconds of the equivalence check")
+    ap.add_argument("--equiv-timeout", type=float, default=300, help="seconds of the bounded equivalence miter")
+    ap.add_argument("--induction-timeout", type=float, default=600, help="seconds of the equivalence induction")
     ap.add_argument("--formal-timeout", type=float, default=600, help="seconds of each hardyt prove task")
     ap.add_argument("--resume", action="store_true", help="keep the mutants OUT.json already judged (same seed)")
     ap.add_argument("--rejudge", action="store_true", help="with --resume: judge the survivors again (and the "
@@ -326,7 +328,8 @@ def main(argv=None) -> int:
             def one(row):
                 c = free.get()
                 try:
-                    return judge(kind, core, row, c, work / "scratch", (args.equiv_timeout, args.formal_timeout))
+                    return judge(kind, core, row, c, work / "scratch", (args.equiv_timeout, args.formal_timeout,
+                                                                           args.induction_timeout))
                 finally:
                     free.put(c)
 

@@ -1,6 +1,7 @@
 """``hardyt prove`` on the demo's layers, on its engine and on a LayerNorm core, timed.
 
-    python bench/prove.py CONVERTED_DIR [--workers 2] [--ln-channels 8] [--out bench/results/prove]
+    python bench/prove.py CONVERTED_DIR [--workers 2] [--ln-channels 8] [--sets layers engine layernorm]
+                          [--out bench/results/prove]
 
 Emits every layer of a ``hardyt convert`` output (``hardyt rtl CONVERTED --layers
 all``), the DyT engine for all of them (``--engine``) and a LayerNorm core of
@@ -26,6 +27,8 @@ from hardyt.quant.contract.layernorm import random_layernorm_spec
 from hardyt.quant.files import atomic_write_text
 
 RESULTS = Path(__file__).with_name("results")
+#: The sets: name (``--sets``, the directory under the work directory) -> label in the results.
+SETS = {"layers": "demo layers", "engine": "engine", "layernorm": "layernorm"}
 
 
 def main(argv=None) -> int:
@@ -34,6 +37,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ln-channels", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="the sets to prove (each "
+                    "is emitted anyway)")
     ap.add_argument("--out", default=str(RESULTS / "prove"))
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hardyt-prove-"))
@@ -43,7 +48,8 @@ def main(argv=None) -> int:
     emit_spec(random_layernorm_spec(args.ln_channels, first.lanes, first.in_bits, first.out_bits, seed=0),
               work / "layernorm", "layernorm")
     sets, cores = [], {}
-    for label, d in (("demo layers", work / "layers"), ("engine", work / "engine"), ("layernorm", work / "layernorm")):
+    for key in args.sets:
+        label, d = SETS[key], work / key
         load = os.getloadavg()
         t0 = time.perf_counter()
         r = prove(d, ProveConfig(workers=args.workers, timeout=args.timeout))
@@ -72,6 +78,11 @@ def write(out: Path, sets: list, cores: dict, argv) -> None:
     for name, r in cores.items():
         lines += [f"| {name} | {r['kind']} | {r['latency']} | {p['property']} | {p['mode']} | {p['depth']} | "
                   f"{p['result']} | {p['seconds']} | {p.get('cpu_seconds')} |" for p in r["properties"]]
+    bounded = {(r["kind"], p["property"]): p["bounded_because"] for r in cores.values() for p in r["properties"]
+               if p.get("bounded_because")}
+    if bounded:
+        lines += ["", "Bounded, not by induction (`bounded_because` in `prove.json`):", ""]
+        lines += [f"- {kind} `{prop}`: {why}" for (kind, prop), why in bounded.items()]
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 

@@ -56,6 +56,20 @@ def test_engine_proven_by_induction(tmp_path):
     _assert_proven(r, "dyt-engine", "prove", CORE | {"token_bank", "load_isolation", "bad_frame"})
 
 
+def test_threshold_engine_load_isolation_covers_beats_in_flight(tmp_path):
+    # A threshold engine's beats read their bank in every compare stage, after the handshake:
+    # load_isolation also asserts that the loader writes no bank a beat in those stages holds.
+    from hardyt.hw.formal.harness import harness
+    from hardyt.hw.formal.prove import core_facts
+    specs = [random_dyt_spec(4, 2, 4, 4, tanh="threshold", alpha=0.5, name="a"),
+             random_dyt_spec(4, 2, 4, 4, tanh="threshold", alpha=0.2, seed=1, name="b")]
+    emit_engine(specs, tmp_path / "eng")
+    facts = core_facts(load_manifest(tmp_path / "eng"))
+    assert len(facts.engine["readers"]) == 4 and harness(facts).count("not read in flight") == 4
+    r = prove_core(tmp_path / "eng", properties=["load_isolation"])
+    _assert_proven(r, "dyt-engine", "prove", {"load_isolation"})
+
+
 def test_layernorm_axis_proven_by_induction(tmp_path):
     d = _emit(random_layernorm_spec(2, 2, 6, 6, seed=0), tmp_path / "ln")
     r = prove_core(d, properties=["axis"])

@@ -94,6 +94,11 @@ class DyTEngine(CountedLatency, wiring.Component):
 
     Attributes
     ----------
+    control_regs : list of str
+        After elaboration: the names of the pipeline's control registers, first stage first.
+    bank_readers : list of str
+        After elaboration: those of beats that still read their bank's RAMs (a threshold engine's
+        compare stages; none in a table engine, whose beats read at the handshake).
     latency : int
         Cycles from an input handshake to its ``o.valid``, sink always ready:
         the stages :meth:`elaborate` builds plus the output buffer's (3; 5 with channel affine;
@@ -157,6 +162,8 @@ class DyTEngine(CountedLatency, wiring.Component):
         m.d.comb += [obuf.i.payload.data[j].eq(v) for j, v in enumerate(y)]
         self.count_latency(stages.count + obuf.latency)
         self.control_regs = stages.controls     # as DyTCore's: read by the formal harness
+        if s.tanh != "threshold":
+            self.bank_readers = []
         return m
 
     def _token_bank(self, m, loader):
@@ -210,9 +217,11 @@ class DyTEngine(CountedLatency, wiring.Component):
         b, width = s.table_bits, s.entry_bits
         entry, target = loader.waddr[:b], loader.waddr[b]
         reading = []                                   # the control registers of beats that still read RAMs
+        self.bank_readers = []                         # their names (the formal harness's load_isolation)
 
         def step(ctrl, tag):
             reading.append(stages.step(ctrl, tag))
+            self.bank_readers.append(stages.controls[-1])
             return reading[-1]
 
         def read(i, j, addr):

@@ -21,7 +21,9 @@ emitted top (``NAME.v``, unchanged) and states, with Yosys's formal
   the engine, which waits for a loaded layer, is exempt);
 * engine only: ``token_bank`` (every beat reads the usable bank holding the
   layer selected at its token's first beat), ``load_isolation`` (the loader
-  writes only a bank that is not usable and not the current token's), and
+  writes only a bank that is not usable, not the current token's, and — a
+  threshold engine, whose beats read their bank in each compare stage —
+  read by no beat in those stages), and
   ``bad_frame`` (a bank becomes usable only with a ``loaded`` status; a usable
   bank's layer, length and affine fields never change).
 
@@ -270,6 +272,9 @@ def _engine(f: CoreFacts) -> str:
         "`ifdef LOAD_ISOLATION",
         "        if (we_any) assert(!usable_target);                        // load_isolation: not pickable",
         "        if (we_any && p_started) assert(p_target != p_active);     // load_isolation: not in use",
+        # A beat in a compare stage never holds the bank the loader claimed (writes or will write).
+        *[f"        if (({writing}) && {r}[0]) assert({r}[{bank}] != p_target);   // load_isolation: not read in flight"
+          for r, bank in e.get("readers", [])],
         "`endif",
         "    end",
         "`ifdef BAD_FRAME",

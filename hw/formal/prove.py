@@ -61,8 +61,8 @@ PROPERTIES = {
                            "after it entered, with its tlast; s_axis_tready never drops (not the engine)"),
     "token_bank": ("TOKEN_BANK", "engine: after the first token, the current token's bank is usable and holds "
                                  "the layer layer_select named at its first beat"),
-    "load_isolation": ("LOAD_ISOLATION", "engine: the loader writes only a bank that is not usable and not the "
-                                         "current token's"),
+    "load_isolation": ("LOAD_ISOLATION", "engine: the loader writes only a bank that is not usable, not the "
+                                         "current token's, and read by no beat still in flight"),
     "bad_frame": ("BAD_FRAME", "engine: a bank becomes usable only with status `loaded`; a usable bank's layer, "
                                "length and affine fields never change"),
 }
@@ -104,16 +104,38 @@ def tool_dir() -> Path:
 
 
 def run_sby(sby: str, cwd: Path, env: dict, timeout: float) -> str | None:
-    """Run ``yowasp-sby -f SBY`` in ``cwd``; its log, or ``None`` after ``timeout`` seconds (then the
-    whole process group goes: sby's solvers are its children and would outlive it)."""
+    """Run ``yowasp-sby -f SBY`` in ``cwd``; its log, or ``None`` after ``timeout`` seconds (then sby
+    goes with every process below it: its Yosys and solvers would outlive it, some in sessions of
+    their own)."""
     proc = subprocess.Popen([str(Path(sys.executable).parent / "yowasp-sby"), "-f", sby], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         return proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in [proc.pid, *_descendants(proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass                                  # gone already
         proc.communicate()
         return None
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux ``/proc``; none elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
 
 
 def core_facts(manifest: dict) -> CoreFacts:
@@ -146,6 +168,9 @@ def core_facts(manifest: dict) -> CoreFacts:
                   "tail": Probe("p_tail", f"{path}.obuf.tail", payload)}
     if kind == "dyt-engine":
         facts.engine = _engine_probes(core.shape, manifest, path)
+        if core.bank_readers:                     # beats that read their bank after the handshake
+            bank = core.ctrl_layout["bank"].offset
+            facts.engine["readers"] = [(f"p_{name}", bank) for name in core.bank_readers]
     return facts
 
 

@@ -25,12 +25,26 @@ from pathlib import Path
 
 from hardyt.quant.files import atomic_write_bytes, save_json_atomic
 
-__all__ = ["STAMP", "PRODUCTS", "products", "check", "stamp", "reserved", "source_copy"]
+__all__ = ["STAMP", "PRODUCTS", "build_root", "products", "check", "stamp", "reserved", "source_copy"]
 
 STAMP = ".hardyt-build.json"
 #: What a build leaves for the test step to run, by simulator (Verilator's executable is named after the
 #: toplevel: :func:`products` with ``top``; ``Vtop`` is only its C++ prefix).
 PRODUCTS = {"icarus": ("sim.vvp",), "verilator": ("Vtop",)}
+
+
+def build_root(cache) -> Path:
+    """Where this environment's builds go: ``CACHE/build/<tag>``, the tag a hash of the cocotb install's path.
+
+    A build's make files name files of the cocotb install that made it (its
+    Verilator main, its VPI library): a build made by another environment
+    — another checkout's ``.venv``, since moved or deleted — would fail in
+    ``make`` or link the wrong cocotb, so it is never reused.
+    """
+    import cocotb
+
+    tag = hashlib.sha256(str(Path(cocotb.__file__).resolve().parent).encode()).hexdigest()[:12]
+    return Path(cache) / "build" / tag
 
 
 def products(simulator: str, top: str | None = None) -> tuple:

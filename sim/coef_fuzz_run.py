@@ -24,7 +24,7 @@ from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import atomic_write_bytes
 
-from .buildcache import source_copy
+from .buildcache import build_root, source_copy
 from .coef_fuzz import KINDS, disguised, expect, make_frame
 from .engine_runner import engine_plan, is_engine
 from .runner import _launch, _simulator_env, default_cache
@@ -117,7 +117,7 @@ def run_coef_fuzz(directory, frames: int, seed: int = 1, simulator: str = "veril
         "seed": seed & 0xFFFFFFFF, "max_cycles": 60 * files["nwords"] + 20 * beats + 10_000}
     key = f"{digest}-{simulator}-coeffuzz-" + "-".join(str(v) for v in params.values())
     job = {"simulator": simulator, "sources": [str(HARNESS), str(src)], "top": "hardyt_coef_fuzz",
-           "module": "hardyt.sim.cocotb_coef_fuzz", "build_dir": str(cache / "build" / key),
+           "module": "hardyt.sim.cocotb_coef_fuzz", "build_dir": str(build_root(cache) / key),
            "parameters": params, "defines": {"HARDYT_TOP": manifest["top"], "HARDYT_LOADER": LOADER},
            "build_args": ["-Wno-fatal", "-O3"] if simulator == "verilator" else [], "waves": False,
            "test_dir": str(run_dir), "results_xml": str(run_dir / "results.xml"), "seed": seed,

@@ -17,7 +17,7 @@ from hardyt.hw.emission.emit import load_manifest
 from hardyt.quant.errors import HardytError
 from hardyt.quant.files import save_json_atomic
 
-from .buildcache import source_copy
+from .buildcache import build_root, source_copy
 from .runner import _check_args, _collect, _launch, _simulator_env, _test_env, check_activations, \
     default_cache
 
@@ -70,7 +70,7 @@ def run_engine_sim(directory, simulator: str = "icarus", vectors: int = 256, see
     test_env = _test_env(manifest, run_dir, seed, vectors, None) | {"HARDYT_SIM_PLAN": str(run_dir / "plan.json")}
     key = f"{digest}-{simulator}-engine" + ("-waves" if waves else "")
     job = {"simulator": simulator, "sources": [str(src)], "top": manifest["top"], "module": "hardyt.sim.cocotb_engine",
-           "build_dir": str(cache / "build" / key), "parameters": {}, "defines": {},
+           "build_dir": str(build_root(cache) / key), "parameters": {}, "defines": {},
            "build_args": ["-Wno-fatal", "-O3"] if simulator == "verilator" else [], "waves": waves,
            "test_dir": str(run_dir), "results_xml": str(run_dir / "results.xml"), "seed": seed,
            "outcome": str(run_dir / "outcome.json"), "testcase": testcase, "quiet": quiet}

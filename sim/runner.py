@@ -164,7 +164,7 @@ def _job(manifest, spec, src: Path, digest: str, run_dir: Path, cache: Path, *, 
         top, module = manifest["top"], "hardyt.sim.cocotb_dyt"
         key = f"{digest}-{simulator}-cocotb"
     job = {"simulator": simulator, "sources": sources, "top": top, "module": module,
-           "build_dir": str(cache / "build" / (key + ("-waves" if waves else "") + (f"-s{slot}" if slot else ""))),
+           "build_dir": str(buildcache.build_root(cache) / (key + ("-waves" if waves else "") + (f"-s{slot}" if slot else ""))),
            "parameters": parameters, "defines": defines,
            "build_args": ["-Wno-fatal", "-O3"] if simulator == "verilator" else [], "waves": waves,
            "test_dir": str(run_dir), "results_xml": str(run_dir / "results.xml"), "seed": seed,

@@ -162,6 +162,19 @@ def test_build_directory_without_a_finished_build_is_rebuilt(tmp_path):
     assert buildcache.check(build, "verilator", "hardyt_bulk")
 
 
+def test_builds_of_another_environment_are_not_reused(tmp_path, monkeypatch):
+    """A build's make files name the cocotb install that made it: another checkout's (since deleted) is never
+    reused — CI's clone once left builds whose `make` then failed on its vanished `verilator.cpp`."""
+    import cocotb
+
+    from hardyt.sim import buildcache
+
+    here = buildcache.build_root(tmp_path)
+    assert here.parent == tmp_path / "build" and buildcache.build_root(tmp_path) == here
+    monkeypatch.setattr(cocotb, "__file__", "/elsewhere/.venv/lib/python3.11/site-packages/cocotb/__init__.py")
+    assert buildcache.build_root(tmp_path) != here
+
+
 @pytest.mark.parametrize("target", fuzz_parsers.TARGETS, ids=lambda t: t.name)
 def test_parser_fed_mutated_bytes_answers_with_one_line_naming_the_file(target, tmp_path):
     """40 mutations of a valid file per parser (derandomized; ``bench/faults.py`` runs thousands)."""

@@ -129,10 +129,9 @@ def _bound(points: list[dict], baselines: dict, costs: dict, names: list[str], m
     """Whether families keeping LayerNorms can change the pick within ``max_drop``: each has a LayerNorm core,
     so none costs less than the cheapest one; when the default conversion's own pick (``points`` of family 0,
     already within the Fmax floor) costs less, they cannot, and are not converted."""
-    from .explore_search import core_label
+    from .explore_search import core_label, lut_ff
 
-    cheapest = min(costs[core_label(n, "layernorm", 0)]["lut"] + costs[core_label(n, "layernorm", 0)]["ff"]
-                   for n in names)
+    cheapest = min(lut_ff(costs, core_label(n, "layernorm", 0)) for n in names)
     reference = baselines["all_layernorm"]["accuracy"]
     within = [p["cost"] for p in points if p["family"] == 0 and 100 * (reference - p["accuracy"]) <= max_drop + 1e-9]
     pick = min(within, default=None)

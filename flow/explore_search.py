@@ -21,7 +21,7 @@ from __future__ import annotations
 from hardyt.hw.tools.sweep import failure_error, run_jobs
 from hardyt.quant.errors import HardytError
 
-__all__ = ["convert_families", "family_specs", "search_families", "core_label", "point_cost"]
+__all__ = ["convert_families", "family_specs", "search_families", "core_label", "lut_ff", "point_cost"]
 
 
 def core_label(name: str, lab: str, family: int) -> str:
@@ -95,10 +95,14 @@ def family_specs(families: list, layernorm_spec) -> tuple[dict, dict, dict, dict
     return dicts, specs, choices, formats
 
 
+def lut_ff(costs: dict, label: str) -> int:
+    """A core's LUT+FF, the search's cost (``label``: :func:`core_label`)."""
+    return costs[label]["lut"] + costs[label]["ff"]
+
+
 def point_cost(p: dict, costs: dict) -> float:
     """A point's LUT+FF: the sum over its layers' cores (``p["layers"]``: ``{layer: label}``, ``p["family"]``)."""
-    return sum(costs[core_label(n, lab, p["family"])]["lut"] + costs[core_label(n, lab, p["family"])]["ff"]
-               for n, lab in p["layers"].items())
+    return sum(lut_ff(costs, core_label(n, lab, p["family"])) for n, lab in p["layers"].items())
 
 
 def search_families(families: list, names: list[str], specs: dict, costs: dict, allowed, x_val, y_val, *,
@@ -126,8 +130,7 @@ def search_families(families: list, names: list[str], specs: dict, costs: dict, 
             if not options[name]:
                 raise HardytError(f"no core of layer {name} reaches the Fmax floor (--min-fmax 0 disables it)")
         options = {n: options[n] for n in names}
-        cost = {(n, lab): costs[core_label(n, lab, j)]["lut"] + costs[core_label(n, lab, j)]["ff"]
-                for n in names for lab in options[n]}
+        cost = {(n, lab): lut_ff(costs, core_label(n, lab, j)) for n in names for lab in options[n]}
         evaluate = Evaluator(fam, fam_specs, x_val, y_val)
         reference = reference_config(names, options)
         limit = len(names) * max(len(v) for v in options.values()) * beam

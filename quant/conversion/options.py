@@ -65,8 +65,8 @@ class ConvertOptions:
     holdout: int = 0               # referee: the first N calibration samples held out of every fit and step;
     #                                0: 1/8 of the set, at least 64, at most 1024 (calibration.referee_size)
     eval_every: int = 50           # steps between the referee's checks (the best state on it is kept)
-    patience: int = 4              # the adapted phase stops after this many checks in a row (and a quarter of its steps) worse than its
-    #                                start (the frozen result); 0: never
+    patience: int = 4              # the adapted phase stops after this many checks in a row (and a quarter
+    #                                of its steps: guard.adapt_patience) worse than its start; 0: never
     # What is compared with the LayerNorm model (docs/conversion.md, "Outputs that are not logits").
     output: object = None          # callable(model output) -> the tensor that matters; None: logits / first output
     objective: str = "auto"        # "kl" (logits), "cosine" (1 - cosine + relative MSE); auto: kl for logits

@@ -206,7 +206,8 @@ async def test_affine_bounds(dut):
         tb.source.send(run.x, run.last, user=run.index)
         await tb.wait_outputs(len(run.x), 40 * len(run.x) + 200)
     lines = _score("affine_bounds", tb, [run], too_wide_status=bad)
-    assert bad == 2, f"affine_bounds: a frame with {cfg.manifest['out_bits'] + 1} output bits got status {bad} (expected 2)"
+    wide = cfg.manifest["out_bits"] + 1
+    assert bad == 2, f"affine_bounds: a frame with {wide} output bits got status {bad} (expected 2)"
     assert error is None, error
     assert not lines, "\n".join(lines[:10])
 

@@ -51,7 +51,8 @@ def wrapper_text(facts, probes: list[Probe], invariants: list[str], kind: str, e
     decl = "".join(f"    (* keep *) wire [{p.width - 1}:0] {p.name};\n" for p in probes)
     body = "".join(f"    always @(*) {kind}({e});\n" for e in invariants)
     return (module_head("hardyt_inv", facts, ports_) + decl
-            + f"    {facts.top} dut (\n        " + ",\n        ".join(conns) + "\n    );\n" + env + body + "endmodule\n")
+            + f"    {facts.top} dut (\n        " + ",\n        ".join(conns) + "\n    );\n"
+            + env + body + "endmodule\n")
 
 
 def _core_script(manifest: dict, mutation: str | None, wrapper: str, probes: list[Probe]) -> list[str]:

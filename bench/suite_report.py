@@ -11,12 +11,21 @@ import torch
 from hardyt.quant.files import atomic_write_text
 
 TARGET_PT, TARGET_COS, TARGET_RETRIEVAL = 0.5, 0.98, 0.02
+# A default that fell back is the --freeze-weights conversion, but under a binding time budget the two runs
+# measure their own time and take a few steps more or fewer (433 and 438 on all-MiniLM-L6-v2, 0.0003 apart).
+GUARD_SLACK = 1e-3
+
+
+def _fell_back(conversion: dict) -> bool:
+    return ((conversion.get("teacher") or {}).get("weights") or {}).get("kept") == "frozen"
 
 
 def targets(row: dict) -> dict:
     """Issue 23's targets for one model (8-bit fixed point, the default conversion); saliency: the guard only."""
     d, f = row["default"], row["freeze_weights"]
-    out = {"guard: default held-out cosine >= frozen": d["held_out_cosine"]["fixed"] >= f["held_out_cosine"]["fixed"]}
+    slack = GUARD_SLACK if _fell_back(d) else 0.0
+    out = {f"guard: default held-out cosine >= frozen (- {GUARD_SLACK:g} if it fell back)":
+           d["held_out_cosine"]["fixed"] >= f["held_out_cosine"]["fixed"] - slack}
     test, ln = d["test"]["fixed"], row["layernorm"]
     if row["kind"] == "encoder":
         out[f"embedding cosine >= {TARGET_COS}"] = test["embedding_cosine"] >= TARGET_COS
@@ -51,14 +60,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
           "validation split (never seen by the conversion); `report[\"teacher\"]`: the converter's own referee "
           "(held-out calibration samples, fixed point; — when the converter has none) and which weights the "
           "guard kept. Test: the task metric, LayerNorm model first.", "",
-          "| model | LNs | conversion | seconds | held-out cos float / fixed | report[\"teacher\"] cos (n); weights kept | "
-          "test, LayerNorm | test, DyT fixed | targets |", "|---|---|---|---|---|---|---|---|---|"]
+          "| model | LNs | calibration samples | conversion | seconds | held-out cos float / fixed | "
+          "report[\"teacher\"] cos (n); weights kept | test, LayerNorm | test, DyT fixed | targets |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for label in ("default", "freeze_weights"):
             c = r[label]
             met = "" if label != "default" else ", ".join(
                 f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items())
-            md.append(f"| {r['model']} | {r['layernorms']} | {label.replace('_', '-')} | {c['seconds']:.0f} | "
+            calib = next((v for k, v in r["sizes"].items() if k.startswith("calibration")), "?")
+            md.append(f"| {r['model']} | {r['layernorms']} | {calib} | {label.replace('_', '-')} | {c['seconds']:.0f} | "
                       f"{c['held_out_cosine']['float']:.4f} / {c['held_out_cosine']['fixed']:.4f} | "
                       f"{_teacher(c['teacher'])} | {_task(r['kind'], r['layernorm'])} | "
                       f"{_task(r['kind'], c['test']['fixed'])} | {met} |")
@@ -88,7 +99,7 @@ def write(rows: list[dict], args, argv, partial: bool = False) -> None:
 def combine(files, args) -> int:
     """One table from several runs (each a process on its own --models, run side by side)."""
     runs = [json.loads(open(f).read()) for f in files]
-    rows = [r for run in runs for r in run["rows"]]
+    rows = [r | {"targets": targets(r)} for run in runs for r in run["rows"]]   # judged by today's rule
     meta = {**runs[0]["meta"], "command": " ; ".join(run["meta"]["command"] for run in runs),
             "seconds": max(run["meta"]["seconds"] for run in runs), "parts": [str(f) for f in files],
             "load_before": " | ".join(str(run["meta"]["load_before"]) for run in runs),

@@ -19,7 +19,7 @@ from ..contract.tanh import full_scale
 from .augment import augment_batch
 from .calibration import batch_samples
 from .distributed import all_sum, rank_world, sum_gradients
-from ..runtime.graph import hooks, kl_to, model_logits
+from ..runtime.graph import hooks, kl_to, model_logits, token_mask, token_rows
 from .modules import effective_alpha
 from .schedule import compute_seconds
 
@@ -167,9 +167,11 @@ class _Step:
             with torch.no_grad():
                 target = model_logits(self.teacher, batch)
             out = model_logits(self.model, batch)
-            loss = kl_to(target, out, opts.temperature) if self.objective == "kl" else feature_distance(target, out)
+            mask = token_mask(batch)
+            loss = kl_to(target, out, opts.temperature) if self.objective == "kl" else \
+                feature_distance(target, out, mask)
             if opts.feature_weight:
-                loss = loss + opts.feature_weight * self.features.loss()
+                loss = loss + opts.feature_weight * self.features.loss(mask)
             (loss * (n_local / n)).backward()
         sum_gradients(self.trainable)
         self.opt.step()
@@ -192,15 +194,16 @@ def to_device(batch, device):
     return batch
 
 
-def feature_distance(target: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def feature_distance(target: torch.Tensor, out: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The objective for outputs that are not logits (hidden states, embeddings): mean over the
-    last-dimension vectors of ``1 - cosine``, plus the MSE relative to the target's variance (the scale).
+    last-dimension vectors of ``1 - cosine``, plus the MSE relative to the target's variance (the scale);
+    token states ``(B, T, C)`` only where ``mask`` (:func:`token_mask`) keeps the token.
 
     >>> t = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
     >>> round(float(feature_distance(t, t)), 6)
     0.0
     """
-    t, o = target.float().reshape(-1, target.shape[-1]), out.float().reshape(-1, out.shape[-1])
+    t, o = token_rows(target.float(), mask), token_rows(out.float(), mask)
     cos = F.cosine_similarity(t, o, dim=1, eps=1e-12)
     return (1 - cos).mean() + F.mse_loss(o, t) / t.var().clamp_min(1e-12)
 
@@ -256,13 +259,15 @@ class _Features(contextlib.ExitStack):
             self.seen[kind][name] = out
         return f
 
-    def loss(self) -> torch.Tensor:
-        """Mean over layers of the DyT output's MSE to the LayerNorm output, relative to its variance.
+    def loss(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over layers of the DyT output's MSE to the LayerNorm output, relative to its variance,
+        over the tokens ``mask`` keeps (:func:`token_mask`; ``None``: every row).
 
         The variance is the fixed ``scale[name]`` when given (the same on every
         rank and every step), else the batch's.
         """
-        t, s = self.seen["teacher"], self.seen["student"]
+        t = {n: token_rows(v, mask) for n, v in self.seen["teacher"].items()}
+        s = {n: token_rows(v, mask) for n, v in self.seen["student"].items()}
         return sum(F.mse_loss(s[n], t[n]) / (self.scale[n] if self.scale else t[n].var().clamp_min(1e-12))
                    for n in self.names) / len(self.names)
 

@@ -26,7 +26,7 @@ from torch import nn
 from .calibration import REFEREE_MIN, batch_samples
 from .fidelity import output_agreement
 from .fixed_dyt import to_float
-from ..runtime.graph import hooks, model_logits
+from ..runtime.graph import hooks, model_logits, token_mask, token_rows
 
 __all__ = ["REFEREE_FLOORS", "Referee", "referee_warnings", "referee_summary", "teacher_section"]
 
@@ -82,7 +82,8 @@ class Referee:
         return m["kl"] if self.classifier else 1.0 - m["cosine"]
 
     def layer_cosines(self, model: nn.Module, names: list[str]) -> dict[str, float]:
-        """Per layer: mean cosine over rows of ``model``'s layer output to the teacher's LayerNorm output."""
+        """Per layer: mean cosine over rows (padding tokens left out) of ``model``'s layer output to the
+        teacher's LayerNorm output."""
         seen = {"t": {}, "s": {}}
         sums = dict.fromkeys(names, 0.0)
         rows = dict.fromkeys(names, 0)
@@ -90,7 +91,7 @@ class Referee:
         def keep(kind):
             def make(name):
                 def f(_m, _i, out):
-                    seen[kind][name] = out.detach().reshape(-1, out.shape[-1]).double().cpu()
+                    seen[kind][name] = out.detach()
                 return f
             return make
 
@@ -101,8 +102,10 @@ class Referee:
             for b in self.batches:
                 model_logits(self.teacher, _on(b, dt))
                 model_logits(model, _on(b, ds))
+                mask = token_mask(b)
                 for n in names:
-                    cos = F.cosine_similarity(seen["t"][n], seen["s"][n], dim=1, eps=1e-30)
+                    t, s = (token_rows(seen[k][n], mask).double().cpu() for k in ("t", "s"))
+                    cos = F.cosine_similarity(t, s, dim=1, eps=1e-30)
                     sums[n] += float(cos.sum())
                     rows[n] += len(cos)
         return {n: sums[n] / max(rows[n], 1) for n in names}

@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import HardytError
 
 __all__ = ["run_model", "model_logits", "selected_output", "is_logits", "get_module", "set_module", "hooks", "Stop", "layer_norm_names",
-           "capture", "kl_to"]
+           "capture", "kl_to", "token_mask", "token_rows"]
 
 
 def run_model(model: nn.Module, batch):
@@ -123,6 +123,34 @@ def layer_norm_names(model: nn.Module, batch) -> list[str]:
     return order
 
 
+def token_mask(batch) -> torch.Tensor | None:
+    """The tokens that count in a batch: a dict batch's ``attention_mask`` (``(B, T)``, Hugging Face's
+    convention) as booleans, else ``None`` (every row counts).
+
+    Padding tokens are computed but never read (attention masks them as keys,
+    pooling skips them); in a text batch padded to its longest sentence they are
+    often half the rows, with activations unlike any real token's. Fits, clip
+    searches, feature terms and per-layer checks read only the tokens that count.
+    """
+    mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+    return mask.bool() if isinstance(mask, torch.Tensor) and mask.ndim == 2 else None
+
+
+def token_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``(..., C)`` activations as ``(rows, C)``, keeping only the tokens ``mask`` marks when
+    ``x`` is ``(B, T, C)`` with the mask's ``(B, T)`` (any other shape: every row).
+
+    >>> x = torch.arange(12.0).reshape(2, 2, 3)
+    >>> token_rows(x, torch.tensor([[True, False], [True, True]])).tolist()
+    [[0.0, 1.0, 2.0], [6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]
+    >>> token_rows(x, None).shape
+    torch.Size([4, 3])
+    """
+    if mask is not None and x.ndim == 3 and x.shape[:2] == mask.shape:
+        return x[mask.to(x.device)]
+    return x.reshape(-1, x.shape[-1])
+
+
 def _row_index(n_rows: int, take: int, seed: int) -> torch.Tensor:
     if take >= n_rows:
         return torch.arange(n_rows)
@@ -135,22 +163,21 @@ def capture(model: nn.Module, names: list[str], batches: list, *, rows_per_batch
     """Inputs (and outputs) of modules ``names`` as ``(rows, C)`` float tensors.
 
     The same ``seed`` picks the same token rows in every model of the same
-    structure, so inputs of one model pair with outputs of another. The
-    forward pass stops after the last module that ran.
+    structure, so inputs of one model pair with outputs of another. Padding
+    tokens (:func:`token_mask`) are left out. The forward pass stops after
+    the last module that ran.
     """
     got = {n: ([], []) for n in names}
     remaining = set()
-    state = {"b": 0}
+    state = {"b": 0, "mask": None}
 
     def hook(name):
         def f(_m, inp, out):
-            x = inp[0].detach()
-            c = x.shape[-1]
-            x = x.reshape(-1, c)
+            x = token_rows(inp[0].detach(), state["mask"])
             idx = _row_index(x.shape[0], rows_per_batch or x.shape[0], seed * 7919 + state["b"])
             got[name][0].append(x[idx].float())
             if outputs:
-                got[name][1].append(out.detach().reshape(-1, c)[idx].float())
+                got[name][1].append(token_rows(out.detach(), state["mask"])[idx].float())
             remaining.discard(name)
             if not remaining:
                 raise Stop
@@ -159,7 +186,7 @@ def capture(model: nn.Module, names: list[str], batches: list, *, rows_per_batch
     modules = [(n, model.get_submodule(n)) for n in names]
     with torch.no_grad(), hooks(modules, hook):
         for b, batch in enumerate(batches):
-            state["b"] = b
+            state["b"], state["mask"] = b, token_mask(batch)
             remaining.update(names)
             try:
                 run_model(model, batch)

@@ -281,12 +281,18 @@ def main(argv=None) -> int:
     ap.add_argument("--judged-only", action="store_true", help="with --resume: judge no mutant OUT.json does not "
                     "already hold (a rejudge of its survivors only)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
-                    "(runs split by kind, e.g. run in parallel; a mutant in several: the last file's verdict)")
+                    "(runs split by kind or rejudged beside each other: a mutant's row where a later file changed it)")
     args = ap.parse_args(argv)
     if args.merge:
         docs = [json.loads(Path(f).read_text()) for f in args.merge]
-        # One row per mutant: a later file's (a rejudge split off a run) replaces an earlier one's.
-        rows = list({r["id"]: r for d in docs for r in d["mutants"]}.values())
+        # One row per mutant: where a later file's differs from the row the mutant first had (a rejudge of a
+        # copy of the same results, run beside), it replaces it.
+        first, by_id = {}, {}
+        for r in (r for d in docs for r in d["mutants"]):
+            if r["id"] not in first or r != first[r["id"]]:
+                by_id[r["id"]] = r
+            first.setdefault(r["id"], r)
+        rows = list(by_id.values())
         _write(Path(args.out), rows, args, time.perf_counter() - max(d["seconds"] for d in docs),
                [max(d["load_start"][k] for d in docs) for k in range(3)],
                command=" ; ".join(d["command"] for d in docs))

@@ -34,6 +34,20 @@ _ENGINE_TAGS = [Probe("p_tag0", "axis.core.loader.tag0", 11), Probe("p_tag1", "a
                 Probe("p_hok", "axis.core.loader.header_ok", 1), Probe("p_fsm", "axis.core.loader.fsm_state", 3)]
 
 
+def _cone(tag: str, bit: int, field: str, fbit: int | None) -> list[str]:
+    """Single-bit nets of bank ``tag``'s bit ``bit`` (``field`` bit ``fbit``; None: one bit), of its copies in
+    the token register and the four pipeline control words (bit ``bit - 1``): seeded unpaired, one round for all."""
+    c = "dut.axis.core"
+    field = field if fbit is None else f"{field}_{fbit}"   # a one-bit field is not split: no index
+    nets = [f"{c}.loader.{tag}_{bit}", f"{c}.loader.{tag}.{field}", f"{c}.cur_{bit}", f"{c}.cur.{field}",
+            f"{c}.tag_{bit}", f"{c}.tag.{field}", f"{c}.ctrl_{bit - 1}", f"{c}.ctrl.{field}"]
+    nets += [n for s in ("t", "r", "prod", "acc") for n in (f"{c}.ctrl_{s}_{bit - 1}", f"{c}.ctrl_{s}.{field}")]
+    b = int(tag[-1])
+    nets += [n for p in (c, f"{c}.loader") for n in (f"{p}.banks[{b}].{field}", f"{p}.banks[{b}]_{bit}",
+                                                      f"{p}.banks_{11 * b + bit}")]
+    return nets
+
+
 def _affine_top_bit_clear(bit: int) -> list[str]:
     """Every tag, token register and pipeline control word with ``affine`` set has ``top[bit]`` clear; so
     has the frame in progress once its affine beat was checked (GAMMA 6, BETA 7, CHECK 5, ``header_ok``):
@@ -61,11 +75,13 @@ INVARIANTS = {
     r"mutate -mode const0 -module eng -cell $flatten\axis.\core.\loader.$procmux$1586 -port B -portbit 10 "
     r"-src eng.v:2254.23-2254.23 -src eng.v:2242.5-2265.12": {
         "probes": _ENGINE_TAGS + _ENGINE_CTRL, "gold": _affine_top_bit_clear(5), "gate": _affine_top_bit_clear(5),
+        "unpaired": _cone("tag0", 10, "top", 5) + ["dut.axis.core.loader.$126_10", "p_tag0_10", "p_cur_10"]
+        + [f"p_{s}_top_5" for s in ("t", "r", "prod", "acc")],
         "why": "bank 0's tag gets top[5] = 0 on loading: top[5] (out_bits > 6) is 0 in every frame the loader "
                "takes (out_bits <= 6), and read only with affine set"},
     r"mutate -mode inv -module eng -cell $flatten\axis.\core.\loader.$procmux$1478 -port Y -portbit 4 "
     r"-src eng.v:2285.23-2285.23 -src eng.v:2273.5-2296.12": {
-        "probes": [], "gold": [],
+        "probes": [], "gold": [], "unpaired": _cone("tag1", 4, "shift", None) + ["dut.axis.core.loader.$127_4"],
         "why": "bank 1's tag gets its shift bit inverted: the set has one channel affine shift, so the "
                "engine never reads the field (single-bit pairs: the rest of the tag stays paired)"},
 }
@@ -82,7 +98,8 @@ def equivalence(core: Path, row: dict, scratch: Path, timeout: float, induction_
     inv = INVARIANTS.get(row["cmd"])
     if inv:
         r = equivalent_assuming(core, row["cmd"], inv["probes"], inv["gold"], inv.get("gate", ()),
-                                work=scratch / f"assume-{tag}", timeout=max(induction_timeout, 1800))
+                                work=scratch / f"assume-{tag}", timeout=max(induction_timeout, 1800),
+                                unpaired=inv.get("unpaired", ()))
         if r["result"] == "equivalent":
             return r | {"why": inv["why"]}
         tried["invariants"] = r

@@ -91,12 +91,14 @@ def prove_invariants(directory, invariants: list[str], probes: list[Probe], *, m
 
 
 def equivalent_assuming(directory, mutation: str, probes: list[Probe], gold: list[str], gate: list[str] = (), *,
-                        work, seq: int = 4, rounds: int = 8, timeout: float = 600.0) -> dict:
+                        work, seq: int = 4, rounds: int = 8, timeout: float = 600.0, unpaired=()) -> dict:
     """Prove the core in ``directory`` and the same netlist with ``mutation`` applied equivalent, given
     the invariants ``gold`` of the core and ``gate`` of the mutant (both proven first, then assumed).
 
     Returns ``{"result": "equivalent" | "unproven" | "undecided" | "error", "method": "induction under
-    invariants", "invariants": {"gold": [...], "gate": [...]}, "proofs", "unpaired", "seconds"}``.
+    invariants", "invariants": {"gold": [...], "gate": [...]}, "proofs", "unpaired", "seconds"}``. ``unpaired``:
+    single-bit nets (``dut.PATH_BIT``) left out of the pairing from the first round (the mutated bit's
+    known fan-out: each round otherwise unpairs one register stage of it).
     """
     manifest = load_manifest(directory)
     d, work = Path(manifest["dir"]), Path(work)
@@ -132,7 +134,7 @@ def equivalent_assuming(directory, mutation: str, probes: list[Probe], gold: lis
     (work / "equiv.ys").write_text("\n".join(script) + "\n")
     outputs = {"s_tready", "m_tvalid", "m_tlast", "c_tready", "coef_done"} | {f"m_tdata_{k}" for k in range(1024)} \
         | {f"coef_status_{k}" for k in range(3)}
-    unpaired: list[str] = []
+    unpaired: list[str] = sorted(unpaired)
     for _ in range(rounds):
         (work / "unpaired.txt").write_text("".join(f"{w}\n" for w in unpaired))
         try:

@@ -56,7 +56,6 @@ from pathlib import Path
 from hardyt.hw.datapath.cores import random_dyt_spec, random_layernorm_spec
 from hardyt.hw.emission.emit import emit, load_manifest
 from hardyt.hw.emission.engine_emit import emit_engine
-from hardyt.hw.formal.equiv import equivalent, equivalent_by_induction
 from hardyt.hw.formal.prove import prove_core
 from hardyt.hw.tools.toolchain import iverilog_cmd, yosys_cmd
 from hardyt.quant.contract.spec_io import spec_from_dict
@@ -64,6 +63,8 @@ from hardyt.quant.files import atomic_write_text
 from hardyt.sim.bulk_files import write_bulk_files
 from hardyt.sim.engine_runner import run_engine_sim
 from hardyt.sim.runner import HARNESS
+
+from mutation_equiv import equivalence
 
 RESULTS = Path(__file__).with_name("results")
 #: Elements of the LayerNorm bulk stream (every code on every channel is only 292 of them, one
@@ -239,18 +240,6 @@ def formal_check(mdir: Path, kind: str, timeout: float = 600) -> str | None:
     return f"formal: {', '.join(bad)}" if bad else None
 
 
-def equivalence(core: Path, row: dict, scratch: Path, timeout: float, induction_timeout: float) -> dict:
-    """Is the mutant the original? The unbounded induction over paired signals first (it decides most
-    in seconds), then the bounded miter (it finds a difference the induction cannot name)."""
-    tag = row["id"].replace("/", "_")
-    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{tag}", timeout=induction_timeout)
-    if ind["result"] == "equivalent":
-        return ind
-    return equivalent(core, row["verilog"], work=scratch / f"equiv-{tag}", timeout=timeout) | {
-        "method": "bmc", "induction": {k: ind[k] for k in ("result", "seconds", "unproven_pairs", "error")
-                                       if k in ind}}
-
-
 def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 600, 600)) -> dict:
     """Run the checks on one mutant; what killed it, or whether it is equivalent. ``limits``: seconds of
     the bounded miter, of each ``hardyt prove`` task, of the induction."""
@@ -287,14 +276,17 @@ def main(argv=None) -> int:
     ap.add_argument("--induction-timeout", type=float, default=600, help="seconds of the equivalence induction")
     ap.add_argument("--formal-timeout", type=float, default=600, help="seconds of each hardyt prove task")
     ap.add_argument("--resume", action="store_true", help="keep the mutants OUT.json already judged (same seed)")
-    ap.add_argument("--rejudge", action="store_true", help="with --resume: judge the survivors again (and the "
-                    "mutants whose checks broke)")
+    ap.add_argument("--rejudge", nargs="*", metavar="ID", help="with --resume: judge the survivors again (only "
+                    "these, if given)")
+    ap.add_argument("--judged-only", action="store_true", help="with --resume: judge no mutant OUT.json does not "
+                    "already hold (a rejudge of its survivors only)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
-                    "(runs split by kind, e.g. run in parallel)")
+                    "(runs split by kind, e.g. run in parallel; a mutant in several: the last file's verdict)")
     args = ap.parse_args(argv)
     if args.merge:
         docs = [json.loads(Path(f).read_text()) for f in args.merge]
-        rows = [r for d in docs for r in d["mutants"]]
+        # One row per mutant: a later file's (a rejudge split off a run) replaces an earlier one's.
+        rows = list({r["id"]: r for d in docs for r in d["mutants"]}.values())
         _write(Path(args.out), rows, args, time.perf_counter() - max(d["seconds"] for d in docs),
                [max(d["load_start"][k] for d in docs) for k in range(3)],
                command=" ; ".join(d["command"] for d in docs))
@@ -307,15 +299,16 @@ def main(argv=None) -> int:
         old = json.loads(out.with_suffix(".json").read_text())
         if old.get("seed") == args.seed:
             rows, t0 = old["mutants"], t0 - old["seconds"]
-            if args.rejudge:
-                rows = [r for r in rows if r["status"] != "survived"]
+            if args.rejudge is not None:
+                rows = [r for r in rows if r["status"] != "survived" or (args.rejudge and r["id"] not in args.rejudge)]
     done = {r["id"] for r in rows}
+    known = {r["id"] for r in old["mutants"]} if args.judged_only and rows else None
     for kind, dirs in cores(work).items():
         for core in dirs:
             n = counts[kind] // len(dirs)
             if n <= 0:
                 continue
-            ms = [m for m in mutants(core, n, args.seed) if m["id"] not in done]
+            ms = [m for m in mutants(core, n, args.seed) if m["id"] not in done and (known is None or m["id"] in known)]
             if not ms:
                 continue
             check = (EngineCheck if kind == "engine" else BulkCheck)(core, work / "check" / core.name)
@@ -354,6 +347,12 @@ def _why(r: dict) -> str:
 
 
 def _how(eq: dict) -> str:
+    if eq.get("method") == "induction under invariants":
+        proofs = ", ".join(f"{side} {p['result']} (depth {p['depth']}, {p['seconds']} s)"
+                           for side, p in eq.get("proofs", {}).items())
+        invs = "; ".join(f"{side}: " + " && ".join(f"({e})" for e in v) for side, v in eq["invariants"].items() if v)
+        return (f"induction under invariants, single-bit pairs, unpaired {', '.join(eq['unpaired'][:4]) or 'none'}; "
+                f"{eq.get('why', '')}" + (f"; invariants {invs}; proofs by k-induction: {proofs}" if invs else ""))
     if eq.get("method") == "induction":
         return "induction" + (f", unpaired {', '.join(eq['unpaired'][:4])}" if eq.get("unpaired") else "")
     return f"bmc, depth {eq['depth']}"
@@ -398,8 +397,11 @@ def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = 
     eq = [r for r in rows if r["status"] == "equivalent"]
     lines += ["", f"## Equivalent ({len(eq)})", "",
               "*induction*: every pair of like-named signals (outputs included) proven equal at every cycle by "
-              "Yosys `equiv_simple`/`equiv_induct`, the wires listed left unpaired (unbounded); *bmc*: no input "
-              "sequence from reset to the depth given tells them apart (bounded miter).", ""]
+              "Yosys `equiv_simple`/`equiv_induct`, the wires listed left unpaired (unbounded); *induction under "
+              "invariants* (bench/mutation_equiv.py): the invariants listed proven by SymbiYosys k-induction on the "
+              "core (gold) and the mutant (gate), then assumed by `equiv_induct -set-assumes` over single-bit pairs "
+              "(unbounded); *bmc*: no input sequence from reset to the depth given tells them apart (bounded "
+              "miter).", ""]
     lines += [f"- `{r['id']}` ({_how(r['equivalence'])}): `{r['cmd']}`" for r in eq] or ["none"]
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 

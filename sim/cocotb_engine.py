@@ -6,10 +6,12 @@ model of the layer its token selected; a failure names the layer.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import cocotb
 import numpy as np
 
-from hardyt.hw.datapath.coef_frame import checksum
+from hardyt.hw.datapath.coef_frame import checksum, section_beats
 
 from .engine_testbench import STATUS_LOADED, STATUS_NAMES, EngineConfig, EngineTestbench, LayerRun
 from .testbench import record_result
@@ -158,6 +160,54 @@ async def test_bad_frames(dut):
     wrong = [f"{w}: status {g} (expected {e})" for w, (g, e) in got.items() if g != e]
     lines = _score("bad_frames", tb, [run], statuses={w: g for w, (g, _) in got.items()})
     assert not wrong, "; ".join(wrong)
+    assert error is None, error
+    assert not lines, "\n".join(lines[:10])
+
+
+def _affine_beat(frame: list[int], manifest: dict, channels: int) -> int:
+    """Index of a channel affine frame's affine beat: before its gamma and beta sections and the checksum."""
+    f = manifest["frame"]
+    return len(frame) - 2 - section_beats(channels, f["gamma_bits"]) - section_beats(channels, f["beta_bits"])
+
+
+def _with_out_bits(frame: list[int], at: int, out_bits: int) -> list[int]:
+    """``frame`` with its affine beat's output bits set to ``out_bits``, resealed (a valid checksum)."""
+    words = list(frame)
+    words[at] = (words[at] & ~0xFF00) | (out_bits << 8)
+    return words[:-1] + [checksum(words[:-1])]
+
+
+@cocotb.test()
+async def test_affine_bounds(dut):
+    """The affine beat's output bits at the bounds the engine checks, each frame resealed: one more than
+    the engine's is a bad header, and the frame after it loads; 2, the fewest it takes, loads and every
+    output saturates as that narrower layer's golden model says. (Each layer's own frame has the engine's
+    width: the saturation bound ``top`` of a narrower layer and the state after a bad affine beat are
+    exercised here only.)"""
+    cfg = EngineConfig()
+    channel = [k for k, s in enumerate(cfg.specs) if s.affine.mode == "channel"]
+    if not channel:
+        cocotb.pass_test("affine_bounds: no channel affine layer in the set")
+    k = channel[0]
+    spec = cfg.specs[k]
+    narrow = dataclasses.replace(spec, affine=dataclasses.replace(spec.affine, out_bits=2))
+    base = LayerRun.from_plan(cfg, k, 2 * spec.channels, salt=5)
+    run = LayerRun(base.step, narrow, base.x.reshape(-1, spec.channels))
+    frame = [int(w) for w in base.frame]
+    at = _affine_beat(frame, cfg.manifest, spec.channels)
+    run.frame = _with_out_bits(frame, at, 2)
+    tb = EngineTestbench(dut, cfg, salt=5)
+    await tb.start()
+    tb.send_frame(_with_out_bits(frame, at, cfg.manifest["out_bits"] + 1))
+    await tb.status.wait(1, 40 * len(frame) + 200)
+    bad = tb.status.outcomes[0] if tb.status.outcomes else None
+    error = await tb.load(run)
+    if error is None:
+        tb.source.send(run.x, run.last, user=run.index)
+        await tb.wait_outputs(len(run.x), 40 * len(run.x) + 200)
+    lines = _score("affine_bounds", tb, [run], too_wide_status=bad)
+    wide = cfg.manifest["out_bits"] + 1
+    assert bad == 2, f"affine_bounds: a frame with {wide} output bits got status {bad} (expected 2)"
     assert error is None, error
     assert not lines, "\n".join(lines[:10])
 

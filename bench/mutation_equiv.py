@@ -1,0 +1,89 @@
+"""Is a mutant of bench/mutation.py the original? The equivalence checks, cheapest first, and the invariants.
+
+:func:`equivalence` tries, until one proves it:
+
+1. the unbounded induction over paired signals
+   (:func:`hardyt.hw.formal.equiv.equivalent_by_induction`: decides most in seconds);
+2. for the mutants listed in :data:`INVARIANTS`, the induction under invariants of the
+   core (:func:`hardyt.hw.formal.equiv_assumed.equivalent_assuming`): each invariant
+   proven by SymbiYosys k-induction on the core (and on the mutant, ``gate``),
+   then assumed; single-bit pairs. The table says which states the core never
+   reaches and why the plain induction, which starts from any state, could not
+   close (a mutant that needs no invariant is listed for the single-bit pairing alone);
+3. the bounded miter (:func:`hardyt.hw.formal.equiv.equivalent`: it finds a difference
+   the induction cannot name).
+
+The invariants are keyed by the ``mutate`` command (the mutant, whatever its
+number in a run) and written over probes of the flattened core (``Probe`` paths
+as in the formal harness, without its ``dut.``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hardyt.hw.formal.equiv import equivalent, equivalent_by_induction
+from hardyt.hw.formal.equiv_assumed import equivalent_assuming
+from hardyt.hw.formal.harness import Probe
+
+#: Tag and pipeline control registers of the test engine (bench/mutation.py ``cores``): a bank's tag
+#: is {usable, layer, last_beat, affine [3], shift [4], top [10:5]}; ``ctrl_*`` carry affine and top.
+_ENGINE_CTRL = [Probe(f"p_{s}_{f}", f"axis.core.ctrl_{s}.{f}", w) for s in ("t", "r", "prod", "acc")
+                for f, w in (("affine", 1), ("top", 6))]
+_ENGINE_TAGS = [Probe("p_tag0", "axis.core.loader.tag0", 11), Probe("p_tag1", "axis.core.loader.tag1", 11),
+                Probe("p_cur", "axis.core.cur", 11), Probe("p_pend", "axis.core.loader.pending", 11),
+                Probe("p_hok", "axis.core.loader.header_ok", 1), Probe("p_fsm", "axis.core.loader.fsm_state", 3)]
+
+
+def _affine_top_bit_clear(bit: int) -> list[str]:
+    """Every tag, token register and pipeline control word with ``affine`` set has ``top[bit]`` clear; so
+    has the frame in progress once its affine beat was checked (GAMMA 6, BETA 7, CHECK 5, ``header_ok``):
+    the loader takes only output widths ``2 .. out_bits`` (``top[k]`` is ``out_bits > k + 1``)."""
+    tb = 5 + bit
+    return ([f"!(p_fsm == 3'd5 || p_fsm == 3'd6 || p_fsm == 3'd7) || !p_hok || !p_pend[3] || !p_pend[{tb}]"]
+            + [f"!{p}[3] || !{p}[{tb}]" for p in ("p_tag0", "p_tag1", "p_cur")]
+            + [f"!p_{s}_affine || !p_{s}_top[{bit}]" for s in ("t", "r", "prod", "acc")])
+
+
+#: mutate command -> probes, invariants of the core (``gold``) and of the mutant (``gate``), and why.
+INVARIANTS = {
+    r"mutate -mode const0 -module dyt -cell $flatten\core.$ge$dyt.v:372$6 -port B -portbit 0 "
+    r"-src dyt.v:372.17-372.56": {
+        "probes": [Probe("p_thr1", "core.thr1_rom0.rom.data", 16)],
+        "gold": ["p_thr1[0] == 1'b0 && p_thr1[8] == 1'b0"],
+        "why": "the first compare stage's thresholds (0xde, 0x22) are even: the bit forced to 0 is 0 in every "
+               "word its ROM's read register holds"},
+    r"mutate -mode cnot1 -module layernorm -cell $flatten\core.\apply.$procmux$1580 -port B -portbit 4 "
+    r"-ctrlbit 15 -src layernorm.v:1209.9-1209.17 -src layernorm.v:1209.5-1211.8": {
+        "probes": [Probe("p_gamma", "core.apply.gamma_rom.rom.data", 16)],
+        "gold": ["p_gamma[15] == 1'b0"],
+        "why": "lane 1's gammas (0x17, 0x09) are positive: the control bit (the gamma ROM's read register, "
+               "bit 15) is never set"},
+    r"mutate -mode const0 -module eng -cell $flatten\axis.\core.\loader.$procmux$1586 -port B -portbit 10 "
+    r"-src eng.v:2254.23-2254.23 -src eng.v:2242.5-2265.12": {
+        "probes": _ENGINE_TAGS + _ENGINE_CTRL, "gold": _affine_top_bit_clear(5), "gate": _affine_top_bit_clear(5),
+        "why": "bank 0's tag gets top[5] = 0 on loading: top[5] (out_bits > 6) is 0 in every frame the loader "
+               "takes (out_bits <= 6), and read only with affine set"},
+    r"mutate -mode inv -module eng -cell $flatten\axis.\core.\loader.$procmux$1478 -port Y -portbit 4 "
+    r"-src eng.v:2285.23-2285.23 -src eng.v:2273.5-2296.12": {
+        "probes": [], "gold": [],
+        "why": "bank 1's tag gets its shift bit inverted: the set has one channel affine shift, so the "
+               "engine never reads the field (single-bit pairs: the rest of the tag stays paired)"},
+}
+
+
+def equivalence(core: Path, row: dict, scratch: Path, timeout: float, induction_timeout: float) -> dict:
+    """Is the mutant ``row`` of ``core`` the original? Induction, then induction under invariants (listed
+    mutants), then the bounded miter (``timeout`` seconds)."""
+    tag = row["id"].replace("/", "_")
+    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{tag}", timeout=induction_timeout)
+    if ind["result"] == "equivalent":
+        return ind
+    tried = {"induction": {k: ind[k] for k in ("result", "seconds", "unproven_pairs", "error") if k in ind}}
+    inv = INVARIANTS.get(row["cmd"])
+    if inv:
+        r = equivalent_assuming(core, row["cmd"], inv["probes"], inv["gold"], inv.get("gate", ()),
+                                work=scratch / f"assume-{tag}", timeout=max(induction_timeout, 1800))
+        if r["result"] == "equivalent":
+            return r | {"why": inv["why"]}
+        tried["invariants"] = r
+    return equivalent(core, row["verilog"], work=scratch / f"equiv-{tag}", timeout=timeout) | {"method": "bmc"} | tried

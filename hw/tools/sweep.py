@@ -33,6 +33,7 @@ tool farms.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, Callable
 
@@ -134,6 +135,8 @@ def run_jobs(client, jobs: dict[str, Job], *, desc: str = "jobs", progress: bool
                 bar.update()
     except OSError as e:  # the scheduler went away between two results
         raise _scheduler_lost(client, len(results) + len(failures), len(futures), e) from None
+    except CancelledError:  # ... or while a finished future's result was being fetched
+        raise _scheduler_lost(client, len(results) + len(failures), len(futures)) from None
     if stats is not None:
         stats["recomputed"] = recomputed
     return results, failures

@@ -393,7 +393,7 @@ def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = 
              "| kind | mutants | killed | survived | equivalent | killed / non-equivalent | killed by |",
              "|---|---|---|---|---|---|---|"]
     for kind, k in [*kinds.items(), ("all", total)]:
-        score = "—" if k["score"] is None else f"{100 * k['score']:.1f} %"
+        score = "—" if k["score"] is None else f"{100 * k['score']:.2f} %"  # 94.97 is no 95.0
         killers = ", ".join(f"{c} {n}" for c, n in sorted(by.get(kind, {}).items()))
         lines.append(f"| {kind} | {k['mutants']} | {k['killed']} | {k['survived']} | {k['equivalent']} | {score} "
                      f"| {killers} |")

@@ -42,6 +42,9 @@ def _cone(tag: str, bit: int, field: str, fbit: int | None) -> list[str]:
     nets = [f"{c}.loader.{tag}_{bit}", f"{c}.loader.{tag}.{field}", f"{c}.cur_{bit}", f"{c}.cur.{field}",
             f"{c}.tag_{bit}", f"{c}.tag.{field}", f"{c}.ctrl_{bit - 1}", f"{c}.ctrl.{field}"]
     nets += [n for s in ("t", "r", "prod", "acc") for n in (f"{c}.ctrl_{s}_{bit - 1}", f"{c}.ctrl_{s}.{field}")]
+    # The bank-tag multiplexer's copies (one per field read) and the registers' next values.
+    nets += [f"{c}.${n}_{bit}" for n in (21, 22, 24, 25, 27, 28, 55, 56, 58, 59, 71)]
+    nets += [f"{c}.${n}_{bit - 1}" for n in (74, 79, 86, 91)]
     b = int(tag[-1])
     nets += [n for p in (c, f"{c}.loader") for n in (f"{p}.banks[{b}].{field}", f"{p}.banks[{b}]_{bit}",
                                                       f"{p}.banks_{11 * b + bit}")]

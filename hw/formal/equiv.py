@@ -36,13 +36,28 @@ from pathlib import Path
 from ..emission.emit import load_manifest
 from ..tools.toolchain import yosys_cmd
 from .harness import module_head, ports
-from .prove import core_facts, run_sby, tool_dir
+from .prove import core_facts, sby_status
 
 __all__ = ["equiv_depth", "equivalent", "equivalent_by_induction", "miter_text", "netlist_prep"]
 
 _OUTPUTS = ("s_tready", "m_tvalid", "m_tlast", "m_tdata")
 _ENGINE_OUTPUTS = ("c_tready", "coef_status", "coef_done")
 _PORT = re.compile(r"^\s*(?:input|output)\s+(?:wire\s+|reg\s+)?(?:\[[^]]*\]\s*)?(\w+)", re.M)
+
+
+def equiv_round(work: Path, unpaired: list[str], left: float, timeout: float) -> tuple[dict | None, str]:
+    """One run of ``work/equiv.ys`` with ``unpaired`` written to ``unpaired.txt``, within ``left`` seconds:
+    ``(None, its log)``, or a verdict that ends the rounds (``undecided`` after ``timeout``, ``error``)."""
+    (work / "unpaired.txt").write_text("".join(f"{w}\n" for w in unpaired))
+    try:
+        r = subprocess.run([*yosys_cmd(), "-q", "-s", "equiv.ys", "-l", "equiv.log"], cwd=work,
+                           capture_output=True, text=True, timeout=max(left, 1))
+    except subprocess.TimeoutExpired:
+        return {"result": "undecided", "error": f"no answer in {timeout:.0f} s"}, ""
+    log = (work / "equiv.log").read_text() if (work / "equiv.log").is_file() else ""
+    if r.returncode or not re.search(r"Found \d+ \$equiv cells", log):
+        return {"result": "error", "error": (r.stderr or log).strip().splitlines()[-3:]}, log
+    return None, log
 
 
 def netlist_prep(manifest: dict) -> list[str]:
@@ -118,12 +133,7 @@ def equivalent(directory, verilog, *, depth: int | None = None, work=None, timeo
     files = [str(d / manifest["verilog"]), str(gate), str(work / "hardyt_miter.sv"),
              *[str(d / m) for m in manifest["mems"]]]
     (work / "equiv.sby").write_text(_sby(facts.top, manifest["verilog"], gate.name, files, depth))
-    env = dict(os.environ, PATH=os.pathsep.join([str(tool_dir()), os.environ.get("PATH", "")]))
-    t0 = time.perf_counter()
-    log = run_sby("equiv.sby", work, env, timeout)
-    out = {"depth": depth, "seconds": round(time.perf_counter() - t0, 1)}
-    done = re.search(r"DONE \((\w+)", log or "")
-    status = done.group(1) if done else None
+    out, status, log = sby_status("equiv.sby", work, timeout, depth)
     if status == "PASS":
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -173,17 +183,9 @@ def equivalent_by_induction(directory, mutation: str, *, work=None, seq: int = 4
     unpaired: list[str] = []
     out = {"method": "induction"}
     for _ in range(rounds):
-        (work / "unpaired.txt").write_text("".join(f"{w}\n" for w in unpaired))
-        left = timeout - (time.perf_counter() - t0)
-        try:
-            r = subprocess.run([*yosys_cmd(), "-q", "-s", "equiv.ys", "-l", "equiv.log"], cwd=work,
-                               capture_output=True, text=True, timeout=max(left, 1))
-        except subprocess.TimeoutExpired:
-            out |= {"result": "undecided", "error": f"no answer in {timeout:.0f} s"}
-            break
-        log = (work / "equiv.log").read_text() if (work / "equiv.log").is_file() else ""
-        if r.returncode or not re.search(r"Found \d+ \$equiv cells", log):
-            out |= {"result": "error", "error": (r.stderr or log).strip().splitlines()[-3:]}
+        verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)
+        if verdict:
+            out |= verdict
             break
         bad = re.findall(r"Unproven \$equiv \S+: \\(\S+)_gold \[?(\d*)\]?", log)
         if not bad:

@@ -25,18 +25,15 @@ from any such common state they agree at every cycle (step 2).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from ..emission.emit import load_manifest
-from ..tools.toolchain import yosys_cmd
-from .equiv import netlist_prep
+from .equiv import equiv_round, netlist_prep
 from .harness import Probe, module_head, ports
-from .prove import core_facts, run_sby, tool_dir
+from .prove import core_facts, sby_status
 
 __all__ = ["equivalent_assuming", "prove_invariants", "wrapper_text"]
 
@@ -76,12 +73,7 @@ def prove_invariants(directory, invariants: list[str], probes: list[Probe], *, m
     script = _core_script(manifest, mutation, "inv.sv", probes) + ["prep -top hardyt_inv", "memory_map", "opt_clean"]
     (work / "inv.sby").write_text("\n".join(["[options]", "mode prove", f"depth {depth}", "", "[engines]",
                                              "smtbmc yices", "", "[script]", *script, "", "[files]", *files, ""]))
-    env = dict(os.environ, PATH=os.pathsep.join([str(tool_dir()), os.environ.get("PATH", "")]))
-    t0 = time.perf_counter()
-    log = run_sby("inv.sby", work, env, timeout)
-    out = {"depth": depth, "seconds": round(time.perf_counter() - t0, 1)}
-    done = re.search(r"DONE \((\w+)", log or "")
-    status = done.group(1) if done else None
+    out, status, log = sby_status("inv.sby", work, timeout, depth)
     if status == "PASS":
         return out | {"result": "proven"}
     if log is None:
@@ -136,16 +128,9 @@ def equivalent_assuming(directory, mutation: str, probes: list[Probe], gold: lis
         | {f"coef_status_{k}" for k in range(3)}
     unpaired: list[str] = sorted(unpaired)
     for _ in range(rounds):
-        (work / "unpaired.txt").write_text("".join(f"{w}\n" for w in unpaired))
-        try:
-            r = subprocess.run([*yosys_cmd(), "-q", "-s", "equiv.ys", "-l", "equiv.log"], cwd=work,
-                               capture_output=True, text=True, timeout=max(timeout - (time.perf_counter() - t0), 1))
-        except subprocess.TimeoutExpired:
-            out |= {"result": "undecided", "error": f"no answer in {timeout:.0f} s"}
-            break
-        log = (work / "equiv.log").read_text() if (work / "equiv.log").is_file() else ""
-        if r.returncode or not re.search(r"Found \d+ \$equiv cells", log):
-            out |= {"result": "error", "error": (r.stderr or log).strip().splitlines()[-3:]}
+        verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)
+        if verdict:
+            out |= verdict
             break
         bad = sorted(set(re.findall(r"Unproven \$equiv \S+: \\(\S+)_gold", log)))
         if not bad:

@@ -121,6 +121,16 @@ def run_sby(sby: str, cwd: Path, env: dict, timeout: float) -> str | None:
         return None
 
 
+def sby_status(sby: str, cwd: Path, timeout: float, depth: int) -> tuple[dict, str | None, str | None]:
+    """Run ``sby`` in ``cwd`` with the tool wrappers on PATH:
+    ``({"depth", "seconds"}, sby's DONE status or None, its log or None after timeout)``."""
+    env = dict(os.environ, PATH=os.pathsep.join([str(tool_dir()), os.environ.get("PATH", "")]))
+    t0 = time.perf_counter()
+    log = run_sby(sby, cwd, env, timeout)
+    done = re.search(r"DONE \((\w+)", log or "")
+    return {"depth": depth, "seconds": round(time.perf_counter() - t0, 1)}, done.group(1) if done else None, log
+
+
 def _descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (Linux ``/proc``; none elsewhere)."""
     children: dict[int, list[int]] = {}

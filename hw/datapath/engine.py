@@ -129,6 +129,7 @@ class DyTEngine(CountedLatency, wiring.Component):
     def elaborate(self, platform):
         s = self.shape
         m = Module()
+        self.bank_readers = []                  # filled by a threshold engine's compare stages
         m.submodules.loader = loader = CoefLoader(s)
         m.submodules.obuf = obuf = OutputBuffer(self.o.payload.shape())
         wiring.connect(m, wiring.flipped(self.coef), loader.coef)
@@ -162,8 +163,6 @@ class DyTEngine(CountedLatency, wiring.Component):
         m.d.comb += [obuf.i.payload.data[j].eq(v) for j, v in enumerate(y)]
         self.count_latency(stages.count + obuf.latency)
         self.control_regs = stages.controls     # as DyTCore's: read by the formal harness
-        if s.tanh != "threshold":
-            self.bank_readers = []
         return m
 
     def _token_bank(self, m, loader):
@@ -217,11 +216,10 @@ class DyTEngine(CountedLatency, wiring.Component):
         b, width = s.table_bits, s.entry_bits
         entry, target = loader.waddr[:b], loader.waddr[b]
         reading = []                                   # the control registers of beats that still read RAMs
-        self.bank_readers = []                         # their names (the formal harness's load_isolation)
 
         def step(ctrl, tag):
             reading.append(stages.step(ctrl, tag))
-            self.bank_readers.append(stages.controls[-1])
+            self.bank_readers.append(stages.controls[-1])   # their names (the formal harness's load_isolation)
             return reading[-1]
 
         def read(i, j, addr):

@@ -64,7 +64,7 @@ from hardyt.sim.bulk_files import write_bulk_files
 from hardyt.sim.engine_runner import run_engine_sim
 from hardyt.sim.runner import HARNESS
 
-from mutation_equiv import equivalence
+from mutation_equiv import equivalence, full_rate
 
 RESULTS = Path(__file__).with_name("results")
 #: Elements of the LayerNorm bulk stream (every code on every channel is only 292 of them, one
@@ -258,8 +258,10 @@ def judge(kind: str, core: Path, row: dict, check, scratch: Path, limits=(300, 6
                 why = f"formal: {type(e).__name__}: {str(e)[:120]}"
     if why is not None:
         out |= {"status": "killed", "by": why} | ({"equivalence": eq} if eq else {})
+    elif eq["result"] == "equivalent":
+        out |= {"status": "equivalent", "equivalence": eq}
     else:
-        out |= {"status": "equivalent" if eq["result"] == "equivalent" else "survived", "equivalence": eq}
+        out |= {"status": "survived", "equivalence": eq, "full_rate": full_rate(core, row, scratch, limits[2])}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -280,6 +282,8 @@ def main(argv=None) -> int:
                     "these, if given)")
     ap.add_argument("--judged-only", action="store_true", help="with --resume: judge no mutant OUT.json does not "
                     "already hold (a rejudge of its survivors only)")
+    ap.add_argument("--full-rate", action="store_true", help="with --resume: judge nothing; add to each survivor "
+                    "without it the induction with m_axis_tready held high (does a difference need backpressure?)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
                     "(runs split by kind or rejudged beside each other: a mutant's row where a later file changed it)")
     args = ap.parse_args(argv)
@@ -307,6 +311,14 @@ def main(argv=None) -> int:
             rows, t0 = old["mutants"], t0 - old["seconds"]
             if args.rejudge is not None:
                 rows = [r for r in rows if r["status"] != "survived" or (args.rejudge and r["id"] not in args.rejudge)]
+    if args.full_rate:
+        dirs = {core.name: core for ds in cores(work).values() for core in ds}
+        for r in rows:
+            if r["status"] == "survived" and "full_rate" not in r:
+                r["full_rate"] = full_rate(dirs[r["id"].split("/")[0]], r, work / "scratch", args.induction_timeout)
+                print(r["id"], json.dumps(r["full_rate"]), flush=True)
+                _write(out, rows, args, t0, load0)
+        return 0
     done = {r["id"] for r in rows}
     known = {r["id"] for r in old["mutants"]} if args.judged_only and rows else None
     for kind, dirs in cores(work).items():
@@ -349,7 +361,10 @@ def _why(r: dict) -> str:
     if eq.get("result") == "differs":
         return (f"differs from the original {eq.get('cycle')} cycles from reset (bounded miter); no check sees it; "
                 f"{unproven}")
-    return f"{unproven}; bounded miter {eq.get('result')} ({eq.get('error', '')})"
+    fr = r.get("full_rate")
+    where = ("" if fr is None else "; equal at full rate (induction, m_axis_tready held high): a difference needs "
+             "backpressure" if fr["result"] == "equivalent" else f"; at full rate too: induction {fr['result']}")
+    return f"{unproven}; bounded miter {eq.get('result')} ({eq.get('error', '')}){where}"
 
 
 def _how(eq: dict) -> str:

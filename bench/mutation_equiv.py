@@ -13,6 +13,10 @@
 3. the bounded miter (:func:`hardyt.hw.formal.equiv.equivalent`: it finds a difference
    the induction cannot name).
 
+For a mutant none of them decides, :func:`full_rate` says where a difference would have to hide:
+the induction again with ``m_axis_tready`` held high (the sink never stalls). Equal there, the
+mutant can differ only under backpressure; that is a note on a survivor, never a verdict.
+
 The invariants are keyed by the ``mutate`` command (the mutant, whatever its
 number in a run) and written over probes of the flattened core (``Probe`` paths
 as in the formal harness, without its ``dut.``).
@@ -107,3 +111,10 @@ def equivalence(core: Path, row: dict, scratch: Path, timeout: float, induction_
             return r | {"why": inv["why"]}
         tried["invariants"] = r
     return equivalent(core, row["verilog"], work=scratch / f"equiv-{tag}", timeout=timeout) | {"method": "bmc"} | tried
+
+
+def full_rate(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
+    """The induction of :func:`equivalence` with the sink never stalling: is the mutant equal at full rate?"""
+    r = equivalent_by_induction(core, row["cmd"], work=scratch / f"full-rate-{row['id'].replace('/', '_')}",
+                                timeout=timeout, held_high=("m_axis_tready",))
+    return {k: r[k] for k in ("result", "seconds", "unproven_pairs", "error") if k in r}

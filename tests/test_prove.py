@@ -165,6 +165,24 @@ def test_equivalence_by_induction(tmp_path):
     assert r["result"] == "unproven" and any(p.startswith("m_axis_tdata") for p in r["unproven_pairs"]), r
 
 
+def test_equivalence_at_full_rate_only(tmp_path):
+    # The output buffer's second slot holds a beat only while the sink stalls: a bit of it forced to 0 is
+    # proven equal with m_axis_tready held high, and not without.
+    from hardyt.hw.formal.equiv import equivalent_by_induction, netlist_prep
+    from hardyt.hw.tools.toolchain import yosys_cmd
+    d = _emit(random_dyt_spec(4, 1, 8, 8), tmp_path / "core")
+    prep = "; ".join(netlist_prep(load_manifest(d)))
+    subprocess.run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list 400 -seed 1 -o m.txt"], cwd=d, check=True)
+    tail = next(c for c in (d / "m.txt").read_text().splitlines()
+                if "-mode const0" in c and "-wire core.obuf.tail " in c)
+    r = equivalent_by_induction(d, tail, held_high=("m_axis_tready",))
+    assert r["result"] == "equivalent" and r["held_high"] == ["m_axis_tready"], r
+    r = equivalent_by_induction(d, tail)
+    assert r["result"] == "unproven" and "held_high" not in r, r
+    with pytest.raises(ValueError, match="no port 'm_axis_ready'"):
+        equivalent_by_induction(d, tail, held_high=("m_axis_ready",))
+
+
 def test_tool_wrappers_written_by_threads_at_once(tmp_path, monkeypatch):
     """Dask's in-process workers are threads of one process: the first proofs on a fresh machine write the
     solver wrappers from several threads at once, and each must get complete, runnable wrappers."""

@@ -149,7 +149,7 @@ def equivalent(directory, verilog, *, depth: int | None = None, work=None, timeo
 
 
 def equivalent_by_induction(directory, mutation: str, *, work=None, seq: int = 4, rounds: int = 8,
-                            timeout: float = 300.0, keep: bool = False) -> dict:
+                            timeout: float = 300.0, keep: bool = False, held_high: tuple[str, ...] = ()) -> dict:
     """Prove, without a bound, that the core emitted in ``directory`` and the same netlist with the Yosys
     command ``mutation`` (``mutate -mode ... -module TOP ...``) applied are equivalent.
 
@@ -163,6 +163,10 @@ def equivalent_by_induction(directory, mutation: str, *, work=None, seq: int = 4
     (the netlists may still be equivalent, or not) names the pairs that were not proven
     (``"unproven_pairs"``). ``timeout`` bounds the whole; ``work`` (default: a directory in
     ``directory``) is removed unless ``keep``.
+
+    ``held_high``: input ports tied to 1 in both netlists, a restricted environment: with
+    ``("m_axis_tready",)`` the sink never stalls, so ``"equivalent"`` then means equal at full rate
+    only (a difference, if any, needs backpressure). The result names them (``"held_high"``).
     """
     manifest = load_manifest(directory)
     d, top = Path(manifest["dir"]), manifest["top"]
@@ -173,7 +177,10 @@ def equivalent_by_induction(directory, mutation: str, *, work=None, seq: int = 4
         shutil.copy(d / f, work / f)
     # Port names of any module: after ``flatten`` only the top's keep a name without a dot.
     ports = set(_PORT.findall((d / manifest["verilog"]).read_text()))
-    script = [*netlist_prep(manifest), "design -save orig", f"rename {top} gold", "design -stash gold",
+    if set(held_high) - ports:
+        raise ValueError(f"{d / manifest['verilog']}: no port {sorted(set(held_high) - ports)[0]!r} to hold high")
+    script = [*netlist_prep(manifest), *[f"connect -set {p} 1'b1" for p in held_high], "design -save orig",
+              f"rename {top} gold", "design -stash gold",
               "design -load orig", mutation, f"rename {top} gate", "design -stash gate",
               "design -copy-from gold -as gold gold", "design -copy-from gate -as gate gate",
               "memory_map", "opt_clean", "equiv_make -blacklist unpaired.txt gold gate equiv", "hierarchy -top equiv",
@@ -181,7 +188,7 @@ def equivalent_by_induction(directory, mutation: str, *, work=None, seq: int = 4
     (work / "equiv.ys").write_text("\n".join(script) + "\n")
     t0 = time.perf_counter()
     unpaired: list[str] = []
-    out = {"method": "induction"}
+    out = {"method": "induction"} | ({"held_high": list(held_high)} if held_high else {})
     for _ in range(rounds):
         verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)
         if verdict:

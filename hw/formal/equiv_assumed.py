@@ -124,8 +124,8 @@ def equivalent_assuming(directory, mutation: str, probes: list[Probe], gold: lis
                "hierarchy -top equiv", f"equiv_induct -set-assumes -seq {seq}",
                "equiv_status"]
     (work / "equiv.ys").write_text("\n".join(script) + "\n")
-    outputs = {"s_tready", "m_tvalid", "m_tlast", "c_tready", "coef_done"} | {f"m_tdata_{k}" for k in range(1024)} \
-        | {f"coef_status_{k}" for k in range(3)}
+    outputs = ({"s_tready", "m_tvalid", "m_tlast", "c_tready", "coef_done"}
+               | {f"m_tdata_{k}" for k in range(facts.m_width)} | {f"coef_status_{k}" for k in range(3)})
     unpaired: list[str] = sorted(unpaired)
     for _ in range(rounds):
         verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)

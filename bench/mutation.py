@@ -1,7 +1,7 @@
 """Mutation testing of the emitted HDL: do the project's checks notice a wrong netlist?
 
     nice -n 19 python bench/mutation.py [--dyt 150] [--layernorm 60] [--engine 40] [--seed 1] [--jobs 2]
-                                        [--out bench/results/mutation] [--resume]
+                                        [--out bench/results/mutation] [--resume] [--work DIR]
 
 For each core kind (three DyT cores — LUT/folded, PWL/channel with
 per-channel alpha shifts, threshold/folded —, a LayerNorm core, a DyT engine with a folded and a
@@ -32,11 +32,14 @@ mutant then meets the project's checks, cheapest first, until one kills it:
    differing cycle is kept;
 3. otherwise **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove.prove_core`)
    on the mutant directory; a mutant it does not kill is a **survivor**,
-   listed with the cycle at which it differs from the original.
+   listed with the cycle at which it differs from the original, and whether it
+   is proven equal at full rate (``m_axis_tready`` held high: then a difference
+   needs backpressure; :func:`mutation_equiv.full_rate`).
 
 Writes ``OUT.json`` (every mutant: its ``mutate`` command, the check that
 killed it and how) and ``OUT.md`` (killed / survived / equivalent per kind,
-every survivor), with the machine's load.
+every survivor), with the machine's load. Mutants and proofs live in a temporary directory, removed
+at the end (``--work DIR`` keeps them): a mutant is rebuilt from its ``mutate`` command.
 """
 from __future__ import annotations
 
@@ -284,6 +287,7 @@ def main(argv=None) -> int:
                     "already hold (a rejudge of its survivors only)")
     ap.add_argument("--full-rate", action="store_true", help="with --resume: judge nothing; add to each survivor "
                     "without it the induction with m_axis_tready held high (does a difference need backpressure?)")
+    ap.add_argument("--work", help="scratch directory, kept (default: a temporary one, removed at the end)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
                     "(runs split by kind or rejudged beside each other: a mutant's row where a later file changed it)")
     args = ap.parse_args(argv)
@@ -301,7 +305,17 @@ def main(argv=None) -> int:
                [max(d["load_start"][k] for d in docs) for k in range(3)],
                command=" ; ".join(d["command"] for d in docs))
         return 0
-    work = Path(tempfile.mkdtemp(prefix="hardyt-mutation-"))
+    # Mutants, checks and proofs in a scratch directory (kept with --work, else removed at the end).
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="hardyt-mutation-"))
+    try:
+        return _judge_all(args, work)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _judge_all(args, work: Path) -> int:
+    """Judge the mutants ``args`` asks for in ``work``, writing OUT after each."""
     counts = {"dyt": args.dyt, "layernorm": args.layernorm, "engine": args.engine}
     out = Path(args.out)
     rows, t0, load0 = [], time.perf_counter(), os.getloadavg()
@@ -391,7 +405,8 @@ def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = 
     total = {s: sum(k[s] for k in kinds.values()) for s in ("mutants", "killed", "survived", "equivalent")}
     live = total["mutants"] - total["equivalent"]
     total["score"] = round(total["killed"] / live, 4) if live else None
-    doc = {"command": command or "nice -n 19 python bench/mutation.py " + " ".join(sys.argv[1:]), "seed": args.seed,
+    command = command or f"nice -n {os.nice(0)} python bench/mutation.py " + " ".join(sys.argv[1:])
+    doc = {"command": command, "seed": args.seed,
            "seconds": round(time.perf_counter() - t0, 1), "load_start": [round(x, 2) for x in load0],
            "load_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "per_kind": kinds,
            "total": total, "mutants": rows}

@@ -183,6 +183,31 @@ def test_equivalence_at_full_rate_only(tmp_path):
         equivalent_by_induction(d, tail, held_high=("m_axis_ready",))
 
 
+def test_equivalence_under_invariants(tmp_path):
+    # A threshold core's first compare stage reads two even thresholds (seed 4: 0xde, 0x22): its B bit 0
+    # tied low is equal only in the states the core reaches. Proven with that invariant; refused when the
+    # invariant is false, or when the mutant differs (the compare's result inverted).
+    from hardyt.hw.formal.equiv import netlist_prep
+    from hardyt.hw.formal.equiv_assumed import equivalent_assuming
+    from hardyt.hw.formal.harness import Probe
+    from hardyt.hw.tools.toolchain import yosys_cmd
+    d = _emit(random_dyt_spec(4, 2, 8, 8, tanh="threshold", seed=4), tmp_path / "core")
+    line = next(k for k, text in enumerate((d / "dyt.v").read_text().splitlines(), 1)
+                if "$signed(x_s1_0) >= $signed(" in text)
+    listed = subprocess.run([*yosys_cmd(), "-p", "; ".join([*netlist_prep(load_manifest(d)), "select -list t:$ge"])],
+                            cwd=d, check=True, capture_output=True, text=True).stdout
+    cell = re.search(rf"^dyt/(\S+\$ge\$dyt\.v:{line}\$\d+)$", listed, re.M).group(1)
+    tied = f"mutate -mode const0 -module dyt -cell {cell} -port B -portbit 0"
+    probes = [Probe("p_thr1", "core.thr1_rom0.rom.data", 16)]
+    even = ["p_thr1[0] == 1'b0 && p_thr1[8] == 1'b0"]
+    r = equivalent_assuming(d, tied, probes, even, work=tmp_path / "even")
+    assert r["result"] == "equivalent" and r["proofs"]["gold"]["result"] == "proven", r
+    r = equivalent_assuming(d, tied, probes, ["p_thr1 == 16'h0"], work=tmp_path / "false")
+    assert r["result"] == "unproven" and r["proofs"]["gold"]["result"] == "failed", r
+    inverted = tied.replace("-mode const0", "-mode inv").replace("-port B", "-port Y")
+    assert equivalent_assuming(d, inverted, probes, even, work=tmp_path / "inv")["result"] == "unproven"
+
+
 def test_tool_wrappers_written_by_threads_at_once(tmp_path, monkeypatch):
     """Dask's in-process workers are threads of one process: the first proofs on a fresh machine write the
     solver wrappers from several threads at once, and each must get complete, runnable wrappers."""

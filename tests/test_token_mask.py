@@ -50,3 +50,28 @@ def test_padding_does_not_move_alpha_or_the_input_scale():
         other = specs[6][name]
         assert abs(other.in_scale / spec.in_scale - 1) < 1e-3, (name, spec.in_scale, other.in_scale)
         assert abs(other.alpha / spec.alpha - 1) < 1e-3, (name, spec.alpha, other.alpha)
+
+
+class _TokenStates(torch.nn.Module):
+    """A BERT's token states ``(B, T, C)``, with the states of the tokens ``garble`` marks replaced by noise."""
+
+    def __init__(self, bert, garble=None):
+        super().__init__()
+        self.bert, self.garble = bert, garble
+
+    def forward(self, input_ids, attention_mask):
+        h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.garble is None:
+            return h
+        noise = 10 * torch.randn(h.shape, generator=torch.Generator().manual_seed(0))
+        return torch.where(self.garble(attention_mask)[..., None], noise, h)
+
+
+def test_referee_compares_a_token_output_on_the_tokens_that_count():
+    from hardyt.quant.conversion.referee import Referee
+    bert, batches = tiny_bert(), _batches(pad=6, n_batches=2)
+    referee = Referee(_TokenStates(bert), batches, classifier=False)
+    # Different padding states: the same model to the referee.
+    assert referee.measure(_TokenStates(bert, lambda m: m == 0))["cosine"] > 1 - 1e-6
+    # A different first token: not the same.
+    assert referee.measure(_TokenStates(bert, lambda m: torch.arange(m.shape[1]) == 0))["cosine"] < 0.99

@@ -22,6 +22,7 @@ naming the layer and the remedy; ``strict`` turns warnings into an error.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -30,7 +31,7 @@ from torch import nn
 
 from ..errors import HardytError
 from .fixed_dyt import FixedDyT, layer_formats, make_spec, to_float, with_layers
-from ..runtime.graph import capture, model_logits
+from ..runtime.graph import capture, model_logits, token_mask
 from .modules import DyT
 
 __all__ = ["SQNR_FLOOR_DB", "EXACT_DB", "AGREEMENT_FLOORS", "sqnr_db", "layer_sqnr", "spec_at", "min_widths", "agreement", "output_agreement",
@@ -94,16 +95,26 @@ def min_widths(name: str, dyt: DyT, spec, x: torch.Tensor, formats: dict,
     return found
 
 
-def output_agreement(pairs, classifier: bool) -> dict:
+def output_agreement(pairs, classifier: bool, masks=None) -> dict:
     """How outputs agree with reference outputs, over ``(reference, output)`` batch pairs.
 
     ``cosine``: mean over samples of the cosine of the flattened outputs;
     for a ``classifier`` also ``kl`` (reference to output, mean over samples)
-    and ``top1_agreement`` (share of equal argmax), else ``None``.
+    and ``top1_agreement`` (share of equal argmax), else ``None``. ``masks``:
+    per pair, the batch's :func:`~hardyt.quant.runtime.graph.token_mask` (or
+    ``None``): a token output ``(B, T, ...)`` is compared on the tokens that
+    count only, padding left out.
+
+    >>> ref = torch.tensor([[[1.0, 0.0], [5.0, 5.0]]])      # one sample, a real token and a padding one
+    >>> out = torch.tensor([[[1.0, 0.0], [-5.0, 5.0]]])
+    >>> output_agreement([(ref, out)], False)["cosine"], output_agreement([(ref, out)], False, [None])["cosine"]
+    (0.0196..., 0.0196...)
+    >>> output_agreement([(ref, out)], False, [torch.tensor([[True, False]])])["cosine"]
+    1.0
     """
     cos, kl, same, n = 0.0, 0.0, 0, 0
-    for ref, out in pairs:
-        ref, out = ref.double(), out.double()
+    for (ref, out), mask in zip(pairs, masks if masks is not None else itertools.repeat(None)):
+        ref, out = _padding_zeroed(ref.double(), mask), _padding_zeroed(out.double(), mask)
         cos += float(F.cosine_similarity(ref.reshape(len(ref), -1), out.reshape(len(out), -1), dim=1,
                                          eps=1e-30).sum())
         if classifier:
@@ -115,12 +126,21 @@ def output_agreement(pairs, classifier: bool) -> dict:
             "top1_agreement": same / n if classifier else None}
 
 
+def _padding_zeroed(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with its padding tokens set to 0 when it is a token output ``(B, T, ...)`` of a batch with
+    the ``(B, T)`` ``mask``: in a cosine they then count on neither side."""
+    if mask is None or x.ndim < 3 or tuple(x.shape[:2]) != tuple(mask.shape):
+        return x
+    return x * mask.to(x.device, x.dtype).reshape(*mask.shape, *[1] * (x.ndim - 2))
+
+
 def agreement(reference: nn.Module, model: nn.Module, batches, classifier: bool | None = None) -> dict:
     """:func:`output_agreement` of ``model``'s outputs with ``reference``'s on ``batches``
     (``classifier`` None: a classifier when the outputs are ``(batch, classes)``)."""
     with torch.no_grad():
         pairs = [(model_logits(reference, b), model_logits(model, b)) for b in batches]
-    return output_agreement(pairs, all(ref.ndim == 2 for ref, _ in pairs) if classifier is None else classifier)
+    return output_agreement(pairs, all(ref.ndim == 2 for ref, _ in pairs) if classifier is None else classifier,
+                            [token_mask(b) for b in batches])
 
 
 def _alpha_clip(spec) -> float:

@@ -6,8 +6,9 @@ of them). On them the LayerNorm model (the teacher) and the converted one
 are compared:
 
 * the output the user reads (``output=``, else the logits or first output):
-  mean per-sample ``cosine``; for a classifier also ``kl`` (teacher to
-  converted, mean over samples) and ``top1_agreement``;
+  mean per-sample ``cosine`` (a token output's padding tokens left out); for
+  a classifier also ``kl`` (teacher to converted, mean over samples) and
+  ``top1_agreement``;
 * per layer, the cosine of each DyT output to its LayerNorm's output at the
   same place (rows of the last dimension, each model on its own activations,
   so a layer's number includes the drift of the layers before it).
@@ -60,6 +61,7 @@ class Referee:
         self.teacher, self.batches, self.classifier = teacher, batches, classifier
         self.metric = "KL" if classifier else "1 - cosine"  # what score() returns
         self.samples = sum(batch_samples(b) for b in batches)
+        self.masks = [token_mask(b) for b in batches]   # a token output is compared on real tokens only
         dev = _device_of(teacher)
         with torch.no_grad():
             self.targets = [model_logits(teacher, _on(b, dev)).detach().cpu() for b in batches]
@@ -74,7 +76,7 @@ class Referee:
                 outs = [model_logits(model, _on(b, dev)).detach().cpu() for b in self.batches]
         finally:
             model.train(was)
-        return output_agreement(zip(self.targets, outs), self.classifier)
+        return output_agreement(zip(self.targets, outs), self.classifier, self.masks)
 
     def score(self, model: nn.Module) -> float:
         """Lower is better: the KL for a classifier, else ``1 - cosine``."""

@@ -47,7 +47,11 @@ def build_parser() -> Parser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    try:   # the subcommands import torch and amaranth: Ctrl-C there is an interruption too, not a traceback
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print("hardyt: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -26,3 +26,14 @@ def test_a_new_flag_is_drift(tmp_path, capsys):
 def test_every_command_has_examples_and_groups():
     for name, p in cli_doc._subparsers(build_parser()).items():
         assert p.epilog and p.epilog.startswith("examples:"), name
+
+
+def test_ctrl_c_while_the_subcommands_import_is_one_line(monkeypatch, capsys):
+    from hardyt.scripts import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["convert", "--help"]) == 130
+    assert capsys.readouterr().err == "hardyt: interrupted\n"

@@ -1,4 +1,5 @@
-"""docs/cli.md is generated from the parser, and a flag added without regenerating it fails here."""
+"""docs/cli.md is generated from the parser, and a flag added without regenerating it fails here; and the
+command line's start-up (Ctrl-C while it imports the subcommands) stays one line."""
 from __future__ import annotations
 
 from hardyt.scripts import cli_doc

@@ -67,7 +67,7 @@ from hardyt.sim.bulk_files import write_bulk_files
 from hardyt.sim.engine_runner import run_engine_sim
 from hardyt.sim.runner import HARNESS
 
-from mutation_equiv import equivalence, full_rate
+from mutation_equiv import equivalence, full_rate, single_bit
 
 RESULTS = Path(__file__).with_name("results")
 #: Elements of the LayerNorm bulk stream (every code on every channel is only 292 of them, one
@@ -287,6 +287,8 @@ def main(argv=None) -> int:
                     "already hold (a rejudge of its survivors only)")
     ap.add_argument("--full-rate", action="store_true", help="with --resume: judge nothing; add to each survivor "
                     "without it the induction with m_axis_tready held high (does a difference need backpressure?)")
+    ap.add_argument("--reprove-bounded", action="store_true", help="with --resume: judge nothing; prove each "
+                    "mutant found equivalent by the bounded miter again, over single-bit pairs (unbounded)")
     ap.add_argument("--work", help="scratch directory, kept (default: a temporary one, removed at the end)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only write OUT from the mutants of these results "
                     "(runs split by kind or rejudged beside each other: a mutant's row where a later file changed it)")
@@ -325,13 +327,21 @@ def _judge_all(args, work: Path) -> int:
             rows, t0 = old["mutants"], t0 - old["seconds"]
             if args.rejudge is not None:
                 rows = [r for r in rows if r["status"] != "survived" or (args.rejudge and r["id"] not in args.rejudge)]
-    if args.full_rate:
+    if args.full_rate or args.reprove_bounded:
         dirs = {core.name: core for ds in cores(work).values() for core in ds}
         for r in rows:
-            if r["status"] == "survived" and "full_rate" not in r:
-                r["full_rate"] = full_rate(dirs[r["id"].split("/")[0]], r, work / "scratch", args.induction_timeout)
+            core, eq = dirs[r["id"].split("/")[0]], r.get("equivalence") or {}
+            if args.full_rate and r["status"] == "survived" and "full_rate" not in r:
+                r["full_rate"] = full_rate(core, r, work / "scratch", args.induction_timeout)
                 print(r["id"], json.dumps(r["full_rate"]), flush=True)
-                _write(out, rows, args, t0, load0)
+            elif args.reprove_bounded and r["status"] == "equivalent" and eq.get("method", "bmc") == "bmc":
+                got = single_bit(core, r, work / "scratch", args.induction_timeout)
+                print(r["id"], got["result"], got["seconds"], flush=True)
+                if got["result"] == "equivalent":
+                    r["equivalence"] = got | {"bounded": eq}
+            else:
+                continue
+            _write(out, rows, args, t0, load0)
         return 0
     done = {r["id"] for r in rows}
     known = {r["id"] for r in old["mutants"]} if args.judged_only and rows else None
@@ -372,6 +382,9 @@ def _why(r: dict) -> str:
     ind = eq.get("induction") or {}
     pairs = ind.get("unproven_pairs")
     unproven = f"induction: {ind.get('result')}" + (f" (not proven equal: {', '.join(pairs[:4])})" if pairs else "")
+    for kind in ("single-bit pairs", "invariants"):
+        if kind in eq:
+            unproven += f"; {'under invariants' if kind == 'invariants' else kind}: {eq[kind]['result']}"
     if eq.get("result") == "differs":
         return (f"differs from the original {eq.get('cycle')} cycles from reset (bounded miter); no check sees it; "
                 f"{unproven}")
@@ -388,8 +401,9 @@ def _how(eq: dict) -> str:
         invs = "; ".join(f"{side}: " + " && ".join(f"({e})" for e in v) for side, v in eq["invariants"].items() if v)
         return (f"induction under invariants, single-bit pairs, unpaired {', '.join(eq['unpaired'][:4]) or 'none'}; "
                 f"{eq.get('why', '')}" + (f"; invariants {invs}; proofs by k-induction: {proofs}" if invs else ""))
-    if eq.get("method") == "induction":
-        return "induction" + (f", unpaired {', '.join(eq['unpaired'][:4])}" if eq.get("unpaired") else "")
+    if eq.get("method") in ("induction", "induction over single-bit pairs"):
+        bounded = f"; the bounded miter too, depth {eq['bounded']['depth']}" if eq.get("bounded") else ""
+        return eq["method"] + (f", unpaired {', '.join(eq['unpaired'][:4])}" if eq.get("unpaired") else "") + bounded
     return f"bmc, depth {eq['depth']}"
 
 
@@ -433,11 +447,12 @@ def _write(out: Path, rows: list, args, t0: float, load0, command: str | None = 
     eq = [r for r in rows if r["status"] == "equivalent"]
     lines += ["", f"## Equivalent ({len(eq)})", "",
               "*induction*: every pair of like-named signals (outputs included) proven equal at every cycle by "
-              "Yosys `equiv_simple`/`equiv_induct`, the wires listed left unpaired (unbounded); *induction under "
-              "invariants* (bench/mutation_equiv.py): the invariants listed proven by SymbiYosys k-induction on the "
-              "core (gold) and the mutant (gate), then assumed by `equiv_induct -set-assumes` over single-bit pairs "
-              "(unbounded); *bmc*: no input sequence from reset to the depth given tells them apart (bounded "
-              "miter).", ""]
+              "Yosys `equiv_simple`/`equiv_induct`, the wires listed left unpaired (unbounded); *induction over "
+              "single-bit pairs*: the same over one-bit nets, so that a mutated bit is unpaired alone (unbounded); "
+              "*induction under invariants* (bench/mutation_equiv.py): the invariants listed proven by SymbiYosys "
+              "k-induction on the core (gold) and the mutant (gate), then assumed by `equiv_induct -set-assumes` "
+              "over single-bit pairs (unbounded); *bmc*: no input sequence from reset to the depth given tells them "
+              "apart (bounded miter).", ""]
     lines += [f"- `{r['id']}` ({_how(r['equivalence'])}): `{r['cmd']}`" for r in eq] or ["none"]
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 

@@ -186,7 +186,7 @@ def test_equivalence_at_full_rate_only(tmp_path):
 def test_equivalence_under_invariants(tmp_path):
     # A threshold core's first compare stage reads two even thresholds (seed 4: 0xde, 0x22): its B bit 0
     # tied low is equal only in the states the core reaches. Proven with that invariant; refused when the
-    # invariant is false, or when the mutant differs (the compare's result inverted).
+    # invariant is false, or when the mutant differs.
     from hardyt.hw.formal.equiv import netlist_prep
     from hardyt.hw.formal.equiv_assumed import equivalent_assuming
     from hardyt.hw.formal.harness import Probe
@@ -194,8 +194,9 @@ def test_equivalence_under_invariants(tmp_path):
     d = _emit(random_dyt_spec(4, 2, 8, 8, tanh="threshold", seed=4), tmp_path / "core")
     line = next(k for k, text in enumerate((d / "dyt.v").read_text().splitlines(), 1)
                 if "$signed(x_s1_0) >= $signed(" in text)
-    listed = subprocess.run([*yosys_cmd(), "-p", "; ".join([*netlist_prep(load_manifest(d)), "select -list t:$ge"])],
-                            cwd=d, check=True, capture_output=True, text=True).stdout
+    prep = "; ".join(netlist_prep(load_manifest(d)))
+    listed = subprocess.run([*yosys_cmd(), "-p", f"{prep}; select -list t:$ge"], cwd=d, check=True,
+                            capture_output=True, text=True).stdout
     cell = re.search(rf"^dyt/(\S+\$ge\$dyt\.v:{line}\$\d+)$", listed, re.M).group(1)
     tied = f"mutate -mode const0 -module dyt -cell {cell} -port B -portbit 0"
     probes = [Probe("p_thr1", "core.thr1_rom0.rom.data", 16)]
@@ -204,8 +205,27 @@ def test_equivalence_under_invariants(tmp_path):
     assert r["result"] == "equivalent" and r["proofs"]["gold"]["result"] == "proven", r
     r = equivalent_assuming(d, tied, probes, ["p_thr1 == 16'h0"], work=tmp_path / "false")
     assert r["result"] == "unproven" and r["proofs"]["gold"]["result"] == "failed", r
-    inverted = tied.replace("-mode const0", "-mode inv").replace("-port B", "-port Y")
-    assert equivalent_assuming(d, inverted, probes, even, work=tmp_path / "inv")["result"] == "unproven"
+    subprocess.run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list 400 -seed 1 -o m.txt"], cwd=d, check=True)
+    xored = next(c for c in (d / "m.txt").read_text().splitlines()   # an output bit xor-ed with another
+                 if "-mode cnot1" in c and "-wire m_axis_tdata " in c)
+    assert equivalent_assuming(d, xored, probes, even, work=tmp_path / "xor")["result"] == "unproven"
+
+
+def test_single_bit_pairs_when_the_mutant_holds_a_pair_apart(tmp_path):
+    # A folded LUT core reads no channel: its control word's channel bit, inverted where it is read, is the
+    # original. That pair differs in every state, so the induction's base case fails for all pairs;
+    # equivalent_assuming then proves the pairs one by one first (equiv_simple) and closes.
+    from hardyt.hw.formal.equiv import netlist_prep
+    from hardyt.hw.formal.equiv_assumed import equivalent_assuming
+    from hardyt.hw.tools.toolchain import yosys_cmd
+    d = _emit(random_dyt_spec(2, 1, 4, 4, seed=1), tmp_path / "core")
+    prep = "; ".join(netlist_prep(load_manifest(d)))
+    subprocess.run([*yosys_cmd(), "-q", "-p", f"{prep}; mutate -list 400 -seed 1 -o m.txt"], cwd=d, check=True)
+    inverted = next(c for c in (d / "m.txt").read_text().splitlines()
+                    if "-mode inv" in c and "-port Q" in c and "-wire core.ctrl_t -wirebit 2 " in c)
+    r = equivalent_assuming(d, inverted, [], [], work=tmp_path / "w")
+    assert r["result"] == "equivalent", r
+    assert "equiv_simple" in (tmp_path / "w" / "equiv.ys").read_text()
 
 
 def test_tool_wrappers_written_by_threads_at_once(tmp_path, monkeypatch):

@@ -25,11 +25,12 @@ mutant then meets the project's checks, cheapest first, until one kills it:
    (:func:`hardyt.hw.formal.equiv.equivalent_by_induction`: the original and
    the mutant in one Yosys session, like-named signals paired and proven equal
    at every cycle, the pairs that differ unpaired until the outputs are proven
-   or are among them); if that does not prove it, a bounded miter
-   (:func:`hardyt.hw.formal.equiv.equivalent`: the same AXI4-Stream inputs to
-   both, outputs compared from reset to a whole coefficient frame, the latency
-   and two tokens): **equivalent** when either proves it, else the first
-   differing cycle is kept;
+   or are among them); then over single-bit pairs, under the mutant's invariants
+   where ``mutation_equiv.INVARIANTS`` lists it (unbounded too); if neither proves
+   it, a bounded miter (:func:`hardyt.hw.formal.equiv.equivalent`: the same
+   AXI4-Stream inputs to both, outputs compared from reset to a whole
+   coefficient frame, the latency and two tokens): **equivalent** when one
+   proves it, else the first differing cycle is kept;
 3. otherwise **formal**: ``hardyt prove`` (:func:`hardyt.hw.formal.prove.prove_core`)
    on the mutant directory; a mutant it does not kill is a **survivor**,
    listed with the cycle at which it differs from the original, and whether it

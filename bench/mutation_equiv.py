@@ -96,26 +96,36 @@ INVARIANTS = {
 }
 
 
+def _tag(row: dict) -> str:
+    """The mutant's id as a directory name."""
+    return row["id"].replace("/", "_")
+
+
+def _verdict(r: dict) -> dict:
+    """What a results row keeps of an induction that did not prove the mutant equal."""
+    return {k: r[k] for k in ("result", "seconds", "unproven_pairs", "error") if k in r}
+
+
 def equivalence(core: Path, row: dict, scratch: Path, timeout: float, induction_timeout: float) -> dict:
     """Is the mutant ``row`` of ``core`` the original? Induction, then induction over single-bit pairs (under
     invariants, for the listed mutants), then the bounded miter (``timeout`` seconds)."""
-    tag = row["id"].replace("/", "_")
-    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{tag}", timeout=induction_timeout)
+    ind = equivalent_by_induction(core, row["cmd"], work=scratch / f"induct-{_tag(row)}", timeout=induction_timeout)
     if ind["result"] == "equivalent":
         return ind
-    tried = {"induction": {k: ind[k] for k in ("result", "seconds", "unproven_pairs", "error") if k in ind}}
+    tried = {"induction": _verdict(ind)}
     r = single_bit(core, row, scratch, induction_timeout)
     if r["result"] == "equivalent":
         return r
     tried["invariants" if row["cmd"] in INVARIANTS else "single-bit pairs"] = r
-    return equivalent(core, row["verilog"], work=scratch / f"equiv-{tag}", timeout=timeout) | {"method": "bmc"} | tried
+    return (equivalent(core, row["verilog"], work=scratch / f"equiv-{_tag(row)}", timeout=timeout)
+            | {"method": "bmc"} | tried)
 
 
 def single_bit(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
     """The induction over single-bit pairs, under the mutant's :data:`INVARIANTS` if listed (then at least
     1800 s: the engine's take minutes a round)."""
     inv = INVARIANTS.get(row["cmd"])
-    work = scratch / f"assume-{row['id'].replace('/', '_')}"
+    work = scratch / f"assume-{_tag(row)}"
     if inv is None:
         r = equivalent_assuming(core, row["cmd"], [], [], work=work, timeout=timeout)
         return r | {"method": "induction over single-bit pairs"}
@@ -126,6 +136,5 @@ def single_bit(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
 
 def full_rate(core: Path, row: dict, scratch: Path, timeout: float) -> dict:
     """The induction of :func:`equivalence` with the sink never stalling: is the mutant equal at full rate?"""
-    r = equivalent_by_induction(core, row["cmd"], work=scratch / f"full-rate-{row['id'].replace('/', '_')}",
-                                timeout=timeout, held_high=("m_axis_tready",))
-    return {k: r[k] for k in ("result", "seconds", "unproven_pairs", "error") if k in r}
+    return _verdict(equivalent_by_induction(core, row["cmd"], work=scratch / f"full-rate-{_tag(row)}",
+                                            timeout=timeout, held_high=("m_axis_tready",)))

@@ -120,27 +120,25 @@ def equivalent_assuming(directory, mutation: str, probes: list[Probe], gold: lis
                    # The top's outputs are wires of the wrapper: kept, so that they are compared.
                    "setattr -set keep 1 w:s_tready w:m_tvalid w:m_tlast w:m_tdata w:c_tready w:coef_*",
                    f"rename hardyt_inv {side}", f"design -stash {side}"]
+    induct = f"equiv_induct -set-assumes -seq {seq}"
     script += ["design -copy-from gold -as gold gold", "design -copy-from gate -as gate gate", "memory_map",
                "opt_clean", "splitnets -format _", "equiv_make -blacklist unpaired.txt gold gate equiv",
-               "hierarchy -top equiv", f"equiv_induct -set-assumes -seq {seq}", "equiv_status"]
+               "hierarchy -top equiv", induct, "equiv_status"]
     (work / "equiv.ys").write_text("\n".join(script) + "\n")
     outputs = ({"s_tready", "m_tvalid", "m_tlast", "c_tready", "coef_done"}
                | {f"m_tdata_{k}" for k in range(facts.m_width)} | {f"coef_status_{k}" for k in range(3)})
     unpaired: list[str] = sorted(unpaired)
     for _ in range(rounds):
         verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)
+        if not verdict and "inherently diverges" in log and f"equiv_simple -seq {seq}" not in script:
+            # A pair the mutant holds apart in every state (the mutated net under another name) fails the
+            # induction's base case, and with it every pair: prove the pairs one by one first (slower).
+            script.insert(script.index(induct), f"equiv_simple -seq {seq}")
+            (work / "equiv.ys").write_text("\n".join(script) + "\n")
+            verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)
         if verdict:
             out |= verdict
             break
-        if "inherently diverges" in log and "equiv_simple" not in script:
-            # A pair the mutant holds apart in every state (the mutated net under another name) fails the
-            # induction's base case, and with it every pair: prove the pairs one by one first (slower).
-            script.insert(script.index(f"equiv_induct -set-assumes -seq {seq}"), f"equiv_simple -seq {seq}")
-            (work / "equiv.ys").write_text("\n".join(script) + "\n")
-            verdict, log = equiv_round(work, unpaired, timeout - (time.perf_counter() - t0), timeout)
-            if verdict:
-                out |= verdict
-                break
         bad = sorted(set(re.findall(r"Unproven \$equiv \S+: \\(\S+)_gold", log)))
         if not bad:
             out |= {"result": "equivalent"}
